@@ -1,0 +1,47 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+PROTO_SRC := protos/inference/gateway/v1/gateway.proto
+
+.PHONY: install run test lint typecheck unit protos buf-lint clean bench
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+node_modules/.bin/buf: package.json
+	npm install --silent --no-audit --no-fund
+	touch $@
+
+## run: start the gateway (against the embedded simulator when no token is set)
+run: install
+	$(BIN)/inference-gateway run
+
+## protos: regenerate the Python stubs from the .proto (commit the result)
+protos: install
+	$(PY) -m inference_gateway.protogen service
+
+buf-lint: node_modules/.bin/buf
+	cd protos && ../node_modules/.bin/buf lint
+
+lint: install
+	$(BIN)/ruff check service tests
+	$(BIN)/ruff format --check service/inference_gateway tests
+
+typecheck: install
+	$(BIN)/mypy
+
+unit: install
+	$(BIN)/pytest -q
+
+## test: install what is needed and run the whole suite
+test: lint typecheck buf-lint unit
+
+clean:
+	rm -rf $(VENV) node_modules .mypy_cache .pytest_cache .ruff_cache
