@@ -1,0 +1,445 @@
+"""The data plane: resolve the model, build the input, run the prediction, shape the result.
+
+Transport-agnostic: the gRPC servicer hands it plain requests and maps the plain
+results (or the GatewayError it raises) back to protobuf.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+import mimetypes
+import os
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from inference_gateway.config import AliasConfig
+from inference_gateway.deadlines import Deadline
+from inference_gateway.domain import (
+    AliasInfo,
+    ImageOutput,
+    ImageRequest,
+    ImageResult,
+    PredictionSummary,
+    StreamEnd,
+    StreamStart,
+    TextDelta,
+    TextRequest,
+    TextResult,
+)
+from inference_gateway.errors import (
+    FieldViolation,
+    InvalidArgument,
+    ResourceExhausted,
+    bad_response,
+    from_prediction_outcome,
+)
+from inference_gateway.inputs import ModelInput, apply_schema, image_data_uri, layer_inputs
+from inference_gateway.metrics import Metrics
+from inference_gateway.model_ids import Task
+from inference_gateway.predictions import PredictionRunner, output_text
+from inference_gateway.prompts import (
+    NO_TEMPLATE,
+    CustomTemplate,
+    build_prompt,
+    parse_template_name,
+)
+from inference_gateway.registry import ModelRegistry, ResolvedModel
+from inference_gateway.replicate import Prediction, ReplicateClient
+from inference_gateway.request_log import current_record
+from inference_gateway.schemas import SchemaCache
+
+__all__ = ["CoreSettings", "Gateway"]
+
+_LOGGER = logging.getLogger(__name__)
+_REPLICATE_FILE_HOST = "replicate.delivery"
+
+
+@dataclass(frozen=True, slots=True)
+class CoreSettings:
+    # The limit when a caller sets no deadline.
+    default_timeout_seconds: float = 600.0
+    # A queue time above this counts as a cold boot.
+    cold_boot_threshold_seconds: float = 15.0
+    # Finish ahead of the caller's deadline, so the answer is ours, not gRPC's.
+    deadline_margin_seconds: float = 0.05
+    max_image_bytes: int = 20 * 1024 * 1024
+    extra_file_hosts: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    resolved: ResolvedModel
+    token: str
+    path: str
+    body: Mapping[str, object]
+    template: str
+    label: str
+
+
+class Gateway:
+    """Everything a call needs, shared by all calls."""
+
+    def __init__(
+        self,
+        *,
+        registry: ModelRegistry,
+        env_defaults: Mapping[str, object],
+        api_token: str | None,
+        client: ReplicateClient,
+        runner: PredictionRunner,
+        schemas: SchemaCache,
+        metrics: Metrics,
+        settings: CoreSettings | None = None,
+    ) -> None:
+        self._registry = registry
+        self._env_defaults = dict(env_defaults)
+        self._api_token = api_token
+        self._client = client
+        self._runner = runner
+        self._schemas = schemas
+        self._metrics = metrics
+        self._settings = settings or CoreSettings()
+        self._alias_slots: dict[str, int] = {}
+        base_host = urlsplit(client.base_url).hostname or ""
+        self._file_hosts = (base_host, *self._settings.extra_file_hosts)
+
+    # --- requests --------------------------------------------------------------------------
+
+    async def generate_text(
+        self, request: TextRequest, *, time_remaining: float | None
+    ) -> TextResult:
+        started = time.monotonic()
+        resolved = self._registry.resolve(request.model, Task.TEXT)
+        deadline = self._deadline(time_remaining, resolved)
+        async with self._alias_slot(resolved.alias):
+            prepared = await self._prepare_text(request, resolved, deadline)
+            prediction = await self._runner.run(
+                prepared.path, prepared.body, token=prepared.token, deadline=deadline
+            )
+            summary = self._finish(prediction, prepared.label, "GenerateText", started)
+        return TextResult(output_text(prediction.output), summary, prepared.template)
+
+    async def stream_text(
+        self, request: TextRequest, *, time_remaining: float | None
+    ) -> AsyncGenerator[StreamStart | TextDelta | StreamEnd, None]:
+        started = time.monotonic()
+        resolved = self._registry.resolve(request.model, Task.TEXT)
+        deadline = self._deadline(time_remaining, resolved)
+        async with self._alias_slot(resolved.alias):
+            prepared = await self._prepare_text(request, resolved, deadline)
+            yield StreamStart(prepared.template)
+            first = True
+            async for item in self._runner.stream(
+                prepared.path, prepared.body, token=prepared.token, deadline=deadline
+            ):
+                if isinstance(item, Prediction):
+                    summary = self._finish(item, prepared.label, "StreamText", started)
+                    yield StreamEnd(summary)
+                    return
+                if first:
+                    first = False
+                    self._metrics.time_to_first_token.labels(prepared.label).observe(
+                        time.monotonic() - started
+                    )
+                yield TextDelta(item.text)
+
+    async def generate_image(
+        self, request: ImageRequest, *, time_remaining: float | None
+    ) -> ImageResult:
+        started = time.monotonic()
+        resolved = self._registry.resolve(request.model, Task.IMAGE)
+        deadline = self._deadline(time_remaining, resolved)
+        async with self._alias_slot(resolved.alias):
+            prepared = await self._prepare_image(request, resolved, deadline)
+            prediction = await self._runner.run(
+                prepared.path, prepared.body, token=prepared.token, deadline=deadline
+            )
+            summary = self._finish(prediction, prepared.label, "GenerateImage", started)
+            images = await self._images(prediction, request.include_data, prepared.token, deadline)
+        return ImageResult(images, summary)
+
+    def list_models(self) -> list[AliasInfo]:
+        infos = []
+        for alias in self._registry.aliases():
+            defaults = (
+                {**self._env_defaults, **alias.defaults}
+                if alias.task is Task.TEXT
+                else dict(alias.defaults)
+            )
+            infos.append(
+                AliasInfo(
+                    alias=alias.name,
+                    model=str(alias.model),
+                    endpoint_kind=alias.model.kind,
+                    task=alias.task,
+                    defaults=defaults,
+                    template=_template_name(alias),
+                )
+            )
+        return infos
+
+    # --- steps -----------------------------------------------------------------------------
+
+    def _deadline(self, time_remaining: float | None, resolved: ResolvedModel) -> Deadline:
+        """The caller's deadline, capped by the alias's timeout, else the default."""
+        alias_limit = resolved.alias.timeout_seconds if resolved.alias else None
+        limit = alias_limit or self._settings.default_timeout_seconds
+        record = current_record()
+        if record is not None:
+            record.model = self._label(resolved)
+        if time_remaining is not None:
+            limit = min(limit, time_remaining - self._settings.deadline_margin_seconds)
+        return Deadline.after(max(0.0, limit))
+
+    @asynccontextmanager
+    async def _alias_slot(self, alias: AliasConfig | None) -> AsyncIterator[None]:
+        """Holds one of the alias's concurrency slots; refuses at once when all are taken."""
+        if alias is None or alias.max_concurrency is None:
+            yield
+            return
+        taken = self._alias_slots.get(alias.name, 0)
+        if taken >= alias.max_concurrency:
+            raise ResourceExhausted(
+                f"alias {alias.name!r} is running its limit of {alias.max_concurrency} "
+                "concurrent requests (max_concurrency); retry shortly",
+                reason="ALIAS_CONCURRENCY_LIMIT",
+                metadata={"alias": alias.name, "limit": str(alias.max_concurrency)},
+                retry_after_seconds=1.0,
+            )
+        self._alias_slots[alias.name] = taken + 1
+        try:
+            yield
+        finally:
+            self._alias_slots[alias.name] -= 1
+
+    def _token(self, alias: AliasConfig | None) -> str:
+        key = alias.api_key if alias is not None else None
+        if key is not None and key.literal is not None:
+            return key.literal.reveal()
+        if key is not None and key.env_var is not None:
+            value = os.environ.get(key.env_var)
+            if value:
+                return value
+        if self._api_token:
+            return self._api_token
+        raise InvalidArgument(
+            "no Replicate API token is configured for this model: set REPLICATE_API_TOKEN",
+            reason="NO_API_TOKEN",
+        )
+
+    def _label(self, resolved: ResolvedModel) -> str:
+        if resolved.alias is not None:
+            return self._metrics.models.label(resolved.alias.name)
+        return self._metrics.models.label(resolved.ref.model_name)
+
+    async def _prepare_text(
+        self, request: TextRequest, resolved: ResolvedModel, deadline: Deadline
+    ) -> _Prepared:
+        alias, ref = resolved.alias, resolved.ref
+        chat = bool(request.messages)
+        template = (
+            parse_template_name(request.template)
+            if request.template
+            else (alias.template if alias else None)
+        )
+        rendered = build_prompt(
+            prompt=request.prompt,
+            messages=request.messages,
+            prefix=_pick(request.prefix, None if chat or alias is None else alias.prefix),
+            suffix=_pick(request.suffix, None if chat or alias is None else alias.suffix),
+            template=template,
+            model_name=ref.model_name,
+            add_bos=alias.add_bos if alias else False,
+        )
+        explicit: dict[str, object] = {**request.extra_input, **request.parameters}
+        if rendered.system_prompt is not None:
+            if "system_prompt" in explicit:
+                raise InvalidArgument(
+                    "give the system prompt either as a system message or as system_prompt, "
+                    "not both",
+                    reason="CONFLICTING_SYSTEM_PROMPT",
+                    violations=(FieldViolation("system_prompt", "also given as a message"),),
+                )
+            explicit["system_prompt"] = rendered.system_prompt
+        explicit["prompt"] = rendered.prompt
+        alias_defaults = dict(alias.defaults) if alias else {}
+        env_defaults = dict(self._env_defaults)
+        templated = rendered.template != NO_TEMPLATE
+        if templated:
+            # The rendered conversation carries its own system turn, if any.
+            alias_defaults.pop("system_prompt", None)
+            env_defaults.pop("system_prompt", None)
+        model_input = layer_inputs(explicit, alias_defaults, env_defaults)
+        return await self._finalise(
+            resolved, model_input, deadline, rendered.template, disable_model_template=templated
+        )
+
+    async def _prepare_image(
+        self, request: ImageRequest, resolved: ResolvedModel, deadline: Deadline
+    ) -> _Prepared:
+        if not request.prompt:
+            raise InvalidArgument(
+                "prompt is empty: say what to draw",
+                reason="EMPTY_PROMPT",
+                violations=(FieldViolation("prompt", "must not be empty"),),
+            )
+        explicit: dict[str, object] = {**request.extra_input, **request.parameters}
+        explicit["prompt"] = request.prompt
+        for index, image in enumerate(request.input_images):
+            explicit[image.input_name] = image_data_uri(image, index)
+        alias_defaults = dict(resolved.alias.defaults) if resolved.alias else {}
+        # REPLICATE_* defaults are text parameters; image models do not get them.
+        model_input = layer_inputs(explicit, alias_defaults)
+        return await self._finalise(
+            resolved, model_input, deadline, NO_TEMPLATE, disable_model_template=False
+        )
+
+    async def _finalise(
+        self,
+        resolved: ResolvedModel,
+        model_input: ModelInput,
+        deadline: Deadline,
+        template: str,
+        *,
+        disable_model_template: bool,
+    ) -> _Prepared:
+        ref = resolved.ref
+        token = self._token(resolved.alias)
+        schema = await self._schemas.get(ref, token=token, deadline=deadline)
+        if schema is None:
+            values = dict(model_input.values)
+        else:
+            values = apply_schema(model_input, schema, model=str(ref))
+            if (
+                disable_model_template
+                and schema.accepts("prompt_template")
+                and "prompt_template" not in model_input.explicit
+            ):
+                # The model's own template would wrap the rendered prompt a second time.
+                values["prompt_template"] = "{prompt}"
+        return _Prepared(
+            resolved=resolved,
+            token=token,
+            path=ref.create_path(),
+            body=ref.create_body(values),
+            template=template,
+            label=self._label(resolved),
+        )
+
+    def _finish(
+        self, prediction: Prediction, label: str, rpc: str, started: float
+    ) -> PredictionSummary:
+        """Records the prediction's metrics; raises its error when it did not succeed."""
+        m = self._metrics
+        m.predictions.labels(label, prediction.status).inc()
+        queue = prediction.queue_seconds
+        cold = queue is not None and queue > self._settings.cold_boot_threshold_seconds
+        predict = prediction.metric("predict_time")
+        record = current_record()
+        if record is not None:
+            record.prediction_id = prediction.id
+            record.prediction_status = prediction.status
+            record.queue_seconds = queue
+            record.predict_seconds = predict
+            record.cold_boot = cold
+        if queue is not None:
+            m.queue_duration.labels(label).observe(queue)
+        if cold:
+            m.cold_boots.labels(label).inc()
+        if predict is not None:
+            m.predict_duration.labels(label).observe(predict)
+        tokens_in = prediction.metric("input_token_count")
+        tokens_out = prediction.metric("output_token_count")
+        if tokens_in is not None:
+            m.input_tokens.labels(label).inc(tokens_in)
+        if tokens_out is not None:
+            m.output_tokens.labels(label).inc(tokens_out)
+        if prediction.status != "succeeded":
+            raise from_prediction_outcome(
+                prediction.status,
+                prediction_id=prediction.id,
+                error=prediction.error,
+                logs=prediction.logs,
+            )
+        return PredictionSummary(
+            id=prediction.id,
+            model=prediction.model,
+            version=prediction.version,
+            status=prediction.status,
+            queue_seconds=queue,
+            predict_seconds=predict,
+            total_seconds=time.monotonic() - started,
+            cold_boot=cold,
+            input_tokens=int(tokens_in) if tokens_in is not None else None,
+            output_tokens=int(tokens_out) if tokens_out is not None else None,
+        )
+
+    # --- images ----------------------------------------------------------------------------
+
+    async def _images(
+        self, prediction: Prediction, include_data: bool, token: str, deadline: Deadline
+    ) -> tuple[ImageOutput, ...]:
+        output = prediction.output
+        urls = [output] if isinstance(output, str) else output
+        if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
+            raise bad_response(endpoint="get", detail="an image model's output is not URLs")
+        fetches = [self._image(url, include_data, token, deadline) for url in urls]
+        return tuple(await asyncio.gather(*fetches))
+
+    async def _image(
+        self, url: str, include_data: bool, token: str, deadline: Deadline
+    ) -> ImageOutput:
+        if url.startswith("data:"):
+            mime, data = _decode_data_uri(url)
+            return ImageOutput(uri=url, mime_type=mime, data=data if include_data else None)
+        guessed = mimetypes.guess_type(urlsplit(url).path)[0] or "application/octet-stream"
+        if not include_data:
+            return ImageOutput(uri=url, mime_type=guessed)
+        if not self._may_fetch(url):
+            raise bad_response(
+                endpoint="file",
+                detail=f"output file host {urlsplit(url).hostname!r} is not one the gateway "
+                "fetches from",
+            )
+        data, mime = await self._client.download(
+            url, token=token, deadline=deadline, max_bytes=self._settings.max_image_bytes
+        )
+        return ImageOutput(uri=url, mime_type=mime or guessed, data=data)
+
+    def _may_fetch(self, url: str) -> bool:
+        """Only Replicate's file hosts and the configured base URL's host: no SSRF."""
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        if parts.scheme == "https" and (
+            host == _REPLICATE_FILE_HOST or host.endswith("." + _REPLICATE_FILE_HOST)
+        ):
+            return True
+        base = urlsplit(self._client.base_url)
+        return parts.scheme == base.scheme and host in self._file_hosts and parts.port == base.port
+
+
+def _pick(first: str | None, second: str | None) -> str | None:
+    return first if first is not None else second
+
+
+def _template_name(alias: AliasConfig) -> str:
+    """What ListModels reports: a builtin's name, "custom", "jinja", or "" (chosen by id)."""
+    if alias.template is None or isinstance(alias.template, str):
+        return alias.template or ""
+    return "custom" if isinstance(alias.template, CustomTemplate) else "jinja"
+
+
+def _decode_data_uri(uri: str) -> tuple[str, bytes]:
+    header, _, payload = uri.partition(",")
+    mime = header[5:].split(";")[0] or "application/octet-stream"
+    try:
+        data = base64.b64decode(payload, validate=True) if ";base64" in header else payload.encode()
+    except binascii.Error as exc:
+        raise bad_response(endpoint="get", detail="an output data: URI is not base64") from exc
+    return mime, data

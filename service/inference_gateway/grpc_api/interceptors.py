@@ -1,0 +1,144 @@
+"""One interceptor for every call: metrics, the request log line, and errors -> status.
+
+Domain errors become their status here and only here; anything unexpected becomes
+INTERNAL with a generic message, and its traceback goes to the log, never the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, cast
+
+import grpc
+
+from inference_gateway.errors import GatewayError
+from inference_gateway.grpc_api.status import INTERNAL_ERROR, to_rpc_status
+from inference_gateway.metrics import Metrics
+from inference_gateway.request_log import finish_record, request_record
+
+__all__ = ["ObservingInterceptor"]
+
+_LOGGER = logging.getLogger(__name__)
+_GATEWAY_SERVICE = "inference.gateway.v1.InferenceGateway"
+
+Handler = grpc.RpcMethodHandler[Any, Any]
+Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[Handler]]
+UnaryBehaviour = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
+StreamBehaviour = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Any]]
+
+
+def _split(method: str) -> tuple[str, str]:
+    service, _, name = method.lstrip("/").partition("/")
+    return service, name
+
+
+def _ended_code(context: grpc.aio.ServicerContext[Any, Any]) -> str:
+    remaining = context.time_remaining()
+    expired = remaining is not None and remaining <= 0
+    return "DEADLINE_EXCEEDED" if expired else "CANCELLED"
+
+
+class _Call:
+    """The bookkeeping of one RPC, from start to status."""
+
+    def __init__(self, metrics: Metrics, method: str, kind: str) -> None:
+        service, name = _split(method)
+        self._metrics = metrics
+        self._labels = (kind, service, name)
+        self._own = service == _GATEWAY_SERVICE
+        self._started = time.monotonic()
+        self.code = "OK"
+        metrics.grpc_started.labels(*self._labels).inc()
+        self._record = None
+        if self._own:
+            metrics.in_flight.labels(name).inc()
+            self._record, self._token = request_record(name)
+
+    async def fail(self, context: grpc.aio.ServicerContext[Any, Any], error: Exception) -> None:
+        if not isinstance(error, GatewayError):
+            _LOGGER.error("unexpected error in %s", self._labels[2], exc_info=error)
+            error = INTERNAL_ERROR
+        status = to_rpc_status(error)
+        self.code = status.code.name
+        await context.abort(status.code, status.details, status.trailing_metadata)
+
+    def end(self) -> None:
+        m = self._metrics
+        elapsed = time.monotonic() - self._started
+        m.grpc_handled.labels(*self._labels, self.code).inc()
+        m.grpc_handling.labels(*self._labels).observe(elapsed)
+        if self._own:
+            m.in_flight.labels(self._labels[2]).dec()
+            if self._record is not None:
+                # End to end, whatever the outcome, once the model is known.
+                if self._record.model is not None:
+                    m.request_duration.labels(self._labels[2], self._record.model).observe(elapsed)
+                self._record.grpc_code = self.code
+                finish_record(self._token)
+
+
+class ObservingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    async def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> Handler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        method = handler_call_details.method
+        metrics = self._metrics
+        if handler.unary_unary is not None:
+            inner = cast(UnaryBehaviour, handler.unary_unary)
+
+            async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+                call = _Call(metrics, method, "unary")
+                try:
+                    return await inner(request, context)
+                except asyncio.CancelledError:
+                    call.code = _ended_code(context)
+                    raise
+                except grpc.aio.AbortError:
+                    call.code = context.code().name if context.code() else "UNKNOWN"
+                    raise
+                except Exception as exc:
+                    await call.fail(context, exc)
+                finally:
+                    call.end()
+
+            return grpc.unary_unary_rpc_method_handler(
+                unary,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            inner_stream = cast(StreamBehaviour, handler.unary_stream)
+
+            async def stream(
+                request: Any, context: grpc.aio.ServicerContext[Any, Any]
+            ) -> AsyncIterator[Any]:
+                call = _Call(metrics, method, "server_stream")
+                try:
+                    async for response in inner_stream(request, context):
+                        yield response
+                except asyncio.CancelledError:
+                    call.code = _ended_code(context)
+                    raise
+                except grpc.aio.AbortError:
+                    call.code = context.code().name if context.code() else "UNKNOWN"
+                    raise
+                except Exception as exc:
+                    await call.fail(context, exc)
+                finally:
+                    call.end()
+
+            return grpc.unary_stream_rpc_method_handler(
+                stream,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler

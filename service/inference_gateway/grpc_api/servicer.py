@@ -1,0 +1,222 @@
+"""The servicer only maps protobuf to plain Python and back; the core does the work."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import aclosing
+from typing import Any
+
+import grpc
+from google.protobuf import duration_pb2, json_format, struct_pb2
+
+from inference.gateway.v1 import gateway_pb2 as pb
+from inference.gateway.v1 import gateway_pb2_grpc as pb_grpc
+from inference_gateway.core import Gateway
+from inference_gateway.domain import (
+    ImageRequest,
+    InputImage,
+    PredictionSummary,
+    StreamEnd,
+    StreamStart,
+    TextRequest,
+)
+from inference_gateway.errors import FieldViolation, InvalidArgument
+from inference_gateway.model_ids import EndpointKind, Task
+from inference_gateway.prompts import ChatMessage
+
+__all__ = ["InferenceGatewayServicer", "image_request", "text_request"]
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+_TEXT_PARAMETERS = (
+    "temperature",
+    "max_length",
+    "max_new_tokens",
+    "top_p",
+    "top_k",
+    "repetition_penalty",
+    "system_prompt",
+    "seed",
+)
+_IMAGE_PARAMETERS = ("width", "height", "refine", "apply_watermark", "num_inference_steps")
+_STATUS = {
+    "starting": pb.PREDICTION_STATUS_STARTING,
+    "processing": pb.PREDICTION_STATUS_PROCESSING,
+    "succeeded": pb.PREDICTION_STATUS_SUCCEEDED,
+    "failed": pb.PREDICTION_STATUS_FAILED,
+    "canceled": pb.PREDICTION_STATUS_CANCELED,
+    "aborted": pb.PREDICTION_STATUS_ABORTED,
+}
+_ENDPOINT_KIND = {
+    EndpointKind.OFFICIAL_MODEL: pb.ENDPOINT_KIND_OFFICIAL_MODEL,
+    EndpointKind.VERSION: pb.ENDPOINT_KIND_VERSION,
+    EndpointKind.DEPLOYMENT: pb.ENDPOINT_KIND_DEPLOYMENT,
+}
+_TASK = {Task.TEXT: pb.TASK_TEXT, Task.IMAGE: pb.TASK_IMAGE}
+
+
+def _plain(value: Any) -> Any:
+    """Struct numbers are all doubles; whole ones go to Replicate as integers."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _struct(message: struct_pb2.Struct) -> dict[str, object]:
+    return {k: _plain(v) for k, v in json_format.MessageToDict(message).items()}
+
+
+def _set_fields(message: Any, names: tuple[str, ...]) -> dict[str, object]:
+    return {name: getattr(message, name) for name in names if message.HasField(name)}
+
+
+def _optional(message: Any, name: str) -> str | None:
+    return str(getattr(message, name)) if message.HasField(name) else None
+
+
+def _chat_message(index: int, message: pb.ChatMessage) -> ChatMessage:
+    if message.content and message.parts:
+        field = f"messages[{index}]"
+        raise InvalidArgument(
+            f"{field} has both content and parts; give one of them",
+            reason="INVALID_MESSAGE",
+            violations=(FieldViolation(field, "both content and parts are set"),),
+        )
+    content = message.content or "".join(part.text for part in message.parts)
+    return ChatMessage(role=message.role, content=content)
+
+
+def text_request(request: pb.GenerateTextRequest) -> TextRequest:
+    parameters = _set_fields(request, _TEXT_PARAMETERS)
+    if request.stop_sequences:
+        parameters["stop_sequences"] = list(request.stop_sequences)
+    return TextRequest(
+        model=request.model,
+        prompt=request.prompt or None,
+        messages=tuple(_chat_message(i, m) for i, m in enumerate(request.messages)),
+        parameters=parameters,
+        extra_input=_struct(request.extra_input),
+        prefix=_optional(request, "prefix"),
+        suffix=_optional(request, "suffix"),
+        template=request.template or None,
+    )
+
+
+def image_request(request: pb.GenerateImageRequest) -> ImageRequest:
+    return ImageRequest(
+        model=request.model,
+        prompt=request.prompt,
+        parameters=_set_fields(request, _IMAGE_PARAMETERS),
+        extra_input=_struct(request.extra_input),
+        input_images=tuple(
+            InputImage(
+                input_name=image.input_name or "image",
+                uri=image.uri or None,
+                data=image.data or None,
+                mime_type=image.mime_type or None,
+            )
+            for image in request.input_images
+        ),
+        include_data=request.include_data,
+    )
+
+
+def _seconds(value: float) -> duration_pb2.Duration:
+    duration = duration_pb2.Duration()
+    duration.FromNanoseconds(round(value * 1e9))
+    return duration
+
+
+def prediction_message(summary: PredictionSummary) -> pb.Prediction:
+    timing = pb.Timing(total_duration=_seconds(summary.total_seconds), cold_boot=summary.cold_boot)
+    if summary.queue_seconds is not None:
+        timing.queue_duration.CopyFrom(_seconds(summary.queue_seconds))
+    if summary.predict_seconds is not None:
+        timing.predict_duration.CopyFrom(_seconds(summary.predict_seconds))
+    usage = pb.Usage()
+    if summary.input_tokens is not None:
+        usage.input_token_count = summary.input_tokens
+    if summary.output_tokens is not None:
+        usage.output_token_count = summary.output_tokens
+    return pb.Prediction(
+        id=summary.id,
+        model=summary.model,
+        version=summary.version,
+        status=_STATUS.get(summary.status, pb.PREDICTION_STATUS_UNSPECIFIED),
+        timing=timing,
+        usage=usage,
+    )
+
+
+def _defaults_struct(defaults: Mapping[str, object]) -> struct_pb2.Struct:
+    struct = struct_pb2.Struct()
+    values: dict[str, Any] = {k: v for k, v in defaults.items() if v is not None}
+    struct.update(values)
+    return struct
+
+
+class InferenceGatewayServicer(pb_grpc.InferenceGatewayServicer):
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+
+    async def GenerateText(
+        self, request: pb.GenerateTextRequest, context: Context
+    ) -> pb.GenerateTextResponse:
+        result = await self._gateway.generate_text(
+            text_request(request), time_remaining=context.time_remaining()
+        )
+        return pb.GenerateTextResponse(
+            text=result.text,
+            prediction=prediction_message(result.prediction),
+            template=result.template,
+        )
+
+    async def StreamText(
+        self, request: pb.GenerateTextRequest, context: Context
+    ) -> AsyncIterator[pb.StreamTextResponse]:
+        stream = self._gateway.stream_text(
+            text_request(request), time_remaining=context.time_remaining()
+        )
+        async with aclosing(stream):
+            async for item in stream:
+                if isinstance(item, StreamStart):
+                    yield pb.StreamTextResponse(template=item.template)
+                elif isinstance(item, StreamEnd):
+                    yield pb.StreamTextResponse(prediction=prediction_message(item.prediction))
+                else:
+                    yield pb.StreamTextResponse(text=item.text)
+
+    async def GenerateImage(
+        self, request: pb.GenerateImageRequest, context: Context
+    ) -> pb.GenerateImageResponse:
+        result = await self._gateway.generate_image(
+            image_request(request), time_remaining=context.time_remaining()
+        )
+        return pb.GenerateImageResponse(
+            images=[
+                pb.Image(uri=image.uri, mime_type=image.mime_type, data=image.data or b"")
+                for image in result.images
+            ],
+            prediction=prediction_message(result.prediction),
+        )
+
+    async def ListModels(
+        self, request: pb.ListModelsRequest, context: Context
+    ) -> pb.ListModelsResponse:
+        return pb.ListModelsResponse(
+            models=[
+                pb.ModelAlias(
+                    alias=info.alias,
+                    model=info.model,
+                    endpoint_kind=_ENDPOINT_KIND[info.endpoint_kind],
+                    task=_TASK[info.task],
+                    defaults=_defaults_struct(info.defaults),
+                    template=info.template,
+                )
+                for info in self._gateway.list_models()
+            ]
+        )

@@ -1,0 +1,203 @@
+"""Prometheus metrics: base units, `_total` counters, bounded labels.
+
+Model labels are configured aliases, or owner/name for the first `model_label_limit`
+distinct models seen; everything past that is `other`. A version hash, prediction id,
+prompt or token is never a label.
+"""
+
+from __future__ import annotations
+
+import platform
+import threading
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from inference_gateway import __version__
+
+__all__ = ["OTHER_MODEL", "Metrics", "ModelLabels"]
+
+OTHER_MODEL = "other"
+# Replicate stops a prediction after 30 minutes; the buckets reach that far.
+_LATENCY_BUCKETS = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30, 45, 60, 90, 120, 180,
+    300, 450, 600, 900, 1200, 1800,
+)  # fmt: skip
+_FAST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class ModelLabels:
+    """Caps the model label's cardinality."""
+
+    def __init__(self, aliases: Iterable[str], limit: int) -> None:
+        self._known = set(aliases)
+        self._limit = limit + len(self._known)
+        self._lock = threading.Lock()
+
+    def label(self, name: str | None) -> str:
+        if not name:
+            return OTHER_MODEL
+        if name in self._known:
+            return name
+        with self._lock:
+            if len(self._known) < self._limit:
+                self._known.add(name)
+                return name
+        return OTHER_MODEL
+
+
+class Metrics:
+    """Every metric the gateway exports, on its own registry."""
+
+    def __init__(
+        self,
+        *,
+        aliases: Iterable[str] = (),
+        model_label_limit: int = 50,
+        prefix: str = "inference_gateway",
+    ) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.models = ModelLabels(aliases, model_label_limit)
+        r, p = self.registry, prefix
+        grpc_labels = ("grpc_type", "grpc_service", "grpc_method")
+        self.grpc_started = Counter(
+            "grpc_server_started_total", "RPCs started on the server.", grpc_labels, registry=r
+        )
+        self.grpc_handled = Counter(
+            "grpc_server_handled_total",
+            "RPCs completed on the server, regardless of outcome.",
+            (*grpc_labels, "grpc_code"),
+            registry=r,
+        )
+        self.grpc_handling = Histogram(
+            "grpc_server_handling_seconds",
+            "Time to handle an RPC, until its status is sent.",
+            grpc_labels,
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.request_duration = Histogram(
+            f"{p}_request_duration_seconds",
+            "End-to-end request latency, including queueing and cold boots on Replicate.",
+            ("rpc", "model"),
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.queue_duration = Histogram(
+            f"{p}_queue_duration_seconds",
+            "Replicate queue time (started_at - created_at), where a cold boot shows.",
+            ("model",),
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.predict_duration = Histogram(
+            f"{p}_predict_duration_seconds",
+            "Time the model ran (Replicate's metrics.predict_time).",
+            ("model",),
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.time_to_first_token = Histogram(
+            f"{p}_time_to_first_token_seconds",
+            "From the request's arrival to the first streamed text.",
+            ("model",),
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.cold_boots = Counter(
+            f"{p}_cold_boots_total",
+            "Predictions whose queue time exceeded the cold-boot threshold.",
+            ("model",),
+            registry=r,
+        )
+        self.predictions = Counter(
+            f"{p}_predictions_total",
+            "Predictions by final status.",
+            ("model", "status"),
+            registry=r,
+        )
+        self.upstream_requests = Counter(
+            f"{p}_upstream_requests_total",
+            "HTTP requests sent to Replicate, by endpoint and status class.",
+            ("endpoint", "status_class"),
+            registry=r,
+        )
+        self.upstream_duration = Histogram(
+            f"{p}_upstream_request_duration_seconds",
+            "Duration of HTTP requests to Replicate (held creates and streams included).",
+            ("endpoint",),
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.upstream_retries = Counter(
+            f"{p}_upstream_retries_total",
+            "Requests to Replicate sent again after a retryable fault.",
+            ("endpoint",),
+            registry=r,
+        )
+        self.cancels_sent = Counter(
+            f"{p}_cancels_sent_total",
+            "Predictions the gateway canceled on Replicate, by why.",
+            ("reason",),
+            registry=r,
+        )
+        self.rate_limit_waits = Counter(
+            f"{p}_rate_limit_waits_total",
+            "Requests that waited for a slot in a Replicate rate budget.",
+            ("bucket",),
+            registry=r,
+        )
+        self.rate_limit_wait_seconds = Histogram(
+            f"{p}_rate_limit_wait_seconds",
+            "How long requests waited for a rate-budget slot.",
+            ("bucket",),
+            buckets=_FAST_BUCKETS,
+            registry=r,
+        )
+        self.rate_limit_rejections = Counter(
+            f"{p}_rate_limit_rejections_total",
+            "Requests refused because a rate budget could not serve them within their deadline.",
+            ("bucket",),
+            registry=r,
+        )
+        self.input_tokens = Counter(
+            f"{p}_input_tokens_total", "Prompt tokens Replicate reported.", ("model",), registry=r
+        )
+        self.output_tokens = Counter(
+            f"{p}_output_tokens_total",
+            "Generated tokens Replicate reported.",
+            ("model",),
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            f"{p}_requests_in_flight", "Requests being handled, by RPC.", ("rpc",), registry=r
+        )
+        self.build_info = Gauge(
+            f"{p}_build_info",
+            "Always 1; labels say which build is running.",
+            ("version", "python_version"),
+            registry=r,
+        )
+        self.build_info.labels(__version__, platform.python_version()).set(1)
+        for bucket in ("create", "other"):
+            self.rate_limit_waits.labels(bucket)
+            self.rate_limit_rejections.labels(bucket)
+
+    # The UpstreamObserver protocol of the Replicate client.
+    def request_done(self, endpoint: str, status_class: str, seconds: float) -> None:
+        self.upstream_requests.labels(endpoint, status_class).inc()
+        self.upstream_duration.labels(endpoint).observe(seconds)
+
+    def retried(self, endpoint: str) -> None:
+        self.upstream_retries.labels(endpoint).inc()
+
+    def rate_limit_waited(self, bucket: str, seconds: float) -> None:
+        self.rate_limit_waits.labels(bucket).inc()
+        self.rate_limit_wait_seconds.labels(bucket).observe(seconds)
+
+    def rate_limit_rejected(self, bucket: str) -> None:
+        self.rate_limit_rejections.labels(bucket).inc()
+
+    # The CancelObserver protocol of the prediction runner.
+    def cancel_sent(self, reason: str) -> None:
+        self.cancels_sent.labels(reason).inc()

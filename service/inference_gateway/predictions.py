@@ -1,0 +1,286 @@
+"""Running one prediction to its end: wait, follow, stream, cancel.
+
+A create holds the request with `Prefer: wait` for as long as the caller's deadline
+allows (at most 60 s), so most predictions cost one request. A longer one is
+followed over its SSE stream (one more request, then a final GET for the summary),
+or, for a model without a stream, by GETs that back off to one every few seconds.
+Whatever the gateway stops waiting for, it cancels: a prediction that nobody will
+read is never left running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from inference_gateway.deadlines import Deadline
+from inference_gateway.domain import TextDelta
+from inference_gateway.errors import (
+    DeadlineExceeded,
+    GatewayError,
+    deadline_exceeded,
+    from_prediction_outcome,
+)
+from inference_gateway.replicate import Prediction, ReplicateClient, StreamUnavailable
+
+__all__ = ["CancelObserver", "PredictionRunner", "RunnerSettings", "output_text"]
+
+_LOGGER = logging.getLogger(__name__)
+# Leave the server this long to answer a held create before the caller's deadline.
+_WAIT_MARGIN = 2.0
+_MIN_CANCEL_AFTER = 5
+_CANCEL_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class RunnerSettings:
+    max_wait_seconds: int = 60
+    poll_initial: float = 0.5
+    poll_factor: float = 1.5
+    poll_max: float = 5.0
+
+
+def output_text(output: object) -> str:
+    """A text model's output: a list of chunks (joined) or one string."""
+    if output is None:
+        return ""
+    if isinstance(output, str):
+        return output
+    if isinstance(output, list):
+        return "".join(item for item in output if isinstance(item, str))
+    return ""
+
+
+class CancelObserver(Protocol):
+    """Told of every cancel the runner sends; the metrics module plugs in here."""
+
+    def cancel_sent(self, reason: str) -> None: ...
+
+
+class _NoCancelObserver:
+    def cancel_sent(self, reason: str) -> None:
+        pass
+
+
+class PredictionRunner:
+    """Creates predictions and sees each one through to a terminal status."""
+
+    def __init__(
+        self,
+        client: ReplicateClient,
+        settings: RunnerSettings | None = None,
+        *,
+        on_cancel: CancelObserver | None = None,
+    ) -> None:
+        self._client = client
+        self._settings = settings or RunnerSettings()
+        self._on_cancel: CancelObserver = on_cancel or _NoCancelObserver()
+        # Prediction id -> token, for every prediction being followed right now.
+        self._running: dict[str, str] = {}
+        self._cancels: set[asyncio.Task[None]] = set()
+
+    @property
+    def running(self) -> Mapping[str, str]:
+        return self._running
+
+    def _wait_for(self, deadline: Deadline) -> int:
+        left = deadline.remaining() - _WAIT_MARGIN
+        return max(1, min(self._settings.max_wait_seconds, int(left)))
+
+    @staticmethod
+    def _cancel_after(deadline: Deadline) -> int:
+        return max(_MIN_CANCEL_AFTER, math.ceil(deadline.remaining()))
+
+    async def run(
+        self, path: str, body: Mapping[str, Any], *, token: str, deadline: Deadline
+    ) -> Prediction:
+        """Runs a prediction to its end and returns it, whatever its final status."""
+        created = await self._client.create_prediction(
+            path,
+            body,
+            token=token,
+            deadline=deadline,
+            wait_seconds=self._wait_for(deadline),
+            cancel_after_seconds=self._cancel_after(deadline),
+        )
+        if created.terminal:
+            return created
+        async with self._following(created, token):
+            try:
+                async with asyncio.timeout(deadline.remaining()):
+                    return await self._follow(created, token, deadline)
+            except TimeoutError:
+                raise deadline_exceeded(
+                    prediction_id=created.id, last_status=created.status
+                ) from None
+
+    async def _follow(self, created: Prediction, token: str, deadline: Deadline) -> Prediction:
+        if created.stream_url is not None:
+            try:
+                async for event in self._client.stream_events(
+                    created.stream_url, deadline=deadline
+                ):
+                    if event.event == "done":
+                        break
+            except StreamUnavailable as exc:
+                _LOGGER.info("prediction %s: %s; polling instead", created.id, exc)
+            else:
+                return await self._client.get_prediction(created.id, token=token, deadline=deadline)
+        return await self._poll(created, token, deadline)
+
+    async def stream(
+        self, path: str, body: Mapping[str, Any], *, token: str, deadline: Deadline
+    ) -> AsyncGenerator[TextDelta | Prediction, None]:
+        """Yields text as the model produces it, then the final prediction.
+
+        What has been yielded is tracked by length, so a stream resumed by
+        Last-Event-ID or replaced by the prediction's output never repeats text.
+        """
+        created = await self._client.create_prediction(
+            path,
+            body,
+            token=token,
+            deadline=deadline,
+            wait_seconds=None,
+            cancel_after_seconds=self._cancel_after(deadline),
+        )
+        sent = 0
+        if created.terminal:
+            text = output_text(created.output)
+            if text:
+                yield TextDelta(text)
+            yield created
+            return
+        async with self._following(created, token):
+            final: Prediction | None = None
+            if created.stream_url is not None:
+                try:
+                    async for event in self._client.stream_events(
+                        created.stream_url, deadline=deadline
+                    ):
+                        if event.event == "output" and event.data:
+                            sent += len(event.data)
+                            yield TextDelta(event.data)
+                        elif event.event == "error":
+                            raise from_prediction_outcome(
+                                "failed", prediction_id=created.id, error=event.data, logs=None
+                            )
+                        elif event.event == "done":
+                            break
+                except StreamUnavailable as exc:
+                    _LOGGER.info("prediction %s: %s; reading its output", created.id, exc)
+                else:
+                    final = await self._client.get_prediction(
+                        created.id, token=token, deadline=deadline
+                    )
+            async for item in self._poll_text(created, final, sent, token, deadline):
+                yield item
+
+    async def _poll_text(
+        self,
+        created: Prediction,
+        final: Prediction | None,
+        sent: int,
+        token: str,
+        deadline: Deadline,
+    ) -> AsyncIterator[TextDelta | Prediction]:
+        """Yields whatever output the stream did not deliver, polling until the end."""
+        current = final or created
+        delay = self._settings.poll_initial
+        while True:
+            text = output_text(current.output)
+            if len(text) > sent:
+                yield TextDelta(text[sent:])
+                sent = len(text)
+            if current.terminal:
+                yield current
+                return
+            current = await self._poll_once(created, token, deadline, delay)
+            delay = min(self._settings.poll_max, delay * self._settings.poll_factor)
+
+    async def _poll(self, created: Prediction, token: str, deadline: Deadline) -> Prediction:
+        delay = self._settings.poll_initial
+        current = created
+        while not current.terminal:
+            current = await self._poll_once(created, token, deadline, delay)
+            delay = min(self._settings.poll_max, delay * self._settings.poll_factor)
+        return current
+
+    async def _poll_once(
+        self, created: Prediction, token: str, deadline: Deadline, delay: float
+    ) -> Prediction:
+        if not deadline.allows(delay):
+            await asyncio.sleep(deadline.remaining())
+            raise deadline_exceeded(prediction_id=created.id, last_status=created.status)
+        await asyncio.sleep(delay)
+        return await self._client.get_prediction(created.id, token=token, deadline=deadline)
+
+    def _following(self, created: Prediction, token: str) -> _Following:
+        return _Following(self, created.id, token)
+
+    # --- cancellation ----------------------------------------------------------------------
+
+    def cancel_soon(self, prediction_id: str, token: str, reason: str) -> asyncio.Task[None]:
+        """Cancels in the background, so a canceled handler need not wait for it."""
+        task = asyncio.get_running_loop().create_task(self.cancel(prediction_id, token, reason))
+        self._cancels.add(task)
+        task.add_done_callback(self._cancels.discard)
+        return task
+
+    async def cancel(self, prediction_id: str, token: str, reason: str) -> None:
+        """Best effort and bounded: logged, never raised."""
+        self._on_cancel.cancel_sent(reason)
+        try:
+            await self._client.cancel_prediction(
+                prediction_id, token=token, deadline=Deadline.after(_CANCEL_TIMEOUT)
+            )
+        except GatewayError as exc:
+            _LOGGER.warning("cancel of prediction %s (%s) failed: %s", prediction_id, reason, exc)
+        else:
+            _LOGGER.info("canceled prediction %s (%s)", prediction_id, reason)
+
+    async def cancel_all(self, reason: str) -> None:
+        """Cancels every prediction still being followed (at shutdown)."""
+        running = list(self._running.items())
+        await asyncio.gather(*(self.cancel(pid, tok, reason) for pid, tok in running))
+
+    async def drain_cancels(self) -> None:
+        """Waits for background cancels to finish, so none is lost at shutdown."""
+        if self._cancels:
+            await asyncio.gather(*list(self._cancels), return_exceptions=True)
+
+
+class _Following:
+    """Tracks a prediction while it is followed; cancels it if the follower stops early.
+
+    Leaving because the caller went away cancels in the background (the handler is
+    being torn down); leaving by the deadline cancels before DEADLINE_EXCEEDED is
+    reported; leaving with a terminal prediction or an upstream error sends nothing.
+    """
+
+    def __init__(self, runner: PredictionRunner, prediction_id: str, token: str) -> None:
+        self._runner = runner
+        self._id = prediction_id
+        self._token = token
+
+    async def __aenter__(self) -> None:
+        self._runner._running[self._id] = self._token
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        self._runner._running.pop(self._id, None)
+        if exc is None:
+            return
+        if isinstance(exc, asyncio.CancelledError | GeneratorExit):
+            self._runner.cancel_soon(self._id, self._token, "caller_cancelled")
+        elif isinstance(exc, DeadlineExceeded):
+            task = self._runner.cancel_soon(self._id, self._token, "deadline")
+            # If the handler is torn down meanwhile, the cancel still goes out.
+            with suppress(asyncio.CancelledError):
+                await asyncio.shield(task)

@@ -1,0 +1,26 @@
+"""Replicate's HTTP API, as the gateway uses it."""
+
+from inference_gateway.replicate._budget import Bucket, RateBudget
+from inference_gateway.replicate._client import (
+    ClientSettings,
+    ReplicateClient,
+    StreamUnavailable,
+    UpstreamObserver,
+)
+from inference_gateway.replicate._prediction import TERMINAL_STATUSES, Prediction, parse_timestamp
+from inference_gateway.replicate._sse import ServerSentEvent, SSEDecoder, iter_events
+
+__all__ = [
+    "TERMINAL_STATUSES",
+    "Bucket",
+    "ClientSettings",
+    "Prediction",
+    "RateBudget",
+    "ReplicateClient",
+    "SSEDecoder",
+    "ServerSentEvent",
+    "StreamUnavailable",
+    "UpstreamObserver",
+    "iter_events",
+    "parse_timestamp",
+]

@@ -1,0 +1,211 @@
+"""Models' input schemas, fetched once and cached, to check inputs before spending a request.
+
+Replicate rejects any input its model's schema does not list (422), and a rejected
+create still spends a slot of the account's rate budget. Cog writes each model's
+inputs as OpenAPI: `components.schemas.Input.properties`, with enums behind
+`allOf: [{$ref: ...}]`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from inference_gateway.deadlines import Deadline
+from inference_gateway.errors import GatewayError
+from inference_gateway.model_ids import EndpointKind, ModelRef
+from inference_gateway.replicate import ReplicateClient
+
+__all__ = ["InputField", "InputSchema", "SchemaCache", "parse_input_schema"]
+
+_LOGGER = logging.getLogger(__name__)
+_JSON_TYPES: Mapping[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "array": (list,),
+    "object": (dict,),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class InputField:
+    name: str
+    type: str | None
+    minimum: float | None = None
+    maximum: float | None = None
+    enum: tuple[Any, ...] | None = None
+
+    def problem(self, value: object) -> str | None:
+        """Why `value` does not fit this field, or None when it does."""
+        if value is None:
+            return None
+        if self.type is not None:
+            expected = _JSON_TYPES.get(self.type)
+            is_bool = isinstance(value, bool)
+            if (
+                expected is not None
+                and (not isinstance(value, expected) or (is_bool and self.type != "boolean"))
+                and not (self.type == "integer" and isinstance(value, float) and value.is_integer())
+            ):
+                return f"must be of type {self.type}, got {type(value).__name__}"
+        if self.enum is not None and value not in self.enum:
+            return f"must be one of {', '.join(map(repr, self.enum))}"
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if self.minimum is not None and value < self.minimum:
+                return f"must be at least {self.minimum:g}"
+            if self.maximum is not None and value > self.maximum:
+                return f"must be at most {self.maximum:g}"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class InputSchema:
+    fields: Mapping[str, InputField]
+
+    def accepts(self, name: str) -> bool:
+        return name in self.fields
+
+    def names(self) -> list[str]:
+        return sorted(self.fields)
+
+
+def _resolve(node: Mapping[str, Any], components: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Follows `$ref` and merges `allOf` members, the two ways cog spells a field's type."""
+    merged: dict[str, Any] = {}
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+        target = components.get(ref.rsplit("/", 1)[-1])
+        if isinstance(target, Mapping):
+            merged.update(_resolve(target, components))
+    for part in node.get("allOf") or ():
+        if isinstance(part, Mapping):
+            merged.update(_resolve(part, components))
+    merged.update({k: v for k, v in node.items() if k not in ("$ref", "allOf")})
+    return merged
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def parse_input_schema(openapi_schema: object) -> InputSchema | None:
+    """The `Input` schema of a version's openapi_schema, or None when it has none."""
+    if not isinstance(openapi_schema, Mapping):
+        return None
+    components = (openapi_schema.get("components") or {}).get("schemas") or {}
+    if not isinstance(components, Mapping):
+        return None
+    schema = components.get("Input")
+    if not isinstance(schema, Mapping) or not isinstance(schema.get("properties"), Mapping):
+        return None
+    fields = {}
+    for name, raw in schema["properties"].items():
+        node = _resolve(raw, components) if isinstance(raw, Mapping) else {}
+        enum = node.get("enum")
+        kind = node.get("type")
+        fields[str(name)] = InputField(
+            name=str(name),
+            type=kind if isinstance(kind, str) else None,
+            minimum=_number(node.get("minimum")),
+            maximum=_number(node.get("maximum")),
+            enum=tuple(enum) if isinstance(enum, list) else None,
+        )
+    return InputSchema(fields)
+
+
+@dataclass
+class _Entry:
+    schema: InputSchema | None
+    expires: float
+
+
+class SchemaCache:
+    """Fetches each model's input schema once per TTL; concurrent callers share one fetch.
+
+    A schema that cannot be fetched (a private model, a network fault) is remembered
+    as unknown for a short while, and the request goes out unchecked.
+    """
+
+    def __init__(
+        self,
+        client: ReplicateClient,
+        *,
+        ttl_seconds: float = 300.0,
+        failure_ttl_seconds: float = 30.0,
+    ) -> None:
+        self._client = client
+        self._ttl = ttl_seconds
+        self._failure_ttl = failure_ttl_seconds
+        self._entries: dict[str, _Entry] = {}
+        self._pending: dict[str, asyncio.Future[InputSchema | None]] = {}
+
+    @staticmethod
+    def _key(ref: ModelRef) -> str | None:
+        if ref.kind is EndpointKind.VERSION and ref.owner is None:
+            return None  # a bare version id: Replicate has no way to look it up
+        return str(ref)
+
+    async def get(self, ref: ModelRef, *, token: str, deadline: Deadline) -> InputSchema | None:
+        key = self._key(ref)
+        if key is None:
+            return None
+        entry = self._entries.get(key)
+        if entry is not None and entry.expires > time.monotonic():
+            return entry.schema
+        pending = self._pending.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[InputSchema | None] = asyncio.get_running_loop().create_future()
+        self._pending[key] = future
+        try:
+            schema = await self._fetch(ref, token=token, deadline=deadline)
+        except GatewayError as exc:
+            _LOGGER.info("input schema of %s unavailable (%s); sending unchecked", key, exc)
+            schema, ttl = None, self._failure_ttl
+        else:
+            ttl = self._ttl if schema is not None else self._failure_ttl
+        finally:
+            self._pending.pop(key, None)
+        self._entries[key] = _Entry(schema, time.monotonic() + ttl)
+        future.set_result(schema)
+        return schema
+
+    async def _fetch(self, ref: ModelRef, *, token: str, deadline: Deadline) -> InputSchema | None:
+        # Schema look-ups must not eat the prediction's time: give them a few seconds at most.
+        budget = Deadline.after(min(5.0, deadline.remaining()))
+        owner, name, version = ref.owner, ref.name, ref.version
+        if ref.kind is EndpointKind.DEPLOYMENT:
+            deployment = await self._client.get_json(
+                f"/v1/deployments/{owner}/{name}",
+                endpoint="deployment",
+                token=token,
+                deadline=budget,
+            )
+            release = deployment.get("current_release") or {}
+            model = str(release.get("model") or "")
+            version_obj = release.get("version")
+            version = version_obj.get("id") if isinstance(version_obj, Mapping) else version_obj
+            if "/" not in model or not isinstance(version, str):
+                return None
+            owner, name = model.split("/", 1)
+        if version:
+            body = await self._client.get_json(
+                f"/v1/models/{owner}/{name}/versions/{version}",
+                endpoint="version",
+                token=token,
+                deadline=budget,
+            )
+            return parse_input_schema(body.get("openapi_schema"))
+        body = await self._client.get_json(
+            f"/v1/models/{owner}/{name}", endpoint="model", token=token, deadline=budget
+        )
+        latest = body.get("latest_version")
+        return parse_input_schema(
+            latest.get("openapi_schema") if isinstance(latest, Mapping) else None
+        )

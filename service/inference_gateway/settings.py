@@ -1,0 +1,155 @@
+"""Settings from flags and the environment: every flag has a variable, and --help names it."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["DEFAULT_BASE_URL", "Settings", "SettingsError", "add_server_arguments", "settings_from"]
+
+DEFAULT_BASE_URL = "https://api.replicate.com"
+
+
+class SettingsError(ValueError):
+    """A flag or variable with a value the gateway cannot use; the message names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "[::]"
+    port: int = 50051
+    metrics_host: str = "0.0.0.0"
+    metrics_port: int = 9464
+    config_path: Path | None = None
+    base_url: str = DEFAULT_BASE_URL
+    api_token: str | None = field(default=None, repr=False)
+    log_level: str = "info"
+    log_format: str = "json"
+    log_prompts: bool = False
+    grace_period: float = 25.0
+    drain_delay: float = 5.0
+    max_connection_age: float = 300.0
+    default_timeout: float = 600.0
+    cold_boot_threshold: float = 15.0
+    create_rate: int = 600
+    other_rate: int = 3000
+    max_connections: int = 10_000
+    model_label_limit: int = 50
+    schema_ttl: float = 300.0
+    uvloop: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class _Option:
+    name: str
+    env: str
+    help: str
+    parse: Callable[[str], Any]
+    choices: tuple[str, ...] | None = None
+
+
+def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if value <= 0:
+            raise ValueError("must be positive")
+        return value
+
+    return parse
+
+
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise ValueError("must be a port number from 0 to 65535")
+    return value
+
+
+def _flag(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
+_OPTIONS = (
+    _Option("host", "GATEWAY_HOST", "address the gRPC server binds", str),
+    _Option("port", "GATEWAY_PORT", "gRPC port", _port),
+    _Option("metrics_host", "GATEWAY_METRICS_HOST", "address of the metrics endpoint", str),
+    _Option("metrics_port", "GATEWAY_METRICS_PORT", "port of /metrics (Prometheus)", _port),
+    _Option("config_path", "GATEWAY_CONFIG", "YAML configuration file", Path),
+    _Option("base_url", "REPLICATE_BASE_URL", "Replicate's API base URL", str),
+    _Option("log_level", "GATEWAY_LOG_LEVEL", "log level", str.lower,
+            ("debug", "info", "warning", "error")),
+    _Option("log_format", "GATEWAY_LOG_FORMAT", "log format", str.lower, ("json", "text")),
+    _Option("log_prompts", "GATEWAY_LOG_PROMPTS", "put prompts in request logs", _flag),
+    _Option("grace_period", "GATEWAY_GRACE_PERIOD",
+            "seconds in-flight calls get to finish at shutdown", _non_negative),
+    _Option("drain_delay", "GATEWAY_DRAIN_DELAY",
+            "seconds between readiness going NOT_SERVING and the drain", _non_negative),
+    _Option("max_connection_age", "GATEWAY_MAX_CONNECTION_AGE",
+            "seconds before a client connection is asked to reconnect (spreads load "
+            "over replicas)", _positive(float)),
+    _Option("default_timeout", "GATEWAY_DEFAULT_TIMEOUT",
+            "seconds a call may take when the caller sets no deadline", _positive(float)),
+    _Option("cold_boot_threshold", "GATEWAY_COLD_BOOT_THRESHOLD",
+            "queue seconds above which a prediction counts as a cold boot", _positive(float)),
+    _Option("create_rate", "GATEWAY_CREATE_RATE",
+            "prediction creates per minute the account may send", _positive(int)),
+    _Option("other_rate", "GATEWAY_OTHER_RATE",
+            "other Replicate requests per minute the account may send", _positive(int)),
+    _Option("max_connections", "GATEWAY_MAX_CONNECTIONS",
+            "upstream HTTP connections (each held create uses one)", _positive(int)),
+    _Option("model_label_limit", "GATEWAY_MODEL_LABEL_LIMIT",
+            "distinct unaliased models given their own metrics label", _positive(int)),
+    _Option("schema_ttl", "GATEWAY_SCHEMA_TTL",
+            "seconds a model's input schema is cached", _positive(float)),
+    _Option("uvloop", "GATEWAY_UVLOOP", "run on uvloop where available", _flag),
+)  # fmt: skip
+
+
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = Settings()
+    for option in _OPTIONS:
+        default = getattr(defaults, option.name)
+        shown = "" if default is None else f" (default: {default})"
+        parser.add_argument(
+            "--" + option.name.replace("_", "-"),
+            dest=option.name,
+            metavar=option.env if option.choices is None else None,
+            choices=option.choices,
+            help=f"{option.help}; env {option.env}{shown}",
+        )
+
+
+def settings_from(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> Settings:
+    """Flags win over the environment, the environment over defaults."""
+    values: dict[str, Any] = {}
+    for option in _OPTIONS:
+        flag = getattr(args, option.name, None)
+        source = f"--{option.name.replace('_', '-')}" if flag is not None else option.env
+        raw = flag if flag is not None else environ.get(option.env)
+        if raw is None or raw == "":
+            continue
+        try:
+            value = option.parse(raw)
+        except ValueError as exc:
+            raise SettingsError(f"{source}={raw!r}: {exc}") from None
+        if option.choices is not None and value not in option.choices:
+            raise SettingsError(f"{source}={raw!r}: must be one of {', '.join(option.choices)}")
+        values[option.name] = value
+    token = environ.get("REPLICATE_API_TOKEN") or environ.get("REPLICATE_API_KEY") or None
+    return Settings(**values, api_token=token)
