@@ -1,0 +1,33 @@
+"""Configuration files: aliases for models, with their defaults, templates and keys.
+
+Three formats are read, so teams can point the gateway at the file they already have: the
+gateway's native `aliases:` file, a LiteLLM proxy `model_list:` file, and a promptfoo
+`providers:` file. The format is detected from the top-level keys. Loading checks
+everything up front (model ids, templates, `os.environ/NAME` references, types and unknown
+keys) and reports every problem at once with its file and line, so a bad file stops the
+gateway at start-up instead of failing requests later.
+"""
+
+from __future__ import annotations
+
+from inference_gateway.config._describe import describe_config
+from inference_gateway.config._load import load_config
+from inference_gateway.config._model import (
+    AliasConfig,
+    ApiKeyRef,
+    ConfigError,
+    ConfigProblem,
+    GatewayConfig,
+    Secret,
+)
+
+__all__ = [
+    "AliasConfig",
+    "ApiKeyRef",
+    "ConfigError",
+    "ConfigProblem",
+    "GatewayConfig",
+    "Secret",
+    "describe_config",
+    "load_config",
+]

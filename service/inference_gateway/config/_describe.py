@@ -1,0 +1,79 @@
+"""The `check-config` report: what each alias will send, so a reader can check it by eye."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from inference_gateway.config._model import AliasConfig, GatewayConfig
+from inference_gateway.model_ids import Task
+from inference_gateway.prompts import CustomTemplate, JinjaTemplate, Template
+
+__all__ = ["describe_config"]
+
+_ROW = "  {:<16}{}"
+
+
+def describe_config(config: GatewayConfig, env_defaults: Mapping[str, object]) -> str:
+    """Each alias with its endpoint, task, template, effective defaults and key source.
+
+    Effective defaults are the environment's with the alias's on top; the environment's
+    REPLICATE_* defaults are text-generation parameters and, as in promptfoo, apply to text
+    aliases only. Keys are shown by where they come from, never by value.
+    """
+    where = "no configuration file" if config.path is None else str(config.path)
+    count = len(config.aliases)
+    lines = [f"Configuration: {where} ({config.format} format), {count} alias(es)"]
+    lines += [f"Note: {note}" for note in config.notes]
+    shown_env = _inputs(env_defaults) if env_defaults else "none set"
+    lines.append(f"Environment defaults (REPLICATE_*, text aliases only): {shown_env}")
+    for alias in sorted(config.aliases.values(), key=lambda a: a.name):
+        lines.append("")
+        lines += _describe_alias(alias, env_defaults)
+    return "\n".join(lines)
+
+
+def _describe_alias(alias: AliasConfig, env_defaults: Mapping[str, object]) -> list[str]:
+    ref = alias.model
+    inherited = env_defaults if alias.task is Task.TEXT else {}
+    effective = {**inherited, **alias.defaults}
+    origin = {key: "alias" if key in alias.defaults else "env" for key in effective}
+    rows = [
+        ("model", str(ref)),
+        ("endpoint", f"POST {ref.create_path()}"),
+        ("task", alias.task.value),
+    ]
+    if alias.task is Task.TEXT:
+        rows.append(("template", _template(alias.template)))
+        if alias.add_bos:
+            rows.append(("add_bos", "yes"))
+    if alias.prefix or alias.suffix:
+        rows.append(("prompt", f"prefix {alias.prefix or ''!r}, suffix {alias.suffix or ''!r}"))
+    defaults = ", ".join(
+        f"{key}={json.dumps(value, ensure_ascii=False)} ({origin[key]})"
+        for key, value in sorted(effective.items())
+    )
+    rows.append(("defaults", defaults or "none"))
+    key_source = alias.api_key.describe() if alias.api_key else "the gateway's default key"
+    rows.append(("api key", key_source))
+    if alias.timeout_seconds is not None:
+        rows.append(("timeout", f"{alias.timeout_seconds:g} s"))
+    if alias.max_concurrency is not None:
+        rows.append(("max concurrency", str(alias.max_concurrency)))
+    return [f"{alias.name}    (defined at {alias.source})"] + [_ROW.format(*row) for row in rows]
+
+
+def _template(template: Template | None) -> str:
+    if template is None:
+        return "chosen from the model id"
+    if isinstance(template, CustomTemplate):
+        return f"custom role markup (roles: {', '.join(template.roles) or 'none'})"
+    if isinstance(template, JinjaTemplate):
+        return f"jinja ({len(template.source)} characters)"
+    return template
+
+
+def _inputs(values: Mapping[str, object]) -> str:
+    return ", ".join(
+        f"{key}={json.dumps(value, ensure_ascii=False)}" for key, value in sorted(values.items())
+    )

@@ -1,0 +1,119 @@
+"""What a configuration file becomes: aliases, key references, and the errors found."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+
+from inference_gateway.model_ids import ModelRef, Task
+from inference_gateway.prompts import Template
+
+__all__ = [
+    "AliasConfig",
+    "ApiKeyRef",
+    "ConfigError",
+    "ConfigProblem",
+    "GatewayConfig",
+    "Secret",
+]
+
+
+class Secret:
+    """A Replicate key that cannot end up in a log line, a message or a repr by accident."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __str__(self) -> str:
+        # Replicate keys start "r8_"; showing that much tells a reader which kind it is.
+        return "r8_…(masked)" if self._value.startswith("r8_") else "****"
+
+    def __repr__(self) -> str:
+        return f"Secret({self})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return hmac.compare_digest(self._value.encode(), other._value.encode())
+
+    def __hash__(self) -> int:
+        return hash((Secret, self._value))
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRef:
+    """Where an alias's Replicate key comes from: an environment variable or a literal."""
+
+    env_var: str | None = None
+    literal: Secret | None = None
+
+    def describe(self) -> str:
+        if self.env_var is not None:
+            return f"os.environ/{self.env_var}"
+        return f"literal {self.literal}"
+
+
+@dataclass(frozen=True, slots=True)
+class AliasConfig:
+    """A name callers use, the model it stands for, and the defaults that go with it."""
+
+    name: str
+    model: ModelRef
+    task: Task
+    defaults: Mapping[str, object]
+    prefix: str | None
+    suffix: str | None
+    template: Template | None
+    add_bos: bool
+    api_key: ApiKeyRef | None
+    timeout_seconds: float | None
+    max_concurrency: int | None
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    """Every alias from one configuration file, and what the loader chose to ignore in it."""
+
+    aliases: Mapping[str, AliasConfig]
+    path: Path | None
+    format: str
+    notes: tuple[str, ...] = ()
+
+    @classmethod
+    def empty(cls) -> GatewayConfig:
+        return cls(aliases=MappingProxyType({}), path=None, format="empty")
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    """One thing wrong in a configuration file, and where."""
+
+    path: str
+    line: int | None
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        where = self.path if self.line is None else f"{self.path}:{self.line}"
+        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+
+
+class ConfigError(Exception):
+    """Every problem found in a configuration file, reported together so one edit fixes all."""
+
+    def __init__(self, problems: Sequence[ConfigProblem]) -> None:
+        self.problems = tuple(problems)
+        count = len(self.problems)
+        heading = "1 problem" if count == 1 else f"{count} problems"
+        super().__init__(
+            f"{heading} in the configuration:\n" + "\n".join(f"  {p}" for p in self.problems)
+        )

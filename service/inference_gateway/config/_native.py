@@ -1,0 +1,145 @@
+"""The gateway's own format: a top-level `aliases:` mapping, every key checked.
+
+aliases:
+  llama3:
+    model: meta/meta-llama-3-8b-instruct
+    task: text                      # or image; default: from the model id, else text
+    defaults: {temperature: 0.6, max_new_tokens: 512}
+    prompt: {prefix: "", suffix: ""}
+    template: llama3                # a builtin name, {roles: ...} or {jinja: ...}
+    add_bos: false
+    api_key: os.environ/TEAM_A_REPLICATE_TOKEN
+    timeout_seconds: 120
+    max_concurrency: 8
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from inference_gateway.config._model import AliasConfig
+from inference_gateway.config._reader import Reader, join
+from inference_gateway.config._templates import read_affixes, read_template
+from inference_gateway.config._yaml import LocatedMap
+from inference_gateway.defaults import check_input_default
+from inference_gateway.model_ids import Task
+
+__all__ = ["NATIVE_SECTIONS", "read_native"]
+
+# Every top-level section of the native format, in one place. Sections that later issues
+# add (such as `callers:` for authentication) are listed here when they are implemented:
+# until then they are refused, because ignoring an access rule would be worse than failing.
+NATIVE_SECTIONS = ("aliases",)
+
+_ALIAS_KEYS = (
+    "model",
+    "task",
+    "defaults",
+    "prompt",
+    "template",
+    "add_bos",
+    "api_key",
+    "timeout_seconds",
+    "max_concurrency",
+)
+_TASKS = {task.value: task for task in Task}
+
+
+def read_native(reader: Reader, document: LocatedMap) -> list[AliasConfig]:
+    reader.check_keys(document, NATIVE_SECTIONS, "")
+    aliases = reader.mapping(document.get("aliases"), document.line_of("aliases"), "aliases")
+    if aliases is None:
+        return []
+    found: list[AliasConfig] = []
+    for name, spec_value in aliases.items():
+        line = aliases.line_of(name)
+        if not isinstance(name, str) or not name or name != name.strip():
+            reader.problem(
+                line, f"aliases[{name!r}]", "alias names are non-empty strings without edge spaces"
+            )
+            continue
+        where = join("aliases", name)
+        spec = reader.mapping(spec_value, line, where)
+        if spec is not None:
+            alias = _read_alias(reader, name, spec, where, line)
+            if alias is not None:
+                found.append(alias)
+    return found
+
+
+def _read_alias(
+    reader: Reader, name: str, spec: LocatedMap, where: str, name_line: int
+) -> AliasConfig | None:
+    reader.check_keys(spec, _ALIAS_KEYS, where)
+    if "model" not in spec:
+        reader.problem(spec.line, where, "model is required, e.g. model: owner/name")
+        return None
+    errors_before = len(reader.problems)
+    ref = reader.optional(spec, "model", where, reader.model_ref)
+    task = reader.optional(spec, "task", where, partial(_read_task, reader))
+    if ref is not None and ref.task is not None and task is not None and task is not ref.task:
+        reader.problem(
+            spec.line_of("task"),
+            join(where, "task"),
+            f"{ref} is an image model by its id; set task: image or leave task out",
+        )
+    task = task or (ref.task if ref is not None else None) or Task.TEXT
+    if task is Task.IMAGE:
+        for key in ("prompt", "template", "add_bos"):
+            if key in spec:
+                reader.problem(spec.line_of(key), join(where, key), "applies to text models only")
+    defaults = reader.optional(spec, "defaults", where, partial(_read_defaults, reader))
+    affixes = reader.optional(spec, "prompt", where, partial(read_affixes, reader))
+    prefix, suffix = affixes or (None, None)
+    template = None
+    if "template" in spec:  # not reader.optional: mypy cannot solve it for a union type
+        template = read_template(
+            reader, spec["template"], spec.line_of("template"), join(where, "template")
+        )
+    add_bos = reader.optional(spec, "add_bos", where, reader.flag)
+    api_key = reader.optional(spec, "api_key", where, reader.env_key)
+    timeout = reader.optional(spec, "timeout_seconds", where, reader.positive_number)
+    concurrency = reader.optional(spec, "max_concurrency", where, reader.positive_int)
+    if ref is None or len(reader.problems) > errors_before:
+        return None
+    return AliasConfig(
+        name=name,
+        model=ref,
+        task=task,
+        defaults=defaults or {},
+        prefix=prefix,
+        suffix=suffix,
+        template=template,
+        add_bos=bool(add_bos),
+        api_key=api_key,
+        timeout_seconds=timeout,
+        max_concurrency=concurrency,
+        source=reader.source(name_line),
+    )
+
+
+def _read_task(reader: Reader, value: object, line: int, where: str) -> Task | None:
+    if isinstance(value, str) and value in _TASKS:
+        return _TASKS[value]
+    reader.problem(line, where, "expected text or image")
+    return None
+
+
+def _read_defaults(
+    reader: Reader, value: object, line: int, where: str
+) -> dict[str, object] | None:
+    given = reader.mapping(value, line, where)
+    if given is None:
+        return None
+    defaults: dict[str, object] = {}
+    for key, item in given.items():
+        item_line = given.line_of(key)
+        if not isinstance(key, str):
+            reader.problem(item_line, where, f"input names are strings, not {key!r}")
+            continue
+        problem = check_input_default(key, item)
+        if problem is not None:
+            reader.problem(item_line, join(where, key), problem)
+            continue
+        defaults[key] = reader.json_value(item, item_line, join(where, key))
+    return defaults

@@ -1,0 +1,207 @@
+"""Reading one configuration file: typed lookups that report problems instead of raising.
+
+Every format reader goes through a `Reader`, so all three report problems the same way
+(file:line, dotted key, what to write instead) and keep going to find the rest.
+"""
+
+from __future__ import annotations
+
+import datetime
+import difflib
+import math
+import re
+from collections.abc import Callable, Collection, Mapping
+from typing import TypeVar
+
+from inference_gateway.config._model import ApiKeyRef, ConfigProblem
+from inference_gateway.config._yaml import LocatedList, LocatedMap
+from inference_gateway.defaults import parse_number
+from inference_gateway.model_ids import ACCEPTED_FORMS, ModelIdError, ModelRef, parse_model_id
+
+__all__ = ["ENV_PREFIX", "Reader", "closest", "join", "kind_of"]
+
+ENV_PREFIX = "os.environ/"
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_KIND_WORDS: tuple[tuple[type, str], ...] = (
+    (bool, "true or false"),
+    (int, "an integer"),
+    (float, "a number"),
+    (str, "a string"),
+    (datetime.date, "a date"),
+)
+_T = TypeVar("_T")
+_FORMS = ", ".join(form.split()[0] for form in ACCEPTED_FORMS if not form.startswith("("))
+
+
+def closest(word: str, choices: Collection[str]) -> str:
+    """' (did you mean X?)' for the nearest choice, or '' when nothing is near."""
+    matches = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {matches[0]!r}?)" if matches else ""
+
+
+class Reader:
+    """Problems and notes gathered while one file is read."""
+
+    def __init__(self, path: str, environ: Mapping[str, str]) -> None:
+        self.path = path
+        self.environ = environ
+        self.problems: list[ConfigProblem] = []
+        self.notes: list[str] = []
+
+    def problem(self, line: int | None, key: str, message: str) -> None:
+        self.problems.append(ConfigProblem(self.path, line, key, message))
+
+    def source(self, line: int) -> str:
+        return f"{self.path}:{line}"
+
+    def check_keys(self, mapping: LocatedMap, allowed: Collection[str], where: str) -> None:
+        """Report keys outside `allowed`, suggesting the nearest valid one."""
+        for key in mapping:
+            line = mapping.line_of(key)
+            if not isinstance(key, str):
+                self.problem(line, where, f"keys must be strings, not {key!r}")
+            elif key not in allowed:
+                valid = ", ".join(sorted(allowed))
+                self.problem(
+                    line, join(where, key), f"unknown key{closest(key, allowed)}; valid: {valid}"
+                )
+
+    def optional(
+        self,
+        spec: LocatedMap,
+        key: str,
+        where: str,
+        read: Callable[[object, int, str], _T | None],
+    ) -> _T | None:
+        """`read` applied to `spec[key]` and its line, or None when the key is absent."""
+        if key not in spec:
+            return None
+        return read(spec[key], spec.line_of(key), join(where, key))
+
+    def mapping(self, value: object, line: int, key: str) -> LocatedMap | None:
+        if isinstance(value, LocatedMap):
+            return value
+        self.problem(line, key, f"expected a mapping, got {kind_of(value)}")
+        return None
+
+    def sequence(self, value: object, line: int, key: str) -> LocatedList | None:
+        if isinstance(value, LocatedList):
+            return value
+        self.problem(line, key, f"expected a list, got {kind_of(value)}")
+        return None
+
+    def text(self, value: object, line: int, key: str) -> str | None:
+        if isinstance(value, str):
+            return value
+        self.problem(line, key, f"expected a string, got {kind_of(value)}")
+        return None
+
+    def flag(self, value: object, line: int, key: str) -> bool | None:
+        if isinstance(value, bool):
+            return value
+        self.problem(line, key, f"expected true or false, got {kind_of(value)}")
+        return None
+
+    def positive_number(self, value: object, line: int, key: str) -> float | None:
+        """A number > 0; a string (from os.environ/NAME) must spell one in full."""
+        number = parse_number(value, integer=False) if isinstance(value, str) else value
+        if isinstance(number, int | float) and not isinstance(number, bool):
+            seconds = float(number)
+            if math.isfinite(seconds) and seconds > 0:
+                return seconds
+        self.problem(line, key, "expected a number of seconds > 0")
+        return None
+
+    def positive_int(self, value: object, line: int, key: str) -> int | None:
+        """An integer >= 1; a string (from os.environ/NAME) must spell one in full."""
+        number = parse_number(value, integer=True) if isinstance(value, str) else value
+        if isinstance(number, int) and not isinstance(number, bool) and number >= 1:
+            return number
+        self.problem(line, key, "expected an integer >= 1")
+        return None
+
+    def model_ref(self, value: object, line: int, key: str) -> ModelRef | None:
+        text = self.text(value, line, key)
+        if text is None:
+            return None
+        try:
+            return parse_model_id(text)
+        except ModelIdError as error:
+            reason = "; ".join(violation.description for violation in error.violations)
+            self.problem(line, key, f"{text!r}: {reason}; accepted forms: {_FORMS}")
+            return None
+
+    def env(self, name: str, line: int, key: str) -> str | None:
+        """The value of environment variable `name`, which must be set and not empty."""
+        if not _ENV_NAME.fullmatch(name):
+            self.problem(line, key, f"{ENV_PREFIX}{name} does not name an environment variable")
+            return None
+        value = self.environ.get(name)
+        if not value:
+            state = "is empty" if value == "" else "is not set"
+            self.problem(line, key, f"environment variable {name} {state}; export it")
+            return None
+        return value
+
+    def env_key(self, value: object, line: int, key: str) -> ApiKeyRef | None:
+        """An `os.environ/NAME` key reference, checked to be set now rather than at call time."""
+        if not isinstance(value, str) or not value.startswith(ENV_PREFIX):
+            self.problem(
+                line,
+                key,
+                f"write {ENV_PREFIX}NAME and export the key as NAME;"
+                " keys are not accepted in the file itself",
+            )
+            return None
+        name = value.removeprefix(ENV_PREFIX)
+        if self.env(name, line, key) is None:
+            return None
+        return ApiKeyRef(env_var=name)
+
+    def json_value(self, value: object, line: int, key: str) -> object:
+        """A plain copy of `value` that JSON can carry as a model input, or None if it can't."""
+        problem = _json_problem(value)
+        if problem is not None:
+            self.problem(line, key, f"{problem}; model inputs must be JSON values")
+            return None
+        return _plain(value)
+
+
+def join(where: str, key: object) -> str:
+    return f"{where}.{key}" if where else str(key)
+
+
+def kind_of(value: object) -> str:
+    """How a YAML value reads to the person who wrote it: "a list", "an integer"..."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, LocatedMap | dict):
+        return "a mapping"
+    if isinstance(value, LocatedList | list):
+        return "a list"
+    for kind, words in _KIND_WORDS:
+        if isinstance(value, kind):
+            return words
+    return f"a {type(value).__name__}"
+
+
+def _json_problem(value: object) -> str | None:
+    if value is None or isinstance(value, str | bool | int):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else "infinite or NaN numbers are not allowed"
+    if isinstance(value, list):
+        return next(filter(None, map(_json_problem, value)), None)
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            return "mapping keys must be strings"
+        return next(filter(None, map(_json_problem, value.values())), None)
+    return f"{kind_of(value)} is not allowed"
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value

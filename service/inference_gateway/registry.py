@@ -1,0 +1,95 @@
+"""Resolving what a caller wrote in `model` to a model: a configured alias first, else an id.
+
+Aliases win so an operator can give any string (even one that parses as a model id, like a
+promptfoo provider id) its own defaults. A word with no "/" and no ":" cannot be a model id
+unless it is a bare version, so when it is not an alias either the caller gets NOT_FOUND with
+the nearest alias names, not a lecture on id syntax.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+from inference_gateway.config import AliasConfig, GatewayConfig
+from inference_gateway.errors import FieldViolation, InvalidArgument, NotFound
+from inference_gateway.model_ids import ModelRef, Task, parse_model_id
+
+__all__ = ["ModelRegistry", "ResolvedModel", "UnknownAliasError", "WrongTaskError"]
+
+_BARE_VERSION_LENGTH = 64
+_SUGGESTIONS = 3
+_RPC_FOR_TASK = {Task.TEXT: "GenerateText or StreamText", Task.IMAGE: "GenerateImage"}
+_KIND_OF_MODEL = {Task.TEXT: "a text model", Task.IMAGE: "an image model"}
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedModel:
+    """The model to run and, when the caller named an alias, the alias's settings."""
+
+    alias: AliasConfig | None
+    ref: ModelRef
+
+
+class UnknownAliasError(NotFound):
+    """A name that is neither a configured alias nor a model id."""
+
+
+class WrongTaskError(InvalidArgument):
+    """An image model asked for text, or a text model asked for an image."""
+
+
+class ModelRegistry:
+    """The configured aliases, and the rules for reading everything else as a model id."""
+
+    def __init__(self, config: GatewayConfig) -> None:
+        self._aliases = dict(config.aliases)
+
+    def resolve(self, text: str, task: Task) -> ResolvedModel:
+        alias = self._aliases.get(text)
+        if alias is not None:
+            _check_task(f"alias {text!r}", alias.task, task)
+            return ResolvedModel(alias, alias.model)
+        if text and "/" not in text and ":" not in text and not _could_be_version(text):
+            raise self._unknown_alias(text)
+        ref = parse_model_id(text)
+        if ref.task is not None:
+            _check_task(repr(text), ref.task, task)
+        return ResolvedModel(None, ref)
+
+    def aliases(self) -> list[AliasConfig]:
+        return sorted(self._aliases.values(), key=lambda alias: alias.name)
+
+    def _unknown_alias(self, text: str) -> UnknownAliasError:
+        names = sorted(self._aliases)
+        close = difflib.get_close_matches(text, names, n=_SUGGESTIONS)
+        if close:
+            hint = f"did you mean {' or '.join(map(repr, close))}?"
+        elif names:
+            hint = f"configured aliases: {', '.join(names)}."
+        else:
+            hint = "no aliases are configured."
+        return UnknownAliasError(
+            message=f"model {text!r} is not a configured alias; {hint} A model id is written"
+            " owner/name, owner/name:VERSION or deployments/owner/name.",
+            reason="UNKNOWN_ALIAS",
+            metadata={"alias": text, "suggestions": ",".join(close)},
+            violations=(FieldViolation("model", "not a configured alias or a model id"),),
+        )
+
+
+def _could_be_version(text: str) -> bool:
+    # Length only: parse_model_id decides whether it is hex and says so if it is not.
+    return len(text) == _BARE_VERSION_LENGTH
+
+
+def _check_task(what: str, actual: Task, wanted: Task) -> None:
+    if actual is wanted:
+        return
+    raise WrongTaskError(
+        message=f"{what} is {_KIND_OF_MODEL[actual]}; call {_RPC_FOR_TASK[actual]} instead,"
+        f" or name {_KIND_OF_MODEL[wanted]}",
+        reason="WRONG_TASK",
+        metadata={"model_task": actual.value, "requested_task": wanted.value},
+        violations=(FieldViolation("model", f"is {_KIND_OF_MODEL[actual]}"),),
+    )
