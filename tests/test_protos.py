@@ -1,4 +1,4 @@
-"""The committed stubs must be exactly what the .proto generates: a fresh clone never runs stale ones."""
+"""The committed stubs are exactly what the .proto generates: no clone runs stale ones."""
 
 from __future__ import annotations
 

@@ -132,8 +132,6 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 def _cmd_check_config(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     config, defaults = _load(settings, os.environ)
-    source = settings.config_path or "(no --config / GATEWAY_CONFIG: no aliases)"
-    print(f"configuration: {source} ({config.format} format)")
     print(describe_config(config, defaults))
     if not settings.api_token:
         print(

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 import grpc
 
@@ -24,10 +24,12 @@ __all__ = ["ObservingInterceptor"]
 _LOGGER = logging.getLogger(__name__)
 _GATEWAY_SERVICE = "inference.gateway.v1.InferenceGateway"
 
-Handler = grpc.RpcMethodHandler[Any, Any]
-Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[Handler]]
-UnaryBehaviour = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
-StreamBehaviour = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Any]]
+if TYPE_CHECKING:  # grpc's generics exist only in its type stubs
+    Handler: TypeAlias = grpc.RpcMethodHandler[Any, Any]
+    Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
+    Continuation: TypeAlias = Callable[[grpc.HandlerCallDetails], Awaitable[Handler]]
+    UnaryBehaviour: TypeAlias = Callable[[Any, Context], Awaitable[Any]]
+    StreamBehaviour: TypeAlias = Callable[[Any, Context], AsyncIterator[Any]]
 
 
 def _split(method: str) -> tuple[str, str]:
@@ -35,7 +37,7 @@ def _split(method: str) -> tuple[str, str]:
     return service, name
 
 
-def _ended_code(context: grpc.aio.ServicerContext[Any, Any]) -> str:
+def _ended_code(context: Context) -> str:
     remaining = context.time_remaining()
     expired = remaining is not None and remaining <= 0
     return "DEADLINE_EXCEEDED" if expired else "CANCELLED"
@@ -57,7 +59,7 @@ class _Call:
             metrics.in_flight.labels(name).inc()
             self._record, self._token = request_record(name)
 
-    async def fail(self, context: grpc.aio.ServicerContext[Any, Any], error: Exception) -> None:
+    async def fail(self, context: Context, error: Exception) -> None:
         if not isinstance(error, GatewayError):
             _LOGGER.error("unexpected error in %s", self._labels[2], exc_info=error)
             error = INTERNAL_ERROR
@@ -93,9 +95,9 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg
         method = handler_call_details.method
         metrics = self._metrics
         if handler.unary_unary is not None:
-            inner = cast(UnaryBehaviour, handler.unary_unary)
+            inner = cast("UnaryBehaviour", handler.unary_unary)
 
-            async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            async def unary(request: Any, context: Context) -> Any:
                 call = _Call(metrics, method, "unary")
                 try:
                     return await inner(request, context)
@@ -116,11 +118,9 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
-            inner_stream = cast(StreamBehaviour, handler.unary_stream)
+            inner_stream = cast("StreamBehaviour", handler.unary_stream)
 
-            async def stream(
-                request: Any, context: grpc.aio.ServicerContext[Any, Any]
-            ) -> AsyncIterator[Any]:
+            async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
                 call = _Call(metrics, method, "server_stream")
                 try:
                     async for response in inner_stream(request, context):

@@ -76,9 +76,9 @@ class RunningGateway:
         await self.client.aclose()
         if self._metrics_http is not None:
             http_server, thread = self._metrics_http
-            http_server.shutdown()
+            # shutdown() waits for the server thread's next poll: keep the loop free meanwhile.
+            await asyncio.to_thread(http_server.shutdown)
             http_server.server_close()
-            thread.join(timeout=5)
 
 
 def build_gateway(

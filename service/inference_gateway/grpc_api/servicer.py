@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
 from google.protobuf import duration_pb2, json_format, struct_pb2
@@ -26,7 +26,8 @@ from inference_gateway.prompts import ChatMessage
 
 __all__ = ["InferenceGatewayServicer", "image_request", "text_request"]
 
-Context = grpc.aio.ServicerContext[Any, Any]
+if TYPE_CHECKING:  # grpc's generics exist only in its type stubs
+    Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 _TEXT_PARAMETERS = (
     "temperature",
