@@ -70,12 +70,21 @@ def apply_schema(model_input: ModelInput, schema: InputSchema, *, model: str) ->
     """Fits an input to the model's schema, or refuses what the caller asked for by name."""
     values = dict(model_input.values)
     explicit = set(model_input.explicit)
-    for name in LENGTH_INPUTS:
+    # The caller's own limit goes first, and may take the place of a default.
+    for name in sorted(LENGTH_INPUTS, key=lambda n: n not in explicit):
         if name in values and not schema.accepts(name):
-            target = next((n for n in LENGTH_INPUTS if schema.accepts(n) and n not in values), None)
+            mine = name in explicit
+            target = next(
+                (
+                    n
+                    for n in LENGTH_INPUTS
+                    if schema.accepts(n) and (n not in values or (mine and n not in explicit))
+                ),
+                None,
+            )
             if target is not None:
                 values[target] = values.pop(name)
-                if name in explicit:
+                if mine:
                     explicit.discard(name)
                     explicit.add(target)
     violations: list[FieldViolation] = []

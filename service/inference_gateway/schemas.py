@@ -75,17 +75,23 @@ class InputSchema:
         return sorted(self.fields)
 
 
-def _resolve(node: Mapping[str, Any], components: Mapping[str, Any]) -> Mapping[str, Any]:
-    """Follows `$ref` and merges `allOf` members, the two ways cog spells a field's type."""
+def _resolve(
+    node: Mapping[str, Any], components: Mapping[str, Any], seen: frozenset[str] = frozenset()
+) -> Mapping[str, Any]:
+    """Follows `$ref` and merges `allOf` members, the two ways cog spells a field's type.
+
+    `seen` holds the refs being followed, so a schema that refers to itself ends.
+    """
     merged: dict[str, Any] = {}
     ref = node.get("$ref")
-    if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+    if isinstance(ref, str) and ref.startswith("#/components/schemas/") and ref not in seen:
         target = components.get(ref.rsplit("/", 1)[-1])
         if isinstance(target, Mapping):
-            merged.update(_resolve(target, components))
-    for part in node.get("allOf") or ():
+            merged.update(_resolve(target, components, seen | {ref}))
+    parts = node.get("allOf")
+    for part in parts if isinstance(parts, list) else ():
         if isinstance(part, Mapping):
-            merged.update(_resolve(part, components))
+            merged.update(_resolve(part, components, seen))
     merged.update({k: v for k, v in node.items() if k not in ("$ref", "allOf")})
     return merged
 
@@ -98,7 +104,8 @@ def parse_input_schema(openapi_schema: object) -> InputSchema | None:
     """The `Input` schema of a version's openapi_schema, or None when it has none."""
     if not isinstance(openapi_schema, Mapping):
         return None
-    components = (openapi_schema.get("components") or {}).get("schemas") or {}
+    section = openapi_schema.get("components")
+    components = section.get("schemas") if isinstance(section, Mapping) else None
     if not isinstance(components, Mapping):
         return None
     schema = components.get("Input")
@@ -168,6 +175,10 @@ class SchemaCache:
         except GatewayError as exc:
             _LOGGER.info("input schema of %s unavailable (%s); sending unchecked", key, exc)
             schema, ttl = None, self._failure_ttl
+        except BaseException:
+            # This caller was cancelled (or hit a bug): those sharing its fetch go on unchecked.
+            future.set_result(None)
+            raise
         else:
             ttl = self._ttl if schema is not None else self._failure_ttl
         finally:
@@ -187,7 +198,9 @@ class SchemaCache:
                 token=token,
                 deadline=budget,
             )
-            release = deployment.get("current_release") or {}
+            release = deployment.get("current_release")
+            if not isinstance(release, Mapping):
+                return None
             model = str(release.get("model") or "")
             version_obj = release.get("version")
             version = version_obj.get("id") if isinstance(version_obj, Mapping) else version_obj

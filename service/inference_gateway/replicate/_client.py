@@ -31,7 +31,7 @@ from inference_gateway.errors import (
 )
 from inference_gateway.replicate._budget import Bucket, RateBudget
 from inference_gateway.replicate._prediction import Prediction
-from inference_gateway.replicate._sse import ServerSentEvent, iter_events
+from inference_gateway.replicate._sse import ServerSentEvent, iter_events, iter_lines
 from inference_gateway.request_log import current_record
 
 __all__ = [
@@ -100,7 +100,7 @@ def _retry_after(response: httpx.Response, body: Mapping[str, Any] | None) -> fl
     header = response.headers.get("retry-after")
     if header:
         header = header.strip()
-        if header.replace(".", "", 1).isdigit():
+        if header.isascii() and header.replace(".", "", 1).isdigit():
             return min(float(header), _RETRY_AFTER_CAP)
         try:
             when = email.utils.parsedate_to_datetime(header)
@@ -264,7 +264,8 @@ class ReplicateClient:
         try:
             async with self._http.stream("GET", url, headers=headers, timeout=timeout) as response:
                 status_class = _status_class(response.status_code)
-                if response.status_code >= 400:
+                # Redirects are not followed (the caller vetted this URL, not the next one).
+                if response.status_code >= 300:
                     raise from_http_error(response.status_code, None, endpoint="file")
                 chunks: list[bytes] = []
                 size = 0
@@ -295,6 +296,7 @@ class ReplicateClient:
         seen: set[str] = set()
         failures = 0
         while True:
+            retry_after: float | None = None
             headers = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
             if last_id is not None:
                 headers["Last-Event-ID"] = last_id
@@ -305,19 +307,25 @@ class ReplicateClient:
                 async with self._http.stream(
                     "GET", url, headers=headers, timeout=self._timeout(deadline, read=None)
                 ) as response:
-                    status_class = _status_class(response.status_code)
-                    if response.status_code != 200:
-                        raise StreamUnavailable(f"stream answered HTTP {response.status_code}")
-                    async for event in iter_events(response.aiter_lines()):
-                        if event.id is not None:
-                            if event.id in seen:
-                                continue
-                            seen.add(event.id)
-                            last_id = event.id
-                        failures = 0
-                        yield event
-                        if event.event == "done":
-                            return
+                    status = response.status_code
+                    status_class = _status_class(status)
+                    if status == 429 or status >= 500:
+                        retry_after = _retry_after(response, None)
+                        _LOGGER.info("stream answered HTTP %d; retrying", status)
+                    elif status != 200:
+                        raise StreamUnavailable(f"stream answered HTTP {status}")
+                    else:
+                        async for event in iter_events(iter_lines(response.aiter_text())):
+                            # An empty id (a reset) names no event, so it cannot mark one as seen.
+                            if event.id:
+                                if event.id in seen:
+                                    continue
+                                seen.add(event.id)
+                                last_id = event.id
+                            failures = 0
+                            yield event
+                            if event.event == "done":
+                                return
             except httpx.TransportError as exc:
                 _LOGGER.info("stream dropped (%s); resuming", type(exc).__name__)
             finally:
@@ -326,7 +334,7 @@ class ReplicateClient:
             failures += 1
             if failures > self._settings.stream_reconnects:
                 raise StreamUnavailable("the stream kept dropping")
-            delay = self._backoff(failures)
+            delay = retry_after if retry_after is not None else self._backoff(failures)
             if not deadline.allows(delay):
                 raise StreamUnavailable("no time left to resume the stream")
             self._observer.retried("stream")

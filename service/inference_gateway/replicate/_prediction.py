@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from inference_gateway.errors import bad_response
@@ -16,19 +16,23 @@ _KNOWN_STATUSES = TERMINAL_STATUSES | {"starting", "processing"}
 
 
 def parse_timestamp(value: object) -> datetime | None:
-    """RFC 3339 with `Z` and any number of fraction digits, as Replicate writes them."""
+    """RFC 3339 with `Z` and any number of fraction digits, as Replicate writes them.
+
+    Always zone-aware (a missing zone is read as UTC), so any two can be subtracted.
+    """
     if not isinstance(value, str) or not value:
         return None
     text = value.replace("Z", "+00:00")
     head, dot, rest = text.partition(".")
     if dot:
-        digits = "".join(ch for ch in rest if ch.isdigit())
-        zone = rest[len(digits) :]
+        zone = rest.lstrip("0123456789")
+        digits = rest[: len(rest) - len(zone)]
         text = f"{head}.{digits[:6].ljust(6, '0')}{zone}"
     try:
-        return datetime.fromisoformat(text)
+        parsed = datetime.fromisoformat(text)
     except ValueError:
         return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def _number(value: object) -> float | None:

@@ -6,10 +6,13 @@ is small and we need the event ids to resume a dropped stream without repeating 
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 
-__all__ = ["SSEDecoder", "ServerSentEvent", "iter_events"]
+__all__ = ["SSEDecoder", "ServerSentEvent", "iter_events", "iter_lines"]
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +50,7 @@ class SSEDecoder:
         elif name == "id":
             if "\0" not in value:
                 self._id = value
-        elif name == "retry" and value.isdigit():
+        elif name == "retry" and value.isascii() and value.isdigit():
             self._retry = int(value)
         return None
 
@@ -72,3 +75,26 @@ async def iter_events(lines: AsyncIterable[str]) -> AsyncIterator[ServerSentEven
         event = decoder.feed_line(raw.rstrip("\r\n"))
         if event is not None:
             yield event
+
+
+async def iter_lines(chunks: AsyncIterable[str]) -> AsyncIterator[str]:
+    """Splits decoded text into lines at CRLF, LF or CR, the only breaks the format has.
+
+    httpx's aiter_lines also breaks at form feeds, U+2028 and other Unicode line
+    boundaries, which would cut a model's output in two and lose the second half.
+    """
+    pending = ""
+    first = True
+    async for chunk in chunks:
+        if first and chunk:
+            chunk, first = chunk.removeprefix("\ufeff"), False
+        buffer = pending + chunk
+        # A CR at the end may be the first half of a CRLF: decide with the next chunk.
+        held = buffer.endswith("\r")
+        *lines, pending = _LINE_BREAK.split(buffer[:-1] if held else buffer)
+        for line in lines:
+            yield line
+        if held:
+            pending += "\r"
+    if pending.endswith("\r"):
+        yield pending[:-1]
