@@ -134,3 +134,25 @@ def test_callers_without_time_passing_wait_in_arrival_order(
     waits = [budget.reserve() for _ in range(callers)]
     expected = [max(0, n - burst + 1) * 60 / per_minute for n in range(callers)]
     assert waits == pytest.approx(expected)
+
+
+async def test_a_caller_cancelled_while_waiting_gives_its_slot_back() -> None:
+    import asyncio
+
+    budget = RateBudget(Bucket.CREATE, 60, burst=1)  # real clock: one token a second
+    budget.reserve()  # the burst is spent; the next caller waits about a second
+    waiter = asyncio.ensure_future(budget.acquire(Deadline.after(10)))
+    await asyncio.sleep(0)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    # Without the refund the next caller would wait about two seconds.
+    assert budget.reserve() == pytest.approx(1.0, abs=0.1)
+
+
+def test_a_reset_header_blocks_for_at_most_a_minute(clock: FakeClock) -> None:
+    budget = RateBudget(Bucket.OTHER, 600, clock=clock)
+    budget.observe_headers("0", "86400")
+    assert budget.reserve() == pytest.approx(60.0)
+    budget.observe_headers("0", "inf")  # unreadable as a duration: ignored
+    assert budget.reserve() <= 60.0

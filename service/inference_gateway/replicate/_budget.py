@@ -8,6 +8,7 @@ the `ratelimit-remaining` / `ratelimit-reset` headers and any 429's retry delay.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable
 from enum import Enum
@@ -16,6 +17,8 @@ from inference_gateway.deadlines import Deadline
 from inference_gateway.errors import ResourceExhausted
 
 __all__ = ["Bucket", "RateBudget"]
+
+_MAX_RESET_SECONDS = 60.0
 
 
 class Bucket(Enum):
@@ -80,7 +83,11 @@ class RateBudget:
                 metadata={"bucket": self.bucket.value, "retryAfterSeconds": f"{wait:.1f}"},
                 retry_after_seconds=wait,
             )
-        await asyncio.sleep(wait)
+        try:
+            await asyncio.sleep(wait)
+        except asyncio.CancelledError:
+            self.refund()  # a caller that went away leaves its slot to the next
+            raise
         return wait
 
     def observe_headers(self, remaining: str | None, reset: str | None) -> None:
@@ -92,6 +99,10 @@ class RateBudget:
             reset_seconds = float(reset) if reset is not None else 1.0
         except ValueError:
             return
+        if not (math.isfinite(left) and math.isfinite(reset_seconds)):
+            return
+        # Replicate's windows are a minute long; never block longer on a header's word.
+        reset_seconds = min(reset_seconds, _MAX_RESET_SECONDS)
         now = self._refill()
         if left <= 0:
             self._blocked_until = max(self._blocked_until, now + max(reset_seconds, 0.0))
