@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PROTO_SRC := protos/inference/gateway/v1/gateway.proto
 
-.PHONY: install run test lint typecheck unit protos buf-lint clean bench
+.PHONY: install run test lint typecheck unit protos buf-lint deploy-tools clean bench
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,7 +37,11 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-unit: install
+## deploy-tools: promtool, kubectl and kubernetes-validate for tests/test_deploy.py (apt needs root)
+deploy-tools: install
+	deploy/install-tools.sh $(VENV)
+
+unit: install deploy-tools
 	$(BIN)/pytest -q
 
 ## test: install what is needed and run the whole suite
