@@ -34,6 +34,7 @@ class Settings:
     drain_delay: float = 5.0
     max_connection_age: float = 300.0
     default_timeout: float = 600.0
+    max_wait: int = 60
     cold_boot_threshold: float = 15.0
     create_rate: int = 600
     other_rate: int = 3000
@@ -76,6 +77,13 @@ def _port(text: str) -> int:
     return value
 
 
+def _wait_seconds(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 60:
+        raise ValueError("must be from 1 to 60 (Replicate's limit for Prefer: wait)")
+    return value
+
+
 def _flag(text: str) -> bool:
     lowered = text.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -105,6 +113,8 @@ _OPTIONS = (
             "over replicas)", _positive(float)),
     _Option("default_timeout", "GATEWAY_DEFAULT_TIMEOUT",
             "seconds a call may take when the caller sets no deadline", _positive(float)),
+    _Option("max_wait", "GATEWAY_MAX_WAIT",
+            "seconds a create is held for its output (Prefer: wait, 1 to 60)", _wait_seconds),
     _Option("cold_boot_threshold", "GATEWAY_COLD_BOOT_THRESHOLD",
             "queue seconds above which a prediction counts as a cold boot", _positive(float)),
     _Option("create_rate", "GATEWAY_CREATE_RATE",

@@ -30,7 +30,7 @@ from inference_gateway.core import CoreSettings, Gateway
 from inference_gateway.grpc_api.interceptors import ObservingInterceptor
 from inference_gateway.grpc_api.servicer import InferenceGatewayServicer
 from inference_gateway.metrics import Metrics
-from inference_gateway.predictions import PredictionRunner
+from inference_gateway.predictions import PredictionRunner, RunnerSettings
 from inference_gateway.registry import ModelRegistry
 from inference_gateway.replicate import ClientSettings, ReplicateClient
 from inference_gateway.schemas import SchemaCache
@@ -99,7 +99,9 @@ def build_gateway(
         transport=transport,
         observer=metrics,
     )
-    runner = PredictionRunner(client, on_cancel=metrics)
+    runner = PredictionRunner(
+        client, RunnerSettings(max_wait_seconds=settings.max_wait), on_cancel=metrics
+    )
     gateway = Gateway(
         registry=ModelRegistry(config),
         env_defaults=env_defaults,

@@ -1,0 +1,179 @@
+"""The command line as a person uses it: run, serve, check-config, and buf curl via reflection."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+import textwrap
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BUF = REPO / "node_modules" / ".bin" / "buf"
+SERVICE = "inference.gateway.v1.InferenceGateway"
+SDXL = "stability-ai/sdxl:5bcac3b9c021564025e6087b291591d64c1a3b1251bd6ce0dac83865e839d769"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REPLICATE_", "GATEWAY_"))}
+    env.update(extra)
+    return env
+
+
+async def _cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "inference_gateway", *args,
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+@asynccontextmanager
+async def _dev_server(port: int) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
+    """`inference-gateway run` with no token; yields the process and its first log line."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "inference_gateway", "run",
+        "--host", "127.0.0.1", "--port", str(port), "--metrics-port", str(_free_port()),
+        env=_env(), stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stderr is not None
+    first = (await asyncio.wait_for(process.stderr.readline(), timeout=30)).decode()
+    ready = first
+    while "serving gRPC" not in ready:
+        line = await asyncio.wait_for(process.stderr.readline(), timeout=30)
+        assert line, f"the dev server stopped early; its first line was: {first}"
+        ready = line.decode()
+    try:
+        yield process, first
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def _buf_curl(port: int, method: str, data: dict[str, object]) -> list[dict[str, object]]:
+    process = await asyncio.create_subprocess_exec(
+        str(BUF), "curl", "--protocol", "grpc", "--http2-prior-knowledge",
+        "--data", json.dumps(data), f"http://127.0.0.1:{port}/{method}",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 0, err.decode()
+    decoder = json.JSONDecoder()
+    text, messages, index = out.decode(), [], 0
+    while index < len(text.rstrip()):
+        while text[index].isspace():
+            index += 1
+        message, index = decoder.raw_decode(text, index)
+        messages.append(message)
+    return messages
+
+
+async def test_run_without_a_token_says_simulator_first_and_answers_buf_curl() -> None:
+    assert BUF.exists(), "buf is missing: `make test` installs it with npm"
+    port = _free_port()
+    async with _dev_server(port) as (process, first_line):
+        assert "SIMULATOR" in first_line
+        [text] = await _buf_curl(
+            port, f"{SERVICE}/GenerateText",
+            {"model": "meta/meta-llama-3-8b-instruct", "prompt": "Hello"},
+        )  # fmt: skip
+        assert text["text"]
+        stream = await _buf_curl(
+            port, f"{SERVICE}/StreamText",
+            {"model": "meta/meta-llama-3-8b-instruct", "prompt": "Hello"},
+        )  # fmt: skip
+        pieces = [str(m.get("text", "")) for m in stream if m.get("text")]
+        assert len(pieces) > 1
+        assert "".join(pieces) == text["text"]
+        [image] = await _buf_curl(
+            port, f"{SERVICE}/GenerateImage", {"model": SDXL, "prompt": "a red fox"}
+        )
+        images = image["images"]
+        assert isinstance(images, list)
+        uris = [str(i["uri"]) for i in images]
+        assert uris
+        assert all(uri.startswith("http://127.0.0.1:") for uri in uris)
+        [health] = await _buf_curl(port, "grpc.health.v1.Health/Check", {})
+        assert health["status"] == "SERVING"
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), timeout=30) == 0
+
+
+async def test_serve_without_a_token_exits_non_zero_naming_the_variables() -> None:
+    code, _, err = await _cli("serve", "--port", "0", env=_env())
+    assert code != 0
+    assert "REPLICATE_API_TOKEN" in err
+    assert "REPLICATE_API_KEY" in err
+
+
+@pytest.mark.parametrize(
+    ("files", "env", "needles"),
+    [
+        ({}, {"REPLICATE_TEMPERATURE": "abc"}, ["REPLICATE_TEMPERATURE", "abc"]),
+        ({}, {"REPLICATE_TOP_P": "2"}, ["REPLICATE_TOP_P"]),
+        (
+            {
+                "gateway.yaml": "aliases:\n  x:\n    model: meta/llama-3\n"
+                "    api_key: os.environ/TEAM_TOKEN\n"
+            },
+            {},
+            ["TEAM_TOKEN", "gateway.yaml:4"],
+        ),
+        (
+            {"gateway.yaml": "aliases:\n  x:\n    model: http://example.com/model\n"},
+            {},
+            ["gateway.yaml:3", "owner/name"],
+        ),
+    ],
+)
+async def test_check_config_names_what_is_wrong(
+    tmp_path: Path, files: dict[str, str], env: dict[str, str], needles: list[str]
+) -> None:
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    args = ["check-config"] + (["--config", str(tmp_path / "gateway.yaml")] if files else [])
+    code, out, err = await _cli(*args, env=_env(**env))
+    assert code != 0
+    for needle in needles:
+        assert needle in out + err
+
+
+async def test_check_config_prints_aliases_with_secrets_masked(tmp_path: Path) -> None:
+    secret = "r8_test_super_secret_value_000000000000"
+    config = tmp_path / "gateway.yaml"
+    config.write_text(
+        textwrap.dedent(
+            """
+            aliases:
+              llama3:
+                model: meta/meta-llama-3-8b-instruct
+                api_key: os.environ/TEAM_TOKEN
+                defaults: {temperature: 0.2}
+            """
+        )
+    )
+    code, out, err = await _cli(
+        "check-config", "--config", str(config),
+        env=_env(TEAM_TOKEN=secret, REPLICATE_API_TOKEN=secret),
+    )  # fmt: skip
+    assert code == 0, err
+    assert "llama3" in out
+    assert "/v1/models/meta/meta-llama-3-8b-instruct/predictions" in out
+    assert secret not in out + err
+    assert secret[:12] not in out + err

@@ -1,0 +1,179 @@
+"""The prediction lifecycle against the simulator's faults: what the caller gets, and what it cost.
+
+Each test counts the upstream requests the simulator received, by endpoint kind.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import cast
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2, status_pb2
+
+from inference.gateway.v1 import gateway_pb2 as pb
+from inference_gateway.simulator import Prediction, SimulatorConfig
+from tests.gateway_harness import Harness, running_gateway
+from tests.simulator_fixtures import wait_until
+
+LLAMA3 = "meta/meta-llama-3-8b-instruct"
+PREDICTION_KINDS = ("create", "get", "stream", "cancel")
+
+
+def prediction_requests(h: Harness) -> int:
+    return sum(h.requests.count(kind) for kind in PREDICTION_KINDS)
+
+
+async def warm_schema(h: Harness) -> None:
+    """One call caches the model's schema, so later calls count prediction requests only."""
+    await h.stub.GenerateText(pb.GenerateTextRequest(model=LLAMA3, prompt="warm"), timeout=20)
+    h.requests.clear()
+
+
+def latest_prediction(h: Harness) -> Prediction:
+    """The prediction created last (the simulator keeps them in creation order)."""
+    return list(h.simulator.state.predictions.values())[-1]
+
+
+def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
+    """The ErrorInfo detail the gateway attaches to every error status."""
+    metadata = cast(Sequence[tuple[str, bytes]], error.trailing_metadata() or ())
+    [raw] = [value for key, value in metadata if key == "grpc-status-details-bin"]
+    status = status_pb2.Status.FromString(raw)
+    [info] = [d for d in status.details if d.Is(error_details_pb2.ErrorInfo.DESCRIPTOR)]
+    unpacked = error_details_pb2.ErrorInfo()
+    info.Unpack(unpacked)
+    return unpacked
+
+
+async def test_a_prediction_within_the_sync_wait_costs_exactly_one_request() -> None:
+    async with running_gateway() as h:
+        await warm_schema(h)
+        reply = await h.stub.GenerateText(
+            pb.GenerateTextRequest(model=LLAMA3, prompt="short"), timeout=30
+        )
+        assert reply.prediction.status == pb.PREDICTION_STATUS_SUCCEEDED
+        assert h.requests.count() == 1
+        [create] = h.requests.matching("create")
+        assert create.headers["prefer"].startswith("wait=")
+
+
+async def test_a_deadline_on_a_prediction_that_never_finishes_cancels_it() -> None:
+    async with running_gateway() as h:
+        await warm_schema(h)
+        h.simulator.state.set_behaviour(LLAMA3, never_finishes=True)
+        started = time.monotonic()
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await h.stub.GenerateText(
+                pb.GenerateTextRequest(model=LLAMA3, prompt="forever"), timeout=3
+            )
+        elapsed = time.monotonic() - started
+        assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert elapsed < 3.5
+        [create] = h.requests.matching("create")
+        assert create.headers["cancel-after"].endswith("s")
+        assert 3 <= int(create.headers["cancel-after"][:-1]) <= 5
+        prediction = latest_prediction(h)
+        await wait_until(prediction, lambda p: p.status == "canceled")
+        assert h.requests.count("cancel") == 1
+
+
+async def test_a_caller_that_goes_away_gets_its_prediction_canceled() -> None:
+    async with running_gateway() as h:
+        await warm_schema(h)
+        h.simulator.state.set_behaviour(LLAMA3, never_finishes=True)
+        call = h.stub.StreamText(pb.GenerateTextRequest(model=LLAMA3, prompt="x"), timeout=30)
+        async for message in call:
+            if message.text:
+                break
+        call.cancel()
+        prediction = latest_prediction(h)
+        await wait_until(prediction, lambda p: p.status == "canceled")
+        assert h.requests.count("cancel") == 1
+
+
+async def test_a_429_on_create_then_success_creates_exactly_one_prediction() -> None:
+    async with running_gateway() as h:
+        await warm_schema(h)
+        h.simulator.state.faults.add(kind="create", status=429, retry_after=1)
+        reply = await h.stub.GenerateText(
+            pb.GenerateTextRequest(model=LLAMA3, prompt="again"), timeout=30
+        )
+        assert reply.prediction.status == pb.PREDICTION_STATUS_SUCCEEDED
+        assert h.requests.count("create") == 2
+        assert [r.response_status for r in h.requests.matching("create")] == [429, 201]
+        assert len(h.simulator.state.predictions) == 2  # the warm-up and this one
+
+
+async def test_a_5xx_on_create_is_not_retried_and_says_unavailable() -> None:
+    async with running_gateway() as h:
+        await warm_schema(h)
+        h.simulator.state.faults.add(kind="create", status=503)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await h.stub.GenerateText(pb.GenerateTextRequest(model=LLAMA3, prompt="x"), timeout=30)
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert h.requests.count("create") == 1
+
+
+async def test_a_stream_cut_halfway_is_resumed_with_the_whole_text_once() -> None:
+    async with running_gateway() as h:
+        await warm_schema(h)
+        h.simulator.state.set_behaviour(LLAMA3, stream_cut_after_events=8)
+        pieces = []
+        async for message in h.stub.StreamText(
+            pb.GenerateTextRequest(model=LLAMA3, prompt="a long story"), timeout=30
+        ):
+            pieces.append(message.text)
+        [create] = h.requests.matching("create")
+        expected = h.simulator.state.expected_text(LLAMA3, create.body["input"])
+        assert "".join(pieces) == expected
+        assert h.requests.count("stream") >= 2
+        resumed = h.requests.matching("stream")[1]
+        assert "last-event-id" in resumed.headers
+
+
+async def test_a_failed_prediction_returns_its_error_and_id() -> None:
+    async with running_gateway() as h:
+        await warm_schema(h)
+        h.simulator.state.set_behaviour(
+            LLAMA3, fail_error="CUDA out of memory", fail_logs="loading\nallocating 80GB"
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await h.stub.GenerateText(pb.GenerateTextRequest(model=LLAMA3, prompt="x"), timeout=30)
+        prediction = latest_prediction(h)
+        details = caught.value.details() or ""
+        assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "CUDA out of memory" in details
+        assert prediction.id in details
+        info = error_info(caught.value)
+        assert info.reason == "PREDICTION_FAILED"
+        assert info.metadata["predictionId"] == prediction.id
+
+
+async def test_a_cold_boot_past_the_sync_wait_is_followed_over_the_stream() -> None:
+    """Time-scaled: the gateway's sync wait is cut to 1 s and the boot lasts 3 s."""
+    async with running_gateway(max_wait=1) as h:
+        await warm_schema(h)
+        h.simulator.state.force_cold_boot(LLAMA3, 3.0)
+        reply = await h.stub.GenerateText(
+            pb.GenerateTextRequest(model=LLAMA3, prompt="cold"), timeout=60
+        )
+        assert reply.prediction.status == pb.PREDICTION_STATUS_SUCCEEDED
+        assert reply.prediction.timing.queue_duration.ToNanoseconds() >= 2_900_000_000
+        assert prediction_requests(h) <= 3
+
+
+@pytest.mark.slow
+async def test_a_90_second_cold_boot_within_a_5_minute_deadline_costs_three_requests() -> None:
+    async with running_gateway(simulator_config=SimulatorConfig(token_interval_seconds=0.002)) as h:
+        await warm_schema(h)
+        h.simulator.state.force_cold_boot(LLAMA3, 90.0)
+        reply = await h.stub.GenerateText(
+            pb.GenerateTextRequest(model=LLAMA3, prompt="cold"), timeout=300
+        )
+        assert reply.prediction.status == pb.PREDICTION_STATUS_SUCCEEDED
+        assert reply.prediction.timing.cold_boot
+        assert prediction_requests(h) <= 3
+        assert h.requests.count("create") == 1
