@@ -83,6 +83,10 @@ class PredictionRunner:
         # Prediction id -> token, for every prediction being followed right now.
         self._running: dict[str, str] = {}
         self._cancels: set[asyncio.Task[None]] = set()
+        self._creates: set[asyncio.Task[Prediction]] = set()
+        self._shutting_down = False
+        # Followed predictions already canceled by cancel_all, so their followers don't repeat it.
+        self._canceled: set[str] = set()
 
     @property
     def running(self) -> Mapping[str, str]:
@@ -100,13 +104,8 @@ class PredictionRunner:
         self, path: str, body: Mapping[str, Any], *, token: str, deadline: Deadline
     ) -> Prediction:
         """Runs a prediction to its end and returns it, whatever its final status."""
-        created = await self._client.create_prediction(
-            path,
-            body,
-            token=token,
-            deadline=deadline,
-            wait_seconds=self._wait_for(deadline),
-            cancel_after_seconds=self._cancel_after(deadline),
+        created = await self._create(
+            path, body, token=token, deadline=deadline, wait_seconds=self._wait_for(deadline)
         )
         if created.terminal:
             return created
@@ -141,14 +140,7 @@ class PredictionRunner:
         What has been yielded is tracked by length, so a stream resumed by
         Last-Event-ID or replaced by the prediction's output never repeats text.
         """
-        created = await self._client.create_prediction(
-            path,
-            body,
-            token=token,
-            deadline=deadline,
-            wait_seconds=None,
-            cancel_after_seconds=self._cancel_after(deadline),
-        )
+        created = await self._create(path, body, token=token, deadline=deadline, wait_seconds=None)
         sent = 0
         if created.terminal:
             text = output_text(created.output)
@@ -220,6 +212,49 @@ class PredictionRunner:
         await asyncio.sleep(delay)
         return await self._client.get_prediction(created.id, token=token, deadline=deadline)
 
+    async def _create(
+        self,
+        path: str,
+        body: Mapping[str, Any],
+        *,
+        token: str,
+        deadline: Deadline,
+        wait_seconds: int | None,
+    ) -> Prediction:
+        """Creates a prediction; if the caller leaves while Replicate holds the request,
+        the create is let finish so the prediction's id is known, and it is canceled then.
+
+        Dropping the connection instead would leave a prediction nobody can name running
+        until its Cancel-After.
+        """
+        task = asyncio.get_running_loop().create_task(
+            self._client.create_prediction(
+                path,
+                body,
+                token=token,
+                deadline=deadline,
+                wait_seconds=wait_seconds,
+                cancel_after_seconds=self._cancel_after(deadline),
+            )
+        )
+        self._creates.add(task)
+        task.add_done_callback(self._creates.discard)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(lambda done: self._cancel_orphan(done, token))
+            raise
+
+    def _cancel_orphan(self, done: asyncio.Task[Prediction], token: str) -> None:
+        if done.cancelled() or done.exception() is not None:
+            return
+        created = done.result()
+        if not created.terminal:
+            self.cancel_soon(created.id, token, self._leave_reason())
+
+    def _leave_reason(self) -> str:
+        return "shutdown" if self._shutting_down else "caller_cancelled"
+
     def _following(self, created: Prediction, token: str) -> _Following:
         return _Following(self, created.id, token)
 
@@ -244,15 +279,23 @@ class PredictionRunner:
         else:
             _LOGGER.info("canceled prediction %s (%s)", prediction_id, reason)
 
-    async def cancel_all(self, reason: str) -> None:
+    def begin_shutdown(self) -> None:
+        """From now on, predictions left behind are canceled for the shutdown's sake."""
+        self._shutting_down = True
+
+    async def cancel_all(self) -> None:
         """Cancels every prediction still being followed (at shutdown)."""
         running = list(self._running.items())
-        await asyncio.gather(*(self.cancel(pid, tok, reason) for pid, tok in running))
+        self._canceled.update(pid for pid, _ in running)
+        await asyncio.gather(*(self.cancel(pid, tok, "shutdown") for pid, tok in running))
 
     async def drain_cancels(self) -> None:
-        """Waits for background cancels to finish, so none is lost at shutdown."""
-        if self._cancels:
-            await asyncio.gather(*list(self._cancels), return_exceptions=True)
+        """Waits for held creates and background cancels, so no cancel is lost at shutdown.
+
+        A held create answers within its `Prefer: wait`, so this ends within a minute.
+        """
+        while self._creates or self._cancels:
+            await asyncio.gather(*self._creates, *self._cancels, return_exceptions=True)
 
 
 class _Following:
@@ -274,11 +317,15 @@ class _Following:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
     ) -> None:
-        self._runner._running.pop(self._id, None)
+        runner = self._runner
+        runner._running.pop(self._id, None)
+        if self._id in runner._canceled:
+            runner._canceled.discard(self._id)
+            return
         if exc is None:
             return
         if isinstance(exc, asyncio.CancelledError | GeneratorExit):
-            self._runner.cancel_soon(self._id, self._token, "caller_cancelled")
+            self._runner.cancel_soon(self._id, self._token, self._runner._leave_reason())
         elif isinstance(exc, DeadlineExceeded):
             task = self._runner.cancel_soon(self._id, self._token, "deadline")
             # If the handler is torn down meanwhile, the cancel still goes out.

@@ -7,6 +7,7 @@ INTERNAL with a generic message, and its traceback goes to the log, never the ca
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -29,7 +30,7 @@ if TYPE_CHECKING:  # grpc's generics exist only in its type stubs
     Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
     Continuation: TypeAlias = Callable[[grpc.HandlerCallDetails], Awaitable[Handler]]
     UnaryBehaviour: TypeAlias = Callable[[Any, Context], Awaitable[Any]]
-    StreamBehaviour: TypeAlias = Callable[[Any, Context], AsyncIterator[Any]]
+    StreamBehaviour: TypeAlias = Callable[[Any, Context], AsyncIterator[Any] | Awaitable[None]]
 
 
 def _split(method: str) -> tuple[str, str]:
@@ -123,8 +124,13 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg
             async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
                 call = _Call(metrics, method, "server_stream")
                 try:
-                    async for response in inner_stream(request, context):
-                        yield response
+                    responses = inner_stream(request, context)
+                    if inspect.isawaitable(responses):
+                        # A handler that writes with context.write (health's Watch does).
+                        await responses
+                    else:
+                        async for response in responses:
+                            yield response
                 except asyncio.CancelledError:
                     call.code = _ended_code(context)
                     raise

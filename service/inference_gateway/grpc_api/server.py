@@ -61,6 +61,7 @@ class RunningGateway:
     async def stop(self, grace: float | None = None, drain_delay: float = 0.0) -> None:
         """Drains: NOT_SERVING, a pause for endpoints, calls finish, leftovers canceled."""
         grace = self.settings.grace_period if grace is None else grace
+        self.runner.begin_shutdown()
         for name in ("", SERVICE_NAME, READINESS):
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         if drain_delay > 0:
@@ -70,7 +71,7 @@ class RunningGateway:
         done, _ = await asyncio.wait({stopping}, timeout=max(0.0, grace - 0.5))
         if not done and self.runner.running:
             _LOGGER.warning("canceling %d predictions still running", len(self.runner.running))
-            await self.runner.cancel_all("shutdown")
+            await self.runner.cancel_all()
         await stopping
         await self.runner.drain_cancels()
         await self.client.aclose()
