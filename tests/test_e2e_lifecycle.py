@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import cast
+from typing import TypeVar, cast
 
 import grpc
 import pytest
+from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 
 from inference.gateway.v1 import gateway_pb2 as pb
@@ -20,6 +21,7 @@ from tests.simulator_fixtures import wait_until
 
 LLAMA3 = "meta/meta-llama-3-8b-instruct"
 PREDICTION_KINDS = ("create", "get", "stream", "cancel")
+DetailT = TypeVar("DetailT", bound=Message)
 
 
 def prediction_requests(h: Harness) -> int:
@@ -37,15 +39,19 @@ def latest_prediction(h: Harness) -> Prediction:
     return list(h.simulator.state.predictions.values())[-1]
 
 
-def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
-    """The ErrorInfo detail the gateway attaches to every error status."""
+def status_detail(error: grpc.aio.AioRpcError, kind: type[DetailT]) -> DetailT:
+    """The one detail of type `kind` in the status the gateway attached to an error."""
     metadata = cast(Sequence[tuple[str, bytes]], error.trailing_metadata() or ())
     [raw] = [value for key, value in metadata if key == "grpc-status-details-bin"]
     status = status_pb2.Status.FromString(raw)
-    [info] = [d for d in status.details if d.Is(error_details_pb2.ErrorInfo.DESCRIPTOR)]
-    unpacked = error_details_pb2.ErrorInfo()
-    info.Unpack(unpacked)
-    return unpacked
+    [packed] = [d for d in status.details if d.Is(kind.DESCRIPTOR)]
+    detail: DetailT = kind()
+    packed.Unpack(detail)
+    return detail
+
+
+def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
+    return status_detail(error, error_details_pb2.ErrorInfo)
 
 
 async def test_a_prediction_within_the_sync_wait_costs_exactly_one_request() -> None:
@@ -177,3 +183,20 @@ async def test_a_90_second_cold_boot_within_a_5_minute_deadline_costs_three_requ
         assert reply.prediction.timing.cold_boot
         assert prediction_requests(h) <= 3
         assert h.requests.count("create") == 1
+
+
+async def test_a_spent_create_budget_fails_fast_with_retry_info() -> None:
+    # Six creates a minute, as Replicate allows low-credit accounts: a burst of one.
+    async with running_gateway(create_rate=6) as h:
+        await warm_schema(h)  # spends the one slot
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await h.stub.GenerateText(pb.GenerateTextRequest(model=LLAMA3, prompt="x"), timeout=3)
+        assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert error_info(caught.value).reason == "RATE_BUDGET_EXHAUSTED"
+        assert retry_delay_seconds(caught.value) > 3
+        assert h.requests.count("create") == 0
+
+
+def retry_delay_seconds(error: grpc.aio.AioRpcError) -> float:
+    info = status_detail(error, error_details_pb2.RetryInfo)
+    return float(info.retry_delay.ToTimedelta().total_seconds())
