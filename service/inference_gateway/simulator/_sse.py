@@ -1,0 +1,76 @@
+"""The SSE endpoint at `urls.stream`, in the wire format Replicate's clients parse.
+
+Each event carries `event:` and `id:` (the Python client drops events without an
+id), multi-line data is split over several `data:` lines, and a stream opened late,
+or re-opened with `Last-Event-ID`, replays the history it missed before following
+live events up to `done`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from aiohttp import web
+
+from ._prediction import Prediction, StreamEvent
+
+__all__ = ["encode_event", "first_event_after", "serve_stream"]
+
+_HELLO = b": hi\n\n"  # nchan opens Replicate's streams with this comment
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def encode_event(event: StreamEvent) -> bytes:
+    lines = [f"event: {event.event}", f"id: {event.id}"]
+    lines += [f"data: {line}" for line in _LINE_BREAK.split(event.data)]
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+def first_event_after(last_event_id: str | None) -> int:
+    """Index of the first event to send, given the client's `Last-Event-ID` (if any)."""
+    if not last_event_id:
+        return 0
+    seq = last_event_id.rsplit(":", 1)[-1].strip()
+    return int(seq) + 1 if seq.isascii() and seq.isdigit() else 0
+
+
+async def serve_stream(
+    request: web.Request,
+    prediction: Prediction,
+    *,
+    cut_after: int | None,
+    closing: Callable[[], bool],
+) -> web.StreamResponse:
+    """Stream `prediction`'s events; drop the connection after `cut_after` events if set."""
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+    )
+    await response.prepare(request)
+    await response.write(_HELLO)
+    cursor = first_event_after(request.headers.get("Last-Event-ID"))
+    sent = 0
+    try:
+        while True:
+            while cursor < len(prediction.events):
+                if cut_after is not None and sent >= cut_after:
+                    return _drop(request, response)
+                event = prediction.events[cursor]
+                await response.write(encode_event(event))
+                cursor += 1
+                sent += 1
+                if event.event == "done":
+                    await response.write_eof()
+                    return response
+            if closing():
+                return _drop(request, response)
+            await prediction.wait_for_change()
+    except ConnectionResetError:  # the client went away
+        return response
+
+
+def _drop(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+    """Close the socket mid-body: the client sees the stream end without `done`."""
+    if request.transport is not None:
+        request.transport.close()
+    return response
