@@ -18,7 +18,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 BUF = REPO / "node_modules" / ".bin" / "buf"
 SERVICE = "inference.gateway.v1.InferenceGateway"
-SDXL = "stability-ai/sdxl:5bcac3b9c021564025e6087b291591d64c1a3b1251bd6ce0dac83865e839d769"
+SDXL = "stability-ai/sdxl:7762fd07cf82c948538e41f63f77d685e02b063e37e496e96eefd46c929f9bdc"
 
 
 def _free_port() -> int:

@@ -10,7 +10,7 @@ from inference.gateway.v1 import gateway_pb2 as pb
 from tests.gateway_harness import running_gateway
 
 LLAMA3 = "meta/meta-llama-3-8b-instruct"
-SDXL = "stability-ai/sdxl:5bcac3b9c021564025e6087b291591d64c1a3b1251bd6ce0dac83865e839d769"
+SDXL = "stability-ai/sdxl:7762fd07cf82c948538e41f63f77d685e02b063e37e496e96eefd46c929f9bdc"
 
 
 async def test_generate_text_returns_the_models_whole_answer() -> None:

@@ -176,7 +176,7 @@ async def test_models_endpoint_serves_official_models_only(
         f"/v1/models/{MIXTRAL}/predictions", json={"input": {"prompt": "hi"}}
     )
     community = await http.post(
-        f"/v1/models/{LLAMA2}/predictions", json={"input": {"prompt": "hi"}}
+        f"/v1/models/{GEMMA}/predictions", json={"input": {"prompt": "hi"}}
     )
     unknown = await http.post("/v1/models/nobody/nothing/predictions", json={"input": {}})
 
@@ -694,7 +694,7 @@ async def test_get_model_and_version(
     body = response.json()
     openapi_validator("schemas_model_response").validate(body)
     assert (body["owner"], body["name"]) == tuple(model.split("/"))
-    assert body["is_official"] == (model in (LLAMA3, MIXTRAL))
+    assert body["is_official"] == (model in (LLAMA3, LLAMA2, MIXTRAL))
     latest = body["latest_version"]
     openapi_validator("schemas_version_response").validate(latest)
     assert re.fullmatch("[0-9a-f]{64}", latest["id"])
