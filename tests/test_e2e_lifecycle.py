@@ -5,6 +5,7 @@ Each test counts the upstream requests the simulator received, by endpoint kind.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Sequence
 from typing import TypeVar, cast
@@ -200,3 +201,19 @@ async def test_a_spent_create_budget_fails_fast_with_retry_info() -> None:
 def retry_delay_seconds(error: grpc.aio.AioRpcError) -> float:
     info = status_detail(error, error_details_pb2.RetryInfo)
     return float(info.retry_delay.ToTimedelta().total_seconds())
+
+
+async def test_a_model_without_a_stream_is_followed_by_gets_that_back_off() -> None:
+    async with running_gateway(max_wait=1) as h:
+        await warm_schema(h)
+        h.simulator.state.set_behaviour(LLAMA3, streams=False, predict_seconds=4.0)
+        reply = await h.stub.GenerateText(
+            pb.GenerateTextRequest(model=LLAMA3, prompt="slow"), timeout=30
+        )
+        assert reply.prediction.status == pb.PREDICTION_STATUS_SUCCEEDED
+        gets = h.requests.matching("get")
+        assert h.requests.count("stream") == 0
+        # About 3 s past the 1 s sync wait: GETs at 0.5, 0.75, 1.1, 1.7 s apart, not every 0.5 s.
+        assert 2 <= len(gets) <= 6
+        gaps = [b.time - a.time for a, b in itertools.pairwise(gets)]
+        assert gaps == sorted(gaps)
