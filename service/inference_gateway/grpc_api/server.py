@@ -76,7 +76,7 @@ class RunningGateway:
         await self.runner.drain_cancels()
         await self.client.aclose()
         if self._metrics_http is not None:
-            http_server, thread = self._metrics_http
+            http_server, _ = self._metrics_http
             # shutdown() waits for the server thread's next poll: keep the loop free meanwhile.
             await asyncio.to_thread(http_server.shutdown)
             http_server.server_close()
