@@ -66,8 +66,7 @@ async def test_a_caller_leaving_during_a_held_create_still_gets_its_prediction_c
         h.simulator.state.set_behaviour(LLAMA3, never_finishes=True)
         call = h.stub.GenerateText(pb.GenerateTextRequest(model=LLAMA3, prompt="x"), timeout=60)
         task = asyncio.ensure_future(call)
-        while not h.simulator.state.predictions:
-            await asyncio.sleep(0.01)
+        await h.requests.wait_for(1, kind="create")
         [prediction] = h.simulator.state.predictions.values()
         call.cancel()  # Replicate is still holding the create: the id is not known yet
         with pytest.raises(asyncio.CancelledError):

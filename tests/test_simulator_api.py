@@ -175,9 +175,7 @@ async def test_models_endpoint_serves_official_models_only(
     official = await http.post(
         f"/v1/models/{MIXTRAL}/predictions", json={"input": {"prompt": "hi"}}
     )
-    community = await http.post(
-        f"/v1/models/{GEMMA}/predictions", json={"input": {"prompt": "hi"}}
-    )
+    community = await http.post(f"/v1/models/{GEMMA}/predictions", json={"input": {"prompt": "hi"}})
     unknown = await http.post("/v1/models/nobody/nothing/predictions", json={"input": {}})
 
     assert official.status_code == 201
