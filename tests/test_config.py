@@ -301,7 +301,7 @@ def test_native_file_loads_every_key() -> None:
             """,
             3,
             "callers",
-            "unknown key",
+            "expected a mapping",
         ),
         (
             """

@@ -13,8 +13,8 @@ import logging
 import mimetypes
 import os
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -34,12 +34,14 @@ from inference_gateway.domain import (
 )
 from inference_gateway.errors import (
     FieldViolation,
+    GatewayError,
     InvalidArgument,
     ResourceExhausted,
     bad_response,
     from_prediction_outcome,
 )
 from inference_gateway.inputs import ModelInput, apply_schema, image_data_uri, layer_inputs
+from inference_gateway.limits import RequestLimits
 from inference_gateway.metrics import Metrics
 from inference_gateway.model_ids import Task
 from inference_gateway.predictions import PredictionRunner, output_text
@@ -50,8 +52,8 @@ from inference_gateway.prompts import (
     parse_template_name,
 )
 from inference_gateway.registry import ModelRegistry, ResolvedModel
-from inference_gateway.replicate import Prediction, ReplicateClient
-from inference_gateway.request_log import current_record
+from inference_gateway.replicate import TERMINAL_STATUSES, Prediction, ReplicateClient
+from inference_gateway.request_log import current_record, record_prompt
 from inference_gateway.schemas import SchemaCache
 
 __all__ = ["CoreSettings", "Gateway"]
@@ -70,6 +72,8 @@ class CoreSettings:
     deadline_margin_seconds: float = 0.05
     max_image_bytes: int = 20 * 1024 * 1024
     extra_file_hosts: tuple[str, ...] = field(default_factory=tuple)
+    # Size limits on what a request may carry; None checks nothing.
+    limits: RequestLimits | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +100,7 @@ class Gateway:
         schemas: SchemaCache,
         metrics: Metrics,
         settings: CoreSettings | None = None,
+        authorize: Callable[[ResolvedModel], None] | None = None,
     ) -> None:
         self._registry = registry
         self._env_defaults = dict(env_defaults)
@@ -105,6 +110,7 @@ class Gateway:
         self._schemas = schemas
         self._metrics = metrics
         self._settings = settings or CoreSettings()
+        self._authorize = authorize
         self._alias_slots: dict[str, int] = {}
         base_host = urlsplit(client.base_url).hostname or ""
         self._file_hosts = (base_host, *self._settings.extra_file_hosts)
@@ -115,7 +121,7 @@ class Gateway:
         self, request: TextRequest, *, time_remaining: float | None
     ) -> TextResult:
         started = time.monotonic()
-        resolved = self._registry.resolve(request.model, Task.TEXT)
+        resolved = self._admit(request, Task.TEXT)
         deadline = self._deadline(time_remaining, resolved)
         async with self._alias_slot(resolved.alias):
             prepared = await self._prepare_text(request, resolved, deadline)
@@ -129,31 +135,44 @@ class Gateway:
         self, request: TextRequest, *, time_remaining: float | None
     ) -> AsyncGenerator[StreamStart | TextDelta | StreamEnd, None]:
         started = time.monotonic()
-        resolved = self._registry.resolve(request.model, Task.TEXT)
+        resolved = self._admit(request, Task.TEXT)
         deadline = self._deadline(time_remaining, resolved)
         async with self._alias_slot(resolved.alias):
             prepared = await self._prepare_text(request, resolved, deadline)
             yield StreamStart(prepared.template)
             first = True
-            async for item in self._runner.stream(
+            final: Prediction | None = None
+            stream = self._runner.stream(
                 prepared.path, prepared.body, token=prepared.token, deadline=deadline
-            ):
-                if isinstance(item, Prediction):
-                    summary = self._finish(item, prepared.label, "StreamText", started)
-                    yield StreamEnd(summary)
-                    return
-                if first:
-                    first = False
-                    self._metrics.time_to_first_token.labels(prepared.label).observe(
-                        time.monotonic() - started
-                    )
-                yield TextDelta(item.text)
+            )
+            try:
+                async with aclosing(stream):
+                    async for item in stream:
+                        if isinstance(item, Prediction):
+                            # The runner's last item. Read on to its end: a runner closed
+                            # early takes its caller for gone and cancels the prediction.
+                            final = item
+                            continue
+                        if first:
+                            first = False
+                            self._metrics.time_to_first_token.labels(prepared.label).observe(
+                                time.monotonic() - started
+                            )
+                        yield TextDelta(item.text)
+            except GatewayError as error:
+                # A failure the stream reports itself ends the call without a final prediction.
+                status = error.metadata.get("predictionStatus")
+                if status in TERMINAL_STATUSES:
+                    self._metrics.predictions.labels(prepared.label, status).inc()
+                raise
+            if final is not None:
+                yield StreamEnd(self._finish(final, prepared.label, "StreamText", started))
 
     async def generate_image(
         self, request: ImageRequest, *, time_remaining: float | None
     ) -> ImageResult:
         started = time.monotonic()
-        resolved = self._registry.resolve(request.model, Task.IMAGE)
+        resolved = self._admit(request, Task.IMAGE)
         deadline = self._deadline(time_remaining, resolved)
         async with self._alias_slot(resolved.alias):
             prepared = await self._prepare_image(request, resolved, deadline)
@@ -185,6 +204,15 @@ class Gateway:
         return infos
 
     # --- steps -----------------------------------------------------------------------------
+
+    def _admit(self, request: TextRequest | ImageRequest, task: Task) -> ResolvedModel:
+        """The model to run, once the caller may use it and the request keeps the limits."""
+        resolved = self._registry.resolve(request.model, task)
+        if self._authorize is not None:
+            self._authorize(resolved)
+        if self._settings.limits is not None:
+            self._settings.limits.check(request)
+        return resolved
 
     def _deadline(self, time_remaining: float | None, resolved: ResolvedModel) -> Deadline:
         """The caller's deadline, capped by the alias's timeout, else the default."""
@@ -257,6 +285,7 @@ class Gateway:
             model_name=ref.model_name,
             add_bos=alias.add_bos if alias else False,
         )
+        record_prompt(rendered.prompt)
         explicit: dict[str, object] = {**request.extra_input, **request.parameters}
         if rendered.system_prompt is not None:
             if "system_prompt" in explicit:
@@ -291,6 +320,7 @@ class Gateway:
             )
         explicit: dict[str, object] = {**request.extra_input, **request.parameters}
         explicit["prompt"] = request.prompt
+        record_prompt(request.prompt)
         for index, image in enumerate(request.input_images):
             explicit[image.input_name] = image_data_uri(image, index)
         alias_defaults = dict(resolved.alias.defaults) if resolved.alias else {}

@@ -2,31 +2,55 @@
 
 A request's record lives in a context variable, so the core and the Replicate client
 can add to it (model, prediction id, upstream request count) without being handed it.
-Prompts are left out unless asked for; tokens never enter a record.
+Prompts are left out unless asked for (`configure_logging(..., log_prompts=True)`);
+tokens never enter a record.
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import logging
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 __all__ = [
+    "LOG_FORMATS",
+    "LOG_LEVELS",
+    "LogSetupError",
     "RequestRecord",
     "configure_logging",
     "current_record",
     "finish_record",
+    "record_prompt",
     "request_record",
+    "set_prompt_logging",
 ]
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("json", "text")
 
 _RECORD: contextvars.ContextVar[RequestRecord | None] = contextvars.ContextVar(
     "request_record", default=None
 )
 REQUEST_LOGGER = logging.getLogger("inference_gateway.requests")
+
+
+class LogSetupError(ValueError):
+    """A log level or format the gateway does not know."""
+
+
+@dataclass
+class _Options:
+    # Process-wide, like the logging configuration it belongs to.
+    log_prompts: bool = False
+
+
+_OPTIONS = _Options()
 
 
 @dataclass
@@ -40,8 +64,19 @@ class RequestRecord:
     queue_seconds: float | None = None
     predict_seconds: float | None = None
     cold_boot: bool | None = None
+    error_reason: str | None = None
     upstream_requests: int = 0
     prompt: str | None = None
+
+    def note_failure(self, reason: str, metadata: Mapping[str, str]) -> None:
+        """Keeps what an error says about the prediction, where no result said it first.
+
+        A deadline, or a failure the stream itself reports, ends a call without a final
+        prediction; the error's metadata is then the only place its id appears.
+        """
+        self.error_reason = reason
+        self.prediction_id = self.prediction_id or metadata.get("predictionId")
+        self.prediction_status = self.prediction_status or metadata.get("predictionStatus")
 
     def fields(self) -> dict[str, Any]:
         data = asdict(self)
@@ -59,9 +94,30 @@ def request_record(rpc: str) -> tuple[RequestRecord, contextvars.Token[RequestRe
     return record, _RECORD.set(record)
 
 
-def finish_record(token: contextvars.Token[RequestRecord | None]) -> None:
+def set_prompt_logging(enabled: bool) -> None:
+    """Whether request lines carry the prompt sent to the model (they are private data)."""
+    _OPTIONS.log_prompts = enabled
+
+
+def record_prompt(prompt: str) -> None:
+    """Puts the prompt in the current request's line, if prompts are being logged."""
     record = _RECORD.get()
-    _RECORD.reset(token)
+    if record is not None and _OPTIONS.log_prompts:
+        record.prompt = prompt
+
+
+def finish_record(
+    token: contextvars.Token[RequestRecord | None], record: RequestRecord | None = None
+) -> None:
+    """Writes the request's line and forgets its record.
+
+    Pass `record` when the call may end in another context than it began in: the event
+    loop closes an abandoned stream handler from a task of its own, where the record is
+    not current and the token cannot be reset (nor needs to be).
+    """
+    record = record or _RECORD.get()
+    with contextlib.suppress(ValueError):
+        _RECORD.reset(token)
     if record is not None:
         REQUEST_LOGGER.info("request", extra={"request": record.fields()})
 
@@ -82,24 +138,38 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
+def _logfmt_value(value: object) -> str:
+    """Quotes a value that would otherwise split the line or blur where it ends."""
+    text = str(value)
+    if text and all(c.isprintable() and not c.isspace() and c not in '"=\\' for c in text):
+        return text
+    return json.dumps(text)
+
+
 class _TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
         request = getattr(record, "request", None)
         if isinstance(request, dict):
-            text += " " + " ".join(f"{k}={v}" for k, v in request.items())
+            text += " " + " ".join(f"{k}={_logfmt_value(v)}" for k, v in request.items())
         return text
 
 
-def configure_logging(level: str, fmt: str) -> None:
+def configure_logging(level: str, fmt: str, *, log_prompts: bool = False) -> None:
+    """Sends every log line to stderr as JSON or text; raises LogSetupError on a bad name."""
+    if level.lower() not in LOG_LEVELS:
+        raise LogSetupError(f"unknown log level {level!r}: use one of {', '.join(LOG_LEVELS)}")
+    if fmt.lower() not in LOG_FORMATS:
+        raise LogSetupError(f"unknown log format {fmt!r}: use one of {', '.join(LOG_FORMATS)}")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         _JsonFormatter()
-        if fmt == "json"
+        if fmt.lower() == "json"
         else _TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    set_prompt_logging(log_prompts)
     # httpx logs every request URL at INFO; the gateway's own lines say what matters.
     logging.getLogger("httpx").setLevel(logging.WARNING)

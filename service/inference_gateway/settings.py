@@ -12,6 +12,7 @@ from typing import Any
 __all__ = ["DEFAULT_BASE_URL", "Settings", "SettingsError", "add_server_arguments", "settings_from"]
 
 DEFAULT_BASE_URL = "https://api.replicate.com"
+_MIB = 1024 * 1024
 
 
 class SettingsError(ValueError):
@@ -42,6 +43,28 @@ class Settings:
     model_label_limit: int = 50
     schema_ttl: float = 300.0
     uvloop: bool = True
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    require_auth: bool = False
+    max_request_bytes: int = 8 * _MIB
+    max_prompt_chars: int = 200_000
+    max_messages: int = 1_000
+    max_input_images: int = 8
+    max_input_image_bytes: int = 4 * _MIB
+
+    def __post_init__(self) -> None:
+        # Checked here, not only in settings_from, so a Settings built in code is held to it.
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise SettingsError(
+                "--tls-cert and --tls-key (GATEWAY_TLS_CERT, GATEWAY_TLS_KEY) go together: "
+                "give both, or neither to serve plaintext"
+            )
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise SettingsError(
+                "--tls-client-ca (GATEWAY_TLS_CLIENT_CA) needs --tls-cert and --tls-key: "
+                "mutual TLS is TLS with client certificates on top"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +151,23 @@ _OPTIONS = (
     _Option("schema_ttl", "GATEWAY_SCHEMA_TTL",
             "seconds a model's input schema is cached", _positive(float)),
     _Option("uvloop", "GATEWAY_UVLOOP", "run on uvloop where available", _flag),
+    _Option("tls_cert", "GATEWAY_TLS_CERT",
+            "PEM certificate chain: serve gRPC over TLS (with --tls-key)", Path),
+    _Option("tls_key", "GATEWAY_TLS_KEY", "PEM private key of --tls-cert", Path),
+    _Option("tls_client_ca", "GATEWAY_TLS_CLIENT_CA",
+            "PEM CA bundle: require client certificates it signed (mutual TLS)", Path),
+    _Option("require_auth", "GATEWAY_REQUIRE_AUTH",
+            "refuse to start unless the configuration has a callers: section", _flag),
+    _Option("max_request_bytes", "GATEWAY_MAX_REQUEST_BYTES",
+            "largest request message accepted, in bytes", _positive(int)),
+    _Option("max_prompt_chars", "GATEWAY_MAX_PROMPT_CHARS",
+            "longest prompt, or chat messages' text combined, in characters", _positive(int)),
+    _Option("max_messages", "GATEWAY_MAX_MESSAGES",
+            "most chat messages in one request", _positive(int)),
+    _Option("max_input_images", "GATEWAY_MAX_INPUT_IMAGES",
+            "most input images in one request", _positive(int)),
+    _Option("max_input_image_bytes", "GATEWAY_MAX_INPUT_IMAGE_BYTES",
+            "largest input image sent inline (data, or a data: URI), in bytes", _positive(int)),
 )  # fmt: skip
 
 

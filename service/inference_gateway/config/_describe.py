@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from inference_gateway.config._model import AliasConfig, GatewayConfig
+from inference_gateway.config._model import AliasConfig, CallerConfig, GatewayConfig
 from inference_gateway.model_ids import Task
 from inference_gateway.prompts import CustomTemplate, JinjaTemplate, Template
 
@@ -30,6 +30,9 @@ def describe_config(config: GatewayConfig, env_defaults: Mapping[str, object]) -
     for alias in sorted(config.aliases.values(), key=lambda a: a.name):
         lines.append("")
         lines += _describe_alias(alias, env_defaults)
+    if config.callers is not None:
+        lines.append("")
+        lines += _describe_callers(config.callers)
     return "\n".join(lines)
 
 
@@ -61,6 +64,22 @@ def _describe_alias(alias: AliasConfig, env_defaults: Mapping[str, object]) -> l
     if alias.max_concurrency is not None:
         rows.append(("max concurrency", str(alias.max_concurrency)))
     return [f"{alias.name}    (defined at {alias.source})"] + [_ROW.format(*row) for row in rows]
+
+
+def _describe_callers(callers: Mapping[str, CallerConfig]) -> list[str]:
+    """Who may call; a token is shown by where it comes from, never by value or digest."""
+    lines = [f"Callers: {len(callers)}; every call must carry a caller's bearer token"]
+    for caller in sorted(callers.values(), key=lambda c: c.name):
+        if caller.all_aliases:
+            aliases, models = "every alias", "any model id"
+        else:
+            aliases = ", ".join(sorted(caller.aliases)) or "none"
+            named = ", ".join(map(str, caller.models))
+            models = "any model id" if caller.all_models else named or "none"
+        rows = [("token", caller.token_source), ("aliases", aliases), ("model ids", models)]
+        lines.append(f"{caller.name}    (defined at {caller.source})")
+        lines += [_ROW.format(*row) for row in rows]
+    return lines
 
 
 def _template(template: Template | None) -> str:

@@ -9,6 +9,7 @@ from types import MappingProxyType
 
 import yaml
 
+from inference_gateway.config._callers import read_callers
 from inference_gateway.config._litellm import LITELLM_SECTIONS, read_litellm
 from inference_gateway.config._model import AliasConfig, ConfigError, ConfigProblem, GatewayConfig
 from inference_gateway.config._native import NATIVE_SECTIONS, read_native
@@ -51,6 +52,9 @@ def load_config(path: Path, environ: Mapping[str, str]) -> GatewayConfig:
             f"duplicate key; it is first defined at line {duplicate.first_line}",
         )
     format_name, aliases = _read_document(reader, document.data)
+    callers = None
+    if format_name == "native" and isinstance(document.data, LocatedMap):
+        callers = read_callers(reader, document.data)
     if reader.problems:
         raise ConfigError(sorted(reader.problems, key=lambda p: (p.line or 0, p.key)))
     for note in reader.notes:
@@ -62,6 +66,7 @@ def load_config(path: Path, environ: Mapping[str, str]) -> GatewayConfig:
         path=path,
         format=format_name,
         notes=tuple(reader.notes),
+        callers=None if callers is None else MappingProxyType(callers),
     )
 
 

@@ -1,10 +1,10 @@
-"""What a configuration file becomes: aliases, key references, and the errors found."""
+"""What a configuration file becomes: aliases, callers, key references, and the errors found."""
 
 from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
@@ -14,6 +14,7 @@ from inference_gateway.prompts import Template
 __all__ = [
     "AliasConfig",
     "ApiKeyRef",
+    "CallerConfig",
     "ConfigError",
     "ConfigProblem",
     "GatewayConfig",
@@ -80,13 +81,38 @@ class AliasConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class CallerConfig:
+    """A service that may call the gateway: its token's digest, and what it may run.
+
+    Only the sha256 of the token is kept; a token read from a file is hashed as it is read.
+    """
+
+    name: str
+    token_sha256: str = field(repr=False)  # 64 lowercase hex digits
+    # Where the token came from, for check-config: a file path, never the token or digest.
+    token_source: str
+    aliases: frozenset[str]
+    # aliases: ["*"]: every alias, and every model id too.
+    all_aliases: bool
+    # Model ids it may name directly; see grpc_api/auth.py for how they match.
+    models: tuple[ModelRef, ...]
+    # models: ["*"] (or aliases: ["*"]): any model id.
+    all_models: bool
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
 class GatewayConfig:
-    """Every alias from one configuration file, and what the loader chose to ignore in it."""
+    """Every alias from one configuration file, and what the loader chose to ignore in it.
+
+    `callers` is None when the file has no `callers:` section: caller authentication is off.
+    """
 
     aliases: Mapping[str, AliasConfig]
     path: Path | None
     format: str
     notes: tuple[str, ...] = ()
+    callers: Mapping[str, CallerConfig] | None = None
 
     @classmethod
     def empty(cls) -> GatewayConfig:

@@ -11,12 +11,17 @@ aliases:
     api_key: os.environ/TEAM_A_REPLICATE_TOKEN
     timeout_seconds: 120
     max_concurrency: 8
+callers:                            # optional; when present, callers must authenticate
+  billing-service: {token_file: /var/run/secrets/gateway/billing, aliases: [llama3]}
+
+`callers:` is read by `_callers.py`; `aliases:` may be left out when it is there.
 """
 
 from __future__ import annotations
 
 from functools import partial
 
+from inference_gateway.config._callers import CALLERS_SECTION
 from inference_gateway.config._model import AliasConfig
 from inference_gateway.config._reader import Reader, join
 from inference_gateway.config._templates import read_affixes, read_template
@@ -27,9 +32,9 @@ from inference_gateway.model_ids import Task
 __all__ = ["NATIVE_SECTIONS", "read_native"]
 
 # Every top-level section of the native format, in one place. Sections that later issues
-# add (such as `callers:` for authentication) are listed here when they are implemented:
-# until then they are refused, because ignoring an access rule would be worse than failing.
-NATIVE_SECTIONS = ("aliases",)
+# add are listed here when they are implemented: until then they are refused, because
+# ignoring a setting (an access rule, say) would be worse than failing.
+NATIVE_SECTIONS = ("aliases", CALLERS_SECTION)
 
 _ALIAS_KEYS = (
     "model",
@@ -47,6 +52,8 @@ _TASKS = {task.value: task for task in Task}
 
 def read_native(reader: Reader, document: LocatedMap) -> list[AliasConfig]:
     reader.check_keys(document, NATIVE_SECTIONS, "")
+    if "aliases" not in document:
+        return []
     aliases = reader.mapping(document.get("aliases"), document.line_of("aliases"), "aliases")
     if aliases is None:
         return []

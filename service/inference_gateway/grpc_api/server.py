@@ -12,8 +12,9 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from threading import Thread
 from wsgiref.simple_server import WSGIServer
 
@@ -27,14 +28,16 @@ from prometheus_client import start_http_server
 from inference.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from inference_gateway.config import GatewayConfig
 from inference_gateway.core import CoreSettings, Gateway
+from inference_gateway.grpc_api.auth import CallerAuthInterceptor, CallerDirectory
 from inference_gateway.grpc_api.interceptors import ObservingInterceptor
 from inference_gateway.grpc_api.servicer import InferenceGatewayServicer
+from inference_gateway.limits import RequestLimits
 from inference_gateway.metrics import Metrics
 from inference_gateway.predictions import PredictionRunner, RunnerSettings
-from inference_gateway.registry import ModelRegistry
+from inference_gateway.registry import ModelRegistry, ResolvedModel
 from inference_gateway.replicate import ClientSettings, ReplicateClient
 from inference_gateway.schemas import SchemaCache
-from inference_gateway.settings import Settings
+from inference_gateway.settings import Settings, SettingsError
 
 __all__ = ["LIVENESS", "READINESS", "RunningGateway", "serve_until_signalled", "start_gateway"]
 
@@ -42,7 +45,11 @@ _LOGGER = logging.getLogger(__name__)
 SERVICE_NAME = gateway_pb2.DESCRIPTOR.services_by_name["InferenceGateway"].full_name
 READINESS = "readiness"
 LIVENESS = "liveness"
-_MESSAGE_LIMIT = 64 * 1024 * 1024
+# Responses only: images returned with their bytes can be large. Requests are capped by
+# --max-request-bytes.
+_SEND_LIMIT = 64 * 1024 * 1024
+_PEM_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
+_PEM_PRIVATE_KEY = b"PRIVATE KEY-----"
 
 
 @dataclass
@@ -88,6 +95,7 @@ def build_gateway(
     env_defaults: Mapping[str, object],
     *,
     transport: httpx.AsyncBaseTransport | None = None,
+    authorize: Callable[[ResolvedModel], None] | None = None,
 ) -> tuple[Gateway, PredictionRunner, ReplicateClient, Metrics]:
     metrics = Metrics(aliases=config.aliases, model_label_limit=settings.model_label_limit)
     client = ReplicateClient(
@@ -114,9 +122,76 @@ def build_gateway(
         settings=CoreSettings(
             default_timeout_seconds=settings.default_timeout,
             cold_boot_threshold_seconds=settings.cold_boot_threshold,
+            limits=RequestLimits(
+                max_prompt_chars=settings.max_prompt_chars,
+                max_messages=settings.max_messages,
+                max_input_images=settings.max_input_images,
+                max_input_image_bytes=settings.max_input_image_bytes,
+            ),
         ),
+        authorize=authorize,
     )
     return gateway, runner, client, metrics
+
+
+def _read_pem(path: Path, option: str, marker: bytes) -> bytes:
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise SettingsError(f"{option}: cannot read {path}: {error.strerror}") from None
+    if marker not in data:
+        raise SettingsError(f"{option}: {path} is not PEM text with {marker.decode()!r}")
+    return data
+
+
+def _server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    """TLS credentials from the settings' files, or None to serve plaintext."""
+    if settings.tls_cert is None or settings.tls_key is None:
+        return None
+    cert = _read_pem(settings.tls_cert, "--tls-cert (GATEWAY_TLS_CERT)", _PEM_CERTIFICATE)
+    key = _read_pem(settings.tls_key, "--tls-key (GATEWAY_TLS_KEY)", _PEM_PRIVATE_KEY)
+    client_ca = None
+    if settings.tls_client_ca is not None:
+        client_ca = _read_pem(
+            settings.tls_client_ca, "--tls-client-ca (GATEWAY_TLS_CLIENT_CA)", _PEM_CERTIFICATE
+        )
+    return grpc.ssl_server_credentials(
+        [(key, cert)], root_certificates=client_ca, require_client_auth=client_ca is not None
+    )
+
+
+def _caller_directory(settings: Settings, config: GatewayConfig) -> CallerDirectory | None:
+    """The callers to authenticate, or None when the configuration names none (auth off)."""
+    if config.callers is None:
+        if settings.require_auth:
+            raise SettingsError(
+                "--require-auth (GATEWAY_REQUIRE_AUTH) is set, but the configuration has no "
+                "callers: section; add one (see the README, Authentication and TLS)"
+            )
+        _LOGGER.info("caller authentication is off: the configuration names no callers")
+        return None
+    if settings.tls_cert is None:
+        _LOGGER.warning(
+            "caller authentication is on but TLS is off: tokens cross the network in the clear "
+            "unless something in between encrypts them; see --tls-cert"
+        )
+    return CallerDirectory(config.callers.values())
+
+
+def _bind(server: grpc.aio.Server, address: str, credentials: grpc.ServerCredentials | None) -> int:
+    if credentials is None:
+        port = server.add_insecure_port(address)
+    else:
+        try:
+            port = server.add_secure_port(address, credentials)
+        except RuntimeError:
+            raise SettingsError(
+                f"cannot serve TLS on {address}: the port may be taken, or --tls-key may not "
+                "belong to --tls-cert (gRPC's log above says which)"
+            ) from None
+    if port == 0:
+        raise OSError(f"cannot bind the gRPC port {address}")
+    return port
 
 
 async def start_gateway(
@@ -127,15 +202,24 @@ async def start_gateway(
     transport: httpx.AsyncBaseTransport | None = None,
     serve_metrics: bool = True,
 ) -> RunningGateway:
+    # Files and settings first: a bad one stops start-up before anything is opened.
+    credentials = _server_credentials(settings)
+    directory = _caller_directory(settings, config)
     gateway, runner, client, metrics = build_gateway(
-        settings, config, env_defaults, transport=transport
+        settings,
+        config,
+        env_defaults,
+        transport=transport,
+        authorize=None if directory is None else directory.authorize,
     )
+    # Inside the observer, so refusals are counted and logged like any other error.
+    authenticating = [] if directory is None else [CallerAuthInterceptor(directory)]
     age_ms = int(settings.max_connection_age * 1000)
     server = grpc.aio.server(
-        interceptors=[ObservingInterceptor(metrics)],
+        interceptors=[ObservingInterceptor(metrics), *authenticating],
         options=[
-            ("grpc.max_receive_message_length", _MESSAGE_LIMIT),
-            ("grpc.max_send_message_length", _MESSAGE_LIMIT),
+            ("grpc.max_receive_message_length", settings.max_request_bytes),
+            ("grpc.max_send_message_length", _SEND_LIMIT),
             ("grpc.max_connection_age_ms", age_ms),
             ("grpc.max_connection_age_grace_ms", int(settings.grace_period * 1000) + 5000),
             # Long generations send no data for minutes; let clients keep the line alive.
@@ -152,9 +236,7 @@ async def start_gateway(
     reflection.enable_server_reflection(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
-    if port == 0:
-        raise OSError(f"cannot bind the gRPC port {settings.host}:{settings.port}")
+    port = _bind(server, f"{settings.host}:{settings.port}", credentials)
     metrics_http = None
     metrics_port = 0
     if serve_metrics:
