@@ -88,7 +88,7 @@ async def _serve_with_simulator(
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, log_prompts=settings.log_prompts)
     if not settings.api_token:
         print(f"inference-gateway serve: {_NO_TOKEN}", file=sys.stderr)
         return 2
@@ -104,7 +104,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         settings = replace(settings, log_format="text")
     if args.drain_delay is None and "GATEWAY_DRAIN_DELAY" not in os.environ:
         settings = replace(settings, drain_delay=0.0)
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, log_prompts=settings.log_prompts)
     config, defaults = _load(settings, os.environ)
     if settings.api_token:
         _LOGGER.info(

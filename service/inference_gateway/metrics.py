@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from inference_gateway import __version__
 
-__all__ = ["OTHER_MODEL", "Metrics", "ModelLabels"]
+__all__ = ["OTHER_MODEL", "Metrics", "MetricsError", "ModelLabels"]
 
 OTHER_MODEL = "other"
 # Replicate stops a prediction after 30 minutes; the buckets reach that far.
@@ -26,10 +26,19 @@ _LATENCY_BUCKETS = (
 _FAST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
+class MetricsError(ValueError):
+    """A metrics setting that would break the label bounds."""
+
+
 class ModelLabels:
     """Caps the model label's cardinality."""
 
     def __init__(self, aliases: Iterable[str], limit: int) -> None:
+        if limit < 0:
+            raise MetricsError(
+                f"model_label_limit must be 0 or more (0 labels every unaliased model "
+                f"{OTHER_MODEL!r}), got {limit}"
+            )
         self._known = set(aliases)
         self._limit = limit + len(self._known)
         self._lock = threading.Lock()

@@ -10,7 +10,8 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 import grpc
@@ -30,7 +31,9 @@ if TYPE_CHECKING:  # grpc's generics exist only in its type stubs
     Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
     Continuation: TypeAlias = Callable[[grpc.HandlerCallDetails], Awaitable[Handler]]
     UnaryBehaviour: TypeAlias = Callable[[Any, Context], Awaitable[Any]]
-    StreamBehaviour: TypeAlias = Callable[[Any, Context], AsyncIterator[Any] | Awaitable[None]]
+    StreamBehaviour: TypeAlias = Callable[
+        [Any, Context], AsyncGenerator[Any, None] | Awaitable[None]
+    ]
 
 
 def _split(method: str) -> tuple[str, str]:
@@ -64,6 +67,8 @@ class _Call:
         if not isinstance(error, GatewayError):
             _LOGGER.error("unexpected error in %s", self._labels[2], exc_info=error)
             error = INTERNAL_ERROR
+        if self._record is not None:
+            self._record.note_failure(error.reason, error.metadata)
         status = to_rpc_status(error)
         self.code = status.code.name
         await context.abort(status.code, status.details, status.trailing_metadata)
@@ -80,7 +85,7 @@ class _Call:
                 if self._record.model is not None:
                     m.request_duration.labels(self._labels[2], self._record.model).observe(elapsed)
                 self._record.grpc_code = self.code
-                finish_record(self._token)
+                finish_record(self._token, self._record)
 
 
 class ObservingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
@@ -129,9 +134,13 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg
                         # A handler that writes with context.write (health's Watch does).
                         await responses
                     else:
-                        async for response in responses:
-                            yield response
-                except asyncio.CancelledError:
+                        # Closed here, not by the garbage collector: the handler's cleanup
+                        # (canceling its prediction) then runs now, and in this call's context.
+                        async with aclosing(responses):
+                            async for response in responses:
+                                yield response
+                except (asyncio.CancelledError, GeneratorExit):
+                    # GeneratorExit: the server stopped reading this stream and closed it.
                     call.code = _ended_code(context)
                     raise
                 except grpc.aio.AbortError:
