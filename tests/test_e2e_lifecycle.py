@@ -217,3 +217,25 @@ async def test_a_model_without_a_stream_is_followed_by_gets_that_back_off() -> N
         assert 2 <= len(gets) <= 6
         gaps = [b.time - a.time for a, b in itertools.pairwise(gets)]
         assert gaps == sorted(gaps)
+
+
+async def test_a_stream_that_fails_midway_reports_the_error_with_its_last_logs() -> None:
+    async with running_gateway() as h:
+        await warm_schema(h)
+        h.simulator.state.set_behaviour(
+            LLAMA3, fail_error="worker crashed", fail_logs="step 1\nstep 2", fail_after_outputs=3
+        )
+        pieces = []
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            async for message in h.stub.StreamText(
+                pb.GenerateTextRequest(model=LLAMA3, prompt="x"), timeout=30
+            ):
+                pieces.append(message.text)
+        prediction = latest_prediction(h)
+        details = caught.value.details() or ""
+        assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "worker crashed" in details
+        assert "step 2" in details
+        assert prediction.id in details
+        assert len([p for p in pieces if p]) == 3
+        assert h.requests.count("cancel") == 0

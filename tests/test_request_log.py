@@ -153,11 +153,6 @@ async def test_a_stream_that_fails_midway_still_names_its_prediction(capsys: Cap
     assert line["grpc_code"] == "FAILED_PRECONDITION"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the runner (predictions.py) keeps a created prediction's id to itself until the "
-    "prediction ends, so a caller who leaves first is logged without it",
-)
 async def test_a_caller_who_leaves_is_logged_with_the_prediction_left_behind(
     capsys: Capture,
 ) -> None:

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import math
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from contextlib import suppress
+from contextlib import aclosing, suppress
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -24,9 +24,9 @@ from inference_gateway.errors import (
     DeadlineExceeded,
     GatewayError,
     deadline_exceeded,
-    from_prediction_outcome,
 )
 from inference_gateway.replicate import Prediction, ReplicateClient, StreamUnavailable
+from inference_gateway.request_log import current_record
 
 __all__ = ["CancelObserver", "PredictionRunner", "RunnerSettings", "output_text"]
 
@@ -121,11 +121,11 @@ class PredictionRunner:
     async def _follow(self, created: Prediction, token: str, deadline: Deadline) -> Prediction:
         if created.stream_url is not None:
             try:
-                async for event in self._client.stream_events(
-                    created.stream_url, deadline=deadline
-                ):
-                    if event.event == "done":
-                        break
+                events = self._client.stream_events(created.stream_url, deadline=deadline)
+                async with aclosing(events):
+                    async for event in events:
+                        if event.event in ("done", "error"):
+                            break
             except StreamUnavailable as exc:
                 _LOGGER.info("prediction %s: %s; polling instead", created.id, exc)
             else:
@@ -138,52 +138,53 @@ class PredictionRunner:
         """Yields text as the model produces it, then the final prediction.
 
         What has been yielded is tracked by length, so a stream resumed by
-        Last-Event-ID or replaced by the prediction's output never repeats text.
+        Last-Event-ID or replaced by the prediction's output never repeats text. The
+        final prediction is yielded after the follow ends, so a consumer may stop
+        there without the prediction being taken for abandoned.
         """
         created = await self._create(path, body, token=token, deadline=deadline, wait_seconds=None)
-        sent = 0
         if created.terminal:
             text = output_text(created.output)
             if text:
                 yield TextDelta(text)
             yield created
             return
+        sent = 0
+        streamed = False
+        final = created
         async with self._following(created, token):
-            final: Prediction | None = None
             if created.stream_url is not None:
                 try:
-                    async for event in self._client.stream_events(
-                        created.stream_url, deadline=deadline
-                    ):
-                        if event.event == "output" and event.data:
-                            sent += len(event.data)
-                            yield TextDelta(event.data)
-                        elif event.event == "error":
-                            raise from_prediction_outcome(
-                                "failed", prediction_id=created.id, error=event.data, logs=None
-                            )
-                        elif event.event == "done":
-                            break
+                    events = self._client.stream_events(created.stream_url, deadline=deadline)
+                    async with aclosing(events):
+                        async for event in events:
+                            if event.event == "output" and event.data:
+                                sent += len(event.data)
+                                yield TextDelta(event.data)
+                            elif event.event in ("done", "error"):
+                                # The prediction itself says how it ended, with its logs.
+                                streamed = True
+                                break
                 except StreamUnavailable as exc:
                     _LOGGER.info("prediction %s: %s; reading its output", created.id, exc)
+            # Whatever the stream did not deliver (all of it, without a stream) comes
+            # from the prediction's output.
+            async for item in self._poll_text(created, sent, token, deadline, now=streamed):
+                if isinstance(item, Prediction):
+                    final = item
                 else:
-                    final = await self._client.get_prediction(
-                        created.id, token=token, deadline=deadline
-                    )
-            async for item in self._poll_text(created, final, sent, token, deadline):
-                yield item
+                    yield item
+        yield final
 
     async def _poll_text(
-        self,
-        created: Prediction,
-        final: Prediction | None,
-        sent: int,
-        token: str,
-        deadline: Deadline,
+        self, created: Prediction, sent: int, token: str, deadline: Deadline, *, now: bool
     ) -> AsyncIterator[TextDelta | Prediction]:
-        """Yields whatever output the stream did not deliver, polling until the end."""
-        current = final or created
+        """Yields new output text, polling until the end; `now` skips the first wait."""
         delay = self._settings.poll_initial
+        if now:
+            current = await self._client.get_prediction(created.id, token=token, deadline=deadline)
+        else:
+            current = created
         while True:
             text = output_text(current.output)
             if len(text) > sent:
@@ -240,10 +241,14 @@ class PredictionRunner:
         self._creates.add(task)
         task.add_done_callback(self._creates.discard)
         try:
-            return await asyncio.shield(task)
+            created = await asyncio.shield(task)
         except asyncio.CancelledError:
             task.add_done_callback(lambda done: self._cancel_orphan(done, token))
             raise
+        record = current_record()
+        if record is not None:
+            record.prediction_id = created.id
+        return created
 
     def _cancel_orphan(self, done: asyncio.Task[Prediction], token: str) -> None:
         if done.cancelled() or done.exception() is not None:

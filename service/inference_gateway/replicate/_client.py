@@ -14,7 +14,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -285,7 +285,7 @@ class ReplicateClient:
 
     async def stream_events(
         self, url: str, *, deadline: Deadline
-    ) -> AsyncIterator[ServerSentEvent]:
+    ) -> AsyncGenerator[ServerSentEvent, None]:
         """Yields a prediction's SSE events until `done`, reconnecting with Last-Event-ID.
 
         A reconnect that replays events already seen is tolerated: they are skipped by id.
