@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterable, Sequence
 from typing import TypeVar, cast
 
 import grpc
@@ -225,12 +225,10 @@ async def test_a_stream_that_fails_midway_reports_the_error_with_its_last_logs()
         h.simulator.state.set_behaviour(
             LLAMA3, fail_error="worker crashed", fail_logs="step 1\nstep 2", fail_after_outputs=3
         )
-        pieces = []
+        pieces: list[str] = []
+        call = h.stub.StreamText(pb.GenerateTextRequest(model=LLAMA3, prompt="x"), timeout=30)
         with pytest.raises(grpc.aio.AioRpcError) as caught:
-            async for message in h.stub.StreamText(
-                pb.GenerateTextRequest(model=LLAMA3, prompt="x"), timeout=30
-            ):
-                pieces.append(message.text)
+            await collect_text(call, pieces)
         prediction = latest_prediction(h)
         details = caught.value.details() or ""
         assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
@@ -239,3 +237,8 @@ async def test_a_stream_that_fails_midway_reports_the_error_with_its_last_logs()
         assert prediction.id in details
         assert len([p for p in pieces if p]) == 3
         assert h.requests.count("cancel") == 0
+
+
+async def collect_text(call: AsyncIterable[pb.StreamTextResponse], into: list[str]) -> None:
+    async for message in call:
+        into.append(message.text)
