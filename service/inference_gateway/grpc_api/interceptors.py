@@ -48,10 +48,15 @@ def _ended_code(context: Context) -> str:
 
 
 class _Call:
-    """The bookkeeping of one RPC, from start to status."""
+    """The bookkeeping of one RPC, from start to status; used as `async with`.
 
-    def __init__(self, metrics: Metrics, method: str, kind: str) -> None:
+    Leaving with a domain error aborts the call with that error's status; with any
+    other exception, with INTERNAL (the traceback goes to the log only).
+    """
+
+    def __init__(self, metrics: Metrics, method: str, kind: str, context: Context) -> None:
         service, name = _split(method)
+        self._context = context
         self._metrics = metrics
         self._labels = (kind, service, name)
         self._own = service == _GATEWAY_SERVICE
@@ -63,7 +68,25 @@ class _Call:
             metrics.in_flight.labels(name).inc()
             self._record, self._token = request_record(name)
 
-    async def fail(self, context: Context, error: Exception) -> None:
+    async def __aenter__(self) -> _Call:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        context = self._context
+        try:
+            if isinstance(exc, asyncio.CancelledError | GeneratorExit):
+                # GeneratorExit: the server stopped reading a stream and closed it.
+                self.code = _ended_code(context)
+            elif isinstance(exc, grpc.aio.AbortError):
+                self.code = context.code().name if context.code() else "UNKNOWN"
+            elif isinstance(exc, Exception):
+                await self._fail(context, exc)
+        finally:
+            self.end()
+
+    async def _fail(self, context: Context, error: Exception) -> None:
         if not isinstance(error, GatewayError):
             _LOGGER.error("unexpected error in %s", self._labels[2], exc_info=error)
             error = INTERNAL_ERROR
@@ -104,19 +127,8 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg
             inner = cast("UnaryBehaviour", handler.unary_unary)
 
             async def unary(request: Any, context: Context) -> Any:
-                call = _Call(metrics, method, "unary")
-                try:
+                async with _Call(metrics, method, "unary", context):
                     return await inner(request, context)
-                except asyncio.CancelledError:
-                    call.code = _ended_code(context)
-                    raise
-                except grpc.aio.AbortError:
-                    call.code = context.code().name if context.code() else "UNKNOWN"
-                    raise
-                except Exception as exc:
-                    await call.fail(context, exc)
-                finally:
-                    call.end()
 
             return grpc.unary_unary_rpc_method_handler(
                 unary,
@@ -127,8 +139,7 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg
             inner_stream = cast("StreamBehaviour", handler.unary_stream)
 
             async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
-                call = _Call(metrics, method, "server_stream")
-                try:
+                async with _Call(metrics, method, "server_stream", context):
                     responses = inner_stream(request, context)
                     if inspect.isawaitable(responses):
                         # A handler that writes with context.write (health's Watch does).
@@ -139,17 +150,6 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg
                         async with aclosing(responses):
                             async for response in responses:
                                 yield response
-                except (asyncio.CancelledError, GeneratorExit):
-                    # GeneratorExit: the server stopped reading this stream and closed it.
-                    call.code = _ended_code(context)
-                    raise
-                except grpc.aio.AbortError:
-                    call.code = context.code().name if context.code() else "UNKNOWN"
-                    raise
-                except Exception as exc:
-                    await call.fail(context, exc)
-                finally:
-                    call.end()
 
             return grpc.unary_stream_rpc_method_handler(
                 stream,
