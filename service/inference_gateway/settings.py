@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from inference_gateway.request_log import LOG_FORMATS, LOG_LEVELS
+
 __all__ = ["DEFAULT_BASE_URL", "Settings", "SettingsError", "add_server_arguments", "settings_from"]
 
 DEFAULT_BASE_URL = "https://api.replicate.com"
@@ -123,9 +125,8 @@ _OPTIONS = (
     _Option("metrics_port", "GATEWAY_METRICS_PORT", "port of /metrics (Prometheus)", _port),
     _Option("config_path", "GATEWAY_CONFIG", "YAML configuration file", Path),
     _Option("base_url", "REPLICATE_BASE_URL", "Replicate's API base URL", str),
-    _Option("log_level", "GATEWAY_LOG_LEVEL", "log level", str.lower,
-            ("debug", "info", "warning", "error")),
-    _Option("log_format", "GATEWAY_LOG_FORMAT", "log format", str.lower, ("json", "text")),
+    _Option("log_level", "GATEWAY_LOG_LEVEL", "log level", str.lower, LOG_LEVELS),
+    _Option("log_format", "GATEWAY_LOG_FORMAT", "log format", str.lower, LOG_FORMATS),
     _Option("log_prompts", "GATEWAY_LOG_PROMPTS", "put prompts in request logs", _flag),
     _Option("grace_period", "GATEWAY_GRACE_PERIOD",
             "seconds in-flight calls get to finish at shutdown", _non_negative),
@@ -176,12 +177,15 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     for option in _OPTIONS:
         default = getattr(defaults, option.name)
         shown = "" if default is None else f" (default: {default})"
+        # A yes/no option given alone (`--log-prompts`) means yes.
+        switch: dict[str, Any] = {"nargs": "?", "const": "true"} if option.parse is _flag else {}
         parser.add_argument(
             "--" + option.name.replace("_", "-"),
             dest=option.name,
             metavar=option.env if option.choices is None else None,
             choices=option.choices,
             help=f"{option.help}; env {option.env}{shown}",
+            **switch,
         )
 
 
