@@ -12,7 +12,6 @@ from inference_gateway.domain import InputImage
 from inference_gateway.errors import InvalidArgument
 from inference_gateway.inputs import (
     LENGTH_INPUTS,
-    MAX_DATA_URI_BYTES,
     ModelInput,
     apply_schema,
     image_data_uri,
@@ -202,11 +201,6 @@ def test_image_bytes_become_a_base64_data_uri() -> None:
     assert untyped == "data:application/octet-stream;base64," + base64.b64encode(b"abc").decode()
 
 
-def test_the_largest_inline_image_is_accepted() -> None:
-    image = InputImage("image", data=b"\0" * MAX_DATA_URI_BYTES, mime_type="image/png")
-    assert image_data_uri(image, 0).startswith("data:image/png;base64,AAAA")
-
-
 @pytest.mark.parametrize(
     ("image", "reason", "field", "hint"),
     [
@@ -230,12 +224,6 @@ def test_the_largest_inline_image_is_accepted() -> None:
         ),
         (InputImage("image"), "INVALID_INPUT_IMAGE", "input_images[2]", "as uri or data"),
         (InputImage("image", data=b""), "INVALID_INPUT_IMAGE", "input_images[2]", "uri or data"),
-        (
-            InputImage("image", data=b"\0" * (MAX_DATA_URI_BYTES + 1)),
-            "INPUT_IMAGE_TOO_LARGE",
-            "input_images[2].data",
-            "pass a URL",
-        ),
     ],
 )
 def test_unusable_images_are_refused_by_position(

@@ -36,7 +36,7 @@ SETTINGS = [
     ("max_messages", "--max-messages", "GATEWAY_MAX_MESSAGES", 1_000),
     ("max_input_images", "--max-input-images", "GATEWAY_MAX_INPUT_IMAGES", 8),
     ("max_input_image_bytes", "--max-input-image-bytes", "GATEWAY_MAX_INPUT_IMAGE_BYTES",
-     4 * 1024 * 1024),
+     1024 * 1024),
 ]  # fmt: skip
 
 

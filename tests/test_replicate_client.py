@@ -26,6 +26,7 @@ from inference_gateway import __version__
 from inference_gateway.deadlines import Deadline
 from inference_gateway.errors import (
     DeadlineExceeded,
+    FailedPrecondition,
     GatewayError,
     Internal,
     InvalidArgument,
@@ -460,7 +461,7 @@ async def test_download_returns_the_bytes_and_their_media_type() -> None:
 async def test_download_refuses_a_file_over_the_limit() -> None:
     upstream = Upstream(lambda r: httpx.Response(200, content=b"x" * 11))
     async with connected(upstream) as client:
-        with pytest.raises(Internal, match="exceeds 10 bytes"):
+        with pytest.raises(FailedPrecondition, match="download limit of 10 bytes"):
             await client.download(
                 "https://replicate.delivery/big",
                 token=None,

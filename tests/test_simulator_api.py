@@ -7,6 +7,7 @@ expected values are written out here rather than read back from the simulator.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
 import struct
@@ -968,6 +969,46 @@ async def test_single_file_output_is_a_string(
     ).json()
 
     assert body["output"] == f"{sim.base_url}/files/{body['id']}/out-0.png"
+
+
+async def test_data_uri_output_inlines_each_file_as_a_png(
+    sim: RunningSimulator, http: httpx.AsyncClient
+) -> None:
+    sim.state.set_behaviour(SDXL, data_uri_output=True)
+
+    body = (
+        await http.post(
+            "/v1/predictions",
+            json={"version": version_of(sim, SDXL), "input": {"num_outputs": 2}},
+            headers={"Prefer": "wait"},
+        )
+    ).json()
+
+    prefix = "data:image/png;base64,"
+    assert all(uri.startswith(prefix) for uri in body["output"])
+    decoded = [base64.b64decode(uri[len(prefix) :], validate=True) for uri in body["output"]]
+    assert [png_size(data) for data in decoded] == [(16, 16), (16, 16)]
+    assert decoded[0] != decoded[1]
+    # Nothing is left to download.
+    assert (await http.get(f"/files/{body['id']}/out-0.png")).status_code == 404
+
+
+async def test_output_url_base_moves_the_file_urls_elsewhere(
+    sim: RunningSimulator, http: httpx.AsyncClient
+) -> None:
+    sim.state.set_behaviour(SDXL, output_url_base="https://replicate.delivery/pbxt/")
+
+    body = (
+        await http.post(
+            "/v1/predictions",
+            json={"version": version_of(sim, SDXL), "input": {"num_outputs": 2}},
+            headers={"Prefer": "wait"},
+        )
+    ).json()
+
+    assert body["output"] == [
+        f"https://replicate.delivery/pbxt/files/{body['id']}/out-{i}.png" for i in range(2)
+    ]
 
 
 # -- auth, rate limits, recording ---------------------------------------------------------

@@ -15,8 +15,8 @@ import os
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import aclosing, asynccontextmanager
-from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from dataclasses import dataclass
+from urllib.parse import unquote_to_bytes, urlsplit
 
 from inference_gateway.config import AliasConfig
 from inference_gateway.deadlines import Deadline
@@ -33,6 +33,7 @@ from inference_gateway.domain import (
     TextResult,
 )
 from inference_gateway.errors import (
+    FailedPrecondition,
     FieldViolation,
     GatewayError,
     InvalidArgument,
@@ -60,6 +61,8 @@ __all__ = ["CoreSettings", "Gateway"]
 
 _LOGGER = logging.getLogger(__name__)
 _REPLICATE_FILE_HOST = "replicate.delivery"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_UNKNOWN_TYPE = "application/octet-stream"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +73,8 @@ class CoreSettings:
     cold_boot_threshold_seconds: float = 15.0
     # Finish ahead of the caller's deadline, so the answer is ours, not gRPC's.
     deadline_margin_seconds: float = 0.05
+    # The most bytes fetched for one output image when a caller asks for include_data.
     max_image_bytes: int = 20 * 1024 * 1024
-    extra_file_hosts: tuple[str, ...] = field(default_factory=tuple)
     # Size limits on what a request may carry; None checks nothing.
     limits: RequestLimits | None = None
 
@@ -112,8 +115,7 @@ class Gateway:
         self._settings = settings or CoreSettings()
         self._authorize = authorize
         self._alias_slots: dict[str, int] = {}
-        base_host = urlsplit(client.base_url).hostname or ""
-        self._file_hosts = (base_host, *self._settings.extra_file_hosts)
+        self._base_origin = _origin(client.base_url)
 
     # --- requests --------------------------------------------------------------------------
 
@@ -321,7 +323,20 @@ class Gateway:
         explicit: dict[str, object] = {**request.extra_input, **request.parameters}
         explicit["prompt"] = request.prompt
         record_prompt(request.prompt)
+        # What already sets each input, so an image never silently replaces one.
+        set_by = {name: "extra_input" for name in request.extra_input}
+        set_by.update({name: f"the {name} field" for name in (*request.parameters, "prompt")})
         for index, image in enumerate(request.input_images):
+            where = f"input_images[{index}]"
+            earlier = set_by.get(image.input_name)
+            if earlier is not None:
+                raise InvalidArgument(
+                    f"{where}.input_name is {image.input_name!r}, an input that {earlier} "
+                    "already sets; give each model input once",
+                    reason="DUPLICATE_INPUT",
+                    violations=(FieldViolation(f"{where}.input_name", f"also set by {earlier}"),),
+                )
+            set_by[image.input_name] = where
             explicit[image.input_name] = image_data_uri(image, index)
         alias_defaults = dict(resolved.alias.defaults) if resolved.alias else {}
         # REPLICATE_* defaults are text parameters; image models do not get them.
@@ -416,42 +431,68 @@ class Gateway:
         self, prediction: Prediction, include_data: bool, token: str, deadline: Deadline
     ) -> tuple[ImageOutput, ...]:
         output = prediction.output
-        urls = [output] if isinstance(output, str) else output
-        if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
-            raise bad_response(endpoint="get", detail="an image model's output is not URLs")
-        fetches = [self._image(url, include_data, token, deadline) for url in urls]
-        return tuple(await asyncio.gather(*fetches))
+        uris = [output] if isinstance(output, str) else output
+        if not isinstance(uris, list) or not all(_is_file_uri(uri) for uri in uris):
+            # An id alone does not say what a model makes; its output does, too late.
+            model = prediction.model or prediction.version
+            raise InvalidArgument(
+                f"model {model} made no image files (prediction {prediction.id}); call "
+                "GenerateText for a text model, or name an image model",
+                reason="WRONG_TASK",
+                metadata={"predictionId": prediction.id, "model": model},
+                violations=(FieldViolation("model", "its output is not files"),),
+            )
+        if include_data:
+            # Every URL is vetted before any is fetched: a refusal wastes no download.
+            for index, uri in enumerate(uris):
+                self._check_fetchable(uri, index, prediction.id)
+        fetches = [
+            asyncio.ensure_future(self._image(uri, include_data, token, deadline)) for uri in uris
+        ]
+        try:
+            return tuple(await asyncio.gather(*fetches))
+        except BaseException:
+            # One failed (or the caller left): the other downloads are of no use now.
+            for fetch in fetches:
+                fetch.cancel()
+            raise
 
     async def _image(
-        self, url: str, include_data: bool, token: str, deadline: Deadline
+        self, uri: str, include_data: bool, token: str, deadline: Deadline
     ) -> ImageOutput:
-        if url.startswith("data:"):
-            mime, data = _decode_data_uri(url)
-            return ImageOutput(uri=url, mime_type=mime, data=data if include_data else None)
-        guessed = mimetypes.guess_type(urlsplit(url).path)[0] or "application/octet-stream"
+        if uri.startswith("data:"):
+            mime, data = _decode_data_uri(uri)
+            return ImageOutput(uri=uri, mime_type=mime, data=data if include_data else None)
+        guessed = _guess_type(uri)
         if not include_data:
-            return ImageOutput(uri=url, mime_type=guessed)
-        if not self._may_fetch(url):
-            raise bad_response(
-                endpoint="file",
-                detail=f"output file host {urlsplit(url).hostname!r} is not one the gateway "
-                "fetches from",
-            )
-        data, mime = await self._client.download(
-            url, token=token, deadline=deadline, max_bytes=self._settings.max_image_bytes
+            return ImageOutput(uri=uri, mime_type=guessed)
+        data, served = await self._client.download(
+            uri, token=token, deadline=deadline, max_bytes=self._settings.max_image_bytes
         )
-        return ImageOutput(uri=url, mime_type=mime or guessed, data=data)
+        # A generic type from the file host says less than the file's own extension.
+        mime = served if served and served != _UNKNOWN_TYPE else guessed
+        return ImageOutput(uri=uri, mime_type=mime, data=data)
 
-    def _may_fetch(self, url: str) -> bool:
-        """Only Replicate's file hosts and the configured base URL's host: no SSRF."""
-        parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
-        if parts.scheme == "https" and (
-            host == _REPLICATE_FILE_HOST or host.endswith("." + _REPLICATE_FILE_HOST)
-        ):
-            return True
-        base = urlsplit(self._client.base_url)
-        return parts.scheme == base.scheme and host in self._file_hosts and parts.port == base.port
+    def _check_fetchable(self, uri: str, index: int, prediction_id: str) -> None:
+        """Only Replicate's file hosts, or the configured base URL's own origin: no SSRF.
+
+        The gateway sends its Replicate token with each download, so an output URL that
+        points anywhere else (another host, or another port on the same host) is refused
+        before a connection is opened.
+        """
+        if uri.startswith("data:"):
+            return
+        origin = _origin(uri)
+        if origin is not None and (origin == self._base_origin or _on_replicate_files(origin)):
+            return
+        host = f"{origin[1]}:{origin[2]}" if origin is not None else "an unusual URL"
+        raise FailedPrecondition(
+            f"output image {index} of prediction {prediction_id} is on {host}, which is not "
+            f"{_REPLICATE_FILE_HOST} or the configured Replicate base URL, so the gateway will "
+            "not fetch it; call again without include_data to get its URL only",
+            reason="OUTPUT_HOST_NOT_ALLOWED",
+            metadata={"predictionId": prediction_id, "image": str(index), "host": host},
+        )
 
 
 def _pick(first: str | None, second: str | None) -> str | None:
@@ -465,11 +506,57 @@ def _template_name(alias: AliasConfig) -> str:
     return "custom" if isinstance(alias.template, CustomTemplate) else "jinja"
 
 
-def _decode_data_uri(uri: str) -> tuple[str, bytes]:
-    header, _, payload = uri.partition(",")
-    mime = header[5:].split(";")[0] or "application/octet-stream"
+def _is_file_uri(value: object) -> bool:
+    return isinstance(value, str) and value.startswith(("https://", "http://", "data:"))
+
+
+def _guess_type(url: str) -> str:
+    """The MIME type a URL's file extension suggests (`out-0.png`: image/png)."""
     try:
-        data = base64.b64decode(payload, validate=True) if ";base64" in header else payload.encode()
+        path = urlsplit(url).path
+    except ValueError:
+        return _UNKNOWN_TYPE
+    return mimetypes.guess_type(path)[0] or _UNKNOWN_TYPE
+
+
+def _origin(url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of a plain http(s) URL; None for anything unusual.
+
+    URLs with user info, backslashes or non-ASCII characters are refused outright: HTTP
+    libraries disagree on where such a URL's host ends, and this check must agree with the
+    one that connects.
+    """
+    if not url.isascii() or "\\" in url or any(ord(c) <= 0x20 for c in url):
+        return None
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    default_port = _DEFAULT_PORTS.get(scheme)
+    if default_port is None or not parts.hostname or "@" in parts.netloc:
+        return None
+    return scheme, parts.hostname.lower(), default_port if port is None else port
+
+
+def _on_replicate_files(origin: tuple[str, str, int]) -> bool:
+    scheme, host, _ = origin
+    return scheme == "https" and (
+        host == _REPLICATE_FILE_HOST or host.endswith("." + _REPLICATE_FILE_HOST)
+    )
+
+
+def _decode_data_uri(uri: str) -> tuple[str, bytes]:
+    """RFC 2397: `data:[<type>][;<parameter>...][;base64],<data>`."""
+    header, comma, payload = uri[len("data:") :].partition(",")
+    if not comma:
+        raise bad_response(endpoint="get", detail="an output data: URI has no comma")
+    params = header.split(";")
+    mime = params[0].strip() or _UNKNOWN_TYPE
+    if params[-1].strip().lower() != "base64":
+        return mime, unquote_to_bytes(payload)
+    try:
+        return mime, base64.b64decode(payload, validate=True)
     except binascii.Error as exc:
         raise bad_response(endpoint="get", detail="an output data: URI is not base64") from exc
-    return mime, data

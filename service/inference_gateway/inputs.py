@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import base64
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from inference_gateway.domain import InputImage
 from inference_gateway.errors import FieldViolation, InvalidArgument
@@ -30,8 +32,15 @@ __all__ = [
 _LOGGER = logging.getLogger(__name__)
 # The names models use for the same generation limit; renamed to whichever a schema takes.
 LENGTH_INPUTS = ("max_new_tokens", "max_tokens", "max_length")
-MAX_DATA_URI_BYTES = 1024 * 1024
 _MAX_LISTED = 40
+_MIME_TYPE = re.compile(r"[A-Za-z0-9][\w!#$&^.+-]*/[A-Za-z0-9][\w!#$&^.+-]*", re.ASCII)
+# The leading bytes of the image formats models take.
+_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +125,10 @@ def apply_schema(model_input: ModelInput, schema: InputSchema, *, model: str) ->
 
 
 def image_data_uri(image: InputImage, index: int) -> str:
-    """An input image as Replicate takes it: its https URL, or its bytes as a data URI."""
+    """An input image as Replicate takes it: its https URL, or its bytes as a data URI.
+
+    Its size was checked with the request's other limits (`RequestLimits`), before this.
+    """
     field = f"input_images[{index}]"
     if image.uri and image.data:
         raise InvalidArgument(
@@ -125,9 +137,9 @@ def image_data_uri(image: InputImage, index: int) -> str:
             violations=(FieldViolation(field, "both uri and data are set"),),
         )
     if image.uri:
-        if not image.uri.startswith(("https://", "data:")):
+        if not _is_https_url(image.uri) and not _is_data_uri(image.uri):
             raise InvalidArgument(
-                f"{field}.uri must be an https:// or data: URI",
+                f"{field}.uri must be an https:// or data: URI (https://host/path.png)",
                 reason="INVALID_INPUT_IMAGE",
                 violations=(FieldViolation(f"{field}.uri", "not an https or data URI"),),
             )
@@ -138,12 +150,34 @@ def image_data_uri(image: InputImage, index: int) -> str:
             reason="INVALID_INPUT_IMAGE",
             violations=(FieldViolation(field, "neither uri nor data is set"),),
         )
-    if len(image.data) > MAX_DATA_URI_BYTES:
+    if image.mime_type and not _MIME_TYPE.fullmatch(image.mime_type):
+        # It goes into the data URI's header, where a "," or ";" would corrupt the URI.
         raise InvalidArgument(
-            f"{field}.data is {len(image.data)} bytes; Replicate takes inline images up to "
-            f"{MAX_DATA_URI_BYTES} bytes: pass a URL for larger ones",
-            reason="INPUT_IMAGE_TOO_LARGE",
-            violations=(FieldViolation(f"{field}.data", "too large for a data URI"),),
+            f"{field}.mime_type {image.mime_type[:80]!r} is not a MIME type like image/png",
+            reason="INVALID_INPUT_IMAGE",
+            violations=(FieldViolation(f"{field}.mime_type", "not type/subtype"),),
         )
-    mime = image.mime_type or "application/octet-stream"
+    mime = image.mime_type or _sniff_type(image.data)
     return f"data:{mime};base64,{base64.b64encode(image.data).decode()}"
+
+
+def _is_https_url(uri: str) -> bool:
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return False
+    return parts.scheme == "https" and bool(parts.hostname)
+
+
+def _is_data_uri(uri: str) -> bool:
+    return uri.startswith("data:") and "," in uri
+
+
+def _sniff_type(data: bytes) -> str:
+    """The image type `data` starts like, so bytes sent without mime_type still say it."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    for signature, mime in _SIGNATURES:
+        if data.startswith(signature):
+            return mime
+    return "application/octet-stream"

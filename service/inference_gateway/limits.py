@@ -4,6 +4,9 @@ The gRPC receive limit (`--max-request-bytes`) bounds a message's total size bef
 even parsed; these bound what inside a message costs money or memory downstream: the text
 sent to a model, the turns a template renders, and the images forwarded inline. Each
 refusal names the limit, the value that broke it, and the setting that raises it.
+
+This is the only bound on inline images (`data`, or a `data:` URI): Replicate recommends
+data URIs only for small files and fetches larger ones from a URL, so the refusal says so.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ class _Limit:
     reason: str
     flag: str
     env: str
+    # What the caller can change to fit.
+    remedy: str = "Send less"
 
 
 _PROMPT = _Limit(
@@ -40,13 +45,14 @@ _IMAGE_BYTES = _Limit(
     "INPUT_IMAGE_TOO_LARGE",
     "--max-input-image-bytes",
     "GATEWAY_MAX_INPUT_IMAGE_BYTES",
+    remedy="Pass a larger image as an https URL",
 )
 
 
 def _refuse(limit: _Limit, field: str, actual: int, allowed: int) -> LimitExceeded:
     return LimitExceeded(
-        f"{field} has {actual} {limit.what}; the limit is {allowed}. Send less, or ask the "
-        f"operators to raise {limit.flag} ({limit.env})",
+        f"{field} has {actual} {limit.what}; the limit is {allowed}. {limit.remedy}, or ask "
+        f"the operators to raise {limit.flag} ({limit.env})",
         reason=limit.reason,
         metadata={
             "field": field,

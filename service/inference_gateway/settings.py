@@ -53,7 +53,8 @@ class Settings:
     max_prompt_chars: int = 200_000
     max_messages: int = 1_000
     max_input_images: int = 8
-    max_input_image_bytes: int = 4 * _MIB
+    # Replicate recommends data URIs only for files under 1 MB; larger ones go as URLs.
+    max_input_image_bytes: int = 1 * _MIB
 
     def __post_init__(self) -> None:
         # Checked here, not only in settings_from, so a Settings built in code is held to it.

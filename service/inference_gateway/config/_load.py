@@ -44,6 +44,11 @@ def load_config(path: Path, environ: Mapping[str, str]) -> GatewayConfig:
         document = read_yaml(text)
     except yaml.YAMLError as error:
         raise ConfigError([_syntax_problem(shown, error)]) from None
+    except RecursionError:
+        # PyYAML parses nested brackets recursively; thousands of them exhaust the stack.
+        raise ConfigError(
+            [ConfigProblem(shown, None, "", "the YAML nests too deeply to read")]
+        ) from None
     reader = Reader(shown, environ)
     for duplicate in document.duplicates:
         reader.problem(

@@ -22,6 +22,8 @@ __all__ = ["ENV_PREFIX", "Reader", "closest", "join", "kind_of"]
 
 ENV_PREFIX = "os.environ/"
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Deeper than any model input needs, and far from Python's recursion limit.
+_MAX_DEPTH = 32
 _KIND_WORDS: tuple[tuple[type, str], ...] = (
     (bool, "true or false"),
     (int, "an integer"),
@@ -185,17 +187,20 @@ def kind_of(value: object) -> str:
     return f"a {type(value).__name__}"
 
 
-def _json_problem(value: object) -> str | None:
+def _json_problem(value: object, depth: int = 0) -> str | None:
     if value is None or isinstance(value, str | bool | int):
         return None
     if isinstance(value, float):
         return None if math.isfinite(value) else "infinite or NaN numbers are not allowed"
+    if isinstance(value, list | dict) and depth >= _MAX_DEPTH:
+        # Also how a YAML alias inside its own anchor (`&a [*a]`) ends: it never does.
+        return f"lists and mappings may nest {_MAX_DEPTH} deep at most"
     if isinstance(value, list):
-        return next(filter(None, map(_json_problem, value)), None)
+        return next(filter(None, (_json_problem(item, depth + 1) for item in value)), None)
     if isinstance(value, dict):
         if not all(isinstance(k, str) for k in value):
             return "mapping keys must be strings"
-        return next(filter(None, map(_json_problem, value.values())), None)
+        return next(filter(None, (_json_problem(item, depth + 1) for item in value.values())), None)
     return f"{kind_of(value)} is not allowed"
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
-from google.protobuf import duration_pb2, json_format, struct_pb2
+from google.protobuf import duration_pb2, struct_pb2
 
 from inference.gateway.v1 import gateway_pb2 as pb
 from inference.gateway.v1 import gateway_pb2_grpc as pb_grpc
@@ -56,23 +57,44 @@ _ENDPOINT_KIND = {
 _TASK = {Task.TEXT: pb.TASK_TEXT, Task.IMAGE: pb.TASK_IMAGE}
 
 
-def _plain(value: Any) -> Any:
-    """Struct numbers are all doubles; whole ones go to Replicate as integers."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
+def _finite(number: float, where: str) -> float:
+    """JSON, and so Replicate, has no NaN or infinity: refuse them here, by field."""
+    if not math.isfinite(number):
+        raise InvalidArgument(
+            f"{where} is {number}; Replicate takes finite numbers only",
+            reason="NON_FINITE_NUMBER",
+            violations=(FieldViolation(where, "not a finite number"),),
+        )
+    return number
 
 
-def _struct(message: struct_pb2.Struct) -> dict[str, object]:
-    return {k: _plain(v) for k, v in json_format.MessageToDict(message).items()}
+def _plain(value: struct_pb2.Value, where: str) -> object:
+    """A Struct value as JSON. Struct numbers are all doubles; whole ones become integers."""
+    kind = value.WhichOneof("kind")
+    if kind == "number_value":
+        number = _finite(value.number_value, where)
+        return int(number) if number.is_integer() else number
+    if kind == "list_value":
+        return [_plain(item, f"{where}[{i}]") for i, item in enumerate(value.list_value.values)]
+    if kind == "struct_value":
+        return _struct(value.struct_value, where)
+    if kind == "string_value":
+        return value.string_value
+    if kind == "bool_value":
+        return value.bool_value
+    return None
+
+
+def _struct(message: struct_pb2.Struct, where: str) -> dict[str, object]:
+    return {key: _plain(item, f"{where}.{key}") for key, item in message.fields.items()}
 
 
 def _set_fields(message: Any, names: tuple[str, ...]) -> dict[str, object]:
-    return {name: getattr(message, name) for name in names if message.HasField(name)}
+    values = {name: getattr(message, name) for name in names if message.HasField(name)}
+    for name, value in values.items():
+        if isinstance(value, float):
+            _finite(value, name)
+    return values
 
 
 def _optional(message: Any, name: str) -> str | None:
@@ -100,7 +122,7 @@ def text_request(request: pb.GenerateTextRequest) -> TextRequest:
         prompt=request.prompt or None,
         messages=tuple(_chat_message(i, m) for i, m in enumerate(request.messages)),
         parameters=parameters,
-        extra_input=_struct(request.extra_input),
+        extra_input=_struct(request.extra_input, "extra_input"),
         prefix=_optional(request, "prefix"),
         suffix=_optional(request, "suffix"),
         template=request.template or None,
@@ -112,7 +134,7 @@ def image_request(request: pb.GenerateImageRequest) -> ImageRequest:
         model=request.model,
         prompt=request.prompt,
         parameters=_set_fields(request, _IMAGE_PARAMETERS),
-        extra_input=_struct(request.extra_input),
+        extra_input=_struct(request.extra_input, "extra_input"),
         input_images=tuple(
             InputImage(
                 input_name=image.input_name or "image",

@@ -16,6 +16,38 @@ __all__ = ["INTERNAL_ERROR", "to_rpc_status"]
 INTERNAL_ERROR = Internal(
     "the gateway hit an internal error; it has been logged", reason="INTERNAL_ERROR"
 )
+# A caller's gRPC library may refuse trailing metadata over 8 KiB (and always does over
+# 16 KiB), which would turn a precise status into its own RESOURCE_EXHAUSTED. Messages can
+# echo what the caller sent, and travel twice (grpc-message, percent-encoded, and in the
+# details, base64-encoded), so every part is clipped to keep the whole well under 8 KiB.
+_MESSAGE_COST = 1600
+_VALUE_BYTES = 128
+_VIOLATIONS = 5
+_FIELD_BYTES = 100
+_DESCRIPTION_BYTES = 160
+_ELLIPSIS = "…"
+
+
+def _cost(char: str, *, percent_encoded: bool) -> int:
+    size = len(char.encode("utf-8", "replace"))
+    # grpc-message keeps printable ASCII other than "%" and encodes each other byte as %XX.
+    if percent_encoded and not (" " <= char <= "~" and char != "%"):
+        return 3 * size
+    return size
+
+
+def _clip(text: str, budget: int, *, percent_encoded: bool = False) -> str:
+    """`text`, cut with an ellipsis where its encoded size would pass `budget`."""
+    costs = [_cost(char, percent_encoded=percent_encoded) for char in text]
+    if sum(costs) <= budget:
+        return text
+    room = budget - _cost(_ELLIPSIS, percent_encoded=percent_encoded)
+    used = 0
+    for index, cost in enumerate(costs):
+        used += cost
+        if used > room:
+            return text[:index] + _ELLIPSIS
+    return text
 
 
 def _pack(message: object) -> any_pb2.Any:
@@ -27,11 +59,10 @@ def _pack(message: object) -> any_pb2.Any:
 def to_rpc_status(error: GatewayError) -> grpc.Status:
     """The status a caller receives; its message and details never carry a secret."""
     code: grpc.StatusCode = error.grpc_code
+    metadata = {key: _clip(value, _VALUE_BYTES) for key, value in error.metadata.items()}
     details = [
         _pack(
-            error_details_pb2.ErrorInfo(
-                reason=error.reason, domain=ERROR_DOMAIN, metadata=dict(error.metadata)
-            )
+            error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN, metadata=metadata)
         )
     ]
     if error.violations:
@@ -40,9 +71,10 @@ def to_rpc_status(error: GatewayError) -> grpc.Status:
                 error_details_pb2.BadRequest(
                     field_violations=[
                         error_details_pb2.BadRequest.FieldViolation(
-                            field=v.field, description=v.description
+                            field=_clip(v.field, _FIELD_BYTES),
+                            description=_clip(v.description, _DESCRIPTION_BYTES),
                         )
-                        for v in error.violations
+                        for v in error.violations[:_VIOLATIONS]
                     ]
                 )
             )
@@ -52,6 +84,8 @@ def to_rpc_status(error: GatewayError) -> grpc.Status:
         delay.FromNanoseconds(math.ceil(error.retry_after_seconds * 1e9))
         details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
     proto = status_pb2.Status(
-        code=getattr(code_pb2, code.name), message=error.message, details=details
+        code=getattr(code_pb2, code.name),
+        message=_clip(error.message, _MESSAGE_COST, percent_encoded=True),
+        details=details,
     )
     return rpc_status.to_status(proto)

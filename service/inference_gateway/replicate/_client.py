@@ -24,6 +24,7 @@ from inference_gateway import __version__
 from inference_gateway.deadlines import Deadline
 from inference_gateway.errors import (
     DeadlineExceeded,
+    FailedPrecondition,
     GatewayError,
     bad_response,
     from_http_error,
@@ -272,8 +273,13 @@ class ReplicateClient:
                 async for chunk in response.aiter_bytes():
                     size += len(chunk)
                     if size > max_bytes:
-                        raise bad_response(
-                            endpoint="file", detail=f"the file exceeds {max_bytes} bytes"
+                        # Our limit, not a fault of Replicate's: the file itself is fine.
+                        raise FailedPrecondition(
+                            "an output file is larger than the gateway's download limit of "
+                            f"{max_bytes} bytes; call again without include_data to get its "
+                            "URL only",
+                            reason="OUTPUT_FILE_TOO_LARGE",
+                            metadata={"endpoint": "file", "limit": str(max_bytes)},
                         )
                     chunks.append(chunk)
                 kind = response.headers.get("content-type", "application/octet-stream")

@@ -49,6 +49,10 @@ class ModelBehaviour:
     """Drop every SSE connection after this many events, before `done`."""
     single_file_output: bool = False
     """Image models: `output` is one URL string rather than a list."""
+    data_uri_output: bool = False
+    """Image models: files come inline as `data:image/png;base64,…` (sync mode in Oct 2024)."""
+    output_url_base: str | None = None
+    """Image models: file URLs start with this instead of the simulator's own base URL."""
 
     def __post_init__(self) -> None:
         for field in fields(self):

@@ -9,6 +9,7 @@ predictions must run on the simulator's loop.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import time
 from collections import Counter
@@ -22,6 +23,7 @@ from ._catalogue import Catalogue, ModelSpec, VersionSpec, default_catalogue, lo
 from ._config import ConfigError, SimulatorConfig
 from ._faults import FaultQueue
 from ._lifecycle import RunPlan, drive
+from ._png import render_png
 from ._prediction import Prediction
 from ._ratelimit import RateLimiter
 from ._recorder import RequestLog
@@ -170,9 +172,7 @@ class SimulatorState:
             output_interval = self.config.token_interval_seconds if interval is None else interval
         else:
             count = 1 if prediction.single_output else _num_outputs(prediction.input)
-            outputs = [
-                f"{prediction.base_url}/files/{prediction.id}/out-{i}.png" for i in range(count)
-            ]
+            outputs = [_file_output(prediction, behaviour, f"out-{i}.png") for i in range(count)]
             output_interval = 0.0
         return RunPlan(
             start_delay=self._start_delay(model.full_name, behaviour),
@@ -243,6 +243,15 @@ class SimulatorState:
             except BehaviourError as exc:
                 raise ConfigError(str(exc)) from None
         return behaviours
+
+
+def _file_output(prediction: Prediction, behaviour: ModelBehaviour, name: str) -> str:
+    """One output file as the model reports it: a URL the simulator serves, or inline."""
+    if behaviour.data_uri_output:
+        png = render_png(f"{prediction.id}/{name}")
+        return "data:image/png;base64," + base64.b64encode(png).decode()
+    base = behaviour.output_url_base or prediction.base_url
+    return f"{base.rstrip('/')}/files/{prediction.id}/{name}"
 
 
 def _num_outputs(input: Mapping[str, object]) -> int:
