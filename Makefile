@@ -47,5 +47,9 @@ unit: install deploy-tools
 ## test: install what is needed and run the whole suite
 test: lint typecheck buf-lint unit
 
+## bench: the gateway against same-run baselines (about 8 minutes); writes bench/results/latest.md
+bench: install
+	$(PY) -m bench.run --output bench/results/latest.md
+
 clean:
 	rm -rf $(VENV) node_modules .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,52 @@
+"""The simulator's control routes, as the orchestrator uses them: counts and cold boots."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import aiohttp
+
+__all__ = ["ControlError", "SimulatorControl"]
+
+
+class ControlError(RuntimeError):
+    """The simulator refused a control request; the message carries its answer."""
+
+
+class SimulatorControl:
+    """Reads the simulator's request log and scripts its models, over HTTP."""
+
+    def __init__(self, session: aiohttp.ClientSession, base_url: str) -> None:
+        self._session = session
+        self._base = f"{base_url.rstrip('/')}/_simulator"
+
+    async def request_times(self, model: str, kind: str) -> list[float]:
+        """Arrival times (epoch seconds) of `model`'s requests of endpoint `kind`."""
+        async with self._session.get(
+            f"{self._base}/requests", params={"model": model, "kind": kind}
+        ) as response:
+            body = await self._json(response)
+        return [float(str(request["time"])) for request in body["requests"]]
+
+    async def request_kinds(self, model: str) -> Counter[str]:
+        """How many requests of each endpoint kind concerned `model`."""
+        async with self._session.get(f"{self._base}/requests", params={"model": model}) as response:
+            body = await self._json(response)
+        return Counter(str(request["kind"]) for request in body["requests"])
+
+    async def cold_boot(self, model: str, seconds: float) -> None:
+        """The next prediction of `model` waits `seconds` in `starting`, as after a cold boot."""
+        async with self._session.post(
+            f"{self._base}/models/{model}/cold-boot", json={"seconds": seconds}
+        ) as response:
+            if response.status != 204:
+                raise ControlError(f"cold boot of {model} refused: {await response.text()}")
+
+    @staticmethod
+    async def _json(response: aiohttp.ClientResponse) -> dict[str, list[dict[str, object]]]:
+        if response.status != 200:
+            raise ControlError(
+                f"the simulator answered HTTP {response.status}: {await response.text()}"
+            )
+        body: dict[str, list[dict[str, object]]] = await response.json()
+        return body

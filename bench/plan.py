@@ -1,0 +1,110 @@
+"""How big each measurement is: the full suite (`make bench`) and a smoke run for `make test`.
+
+The smoke plan runs every figure through the same code with tiny sizes and short
+times, so the test suite proves the harness works without taking minutes. Its
+numbers mean nothing and its table says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["FULL", "SMOKE", "Plan", "PlanError"]
+
+
+class PlanError(ValueError):
+    """A plan whose sizes cannot be run; the message names the field."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    startup_runs: int
+    latency_calls: int
+    latency_warmup: int
+    throughput_concurrency: tuple[int, int]
+    """The low and the high concurrency, compared with each other for flatness."""
+    throughput_warmup_seconds: float
+    throughput_seconds: float
+    throughput_rounds: int
+    """Each round measures every server at every concurrency, in alternating order."""
+    sync_wait_seconds: int
+    """`Prefer: wait` the gateway and the official client ask for (Replicate allows 60)."""
+    upstream_seconds: tuple[float, float, float]
+    """Prediction lengths: within the sync wait, a cold boot past it, a long run."""
+    hold_calls: tuple[int, ...]
+    """In-flight counts held at once: the target first, then stretch goals."""
+    hold_seconds: float
+    health_window_seconds: float
+    stream_runs: int
+    stream_warmup: int
+    stream_tokens: int
+    stream_token_interval: float
+
+    def __post_init__(self) -> None:
+        counts = {
+            "startup_runs": self.startup_runs,
+            "latency_calls": self.latency_calls,
+            "throughput_rounds": self.throughput_rounds,
+            "sync_wait_seconds": self.sync_wait_seconds,
+            "stream_runs": self.stream_runs,
+            "stream_tokens": self.stream_tokens,
+            **{
+                f"throughput_concurrency[{i}]": c for i, c in enumerate(self.throughput_concurrency)
+            },
+            **{f"hold_calls[{i}]": c for i, c in enumerate(self.hold_calls)},
+        }
+        for name, value in counts.items():
+            if value < 1:
+                raise PlanError(f"{name} must be at least 1, got {value}")
+        if not self.hold_calls:
+            raise PlanError("hold_calls must name at least one in-flight count")
+        within, past_wait, _ = self.upstream_seconds
+        if not 0 < within < self.sync_wait_seconds < past_wait:
+            raise PlanError(
+                "upstream_seconds must be one run within sync_wait_seconds and the others past "
+                f"it; got {self.upstream_seconds} with a {self.sync_wait_seconds} s wait"
+            )
+        if self.hold_seconds <= self.health_window_seconds:
+            raise PlanError("health_window_seconds must fit inside hold_seconds")
+
+
+FULL = Plan(
+    name="full",
+    startup_runs=5,
+    latency_calls=2000,
+    latency_warmup=200,
+    throughput_concurrency=(32, 128),
+    throughput_warmup_seconds=1.0,
+    throughput_seconds=4.0,
+    throughput_rounds=5,
+    sync_wait_seconds=60,
+    upstream_seconds=(5.0, 90.0, 200.0),
+    hold_calls=(5000, 10000),
+    hold_seconds=30.0,
+    health_window_seconds=8.0,
+    stream_runs=150,
+    stream_warmup=20,
+    stream_tokens=8,
+    stream_token_interval=0.01,
+)
+
+SMOKE = Plan(
+    name="smoke",
+    startup_runs=1,
+    latency_calls=20,
+    latency_warmup=5,
+    throughput_concurrency=(4, 16),
+    throughput_warmup_seconds=0.1,
+    throughput_seconds=0.3,
+    throughput_rounds=1,
+    sync_wait_seconds=1,
+    upstream_seconds=(0.2, 2.0, 3.0),
+    hold_calls=(30,),
+    hold_seconds=0.6,
+    health_window_seconds=0.15,
+    stream_runs=6,
+    stream_warmup=1,
+    stream_tokens=4,
+    stream_token_interval=0.005,
+)

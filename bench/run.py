@@ -1,0 +1,110 @@
+"""`make bench`: run every figure, print the table, write it to bench/results/latest.md.
+
+Figure 3's long predictions (a cold boot past the sync wait, a 200 s run) take real
+time but almost no CPU, so they run in the background, in processes of their own,
+while the other figures are measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+
+from bench import (
+    fig_concurrency,
+    fig_latency,
+    fig_startup,
+    fig_streaming,
+    fig_throughput,
+    fig_upstream,
+)
+from bench.lab import REPO_ROOT, Lab, raise_fd_limit
+from bench.plan import FULL, SMOKE, Plan
+from bench.report import Figure, cpu_ticks, environment, render_markdown, steal_percent
+
+__all__ = ["main", "run_suite"]
+
+DEFAULT_OUTPUT = REPO_ROOT / "bench" / "results" / "latest.md"
+Log = Callable[[str], None]
+
+
+async def _guarded(number: int, title: str, measuring: Awaitable[Figure], log: Log) -> Figure:
+    """A figure that could not be measured is reported as such; the others still are."""
+    try:
+        figure = await measuring
+    except Exception as exc:
+        log(f"figure {number} failed: {type(exc).__name__}: {exc}")
+        return Figure(number, title, "", (), failed=f"{type(exc).__name__}: {exc}")
+    log(f"figure {number} done")
+    return figure
+
+
+async def run_suite(plan: Plan, workdir: Path, log: Log) -> list[Figure]:
+    """Measures every figure with `plan`'s sizes; processes and logs live in `workdir`."""
+    raise_fd_limit()
+    lab = Lab(workdir)
+    issued = asyncio.Event()
+    log(f"figure {fig_upstream.NUMBER} ({fig_upstream.TITLE}) starts in the background")
+    upstream = asyncio.ensure_future(
+        _guarded(
+            fig_upstream.NUMBER, fig_upstream.TITLE, fig_upstream.measure(lab, plan, issued), log
+        )
+    )
+    started = asyncio.ensure_future(issued.wait())
+    await asyncio.wait({upstream, started}, return_when=asyncio.FIRST_COMPLETED)
+    started.cancel()
+    figures = []
+    for module in (fig_startup, fig_latency, fig_streaming, fig_throughput, fig_concurrency):
+        log(f"figure {module.NUMBER}: {module.TITLE}")
+        figures.append(await _guarded(module.NUMBER, module.TITLE, module.measure(lab, plan), log))
+    if not upstream.done():
+        log(f"waiting for figure {fig_upstream.NUMBER}'s long predictions")
+    figures.append(await upstream)
+    return sorted(figures, key=lambda figure: figure.number)
+
+
+def _log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny sizes: proves the harness, measures nothing"
+    )
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where the table goes")
+    args = parser.parse_args(argv)
+    plan = SMOKE if args.smoke else FULL
+    workdir = Path(tempfile.mkdtemp(prefix="inference-gateway-bench-"))
+    env = environment(REPO_ROOT)
+    ticks = cpu_ticks()
+    started = time.monotonic()
+    figures = asyncio.run(run_suite(plan, workdir, _log))
+    command = "python -m bench.run --smoke" if args.smoke else "make bench"
+    table = render_markdown(
+        dataclasses.replace(env, steal_percent=steal_percent(ticks, cpu_ticks())),
+        figures,
+        plan=plan.name,
+        command=command,
+        seconds=time.monotonic() - started,
+    )
+    print(table)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(table + "\n")
+    _log(f"wrote {args.output}")
+    if any(figure.failed for figure in figures):
+        _log(f"some figures failed; the processes' logs are in {workdir}")
+        return 1
+    shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

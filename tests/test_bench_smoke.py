@@ -1,0 +1,323 @@
+"""The benchmark harness: its parsers and statistics, and a smoke run of every figure.
+
+The smoke run starts the real processes (simulator, gateway through its CLI, the
+baseline forwarder, the load generator) with tiny sizes, so `make test` proves that
+`make bench` works without spending minutes on it. Its numbers are not checked
+against targets; what it asserts holds at any speed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from bench.jobs import (
+    JOB_KINDS,
+    RESULT_KINDS,
+    HoldJob,
+    HoldResult,
+    Job,
+    JobError,
+    LatencyJob,
+    LatencyResult,
+    StreamJob,
+    ThroughputJob,
+    UpstreamCall,
+    UpstreamJob,
+)
+from bench.lab import REPO_ROOT
+from bench.plan import SMOKE, PlanError
+from bench.report import Environment, Figure, ReportError, Row, render_markdown, steal_percent
+from bench.run import run_suite
+from bench.sse import EventReader, SseEvent
+from bench.stats import StatsError, gaps, percentile, ratio
+from bench.wire import WireError, decode, encode
+from hypothesis import given
+from hypothesis import strategies as st
+
+from inference_gateway.simulator import StreamEvent
+from inference_gateway.simulator._sse import encode_event
+
+finite = st.floats(min_value=-1e9, max_value=1e9, allow_nan=False)
+samples = st.lists(finite, min_size=1, max_size=60)
+
+
+# --- statistics --------------------------------------------------------------------------
+
+
+@given(samples, st.integers(min_value=1, max_value=99))
+def test_percentile_matches_the_standard_librarys_inclusive_quantiles(
+    values: list[float], q: int
+) -> None:
+    if len(values) == 1:
+        expected = values[0]
+    else:
+        expected = statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+    assert percentile(values, q) == pytest.approx(expected, rel=1e-9, abs=1e-6)
+
+
+@given(samples, st.floats(0, 100), st.floats(0, 100))
+def test_percentile_is_monotone_and_bounded_by_the_samples(
+    values: list[float], q1: float, q2: float
+) -> None:
+    low, high = sorted((q1, q2))
+    assert min(values) <= percentile(values, low) <= percentile(values, high) <= max(values)
+    assert percentile(values, 0) == min(values)
+    assert percentile(values, 100) == max(values)
+
+
+@given(
+    st.one_of(
+        st.tuples(st.just([]), st.floats(0, 100)),
+        st.tuples(samples, st.floats(allow_nan=False).filter(lambda q: not 0 <= q <= 100)),
+        st.tuples(samples.map(lambda v: [*v, math.nan]), st.floats(0, 100)),
+        st.tuples(samples.map(lambda v: [*v, math.inf]), st.floats(0, 100)),
+    )
+)
+def test_percentile_refuses_what_it_cannot_summarise(case: tuple[list[float], float]) -> None:
+    values, q = case
+    with pytest.raises(StatsError):
+        percentile(values, q)
+
+
+@given(st.lists(st.floats(0, 1e6), min_size=1, max_size=30))
+def test_gaps_add_up_to_the_span(times: list[float]) -> None:
+    ordered = sorted(times)
+    found = gaps(ordered)
+    assert len(found) == len(ordered) - 1
+    assert sum(found) == pytest.approx(ordered[-1] - ordered[0], abs=1e-6)
+
+
+def test_steal_is_the_stolen_share_of_the_ticks_that_passed() -> None:
+    assert steal_percent((10, 1000), (60, 2000)) == 5.0
+    assert steal_percent((10, 1000), (10, 1000)) is None
+
+
+def test_ratio_is_absent_where_no_baseline_was_measured() -> None:
+    assert ratio(3.0, 2.0) == 1.5
+    assert ratio(3.0, 0.0) is None
+    assert ratio(math.nan, 2.0) is None
+    assert ratio(3.0, math.inf) is None
+
+
+# --- the orchestrator <-> load generator messages ----------------------------------------
+
+names = st.text(min_size=1, max_size=20)
+counts = st.integers(min_value=1, max_value=100_000)
+seconds = st.floats(min_value=0.001, max_value=1e4)
+jobs = st.one_of(
+    st.builds(LatencyJob, names, names, names, names, counts, st.integers(0, 100), counts),
+    st.builds(ThroughputJob, names, names, counts, seconds, seconds, counts),
+    st.builds(HoldJob, names, names, counts, seconds, st.none() | seconds, counts),
+    st.builds(StreamJob, names, names, names, names, counts, st.integers(0, 100)),
+    st.builds(
+        UpstreamJob,
+        names,
+        names,
+        names,
+        st.lists(
+            st.builds(UpstreamCall, st.sampled_from(["gateway", "official"]), names, seconds),
+            min_size=1,
+            max_size=5,
+        ),
+        counts,
+    ),
+)
+
+
+@given(jobs)
+def test_jobs_survive_the_trip_to_the_load_generator(job: Job) -> None:
+    assert decode(encode(job), JOB_KINDS) == job
+
+
+def test_results_survive_the_trip_back() -> None:
+    result = HoldResult(3, [30.1, 30.2, 30.0], 0.5, 30.0, {"CANCELLED": 1})
+    assert decode(encode(result), RESULT_KINDS) == result
+
+
+def test_a_result_of_megabytes_crosses_the_pipe_whole() -> None:
+    samples = [i / 7 for i in range(200_000)]  # about 4 MB of JSON, far past a pipe's buffer
+    script = (
+        "from bench.jobs import LatencyResult; from bench.loadgen import emit; "
+        f"emit(LatencyResult([i / 7 for i in range({len(samples)})], [0.5]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, check=True, cwd=REPO_ROOT
+    )
+    lines = done.stdout.decode().splitlines()
+    assert len(lines) == 1
+    assert decode(lines[0], RESULT_KINDS) == LatencyResult(samples, [0.5])
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(st.sampled_from(sorted(JOB_KINDS)), st.dictionaries(st.text(max_size=15), json_values))
+def test_malformed_jobs_fail_with_a_wire_error(kind: str, fields: dict[str, object]) -> None:
+    try:
+        job = decode(json.dumps({"kind": kind, **fields}), JOB_KINDS)
+    except WireError:
+        return
+    assert kind == job.KIND  # the rare draw that happens to be a valid job
+
+
+@pytest.mark.parametrize(
+    ("text", "complaint"),
+    [
+        ("not json", "not JSON"),
+        ("[]", "JSON object"),
+        ('{"kind": "launch"}', "kind must be one of"),
+        ('{"kind": "throughput", "grpc_target": "x"}', "is required"),
+        (
+            '{"kind": "hold", "grpc_target": "x", "model": "m", "calls": "5", '
+            '"timeout_seconds": 1}',
+            "calls: expected int",
+        ),
+        (
+            '{"kind": "hold", "grpc_target": "x", "model": "m", "calls": 0, "timeout_seconds": 1}',
+            "calls must be at least 1",
+        ),
+        (
+            '{"kind": "hold", "grpc_target": "x", "model": "m", "calls": 1, '
+            '"timeout_seconds": 1, "colour": "red"}',
+            "unknown field(s) colour",
+        ),
+        (
+            '{"kind": "upstream", "grpc_target": "x", "http_base": "h", "token": "t", '
+            '"wait_seconds": 1, "calls": [{"client": "curl", "model": "m", '
+            '"timeout_seconds": 1}]}',
+            "must be one of 'gateway', 'official'",
+        ),
+    ],
+)
+def test_wire_errors_name_what_to_fix(text: str, complaint: str) -> None:
+    with pytest.raises(WireError, match=complaint.replace("(", r"\(").replace(")", r"\)")):
+        decode(text, JOB_KINDS)
+
+
+def test_jobs_refuse_sizes_that_cannot_run() -> None:
+    with pytest.raises(JobError, match="measure_seconds"):
+        ThroughputJob("t", "m", 1, 1.0, 0.0)
+    with pytest.raises(JobError, match="start_rate"):
+        HoldJob("t", "m", 1, 1.0, start_rate=-5.0)
+    with pytest.raises(JobError, match="at least one prediction"):
+        UpstreamJob("t", "h", "k", [], 60)
+
+
+# --- the direct baseline's SSE reader ----------------------------------------------------
+
+event_names = st.sampled_from(["output", "logs", "error", "done"])
+# Any text, line breaks included; the encoder splits data over several `data:` lines.
+event_data = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\0"))
+
+
+@given(st.lists(st.tuples(event_names, event_data), max_size=8))
+def test_sse_reader_reads_what_the_simulator_writes(events: list[tuple[str, str]]) -> None:
+    wire = b": hi\n\n" + b"".join(
+        encode_event(StreamEvent(seq, name, data, 1_700_000_000.0))
+        for seq, (name, data) in enumerate(events)
+    )
+    reader = EventReader()
+    read = [e for line in wire.decode().split("\n") if (e := reader.feed(line)) is not None]
+    expected = [
+        SseEvent(
+            name,
+            "\n".join(data.replace("\r\n", "\n").replace("\r", "\n").split("\n")),
+            f"1700000000:{seq}",
+        )
+        for seq, (name, data) in enumerate(events)
+    ]
+    assert read == expected
+
+
+def test_sse_reader_skips_comments_and_blocks_without_data() -> None:
+    reader = EventReader()
+    lines = [": comment", "event: ping", "", "data:no space", "data:  two", "", "retry: 5"]
+    assert [e for line in lines if (e := reader.feed(line))] == [
+        SseEvent("message", "no space\n two", "")
+    ]
+
+
+# --- plans and the table -----------------------------------------------------------------
+
+
+def test_plans_refuse_sizes_that_cannot_measure_anything() -> None:
+    with pytest.raises(PlanError, match="latency_calls"):
+        dataclasses.replace(SMOKE, latency_calls=0)
+    with pytest.raises(PlanError, match="within sync_wait_seconds"):
+        dataclasses.replace(SMOKE, upstream_seconds=(5.0, 90.0, 200.0))
+    with pytest.raises(PlanError, match="health_window_seconds"):
+        dataclasses.replace(SMOKE, health_window_seconds=SMOKE.hold_seconds)
+
+
+def test_rows_need_a_unit_the_table_can_write() -> None:
+    with pytest.raises(ReportError, match="unit must be one of"):
+        Row("p50", 1.0, 1.0, "fortnights", "", None)
+
+
+def test_the_table_shows_every_row_with_its_ratio_and_verdict() -> None:
+    env = Environment("2026-01-01 00:00 UTC", 2, 2, "a CPU", "3.11.7", "Linux", {"grpcio": "1"})
+    figures = [
+        Figure(1, "Latency", "direct", (Row("p50", 3.0, 2.0, "ms", "≤ +1 ms", True),)),
+        Figure(4, "Held", "forwarder", (Row("p99", math.nan, 1.0, "ms", "≤ 50 ms", False),)),
+        Figure(6, "Start-up", "", (), failed="it crashed"),
+    ]
+    table = render_markdown(env, figures, plan="full", command="make bench", seconds=90)
+    assert "2 cores (2 usable), a CPU" in table
+    assert "| 1 | Latency | p50 | 3.00 ms | 2.00 ms | 1.50x | ≤ +1 ms | yes |" in table
+    assert "| 4 | Held | p99 | n/a | 1.00 ms | — | ≤ 50 ms | **no** |" in table
+    assert "| 6 | Start-up | not measured |" in table
+    assert "- Not measured: it crashed" in table
+
+
+# --- the smoke run -----------------------------------------------------------------------
+
+
+@pytest.mark.timeout(120)
+async def test_smoke_run_measures_every_figure(tmp_path: Path) -> None:
+    log: list[str] = []
+    figures = await run_suite(SMOKE, tmp_path, log.append)
+
+    by_number = {figure.number: figure for figure in figures}
+    assert sorted(by_number) == [1, 2, 3, 4, 5, 6]
+    assert [f.failed for f in figures] == [None] * 6, log
+    for figure in figures:
+        assert figure.rows, figure.number
+        for row in figure.rows:
+            assert math.isfinite(row.measured), row
+            assert math.isfinite(row.baseline), row
+
+    # Both answer every call correctly: no wrong text, no mismatched stream.
+    for number in (1, 5):
+        assert not [n for n in by_number[number].notes if "Wrong" in n or "Mismatch" in n]
+
+    # Upstream requests: a prediction within the sync wait is one held create, whoever
+    # sends it; past the wait, the official client has to poll at least once more, and
+    # a streaming model costs the gateway the create, the stream and one final GET.
+    upstream = {row.metric: row for row in by_number[3].rows}
+    within = [row for metric, row in upstream.items() if metric.startswith("0.2 s,")]
+    assert [(row.measured, row.baseline) for row in within] == [(1, 1), (1, 1)]
+    past = [row for metric, row in upstream.items() if not metric.startswith("0.2 s,")]
+    assert all(row.baseline >= 2 for row in past)
+    assert [row.measured for row in past if "streaming" in row.metric] == [3, 3]
+
+    held = {row.metric: row for row in by_number[4].rows}
+    calls = SMOKE.hold_calls[0]
+    assert held[f"{calls} held: succeeded"].measured == calls
+    assert held[f"{calls} held: succeeded"].baseline == calls
+
+    env = Environment("today", os.cpu_count() or 0, 1, "cpu", "3.11", "Linux")
+    table = render_markdown(env, figures, plan=SMOKE.name, command="smoke", seconds=1)
+    # The header, then one line per row.
+    assert table.count("\n| ") == 1 + sum(len(f.rows) for f in figures)
