@@ -30,6 +30,7 @@ from inference_gateway.errors import (
     from_http_error,
     from_transport_fault,
 )
+from inference_gateway.replicate._aiohttp_transport import AiohttpTransport
 from inference_gateway.replicate._budget import Bucket, RateBudget
 from inference_gateway.replicate._prediction import Prediction
 from inference_gateway.replicate._sse import ServerSentEvent, iter_events, iter_lines
@@ -81,7 +82,6 @@ class ClientSettings:
     base_url: str = "https://api.replicate.com"
     # Each held `Prefer: wait` create occupies one connection for up to a minute.
     max_connections: int = 10_000
-    max_keepalive_connections: int = 1_000
     connect_timeout: float = 5.0
     write_timeout: float = 30.0
     create_per_minute: int = 600
@@ -165,11 +165,7 @@ class ReplicateClient:
         }
         self._http = httpx.AsyncClient(
             base_url=settings.base_url.rstrip("/"),
-            transport=transport,
-            limits=httpx.Limits(
-                max_connections=settings.max_connections,
-                max_keepalive_connections=settings.max_keepalive_connections,
-            ),
+            transport=transport or AiohttpTransport(max_connections=settings.max_connections),
             timeout=httpx.Timeout(None, connect=settings.connect_timeout),
             headers={"User-Agent": f"inference-gateway/{__version__}"},
             follow_redirects=False,

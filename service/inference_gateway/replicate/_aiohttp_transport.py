@@ -1,0 +1,133 @@
+"""httpx's interface over aiohttp's connection pool.
+
+httpx's own pool (httpcore) scans every connection for each request it places, so
+its CPU cost grows with the connections open: with thousands of `Prefer: wait`
+creates held, that scan was most of the gateway's CPU (see bench/results). aiohttp
+keeps idle connections per host and hands one over in constant time. The client
+keeps httpx's requests, responses, timeouts and exception types; only the wire
+moves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import httpx
+
+__all__ = ["AiohttpTransport"]
+
+# Headers aiohttp writes itself from the body it is given.
+_BODY_HEADERS = frozenset({b"content-length", b"transfer-encoding"})
+
+
+def _timeout(request: httpx.Request) -> aiohttp.ClientTimeout:
+    """httpx's four timeouts, in aiohttp's terms (it has no write timeout)."""
+    timeouts = request.extensions.get("timeout", {})
+    return aiohttp.ClientTimeout(
+        total=None,
+        connect=timeouts.get("pool"),
+        sock_connect=timeouts.get("connect"),
+        sock_read=timeouts.get("read"),
+    )
+
+
+def _translate(exc: Exception, request: httpx.Request) -> httpx.TransportError:
+    """The httpx exception the client's retry rules expect for an aiohttp failure.
+
+    Only faults where nothing can have reached the server become ConnectError or
+    ConnectTimeout, the two a create may be retried on.
+    """
+    message = str(exc) or type(exc).__name__
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return httpx.ConnectTimeout(message, request=request)
+    if isinstance(exc, aiohttp.ServerTimeoutError | TimeoutError):
+        return httpx.ReadTimeout(message, request=request)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return httpx.ConnectError(message, request=request)
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
+        return httpx.RemoteProtocolError(message, request=request)
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return httpx.RemoteProtocolError(message, request=request)
+    return httpx.ReadError(message, request=request)
+
+
+class _ResponseBody(httpx.AsyncByteStream):
+    """The body as aiohttp reads it; closing it returns (or drops) the connection."""
+
+    def __init__(self, response: aiohttp.ClientResponse, request: httpx.Request) -> None:
+        self._response = response
+        self._request = request
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.content.iter_any():
+                yield chunk
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise _translate(exc, self._request) from exc
+
+    async def aclose(self) -> None:
+        # Back to the pool if the body was read to the end, otherwise closed.
+        self._response.release()
+
+
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    """One aiohttp session, opened on first use so it belongs to the running loop."""
+
+    def __init__(self, *, max_connections: int, keepalive_seconds: float = 5.0) -> None:
+        self._max_connections = max_connections
+        self._keepalive_seconds = keepalive_seconds
+        self._session: aiohttp.ClientSession | None = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=self._max_connections,
+                limit_per_host=0,
+                keepalive_timeout=self._keepalive_seconds,
+                # The certificates httpx would trust (certifi), not whatever the OS has.
+                ssl=httpx.create_ssl_context(),
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                # httpx decodes Content-Encoding itself, and keeps no cookies.
+                auto_decompress=False,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                # Reading ~/.netrc and proxy variables costs a thread hop per request.
+                trust_env=False,
+            )
+        return self._session
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        headers = [
+            (name.decode("latin-1"), value.decode("latin-1"))
+            for name, value in request.headers.raw
+            if name.lower() not in _BODY_HEADERS
+        ]
+        body = await request.aread()
+        try:
+            response = await self._open().request(
+                request.method,
+                str(request.url),
+                headers=headers,
+                data=body or None,
+                allow_redirects=False,
+                timeout=_timeout(request),
+            )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise _translate(exc, request) from exc
+        return httpx.Response(
+            status_code=response.status,
+            headers=list(response.raw_headers),
+            stream=_ResponseBody(response, request),
+            extensions={
+                "http_version": b"HTTP/1.1",
+                "reason_phrase": (response.reason or "").encode("latin-1"),
+            },
+            request=request,
+        )
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
