@@ -226,6 +226,11 @@ async def start_gateway(
             ("grpc.keepalive_time_ms", 60_000),
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+            # Calls wait in gRPC's queue until the loop takes each; past 1,000 queued (3,000
+            # at most) gRPC cancels new ones. A burst of long calls is this gateway's normal
+            # load, and the upstream pool already bounds how many can be served at once.
+            ("grpc.server.max_pending_requests", settings.max_connections),
+            ("grpc.server.max_pending_requests_hard_limit", settings.max_connections),
         ],
     )
     gateway_pb2_grpc.add_InferenceGatewayServicer_to_server(
