@@ -3,7 +3,8 @@
 A create holds the request with `Prefer: wait` for as long as the caller's deadline
 allows (at most 60 s), so most predictions cost one request. A longer one is
 followed over its SSE stream (one more request, then a final GET for the summary),
-or, for a model without a stream, by GETs that back off to one every few seconds.
+or, for a model without a stream, by GETs that back off to one every few seconds,
+starting where the backoff would be had it been polling through the held create.
 Whatever the gateway stops waiting for, it cancels: a prediction that nobody will
 read is never left running.
 """
@@ -104,21 +105,22 @@ class PredictionRunner:
         self, path: str, body: Mapping[str, Any], *, token: str, deadline: Deadline
     ) -> Prediction:
         """Runs a prediction to its end and returns it, whatever its final status."""
-        created = await self._create(
-            path, body, token=token, deadline=deadline, wait_seconds=self._wait_for(deadline)
-        )
+        held = self._wait_for(deadline)
+        created = await self._create(path, body, token=token, deadline=deadline, wait_seconds=held)
         if created.terminal:
             return created
         async with self._following(created, token):
             try:
                 async with asyncio.timeout(deadline.remaining()):
-                    return await self._follow(created, token, deadline)
+                    return await self._follow(created, token, deadline, held)
             except TimeoutError:
                 raise deadline_exceeded(
                     prediction_id=created.id, last_status=created.status
                 ) from None
 
-    async def _follow(self, created: Prediction, token: str, deadline: Deadline) -> Prediction:
+    async def _follow(
+        self, created: Prediction, token: str, deadline: Deadline, held: float
+    ) -> Prediction:
         if created.stream_url is not None:
             try:
                 events = self._client.stream_events(created.stream_url, deadline=deadline)
@@ -130,7 +132,7 @@ class PredictionRunner:
                 _LOGGER.info("prediction %s: %s; polling instead", created.id, exc)
             else:
                 return await self._client.get_prediction(created.id, token=token, deadline=deadline)
-        return await self._poll(created, token, deadline)
+        return await self._poll(created, token, deadline, self._backoff_after(held))
 
     async def stream(
         self, path: str, body: Mapping[str, Any], *, token: str, deadline: Deadline
@@ -196,8 +198,20 @@ class PredictionRunner:
             current = await self._poll_once(created, token, deadline, delay)
             delay = min(self._settings.poll_max, delay * self._settings.poll_factor)
 
-    async def _poll(self, created: Prediction, token: str, deadline: Deadline) -> Prediction:
-        delay = self._settings.poll_initial
+    def _backoff_after(self, seconds: float) -> float:
+        """The poll delay the backoff reaches after polling for `seconds`.
+
+        Delays d, d·f, d·f², … add up to `seconds` when the next one is d + seconds·(f - 1),
+        so a prediction already followed for a minute is polled every poll_max at once,
+        rather than a dozen times in its first few seconds of polling.
+        """
+        settings = self._settings
+        return min(settings.poll_max, settings.poll_initial + seconds * (settings.poll_factor - 1))
+
+    async def _poll(
+        self, created: Prediction, token: str, deadline: Deadline, first_delay: float
+    ) -> Prediction:
+        delay = first_delay
         current = created
         while not current.terminal:
             current = await self._poll_once(created, token, deadline, delay)
