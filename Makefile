@@ -31,8 +31,8 @@ buf-lint: node_modules/.bin/buf
 	cd protos && ../node_modules/.bin/buf lint
 
 lint: install
-	$(BIN)/ruff check service tests
-	$(BIN)/ruff format --check service/inference_gateway tests
+	$(BIN)/ruff check service tests bench
+	$(BIN)/ruff format --check service/inference_gateway tests bench
 
 typecheck: install
 	$(BIN)/mypy
