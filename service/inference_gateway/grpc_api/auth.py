@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextvars
 import hmac
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 import grpc
@@ -47,10 +47,8 @@ _CALLER: contextvars.ContextVar[CallerConfig | None] = contextvars.ContextVar(
 _HOW = "send metadata `authorization: Bearer <token>` with the token issued to your service"
 
 if TYPE_CHECKING:  # grpc's generics exist only in its type stubs
-    Handler: TypeAlias = grpc.RpcMethodHandler[Any, Any]
-    Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
-    Continuation: TypeAlias = Callable[[grpc.HandlerCallDetails], Awaitable[Handler]]
-    UnaryBehaviour: TypeAlias = Callable[[Any, Context], Awaitable[Any]]
+    from inference_gateway.grpc_api._types import Context, Continuation, Handler, UnaryBehaviour
+
     StreamBehaviour: TypeAlias = Callable[[Any, Context], AsyncIterator[Any]]
     Metadata: TypeAlias = Sequence[tuple[str, str | bytes]]
 

@@ -27,10 +27,8 @@ _LOGGER = logging.getLogger(__name__)
 _GATEWAY_SERVICE = "inference.gateway.v1.InferenceGateway"
 
 if TYPE_CHECKING:  # grpc's generics exist only in its type stubs
-    Handler: TypeAlias = grpc.RpcMethodHandler[Any, Any]
-    Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
-    Continuation: TypeAlias = Callable[[grpc.HandlerCallDetails], Awaitable[Handler]]
-    UnaryBehaviour: TypeAlias = Callable[[Any, Context], Awaitable[Any]]
+    from inference_gateway.grpc_api._types import Context, Continuation, Handler, UnaryBehaviour
+
     StreamBehaviour: TypeAlias = Callable[
         [Any, Context], AsyncGenerator[Any, None] | Awaitable[None]
     ]

@@ -5,9 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any
 
-import grpc
 from google.protobuf import duration_pb2, struct_pb2
 
 from inference.gateway.v1 import gateway_pb2 as pb
@@ -28,7 +27,7 @@ from inference_gateway.prompts import ChatMessage
 __all__ = ["InferenceGatewayServicer", "image_request", "text_request"]
 
 if TYPE_CHECKING:  # grpc's generics exist only in its type stubs
-    Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
+    from inference_gateway.grpc_api._types import Context
 
 _TEXT_PARAMETERS = (
     "temperature",
