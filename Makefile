@@ -7,10 +7,12 @@ PROTO_SRC := protos/inference/gateway/v1/gateway.proto
 
 .PHONY: install run test lint typecheck unit protos buf-lint deploy-tools clean bench
 
-$(VENV)/.installed: pyproject.toml
+# The simulator is its own distribution (simulator/): installed here for `make run`,
+# the tests and the bench, never part of the gateway's wheel or image.
+$(VENV)/.installed: pyproject.toml simulator/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev]' -e ./simulator
 	touch $@
 
 install: $(VENV)/.installed
@@ -31,8 +33,8 @@ buf-lint: node_modules/.bin/buf
 	cd protos && ../node_modules/.bin/buf lint
 
 lint: install
-	$(BIN)/ruff check service tests bench
-	$(BIN)/ruff format --check service/inference_gateway tests bench
+	$(BIN)/ruff check service simulator tests bench
+	$(BIN)/ruff format --check service/inference_gateway simulator tests bench
 
 typecheck: install
 	$(BIN)/mypy

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import uvloop
 
-from inference_gateway.simulator import SimulatorConfig, start_simulator
+from replicate_simulator import SimulatorConfig, start_simulator
 
 __all__ = ["main"]
 

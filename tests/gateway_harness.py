@@ -14,7 +14,7 @@ from inference.gateway.v1 import gateway_pb2_grpc
 from inference_gateway.config import GatewayConfig, load_config
 from inference_gateway.grpc_api.server import RunningGateway, start_gateway
 from inference_gateway.settings import Settings
-from inference_gateway.simulator import (
+from replicate_simulator import (
     RequestLog,
     RunningSimulator,
     SimulatorConfig,

@@ -26,7 +26,7 @@ import yaml
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
-from inference_gateway.simulator import (
+from replicate_simulator import (
     Prediction,
     RunningSimulator,
     SimulatorConfig,

@@ -42,8 +42,8 @@ from bench.wire import WireError, decode, encode
 from hypothesis import given
 from hypothesis import strategies as st
 
-from inference_gateway.simulator import StreamEvent
-from inference_gateway.simulator._sse import encode_event
+from replicate_simulator import StreamEvent
+from replicate_simulator._sse import encode_event
 
 finite = st.floats(min_value=-1e9, max_value=1e9, allow_nan=False)
 samples = st.lists(finite, min_size=1, max_size=60)

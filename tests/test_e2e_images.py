@@ -27,7 +27,7 @@ from inference_gateway.domain import InputImage
 from inference_gateway.errors import FailedPrecondition, InvalidArgument
 from inference_gateway.grpc_api.server import build_gateway, start_gateway
 from inference_gateway.inputs import image_data_uri
-from inference_gateway.simulator import RunningSimulator, SimulatorConfig, start_simulator
+from replicate_simulator import RunningSimulator, SimulatorConfig, start_simulator
 from tests.gateway_harness import TEST_TOKEN, Harness, running_gateway
 from tests.gateway_harness import test_settings as gateway_settings
 from tests.test_e2e_lifecycle import error_info

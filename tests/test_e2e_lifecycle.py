@@ -16,7 +16,7 @@ from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 
 from inference.gateway.v1 import gateway_pb2 as pb
-from inference_gateway.simulator import Prediction, SimulatorConfig
+from replicate_simulator import Prediction, SimulatorConfig
 from tests.gateway_harness import Harness, running_gateway
 from tests.simulator_fixtures import wait_until
 

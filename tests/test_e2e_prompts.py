@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from inference.gateway.v1 import gateway_pb2 as pb
-from inference_gateway.simulator import default_catalogue
+from replicate_simulator import default_catalogue
 from tests.gateway_harness import running_gateway
 
 LLAMA3 = "meta/meta-llama-3-8b-instruct"

@@ -35,7 +35,7 @@ from inference.gateway.v1 import gateway_pb2 as pb
 from inference.gateway.v1 import gateway_pb2_grpc
 from inference_gateway.errors import FieldViolation, InvalidArgument
 from inference_gateway.grpc_api.status import to_rpc_status
-from inference_gateway.simulator import SimulatorConfig
+from replicate_simulator import SimulatorConfig
 from tests.gateway_harness import Harness, running_gateway
 
 T = TypeVar("T")

@@ -25,7 +25,7 @@ from prometheus_client.samples import Sample
 
 from inference.gateway.v1 import gateway_pb2 as pb
 from inference_gateway.metrics import OTHER_MODEL, MetricsError, ModelLabels
-from inference_gateway.simulator import Prediction, RecordedRequest
+from replicate_simulator import Prediction, RecordedRequest
 from tests.gateway_harness import TEST_TOKEN, Harness, running_gateway
 from tests.simulator_fixtures import wait_until
 

@@ -11,7 +11,7 @@ import itertools
 from inference_gateway.deadlines import Deadline
 from inference_gateway.predictions import PredictionRunner, RunnerSettings
 from inference_gateway.replicate import ClientSettings, ReplicateClient
-from inference_gateway.simulator import SimulatorConfig, start_simulator
+from replicate_simulator import SimulatorConfig, start_simulator
 
 LLAMA3 = "meta/meta-llama-3-8b-instruct"
 # Time-scaled: a 1 s sync wait, polls backing off from 50 ms to 200 ms by 1.5x.

@@ -50,7 +50,7 @@ from tests.test_metrics import (
 
 REQUESTS = "inference_gateway.requests"
 # What the simulator's own code logs is not the gateway's to answer for.
-NOT_THE_GATEWAY = ("inference_gateway.simulator", "aiohttp")
+NOT_THE_GATEWAY = ("replicate_simulator", "aiohttp")
 TEAM_TOKEN = "r8_team_token_for_an_alias_000000000000"
 
 Lines = Callable[[], list[dict[str, Any]]]

@@ -21,7 +21,7 @@ import aiohttp
 import httpx
 import pytest
 
-from inference_gateway.simulator import RunningSimulator, SimulatorConfig, start_simulator
+from replicate_simulator import RunningSimulator, SimulatorConfig, start_simulator
 from tests.simulator_fixtures import (
     TEST_TOKEN,
     auth_headers,

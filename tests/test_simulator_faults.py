@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from inference_gateway.simulator import Fault, FaultError, RunningSimulator
+from replicate_simulator import Fault, FaultError, RunningSimulator
 from tests.simulator_fixtures import auth_headers, running_simulator, wait_until
 
 LLAMA3 = "meta/meta-llama-3-8b-instruct"

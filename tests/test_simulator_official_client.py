@@ -13,7 +13,7 @@ from replicate.client import Client
 from replicate.exceptions import ModelError, ReplicateError
 from replicate.helpers import FileOutput
 
-from inference_gateway.simulator import RunningSimulator, SimulatorConfig
+from replicate_simulator import RunningSimulator, SimulatorConfig
 from tests.simulator_fixtures import (
     FAST_CONFIG,
     TEST_TOKEN,

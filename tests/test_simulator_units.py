@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from inference_gateway.simulator import (
+from replicate_simulator import (
     BehaviourError,
     CatalogueError,
     ConfigError,
@@ -29,9 +29,9 @@ from inference_gateway.simulator import (
     parse_cancel_after,
     parse_prefer,
 )
-from inference_gateway.simulator._ratelimit import RateLimiter
-from inference_gateway.simulator._text import answer_length, generate_tokens
-from inference_gateway.simulator._validation import validate_object
+from replicate_simulator._ratelimit import RateLimiter
+from replicate_simulator._text import answer_length, generate_tokens
+from replicate_simulator._validation import validate_object
 
 LLAMA3 = "meta/meta-llama-3-8b-instruct"
 LLAMA2 = "meta/llama-2-7b-chat"

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
 import os
 import sys
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import replace
+from types import ModuleType
 from typing import Any
 
 from inference_gateway import __version__
@@ -77,9 +79,8 @@ async def _serve(settings: Settings, config: GatewayConfig, defaults: Mapping[st
 async def _serve_with_simulator(
     settings: Settings, config: GatewayConfig, defaults: Mapping[str, object]
 ) -> None:
-    from inference_gateway.simulator import SimulatorConfig, start_simulator
-
-    simulator = await start_simulator(SimulatorConfig(), host="127.0.0.1", port=0)
+    sim = _simulator("run")
+    simulator = await sim.start_simulator(sim.SimulatorConfig(), host="127.0.0.1", port=0)
     try:
         await _serve(replace(settings, base_url=simulator.base_url), config, defaults)
     finally:
@@ -121,11 +122,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_simulate(args: argparse.Namespace) -> int:
-    from inference_gateway.simulator import config_from_args, run_simulator
+def _simulator(command: str) -> ModuleType:
+    """The simulator, a distribution of its own that production images leave out."""
+    try:
+        return importlib.import_module("replicate_simulator")
+    except ImportError:
+        raise _StartupError(
+            "the Replicate simulator is not installed; it ships separately from the gateway: "
+            f"run `make install` in the repository, or `pip install ./simulator`, then "
+            f"`{command}` again"
+        ) from None
 
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    sim = _simulator("simulate")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    run_simulator(config_from_args(args), args.host, args.port)
+    sim.run_simulator(sim.config_from_args(args), args.host, args.port)
     return 0
 
 
@@ -180,11 +192,17 @@ def _parser() -> argparse.ArgumentParser:
             _cmd_check_config,
         )
     )
-    from inference_gateway.simulator import add_simulate_arguments
-
-    add_simulate_arguments(
-        command("simulate", "serve a local simulator of Replicate's HTTP API", _cmd_simulate)
+    simulate = command(
+        "simulate",
+        "serve a local simulator of Replicate's HTTP API (needs the replicate-simulator "
+        "distribution: make install)",
+        _cmd_simulate,
     )
+    try:
+        _simulator("simulate").add_simulate_arguments(simulate)
+    except _StartupError:
+        # Without the simulator the command still exists, to say what to install.
+        simulate.add_argument("simulator_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser
 
 
