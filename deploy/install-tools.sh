@@ -6,6 +6,9 @@
 #   kubectl kustomize    any kubectl already on PATH, else Debian's `kubernetes-client`
 #                        (kubectl 1.20 with kustomize v2, enough for deploy/kubernetes)
 #   kubernetes-validate  PyPI, into the project's virtualenv
+#   redis-server         Debian's `redis-server`, for the shared-state tests (tests/redis_fixtures.py
+#                        starts its own on a loopback port); the service the package starts is
+#                        stopped and disabled right after the install
 # Idempotent, and with everything present it only looks, in well under a second.
 #
 # Usage: deploy/install-tools.sh [VENV]     (VENV defaults to .venv; apt needs root or sudo)
@@ -36,8 +39,19 @@ stop_prometheus_server() {
     fi
 }
 
+# Likewise for redis-server: the tests start their own, never the system's on :6379.
+stop_redis_server() {
+    if [[ -d /run/systemd/system ]]; then
+        as_root systemctl disable --now redis-server.service
+    elif [[ -x /etc/init.d/redis-server ]]; then
+        as_root invoke-rc.d redis-server stop || true
+        as_root update-rc.d redis-server disable
+    fi
+}
+
 packages=()
 command -v promtool >/dev/null || packages+=(prometheus)
+command -v redis-server >/dev/null || packages+=(redis-server)
 if ! command -v kubectl >/dev/null; then
     packages+=(kubernetes-client)
 elif ! kubectl kustomize --help >/dev/null 2>&1; then
@@ -54,6 +68,9 @@ if ((${#packages[@]})); then
     if [[ " ${packages[*]} " == *" prometheus "* ]]; then
         stop_prometheus_server
     fi
+    if [[ " ${packages[*]} " == *" redis-server "* ]]; then
+        stop_redis_server
+    fi
 fi
 
 if [[ ! -x $venv/bin/python ]]; then
@@ -66,5 +83,6 @@ if ! "$venv/bin/python" -c 'import kubernetes_validate' 2>/dev/null; then
 fi
 
 promtool --version 2>&1 | sed -n 1p
+redis-server --version
 kubectl version --client 2>/dev/null | sed -n 1p
 "$venv/bin/python" -m kubernetes_validate --version

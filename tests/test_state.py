@@ -1,0 +1,364 @@
+"""The shared-state interface, one behavioural suite run against both back ends.
+
+The Redis runs use a real redis-server on loopback, and several clients on it stand for
+several replicas: atomicity is proven by concurrent operations from all of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from inference_gateway.deadlines import Deadline
+from inference_gateway.errors import Unavailable
+from inference_gateway.state import (
+    ClaimOutcome,
+    FailurePolicy,
+    Guarantee,
+    MemoryStore,
+    SharedState,
+    StateStore,
+    StoreError,
+)
+from inference_gateway.state.redis import RedisStore, redacted_url
+from tests.redis_fixtures import RedisServer, redis_server
+
+REPLICAS = 4
+
+
+@pytest.fixture(scope="module")
+def shared_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    with redis_server(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def replicas(
+    request: pytest.FixtureRequest, shared_redis: RedisServer
+) -> AsyncIterator[list[StateStore]]:
+    """The same store as several replicas see it (one process's store, for memory)."""
+    if request.param == "memory":
+        memory = MemoryStore()
+        yield [memory] * REPLICAS
+        return
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+    stores: list[StateStore] = [
+        RedisStore(shared_redis.url, prefix=prefix, timeout=5.0) for _ in range(REPLICAS)
+    ]
+    yield stores
+    for store in stores:
+        await store.close()
+
+
+async def test_bucket_serves_its_burst_then_queues_callers_in_order(
+    replicas: list[StateStore],
+) -> None:
+    store = replicas[0]
+    waits = [await store.reserve("b", 1.0, 3.0) for _ in range(5)]
+    assert waits[:3] == [0.0, 0.0, 0.0]
+    # Each caller past the burst waits one refill interval longer than the one before.
+    assert 0.5 < waits[3] <= 1.0
+    assert 1.5 < waits[4] <= 2.0
+
+
+async def test_a_refunded_token_serves_the_next_caller(replicas: list[StateStore]) -> None:
+    store = replicas[0]
+    for _ in range(3):
+        await store.reserve("b", 0.001, 3.0)
+    await store.refund("b", 0.001, 3.0)
+    assert await store.reserve("b", 0.001, 3.0) == 0.0
+    assert await store.reserve("b", 0.001, 3.0) > 100
+
+
+async def test_lower_to_zero_blocks_every_replica_until_the_reset(
+    replicas: list[StateStore],
+) -> None:
+    await replicas[0].lower("b", 10.0, 10.0, 0.0, 30.0)
+    for store in replicas[1:]:
+        assert 25 < await store.reserve("b", 10.0, 10.0) <= 30
+
+
+async def test_lower_never_raises_the_balance(replicas: list[StateStore]) -> None:
+    store = replicas[0]
+    for _ in range(2):
+        await store.reserve("b", 0.001, 2.0)
+    await store.lower("b", 0.001, 2.0, 500.0, 1.0)
+    assert await store.reserve("b", 0.001, 2.0) > 100
+
+
+async def test_lower_takes_the_balance_down_to_the_servers_count(
+    replicas: list[StateStore],
+) -> None:
+    await replicas[0].lower("b", 0.001, 50.0, 1.0, 60.0)
+    assert await replicas[1].reserve("b", 0.001, 50.0) == 0.0
+    assert await replicas[2].reserve("b", 0.001, 50.0) > 100
+
+
+async def test_block_holds_every_replica_for_the_retry_delay(replicas: list[StateStore]) -> None:
+    await replicas[0].block("b", 10.0, 10.0, 20.0)
+    for store in replicas:
+        assert 15 < await store.reserve("b", 10.0, 10.0) <= 20
+
+
+async def test_concurrent_reserves_from_all_replicas_never_overspend(
+    replicas: list[StateStore],
+) -> None:
+    waits = await asyncio.gather(
+        *(replicas[i % REPLICAS].reserve("b", 0.001, 10.0) for i in range(60))
+    )
+    assert sum(1 for wait in waits if wait == 0.0) == 10
+    # Every caller past the burst got its own place in the queue.
+    queued = sorted(wait for wait in waits if wait > 0)
+    assert len(queued) == 50
+    assert all(later - earlier > 900 for earlier, later in itertools.pairwise(queued))
+
+
+async def test_leases_admit_exactly_the_limit_across_replicas(replicas: list[StateStore]) -> None:
+    holders = [f"h{i}" for i in range(12)]
+    granted = await asyncio.gather(
+        *(replicas[i % REPLICAS].acquire_lease("l", h, 3, 30.0) for i, h in enumerate(holders))
+    )
+    assert sum(granted) == 3
+    winners = [h for h, ok in zip(holders, granted, strict=True) if ok]
+    await replicas[1].release_lease("l", winners[0])
+    assert await replicas[2].acquire_lease("l", "late", 3, 30.0)
+    assert not await replicas[3].acquire_lease("l", "later", 3, 30.0)
+
+
+async def test_a_lease_kept_refreshed_outlives_its_ttl_and_one_left_alone_expires(
+    replicas: list[StateStore],
+) -> None:
+    store, other = replicas[0], replicas[1]
+    assert await store.acquire_lease("l", "kept", 1, 1.0)
+    started = time.monotonic()
+    while time.monotonic() - started < 2.5:  # well past the TTL, refreshed 5x as often
+        assert await store.refresh_lease("l", "kept", 1.0)
+        assert not await other.acquire_lease("l", "other", 1, 1.0)
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(1.5)  # no refresh: the holder is as good as dead
+    assert not await store.refresh_lease("l", "kept", 1.0)
+    assert await other.acquire_lease("l", "other", 1, 1.0)
+
+
+async def test_windows_admit_the_limit_across_replicas_then_say_when(
+    replicas: list[StateStore],
+) -> None:
+    retries = await asyncio.gather(
+        *(replicas[i % REPLICAS].hit_window("w", 5, 60.0) for i in range(20))
+    )
+    assert sum(1 for r in retries if r == 0.0) == 5
+    assert all(0 < r <= 120 for r in retries if r > 0)
+
+
+async def test_a_refused_hit_fits_after_the_time_it_was_told(replicas: list[StateStore]) -> None:
+    store = replicas[0]
+    assert await store.hit_window("w", 2, 1.0) == 0.0
+    assert await store.hit_window("w", 2, 1.0) == 0.0
+    retry = await store.hit_window("w", 2, 1.0)
+    assert 0 < retry <= 2.0
+    await asyncio.sleep(retry + 0.05)
+    assert await store.hit_window("w", 2, 1.0) == 0.0
+
+
+async def test_a_claim_goes_through_running_to_done(replicas: list[StateStore]) -> None:
+    owner, repeat = replicas[0], replicas[1]
+    assert (await owner.claim("r", "fp", "a", 30, 3600)).outcome is ClaimOutcome.CLAIMED
+    assert (await repeat.claim("r", "fp", "b", 30, 3600)).outcome is ClaimOutcome.RUNNING
+    assert await owner.renew_claim("r", "a", 30, "pred-1")
+    running = await repeat.claim("r", "fp", "b", 30, 3600)
+    assert (running.outcome, running.prediction_id) == (ClaimOutcome.RUNNING, "pred-1")
+    assert (await repeat.claim("r", "other", "b", 30, 3600)).outcome is ClaimOutcome.MISMATCH
+    assert not await repeat.renew_claim("r", "b", 30), "only the owner may renew"
+    await repeat.complete("r", "b", b"not mine", 3600)
+    await owner.complete("r", "a", b"\x00response\xff", 3600)
+    done = await replicas[2].claim("r", "fp", "c", 30, 3600)
+    assert done.outcome is ClaimOutcome.DONE
+    assert (done.prediction_id, done.response) == ("pred-1", b"\x00response\xff")
+    assert (await replicas[2].claim("r", "x", "c", 30, 3600)).outcome is ClaimOutcome.MISMATCH
+
+
+async def test_simultaneous_claims_make_one_owner(replicas: list[StateStore]) -> None:
+    claims = await asyncio.gather(
+        *(replicas[i % REPLICAS].claim("r", "fp", f"h{i}", 30, 3600) for i in range(16))
+    )
+    outcomes = [c.outcome for c in claims]
+    assert outcomes.count(ClaimOutcome.CLAIMED) == 1
+    assert outcomes.count(ClaimOutcome.RUNNING) == 15
+
+
+async def test_a_released_claim_lets_a_repeat_create(replicas: list[StateStore]) -> None:
+    await replicas[0].claim("r", "fp", "a", 30, 3600)
+    await replicas[1].release_claim("r", "b")  # not the owner: no effect
+    assert (await replicas[1].claim("r", "fp", "b", 30, 3600)).outcome is ClaimOutcome.RUNNING
+    await replicas[0].release_claim("r", "a")
+    assert (await replicas[1].claim("r", "fp", "b", 30, 3600)).outcome is ClaimOutcome.CLAIMED
+
+
+async def test_an_expired_claim_is_taken_over_or_adopted(replicas: list[StateStore]) -> None:
+    await replicas[0].claim("none", "fp", "dead", 0.3, 3600)
+    await replicas[0].claim("some", "fp", "dead", 0.3, 3600)
+    await replicas[0].renew_claim("some", "dead", 0.3, "pred-9")
+    await asyncio.sleep(0.6)
+    # Killed before the create answered: a repeat may create again (documented).
+    assert (await replicas[1].claim("none", "fp", "b", 30, 3600)).outcome is ClaimOutcome.CLAIMED
+    # Killed after recording the prediction: a repeat follows it, never creates another.
+    adopted = await replicas[1].claim("some", "fp", "b", 30, 3600)
+    assert (adopted.outcome, adopted.prediction_id) == (ClaimOutcome.ADOPTED, "pred-9")
+    assert not await replicas[0].renew_claim("some", "dead", 30)
+
+
+async def test_a_finished_record_is_forgotten_after_its_retention(
+    replicas: list[StateStore],
+) -> None:
+    await replicas[0].claim("r", "fp", "a", 30, 3600)
+    await replicas[0].complete("r", "a", b"answer", 0.3)
+    assert (await replicas[1].claim("r", "fp", "b", 30, 3600)).outcome is ClaimOutcome.DONE
+    await asyncio.sleep(0.6)
+    assert (await replicas[1].claim("r", "other", "b", 30, 3600)).outcome is ClaimOutcome.CLAIMED
+
+
+# --- Redis specifics --------------------------------------------------------------------------
+
+
+async def test_keys_live_under_the_prefix_with_a_hash_tag(shared_redis: RedisServer) -> None:
+    a = RedisStore(shared_redis.url, prefix="env-a", timeout=5.0)
+    b = RedisStore(shared_redis.url, prefix="env-b", timeout=5.0)
+    client = aioredis.Redis.from_url(shared_redis.url)
+    try:
+        assert await a.acquire_lease("alias:x", "h1", 1, 30)
+        assert await b.acquire_lease("alias:x", "h2", 1, 30), "prefixes share nothing"
+        keys = sorted(await client.keys("env-*"))
+        assert keys == [b"env-a:{alias:x}", b"env-b:{alias:x}"]
+        assert 0 < await client.pttl("env-a:{alias:x}") <= 30_000
+    finally:
+        await a.close()
+        await b.close()
+        await client.aclose()
+
+
+async def test_scripts_are_loaded_again_after_the_server_forgets_them(
+    shared_redis: RedisServer,
+) -> None:
+    store = RedisStore(shared_redis.url, prefix=f"t{uuid.uuid4().hex[:6]}", timeout=5.0)
+    client = aioredis.Redis.from_url(shared_redis.url)
+    try:
+        assert await store.reserve("b", 1.0, 5.0) == 0.0
+        await client.script_flush()
+        assert await store.reserve("b", 1.0, 5.0) == 0.0
+    finally:
+        await store.close()
+        await client.aclose()
+
+
+async def test_a_password_in_the_url_authenticates(tmp_path: Path) -> None:
+    with redis_server(tmp_path, password="s3cret-pw") as server:
+        store = RedisStore(server.url, prefix="p", timeout=5.0)
+        wrong = RedisStore(server.url.replace("s3cret-pw", "nope"), prefix="p", timeout=5.0)
+        try:
+            assert await store.acquire_lease("l", "h", 1, 30)
+            with pytest.raises(StoreError):
+                await wrong.acquire_lease("l", "h", 1, 30)
+        finally:
+            await store.close()
+            await wrong.close()
+    assert redacted_url(server.url) == f"redis://***@127.0.0.1:{server.port}/0"
+    assert redacted_url("rediss://gw:pw@r:6380") == "rediss://gw:***@r:6380"
+
+
+# --- Outage policy ----------------------------------------------------------------------------
+
+
+class _Counts:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, bool]] = []
+        self.fail_open: list[str] = []
+
+    def store_call(self, backend: str, op: str, seconds: float, ok: bool) -> None:
+        self.calls.append((op, ok))
+
+    def store_fail_open(self, guarantee: str) -> None:
+        self.fail_open.append(guarantee)
+
+
+async def _reserve(shared: SharedState, guarantee: Guarantee, deadline: Deadline | None) -> float:
+    return await shared.call(guarantee, "reserve", deadline, lambda s: s.reserve("b", 1.0, 5.0))
+
+
+async def test_store_down_fail_open_serves_locally_fail_closed_refuses_then_resumes(
+    tmp_path: Path,
+) -> None:
+    counts = _Counts()
+    with redis_server(tmp_path) as server:
+        shared = SharedState(
+            RedisStore(server.url, prefix="o", timeout=2.0),
+            timeout=2.0,
+            policies={Guarantee.IDEMPOTENCY: FailurePolicy.FAIL_CLOSED},
+            observer=counts,
+            retry_interval=0.2,
+        )
+        try:
+            assert await _reserve(shared, Guarantee.BUDGET, None) == 0.0
+            server.stop()
+            started = time.monotonic()
+            assert await _reserve(shared, Guarantee.BUDGET, Deadline.after(30)) == 0.0
+            with pytest.raises(Unavailable) as refused:
+                await _reserve(shared, Guarantee.IDEMPOTENCY, Deadline.after(30))
+            assert time.monotonic() - started < 10
+            assert refused.value.reason == "STATE_STORE_UNAVAILABLE"
+            assert refused.value.metadata["guarantee"] == "idempotency"
+            assert counts.fail_open == ["budget"]
+            assert ("reserve", False) in counts.calls
+            server.start()
+            await asyncio.sleep(0.3)  # past the retry interval
+            assert await _reserve(shared, Guarantee.IDEMPOTENCY, None) == 0.0
+            client = aioredis.Redis.from_url(server.url)
+            assert await client.exists("o:{b}") == 1, "shared state resumed in Redis"
+            await client.aclose()
+        finally:
+            await shared.close()
+
+
+async def test_a_slow_store_is_bounded_by_the_callers_deadline(shared_redis: RedisServer) -> None:
+    counts = _Counts()
+    shared = SharedState(
+        RedisStore(shared_redis.url, prefix="slow", timeout=30.0),
+        timeout=30.0,
+        observer=counts,
+    )
+    admin = aioredis.Redis.from_url(shared_redis.url)
+    try:
+        await admin.client_pause(5000, all=False)
+        started = time.monotonic()
+        assert await _reserve(shared, Guarantee.BUDGET, Deadline.after(0.3)) == 0.0
+        assert time.monotonic() - started < 2.5
+        assert counts.fail_open == ["budget"]
+    finally:
+        await admin.client_unpause()
+        await admin.aclose()
+        await shared.close()
+
+
+async def test_a_lease_granted_locally_is_released_locally(tmp_path: Path) -> None:
+    with redis_server(tmp_path) as server:
+        shared = SharedState(RedisStore(server.url, prefix="x", timeout=1.0), retry_interval=0.1)
+        try:
+            server.stop()
+            lease = await shared.acquire_lease(Guarantee.CONCURRENCY, "a", 1, 30, None)
+            assert lease is not None
+            assert await shared.acquire_lease(Guarantee.CONCURRENCY, "a", 1, 30, None) is None
+            server.start()
+            await asyncio.sleep(0.2)
+            await lease.release()
+            server.stop()
+            again = await shared.acquire_lease(Guarantee.CONCURRENCY, "a", 1, 30, None)
+            assert again is not None, "the local slot was given back"
+            await again.release()
+        finally:
+            await shared.close()
