@@ -29,6 +29,7 @@ from replicate_simulator import (
     parse_cancel_after,
     parse_prefer,
 )
+from replicate_simulator._clock import SimClock
 from replicate_simulator._ratelimit import RateLimiter
 from replicate_simulator._text import answer_length, generate_tokens
 from replicate_simulator._validation import validate_object
@@ -252,7 +253,7 @@ def test_validation_agrees_with_jsonschema(model: str, data: st.DataObject) -> N
 
 def test_rate_limiter_allows_a_minute_of_burst_then_refills() -> None:
     now = [0.0]
-    limiter = RateLimiter(60, clock=lambda: now[0])
+    limiter = RateLimiter(60, SimClock(monotonic=lambda: now[0]))
 
     decisions = [limiter.take("a") for _ in range(61)]
 
@@ -267,7 +268,7 @@ def test_rate_limiter_allows_a_minute_of_burst_then_refills() -> None:
 
 
 def test_rate_limiter_reset_is_the_wait_for_one_more_request() -> None:
-    limiter = RateLimiter(2, clock=lambda: 0.0)
+    limiter = RateLimiter(2, SimClock(monotonic=lambda: 0.0))
     limiter.take("a")
     limiter.take("a")
 

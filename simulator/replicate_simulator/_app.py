@@ -8,7 +8,6 @@ become problem+json responses, and every counted response reports the budget lef
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 
@@ -74,10 +73,10 @@ async def _respond(call: ApiCall, handler: ApiHandler) -> web.StreamResponse | N
     """The response to send, or None when a fault dropped the connection."""
     state, request, kind = call.state, call.request, call.record.kind
     if state.config.latency_seconds:
-        await asyncio.sleep(state.config.latency_seconds)
+        await state.clock.sleep(state.config.latency_seconds)
     call.fault = state.faults.take(kind, call.record.model)
     if call.fault is not None and call.fault.delay_seconds:
-        await asyncio.sleep(call.fault.delay_seconds)
+        await state.clock.sleep(call.fault.delay_seconds)
     if call.fault is not None and call.fault.drop_connection:
         if request.transport is not None:
             request.transport.close()

@@ -19,6 +19,7 @@ __all__ = ["add_simulate_arguments", "config_from_args"]
 _DEFAULTS = SimulatorConfig()
 # flag destination -> SimulatorConfig field
 _FIELD_FLAGS = {
+    "time_scale": "time_scale",
     "catalogue": "catalogue_path",
     "latency": "latency_seconds",
     "token_interval": "token_interval_seconds",
@@ -44,6 +45,14 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--catalogue", type=Path, help="YAML catalogue of extra models and deployments"
+    )
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        metavar="FACTOR",
+        help="simulated seconds per real second: every simulated duration lasts its value "
+        "divided by this, while timestamps and metrics report simulated time "
+        f"(default: {_DEFAULTS.time_scale})",
     )
     parser.add_argument(
         "--latency",

@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from ._clock import check_time_scale
 from ._fields import coerce_fields
 
 __all__ = ["ConfigError", "SimulatorConfig"]
@@ -26,6 +27,10 @@ class ConfigError(ValueError):
 class SimulatorConfig:
     """How the simulator behaves as a whole; per-model behaviour lives in the catalogue."""
 
+    time_scale: float = 1.0
+    """Simulated seconds per real second: every duration below (and in behaviours, faults,
+    `Prefer: wait` and `Cancel-After`) lasts its value divided by this; timestamps and
+    metrics report simulated time."""
     catalogue_path: Path | None = None
     """A catalogue file whose models and deployments are added to the defaults."""
     latency_seconds: float = 0.0
@@ -52,6 +57,10 @@ class SimulatorConfig:
     """...and this private key, so file URLs are `https:` like Replicate's."""
 
     def __post_init__(self) -> None:
+        try:
+            check_time_scale(self.time_scale)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         for name in (
             "latency_seconds",
             "token_interval_seconds",

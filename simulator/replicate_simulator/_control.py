@@ -33,6 +33,8 @@ def add_control_routes(app: web.Application) -> None:
         ("POST", "/_simulator/models/{owner}/{name}/cold-boot", _force_cold_boot),
         ("POST", "/_simulator/predictions/{id}/deadline", _fire_deadline),
         ("POST", "/_simulator/expected-text", _expected_text),
+        ("GET", "/_simulator/time-scale", _get_time_scale),
+        ("PUT", "/_simulator/time-scale", _set_time_scale),
         ("POST", "/_simulator/reset", _reset),
     ]
     for method, path, handler in routes:
@@ -132,6 +134,18 @@ async def _expected_text(request: web.Request, state: SimulatorState) -> web.Str
         raise ValueError('give {"model": "owner/name", "input": {...}}')
     tokens = state.expected_tokens(model, input)
     return web.json_response({"text": "".join(tokens), "tokens": tokens})
+
+
+async def _get_time_scale(request: web.Request, state: SimulatorState) -> web.StreamResponse:
+    return web.json_response({"time_scale": state.clock.scale})
+
+
+async def _set_time_scale(request: web.Request, state: SimulatorState) -> web.StreamResponse:
+    scale = (await _json_object(request)).get("time_scale")
+    if not isinstance(scale, int | float) or isinstance(scale, bool):
+        raise ValueError('give the scale as {"time_scale": <number > 0>}')
+    state.set_time_scale(scale)
+    return web.json_response({"time_scale": state.clock.scale})
 
 
 async def _reset(request: web.Request, state: SimulatorState) -> web.StreamResponse:

@@ -131,7 +131,7 @@ async def _create(
     )
     if prefer is None:
         return web.json_response(prediction.to_json(), status=201)
-    await _hold(prediction, prefer.seconds)
+    await _hold(prediction, call.state.clock.real(prefer.seconds))
     return web.json_response(
         prediction.to_json(as_starting=not prediction.is_terminal),
         status=201,
@@ -140,7 +140,7 @@ async def _create(
 
 
 async def _hold(prediction: Prediction, seconds: float) -> None:
-    """Wait for the prediction to settle, at most `seconds` (an event, not a poll)."""
+    """Wait for the prediction to settle, at most `seconds` of real time (an event, not a poll)."""
     try:
         async with asyncio.timeout(seconds):
             await prediction.settled.wait()

@@ -8,9 +8,9 @@ what it will emit. Cancellation is the task being cancelled at one of its sleeps
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass
 
+from ._clock import SimClock
 from ._prediction import Prediction
 
 __all__ = ["RunPlan", "drive"]
@@ -21,9 +21,9 @@ class RunPlan:
     """What a prediction will do, computed when it is created."""
 
     start_delay: float
-    """Seconds in `starting` (queue plus any cold boot)."""
+    """Simulated seconds in `starting` (queue plus any cold boot)."""
     predict_seconds: float
-    """Seconds in `processing` before the first output."""
+    """Simulated seconds in `processing` before the first output."""
     outputs: tuple[str, ...]
     """Text tokens or file URLs, in order."""
     output_interval: float
@@ -35,22 +35,22 @@ class RunPlan:
     never_finishes: bool
 
 
-async def drive(prediction: Prediction, plan: RunPlan) -> None:
+async def drive(prediction: Prediction, plan: RunPlan, clock: SimClock) -> None:
     """Run `plan` on `prediction`; the caller cancels this task to cancel the prediction."""
-    await asyncio.sleep(plan.start_delay)
-    prediction.start(time.time())
+    await clock.sleep(plan.start_delay)
+    prediction.start(clock.now())
     if plan.start_logs:
-        prediction.add_logs(plan.start_logs, time.time())
-    await asyncio.sleep(plan.predict_seconds)
+        prediction.add_logs(plan.start_logs, clock.now())
+    await clock.sleep(plan.predict_seconds)
     produced = plan.outputs if plan.fail_error is None else plan.outputs[: plan.fail_after_outputs]
     for chunk in produced:
-        await asyncio.sleep(plan.output_interval)
-        prediction.add_output(chunk, time.time())
+        await clock.sleep(plan.output_interval)
+        prediction.add_output(chunk, clock.now())
     if plan.fail_error is not None:
         if plan.fail_logs:
-            prediction.add_logs(plan.fail_logs, time.time())
-        prediction.finish("failed", time.time(), error=plan.fail_error)
+            prediction.add_logs(plan.fail_logs, clock.now())
+        prediction.finish("failed", clock.now(), error=plan.fail_error)
         return
     if plan.never_finishes:
         await asyncio.Event().wait()  # only cancellation ends this
-    prediction.finish("succeeded", time.time())
+    prediction.finish("succeeded", clock.now())

@@ -3,15 +3,16 @@
 Replicate allows short bursts above the published rate (600 creates and 3000 other
 requests a minute), which a token bucket of one minute's capacity models. Every
 response reports `ratelimit-remaining` and `ratelimit-reset`; an empty bucket means
-429 with `retry_after`, the whole seconds until one request is allowed again.
+429 with `retry_after`, the whole seconds until one request is allowed again. The
+minute is a simulated one; the waits are reported in real seconds (see `_clock`).
 """
 
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
+
+from ._clock import SimClock
 
 __all__ = ["RateDecision", "RateLimiter"]
 
@@ -21,20 +22,20 @@ class RateDecision:
     allowed: bool
     remaining: int
     reset_seconds: int
-    """Whole seconds until the bucket holds one more request (at least 1)."""
+    """Whole real seconds until the bucket holds one more request (at least 1)."""
 
 
 class RateLimiter:
     """One token bucket per key, refilled continuously at `per_minute` / 60 a second."""
 
-    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, per_minute: int, clock: SimClock | None = None) -> None:
         if per_minute < 1:
             raise ValueError(
                 f"a rate limit must allow at least 1 request a minute, got {per_minute}"
             )
         self._capacity = float(per_minute)
         self._per_second = per_minute / 60.0
-        self._clock = clock
+        self._clock = clock if clock is not None else SimClock()
         self._buckets: dict[str, tuple[float, float]] = {}
 
     def take(self, key: str) -> RateDecision:
@@ -49,7 +50,7 @@ class RateLimiter:
         self._buckets.clear()
 
     def _decide(self, key: str, *, spend: bool) -> RateDecision:
-        now = self._clock()
+        now = self._clock.monotonic()
         level, then = self._buckets.get(key, (self._capacity, now))
         level = min(self._capacity, level + (now - then) * self._per_second)
         allowed = level >= 1.0
@@ -60,5 +61,5 @@ class RateLimiter:
         return RateDecision(
             allowed=allowed,
             remaining=int(level),
-            reset_seconds=max(1, math.ceil(wait)),
+            reset_seconds=self._clock.real_whole_seconds(wait),
         )

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -20,6 +19,7 @@ from aiohttp import web
 
 from ._behaviour import BehaviourError, ModelBehaviour
 from ._catalogue import Catalogue, ModelSpec, VersionSpec, default_catalogue, load_catalogue
+from ._clock import SimClock
 from ._config import ConfigError, SimulatorConfig
 from ._faults import FaultQueue
 from ._lifecycle import RunPlan, drive
@@ -48,8 +48,9 @@ class SimulatorState:
         self.predictions: dict[str, Prediction] = {}
         self.requests = RequestLog()
         self.faults = FaultQueue()
-        self.create_limiter = RateLimiter(config.create_rate_per_minute)
-        self.other_limiter = RateLimiter(config.other_rate_per_minute)
+        self.clock = SimClock(config.time_scale)
+        self.create_limiter = RateLimiter(config.create_rate_per_minute, self.clock)
+        self.other_limiter = RateLimiter(config.other_rate_per_minute, self.clock)
         self.closing = False
         self._default_behaviours = self._configured_behaviours(config)
         self._behaviours = dict(self._default_behaviours)
@@ -57,7 +58,7 @@ class SimulatorState:
         self._idle_since: dict[str, float] = {}
         self._ready_at: dict[str, float] = {}
         self._running: Counter[str] = Counter()
-        self._born = time.monotonic()
+        self._born = self.clock.monotonic()
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- models and their behaviour -------------------------------------------------
@@ -121,7 +122,7 @@ class SimulatorState:
     ) -> Prediction:
         """Register a prediction and start driving it (must run on the simulator's loop)."""
         behaviour = self._behaviours[model.full_name]
-        now = time.time()
+        now = self.clock.now()
         prediction = Prediction(
             model=model,
             version=version.id,
@@ -136,14 +137,14 @@ class SimulatorState:
         )
         self.predictions[prediction.id] = prediction
         plan = self._plan(prediction, behaviour, version)
-        task = asyncio.get_running_loop().create_task(drive(prediction, plan))
+        task = asyncio.get_running_loop().create_task(drive(prediction, plan, self.clock))
         prediction.task = task
         self._tasks.add(task)
         self._running[model.full_name] += 1
         task.add_done_callback(self._driver_done(model.full_name))
         if cancel_after is not None:
             prediction.deadline_timer = asyncio.get_running_loop().call_later(
-                cancel_after, self.fire_deadline, prediction
+                self.clock.real(cancel_after), self.fire_deadline, prediction
             )
         return prediction
 
@@ -160,7 +161,7 @@ class SimulatorState:
             return
         if prediction.task is not None:
             prediction.task.cancel()
-        prediction.finish(status, time.time())
+        prediction.finish(status, self.clock.now())
 
     def _plan(
         self, prediction: Prediction, behaviour: ModelBehaviour, version: VersionSpec
@@ -188,7 +189,7 @@ class SimulatorState:
 
     def _start_delay(self, model: str, behaviour: ModelBehaviour) -> float:
         """Queue time, plus a cold boot when forced or when the model sat idle too long."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         boot = self._forced_cold_boots.pop(model, None)
         if boot is None and self._running[model] == 0:
             idle = now - self._idle_since.get(model, self._born)
@@ -203,7 +204,7 @@ class SimulatorState:
         def done(task: asyncio.Task[None]) -> None:
             self._tasks.discard(task)
             self._running[model] -= 1
-            self._idle_since[model] = time.monotonic()
+            self._idle_since[model] = self.clock.monotonic()
             if not task.cancelled() and task.exception() is not None:
                 _log.error("simulated prediction crashed", exc_info=task.exception())
 
@@ -211,8 +212,17 @@ class SimulatorState:
 
     # -- housekeeping ---------------------------------------------------------------
 
+    def set_time_scale(self, scale: float) -> None:
+        """Run simulated time `scale` times faster than real time from now on.
+
+        Waits already under way keep the pace they started with; raises ValueError
+        for a scale that is not a finite number above 0.
+        """
+        self.clock.scale = scale
+
     def reset(self) -> None:
-        """Forget recorded requests, faults, behaviour changes, forced boots and rate budgets."""
+        """Forget requests, faults, behaviour changes, forced boots, budgets and scale changes."""
+        self.clock.scale = self.config.time_scale
         self.requests.clear()
         self.faults.clear()
         self.reset_behaviour()
