@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import hmac
+import logging
 import string
 import tempfile
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -21,6 +23,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from inference.gateway.v1 import gateway_pb2 as pb
+from inference_gateway.access import check_permission
 from inference_gateway.config import (
     CallerConfig,
     ConfigError,
@@ -30,11 +33,12 @@ from inference_gateway.config import (
     load_config,
 )
 from inference_gateway.errors import PermissionDenied, Unauthenticated
-from inference_gateway.grpc_api.auth import CallerDirectory, check_permission
+from inference_gateway.grpc_api.auth import CallerDirectory
 from inference_gateway.model_ids import Task, parse_model_id
 from inference_gateway.registry import ModelRegistry
 from inference_gateway.settings import SettingsError, add_server_arguments, settings_from
-from tests.gateway_harness import running_gateway
+from tests.gateway_harness import Harness, running_gateway
+from tests.simulator_fixtures import wait_until
 
 # Published test vectors (FIPS 180-2 examples and countless tables): not computed here.
 SHA256_OF_TEST = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
@@ -267,9 +271,9 @@ def test_model_ids_match_by_what_replicate_would_run(
         assert caught.value.metadata["model"] == str(parse_model_id(asked))
 
 
-def test_authorize_outside_an_authenticated_call_fails_closed() -> None:
+def test_a_request_without_a_caller_is_refused() -> None:
     with pytest.raises(Unauthenticated) as caught:
-        DIRECTORY.authorize(REGISTRY.resolve("llama3", Task.TEXT))
+        check_permission(None, REGISTRY.resolve("llama3", Task.TEXT))
     assert caught.value.reason == "NO_CALLER"
 
 
@@ -724,3 +728,145 @@ async def test_require_auth_starts_with_callers(auth_config: Path) -> None:
             pb.ListModelsRequest(), timeout=10, metadata=bearer(BILLING_TOKEN)
         )
         assert listed.models
+
+
+def handled(h: Harness, method: str, code: str, kind: str = "server_stream") -> float:
+    service = (
+        "inference.gateway.v1.InferenceGateway"
+        if method != "ServerReflectionInfo"
+        else "grpc.reflection.v1alpha.ServerReflection"
+    )
+    labels = {"grpc_type": kind, "grpc_service": service, "grpc_method": method, "grpc_code": code}
+    return h.gateway.metrics.registry.get_sample_value("grpc_server_handled_total", labels) or 0.0
+
+
+class _Ended(logging.Handler):
+    """Sets an event when a request's line is written, the last thing its call does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.event = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.event.set()
+
+
+@pytest.fixture
+def ended() -> Iterator[asyncio.Event]:
+    logger = logging.getLogger("inference_gateway.requests")
+    handler, level = _Ended(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield handler.event
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+async def test_an_abandoned_stream_is_cancelled_and_counted_so_with_callers(
+    auth_config: Path, ended: asyncio.Event
+) -> None:
+    async with running_gateway(config=auth_config) as h:
+        # Tokens as fast as they come: the cancel finds gRPC writing, not the handler
+        # awaiting, and the handler's generator is closed later, from another context.
+        h.simulator.state.set_behaviour(
+            LLAMA3, never_finishes=True, output_tokens=100_000, token_interval_seconds=0.0
+        )
+        call = h.stub.StreamText(
+            pb.GenerateTextRequest(model="llama3", prompt="x"),
+            timeout=30,
+            metadata=bearer(BILLING_TOKEN),
+        )
+        async for message in call:
+            if message.text:
+                break
+        call.cancel()
+        [prediction] = h.simulator.state.predictions.values()
+        await wait_until(prediction, lambda p: p.status == "canceled")
+        async with asyncio.timeout(10):
+            await ended.wait()
+        assert handled(h, "StreamText", "CANCELLED") == 1
+        assert handled(h, "StreamText", "INTERNAL") == 0
+        assert h.requests.count("cancel") == 1
+
+
+async def test_every_kind_of_call_is_observed_once(auth_config: Path) -> None:
+    """Reflection is a bidirectional stream: the one handler wrapper counts it too."""
+    async with running_gateway(config=auth_config) as h:
+        stub = reflection_pb2_grpc.ServerReflectionStub(h.channel)
+        request = reflection_pb2.ServerReflectionRequest(list_services="")
+        replies = [r async for r in stub.ServerReflectionInfo(iter([request]), timeout=5)]
+        assert replies
+        # The status is sent after the wrapper's bookkeeping ends: no wait needed.
+        assert handled(h, "ServerReflectionInfo", "OK", "bidi_stream") == 1
+
+
+# --- ListModels: only what the caller may use, never a credential ---------------------------
+
+
+async def test_list_models_shows_a_caller_only_its_own_aliases(tmp_path: Path) -> None:
+    (tmp_path / "billing").write_text(BILLING_TOKEN)
+    path = write(
+        tmp_path,
+        f"""
+        aliases:
+          llama3: {{model: {LLAMA3}, defaults: {{temperature: 0.5}}}}
+          research: {{model: {LLAMA3}, defaults: {{system_prompt: "internal: project X"}}}}
+          sdxl: {{model: "{SDXL}", task: image}}
+        callers:
+          billing: {{token_file: billing, aliases: [llama3]}}
+          admin: {{token_sha256: "{hash_token(ADMIN_TOKEN)}", aliases: ["*"]}}
+          ops: {{token_sha256: "{hash_token(OPS_TOKEN)}", models: ["{LLAMA3}"]}}
+        """,
+    )
+    async with running_gateway(config=path) as h:
+
+        async def listed(token: str) -> list[str]:
+            reply = await h.stub.ListModels(
+                pb.ListModelsRequest(), timeout=10, metadata=bearer(token)
+            )
+            return [m.alias for m in reply.models]
+
+        assert await listed(BILLING_TOKEN) == ["llama3"]
+        assert await listed(ADMIN_TOKEN) == ["llama3", "research", "sdxl"]
+        assert await listed(OPS_TOKEN) == []  # model ids only: no alias is its to use
+
+
+async def test_list_models_never_returns_a_credential_named_default(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        f"""
+        aliases:
+          gated:
+            model: {LLAMA3}
+            defaults: {{temperature: 0.5, max_new_tokens: 64, hf_token: os.environ/HF_TOKEN,
+                        apiKey: os.environ/HF_TOKEN, db_password: os.environ/HF_TOKEN}}
+        """,
+    )
+    hf_token = "hf_test_0123456789abcdef"
+    async with running_gateway(config=path, env={"HF_TOKEN": hf_token}) as h:
+        [alias] = (await h.stub.ListModels(pb.ListModelsRequest(), timeout=10)).models
+        assert dict(alias.defaults) == {"temperature": 0.5, "max_new_tokens": 64}
+        assert hf_token not in str(alias)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"aliases:\n  a: {{model: {LLAMA3}, defaults: {{hf_token: hf_test_literal_value}}}}\n",
+        "model_list:\n  - model_name: a\n    litellm_params:\n"
+        f"      model: replicate/{LLAMA3}\n      webhook_secret: whsec_test_literal\n",
+        f"providers:\n  - id: replicate:{LLAMA3}\n    config: {{auth_token: tok_test_literal}}\n",
+    ],
+    ids=["native", "litellm", "promptfoo"],
+)
+def test_a_credential_written_into_defaults_is_refused(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "gateway.yaml"
+    path.write_text(text)
+    error = refusal(path)
+    message = str(error)
+    assert "names a credential" in message
+    assert "os.environ/NAME" in message
+    assert "_test_literal" not in message
+    assert error.problems[0].line is not None

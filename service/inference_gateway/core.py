@@ -13,13 +13,15 @@ import logging
 import mimetypes
 import os
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes, urlsplit
 
-from inference_gateway.config import AliasConfig
+from inference_gateway.access import check_permission, may_use_alias
+from inference_gateway.config import AliasConfig, CallerConfig
 from inference_gateway.deadlines import Deadline
+from inference_gateway.defaults import names_a_secret
 from inference_gateway.domain import (
     AliasInfo,
     ImageOutput,
@@ -103,7 +105,6 @@ class Gateway:
         schemas: SchemaCache,
         metrics: Metrics,
         settings: CoreSettings | None = None,
-        authorize: Callable[[ResolvedModel], None] | None = None,
     ) -> None:
         self._registry = registry
         self._env_defaults = dict(env_defaults)
@@ -113,7 +114,6 @@ class Gateway:
         self._schemas = schemas
         self._metrics = metrics
         self._settings = settings or CoreSettings()
-        self._authorize = authorize
         self._alias_slots: dict[str, int] = {}
         self._base_origin = _origin(client.base_url)
 
@@ -185,14 +185,18 @@ class Gateway:
             images = await self._images(prediction, request.include_data, prepared.token, deadline)
         return ImageResult(images, summary)
 
-    def list_models(self) -> list[AliasInfo]:
+    def list_models(self, caller: CallerConfig) -> list[AliasInfo]:
+        """The aliases `caller` may use, with their defaults; secret-named inputs left out."""
         infos = []
         for alias in self._registry.aliases():
-            defaults = (
+            if not may_use_alias(caller, alias.name):
+                continue
+            layered = (
                 {**self._env_defaults, **alias.defaults}
                 if alias.task is Task.TEXT
                 else dict(alias.defaults)
             )
+            defaults = {k: v for k, v in layered.items() if not names_a_secret(k)}
             infos.append(
                 AliasInfo(
                     alias=alias.name,
@@ -210,8 +214,7 @@ class Gateway:
     def _admit(self, request: TextRequest | ImageRequest, task: Task) -> ResolvedModel:
         """The model to run, once the caller may use it and the request keeps the limits."""
         resolved = self._registry.resolve(request.model, task)
-        if self._authorize is not None:
-            self._authorize(resolved)
+        check_permission(request.caller, resolved)
         if self._settings.limits is not None:
             self._settings.limits.check(request)
         return resolved

@@ -30,6 +30,7 @@ __all__ = [
     "api_key_from_env",
     "check_input_default",
     "env_defaults",
+    "names_a_secret",
     "parse_number",
 ]
 
@@ -38,6 +39,9 @@ _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _SHOWN_LIMIT = 80
+# Words that mark an input as a credential; matched as whole words, so max_tokens is not one.
+_SECRET_WORDS = frozenset({"token", "key", "secret", "password", "passwd", "apikey"})
+_WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 
 
 class EnvDefaultsError(ValueError):
@@ -109,6 +113,15 @@ def parse_number(text: str, *, integer: bool) -> int | float | None:
         return None
     value = float(stripped)
     return value if math.isfinite(value) else None
+
+
+def names_a_secret(input_name: str) -> bool:
+    """Whether an input's name says it holds a credential (`hf_token`, `apiKey`, `PASSWORD`).
+
+    Such a default is never shown by ListModels, and a configuration file may give it only
+    as an `os.environ/NAME` reference, never as a literal value.
+    """
+    return any(word.lower() in _SECRET_WORDS for word in _WORD.findall(input_name))
 
 
 def check_input_default(input_name: str, value: object) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from inference_gateway.config import CallerConfig
 from inference_gateway.model_ids import EndpointKind, Task
 from inference_gateway.prompts import ChatMessage
 
@@ -34,6 +35,8 @@ class TextRequest:
     prefix: str | None = None
     suffix: str | None = None
     template: str | None = None
+    # Who asks, as the transport authenticated it; the core refuses a request without one.
+    caller: CallerConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +55,8 @@ class ImageRequest:
     extra_input: Mapping[str, object] = field(default_factory=dict)
     input_images: tuple[InputImage, ...] = ()
     include_data: bool = False
+    # Who asks, as the transport authenticated it; the core refuses a request without one.
+    caller: CallerConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import datetime
 import json
 import logging
 import sys
@@ -56,6 +57,8 @@ _OPTIONS = _Options()
 @dataclass
 class RequestRecord:
     rpc: str
+    # Who called: a configured caller's name, "anonymous" when authentication is off.
+    caller: str | None = None
     started: float = field(default_factory=time.monotonic)
     model: str | None = None
     prediction_id: str | None = None
@@ -89,8 +92,10 @@ def current_record() -> RequestRecord | None:
     return _RECORD.get()
 
 
-def request_record(rpc: str) -> tuple[RequestRecord, contextvars.Token[RequestRecord | None]]:
-    record = RequestRecord(rpc=rpc)
+def request_record(
+    rpc: str, *, caller: str | None = None
+) -> tuple[RequestRecord, contextvars.Token[RequestRecord | None]]:
+    record = RequestRecord(rpc=rpc, caller=caller)
     return record, _RECORD.set(record)
 
 
@@ -122,10 +127,16 @@ def finish_record(
         REQUEST_LOGGER.info("request", extra={"request": record.fields()})
 
 
+def _timestamp(record: logging.LogRecord) -> str:
+    """ISO 8601 in UTC with milliseconds and the offset: lines from replicas sort and join."""
+    moment = datetime.datetime.fromtimestamp(record.created, datetime.UTC)
+    return moment.isoformat(timespec="milliseconds")
+
+
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "time": _timestamp(record),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -147,6 +158,9 @@ def _logfmt_value(value: object) -> str:
 
 
 class _TextFormatter(logging.Formatter):
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return _timestamp(record)
+
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
         request = getattr(record, "request", None)

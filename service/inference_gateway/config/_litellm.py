@@ -223,6 +223,8 @@ def _read_settings(reader: Reader, params: LocatedMap, where: str, model: str) -
             )
         elif key in _LITELLM_ONLY_KEYS or _COST_KEY.search(key):
             settings.dropped.append(key)
+        elif reader.secret_literal(key, raw, line, key_where):
+            continue
         else:
             value = _resolve(reader, raw, line, key_where)
             if key == "timeout":

@@ -94,7 +94,7 @@ class CallerConfig:
     aliases: frozenset[str]
     # aliases: ["*"]: every alias, and every model id too.
     all_aliases: bool
-    # Model ids it may name directly; see grpc_api/auth.py for how they match.
+    # Model ids it may name directly; see access.py for how they match.
     models: tuple[ModelRef, ...]
     # models: ["*"] (or aliases: ["*"]): any model id.
     all_models: bool

@@ -4,7 +4,7 @@ aliases:
   llama3:
     model: meta/meta-llama-3-8b-instruct
     task: text                      # or image; default: from the model id, else text
-    defaults: {temperature: 0.6, max_new_tokens: 512}
+    defaults: {temperature: 0.6, max_new_tokens: 512, hf_token: os.environ/HF_TOKEN}
     prompt: {prefix: "", suffix: ""}
     template: llama3                # a builtin name, {roles: ...} or {jinja: ...}
     add_bos: false
@@ -144,9 +144,13 @@ def _read_defaults(
         if not isinstance(key, str):
             reader.problem(item_line, where, f"input names are strings, not {key!r}")
             continue
-        problem = check_input_default(key, item)
+        before = len(reader.problems)
+        value = reader.model_input(key, item, item_line, join(where, key))
+        if len(reader.problems) > before:
+            continue
+        problem = check_input_default(key, value)
         if problem is not None:
             reader.problem(item_line, join(where, key), problem)
             continue
-        defaults[key] = reader.json_value(item, item_line, join(where, key))
+        defaults[key] = value
     return defaults

@@ -161,7 +161,7 @@ def _read_config(
         elif key == "prompt":
             prefix, suffix = read_affixes(reader, value, line, key_where)
         else:
-            defaults[key] = reader.json_value(value, line, key_where)
+            defaults[key] = reader.model_input(key, value, line, key_where)
     if task is Task.IMAGE:
         for key in _IMAGE_SIZE_KEYS:
             if not defaults.get(key):

@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from inference_gateway.config._model import ApiKeyRef, ConfigProblem
 from inference_gateway.config._yaml import LocatedList, LocatedMap
-from inference_gateway.defaults import parse_number
+from inference_gateway.defaults import names_a_secret, parse_number
 from inference_gateway.model_ids import ACCEPTED_FORMS, ModelIdError, ModelRef, parse_model_id
 
 __all__ = ["ENV_PREFIX", "Reader", "closest", "join", "kind_of"]
@@ -159,6 +159,31 @@ class Reader:
         if self.env(name, line, key) is None:
             return None
         return ApiKeyRef(env_var=name)
+
+    def secret_literal(self, name: str, value: object, line: int, key: str) -> bool:
+        """Whether `value` is a credential written into the file itself; if so, says so.
+
+        Configuration files get copied, diffed and pasted, and ListModels shows defaults:
+        an input whose name says token, key, secret or password comes from the
+        environment, as API keys do.
+        """
+        if not names_a_secret(name) or (isinstance(value, str) and value.startswith(ENV_PREFIX)):
+            return False
+        self.problem(
+            line,
+            key,
+            f"{name!r} names a credential, so its value may not be written in the file; "
+            f"write {name}: {ENV_PREFIX}NAME and export the value as NAME",
+        )
+        return True
+
+    def model_input(self, name: str, value: object, line: int, key: str) -> object:
+        """A default model input: `os.environ/NAME` is read now, a credential never literal."""
+        if self.secret_literal(name, value, line, key):
+            return None
+        if isinstance(value, str) and value.startswith(ENV_PREFIX):
+            return self.env(value.removeprefix(ENV_PREFIX), line, key)
+        return self.json_value(value, line, key)
 
     def json_value(self, value: object, line: int, key: str) -> object:
         """A plain copy of `value` that JSON can carry as a model input, or None if it can't."""

@@ -1,7 +1,9 @@
-"""One interceptor for every call: metrics, the request log line, and errors -> status.
+"""One interceptor for every call: who is calling, metrics, the request log line, and
+errors -> status.
 
 Domain errors become their status here and only here; anything unexpected becomes
 INTERNAL with a generic message, and its traceback goes to the log, never the caller.
+`wrap_handler` is the one place a gRPC method handler is wrapped, for all four kinds.
 """
 
 from __future__ import annotations
@@ -11,20 +13,23 @@ import inspect
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from contextlib import aclosing
+from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 import grpc
 
 from inference_gateway.errors import GatewayError
+from inference_gateway.grpc_api.auth import OPEN_SERVICES, Identify, Metadata
 from inference_gateway.grpc_api.status import INTERNAL_ERROR, to_rpc_status
 from inference_gateway.metrics import Metrics
 from inference_gateway.request_log import finish_record, request_record
 
-__all__ = ["ObservingInterceptor"]
+__all__ = ["ObservingInterceptor", "wrap_handler"]
 
 _LOGGER = logging.getLogger(__name__)
 _GATEWAY_SERVICE = "inference.gateway.v1.InferenceGateway"
+# The request log's caller before (or without) a token that names one.
+_UNAUTHENTICATED = "unauthenticated"
 
 if TYPE_CHECKING:  # grpc's generics exist only in its type stubs
     from inference_gateway.grpc_api._types import Context, Continuation, Handler, UnaryBehaviour
@@ -32,6 +37,63 @@ if TYPE_CHECKING:  # grpc's generics exist only in its type stubs
     StreamBehaviour: TypeAlias = Callable[
         [Any, Context], AsyncGenerator[Any, None] | Awaitable[None]
     ]
+    Around: TypeAlias = Callable[[str, Context], AbstractAsyncContextManager[object]]
+
+# The handler's attribute, the grpc_type label (as go-grpc-prometheus names them), the
+# factory that rebuilds it, and whether it answers with a stream.
+_KINDS = (
+    ("unary_unary", "unary", grpc.unary_unary_rpc_method_handler, False),
+    ("unary_stream", "server_stream", grpc.unary_stream_rpc_method_handler, True),
+    ("stream_unary", "client_stream", grpc.stream_unary_rpc_method_handler, False),
+    ("stream_stream", "bidi_stream", grpc.stream_stream_rpc_method_handler, True),
+)
+
+
+def wrap_handler(handler: Handler, around: Around) -> Handler:
+    """`handler` with each call's behaviour run inside `around(grpc_type, context)`.
+
+    A streamed answer is closed here when the call ends, not by the garbage collector:
+    the handler's cleanup (canceling its prediction) then runs at once, inside `around`.
+    """
+    for attribute, kind, rebuild, streams in _KINDS:
+        behaviour = getattr(handler, attribute)
+        if behaviour is None:
+            continue
+        if streams:
+            wrapped: Any = _streaming(cast("StreamBehaviour", behaviour), kind, around)
+        else:
+            wrapped = _unary(cast("UnaryBehaviour", behaviour), kind, around)
+        return rebuild(
+            wrapped,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    raise TypeError("a gRPC method handler with no behaviour")
+
+
+def _unary(inner: UnaryBehaviour, kind: str, around: Around) -> UnaryBehaviour:
+    async def behaviour(request: Any, context: Context) -> Any:
+        async with around(kind, context):
+            return await inner(request, context)
+
+    return behaviour
+
+
+def _streaming(
+    inner: StreamBehaviour, kind: str, around: Around
+) -> Callable[[Any, Context], AsyncIterator[Any]]:
+    async def behaviour(request: Any, context: Context) -> AsyncIterator[Any]:
+        async with around(kind, context):
+            responses = inner(request, context)
+            if inspect.isawaitable(responses):
+                # A handler that writes with context.write (health's Watch does).
+                await responses
+                return
+            async with aclosing(responses):
+                async for response in responses:
+                    yield response
+
+    return behaviour
 
 
 def _split(method: str) -> tuple[str, str]:
@@ -52,22 +114,46 @@ class _Call:
     other exception, with INTERNAL (the traceback goes to the log only).
     """
 
-    def __init__(self, metrics: Metrics, method: str, kind: str, context: Context) -> None:
+    def __init__(
+        self,
+        metrics: Metrics,
+        method: str,
+        kind: str,
+        context: Context,
+        identify: Identify,
+        metadata: Metadata | None,
+    ) -> None:
         service, name = _split(method)
         self._context = context
         self._metrics = metrics
         self._labels = (kind, service, name)
         self._own = service == _GATEWAY_SERVICE
+        self._gated = service not in OPEN_SERVICES
+        self._identify = identify
+        self._metadata = metadata
         self._started = time.monotonic()
         self.code = "OK"
         metrics.grpc_started.labels(*self._labels).inc()
         self._record = None
         if self._own:
             metrics.in_flight.labels(name).inc()
-            self._record, self._token = request_record(name)
+            self._record, self._token = request_record(name, caller=_UNAUTHENTICATED)
 
     async def __aenter__(self) -> _Call:
         return self
+
+    def admit(self) -> None:
+        """Refuses a call outside the open services whose metadata names no caller.
+
+        Every such service is closed unless listed open, so one added later is too. The
+        caller is identified again where the request is built (the servicer); here it
+        only gates the call and names it in the request log.
+        """
+        if not self._gated:
+            return
+        caller = self._identify(self._metadata)
+        if self._record is not None:
+            self._record.caller = caller.name
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
@@ -110,8 +196,9 @@ class _Call:
 
 
 class ObservingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self, metrics: Metrics, identify: Identify) -> None:
         self._metrics = metrics
+        self._identify = identify
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
@@ -120,38 +207,14 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg
         if handler is None:
             return handler
         method = handler_call_details.method
-        metrics = self._metrics
-        if handler.unary_unary is not None:
-            inner = cast("UnaryBehaviour", handler.unary_unary)
+        metadata = cast("Metadata | None", handler_call_details.invocation_metadata)
 
-            async def unary(request: Any, context: Context) -> Any:
-                async with _Call(metrics, method, "unary", context):
-                    return await inner(request, context)
+        @asynccontextmanager
+        async def observed(kind: str, context: Context) -> AsyncIterator[None]:
+            async with _Call(
+                self._metrics, method, kind, context, self._identify, metadata
+            ) as call:
+                call.admit()
+                yield
 
-            return grpc.unary_unary_rpc_method_handler(
-                unary,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream is not None:
-            inner_stream = cast("StreamBehaviour", handler.unary_stream)
-
-            async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
-                async with _Call(metrics, method, "server_stream", context):
-                    responses = inner_stream(request, context)
-                    if inspect.isawaitable(responses):
-                        # A handler that writes with context.write (health's Watch does).
-                        await responses
-                    else:
-                        # Closed here, not by the garbage collector: the handler's cleanup
-                        # (canceling its prediction) then runs now, and in this call's context.
-                        async with aclosing(responses):
-                            async for response in responses:
-                                yield response
-
-            return grpc.unary_stream_rpc_method_handler(
-                stream,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
+        return wrap_handler(handler, observed)

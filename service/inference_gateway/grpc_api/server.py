@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from threading import Thread
@@ -28,13 +28,13 @@ from prometheus_client import start_http_server
 from inference.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from inference_gateway.config import GatewayConfig
 from inference_gateway.core import CoreSettings, Gateway
-from inference_gateway.grpc_api.auth import CallerAuthInterceptor, CallerDirectory
+from inference_gateway.grpc_api.auth import CallerDirectory, Identify, anonymous
 from inference_gateway.grpc_api.interceptors import ObservingInterceptor
 from inference_gateway.grpc_api.servicer import InferenceGatewayServicer
 from inference_gateway.limits import RequestLimits
 from inference_gateway.metrics import Metrics
 from inference_gateway.predictions import PredictionRunner, RunnerSettings
-from inference_gateway.registry import ModelRegistry, ResolvedModel
+from inference_gateway.registry import ModelRegistry
 from inference_gateway.replicate import ClientSettings, ReplicateClient
 from inference_gateway.schemas import SchemaCache
 from inference_gateway.settings import Settings, SettingsError
@@ -95,7 +95,6 @@ def build_gateway(
     env_defaults: Mapping[str, object],
     *,
     transport: httpx.AsyncBaseTransport | None = None,
-    authorize: Callable[[ResolvedModel], None] | None = None,
 ) -> tuple[Gateway, PredictionRunner, ReplicateClient, Metrics]:
     metrics = Metrics(aliases=config.aliases, model_label_limit=settings.model_label_limit)
     client = ReplicateClient(
@@ -129,7 +128,6 @@ def build_gateway(
                 max_input_image_bytes=settings.max_input_image_bytes,
             ),
         ),
-        authorize=authorize,
     )
     return gateway, runner, client, metrics
 
@@ -160,8 +158,8 @@ def _server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
     )
 
 
-def _caller_directory(settings: Settings, config: GatewayConfig) -> CallerDirectory | None:
-    """The callers to authenticate, or None when the configuration names none (auth off)."""
+def _identify(settings: Settings, config: GatewayConfig) -> Identify:
+    """How a call's metadata names its caller: by token, or anonymous when auth is off."""
     if config.callers is None:
         if settings.require_auth:
             raise SettingsError(
@@ -169,13 +167,13 @@ def _caller_directory(settings: Settings, config: GatewayConfig) -> CallerDirect
                 "callers: section; add one (see the README, Authentication and TLS)"
             )
         _LOGGER.info("caller authentication is off: the configuration names no callers")
-        return None
+        return anonymous
     if settings.tls_cert is None:
         _LOGGER.warning(
             "caller authentication is on but TLS is off: tokens cross the network in the clear "
             "unless something in between encrypts them; see --tls-cert"
         )
-    return CallerDirectory(config.callers.values())
+    return CallerDirectory(config.callers.values()).authenticate
 
 
 def _bind(server: grpc.aio.Server, address: str, credentials: grpc.ServerCredentials | None) -> int:
@@ -204,19 +202,13 @@ async def start_gateway(
 ) -> RunningGateway:
     # Files and settings first: a bad one stops start-up before anything is opened.
     credentials = _server_credentials(settings)
-    directory = _caller_directory(settings, config)
+    identify = _identify(settings, config)
     gateway, runner, client, metrics = build_gateway(
-        settings,
-        config,
-        env_defaults,
-        transport=transport,
-        authorize=None if directory is None else directory.authorize,
+        settings, config, env_defaults, transport=transport
     )
-    # Inside the observer, so refusals are counted and logged like any other error.
-    authenticating = [] if directory is None else [CallerAuthInterceptor(directory)]
     age_ms = int(settings.max_connection_age * 1000)
     server = grpc.aio.server(
-        interceptors=[ObservingInterceptor(metrics), *authenticating],
+        interceptors=[ObservingInterceptor(metrics, identify)],
         options=[
             ("grpc.max_receive_message_length", settings.max_request_bytes),
             ("grpc.max_send_message_length", _SEND_LIMIT),
@@ -234,7 +226,7 @@ async def start_gateway(
         ],
     )
     gateway_pb2_grpc.add_InferenceGatewayServicer_to_server(
-        InferenceGatewayServicer(gateway), server
+        InferenceGatewayServicer(gateway, identify), server
     )
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import math
 from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from google.protobuf import duration_pb2, struct_pb2
 
 from inference.gateway.v1 import gateway_pb2 as pb
 from inference.gateway.v1 import gateway_pb2_grpc as pb_grpc
+from inference_gateway.config import CallerConfig
 from inference_gateway.core import Gateway
 from inference_gateway.domain import (
     ImageRequest,
@@ -21,6 +22,7 @@ from inference_gateway.domain import (
     TextRequest,
 )
 from inference_gateway.errors import FieldViolation, InvalidArgument
+from inference_gateway.grpc_api.auth import Identify, Metadata
 from inference_gateway.model_ids import EndpointKind, Task
 from inference_gateway.prompts import ChatMessage
 
@@ -112,7 +114,7 @@ def _chat_message(index: int, message: pb.ChatMessage) -> ChatMessage:
     return ChatMessage(role=message.role, content=content)
 
 
-def text_request(request: pb.GenerateTextRequest) -> TextRequest:
+def text_request(request: pb.GenerateTextRequest, caller: CallerConfig) -> TextRequest:
     parameters = _set_fields(request, _TEXT_PARAMETERS)
     if request.stop_sequences:
         parameters["stop_sequences"] = list(request.stop_sequences)
@@ -125,10 +127,11 @@ def text_request(request: pb.GenerateTextRequest) -> TextRequest:
         prefix=_optional(request, "prefix"),
         suffix=_optional(request, "suffix"),
         template=request.template or None,
+        caller=caller,
     )
 
 
-def image_request(request: pb.GenerateImageRequest) -> ImageRequest:
+def image_request(request: pb.GenerateImageRequest, caller: CallerConfig) -> ImageRequest:
     return ImageRequest(
         model=request.model,
         prompt=request.prompt,
@@ -144,6 +147,7 @@ def image_request(request: pb.GenerateImageRequest) -> ImageRequest:
             for image in request.input_images
         ),
         include_data=request.include_data,
+        caller=caller,
     )
 
 
@@ -182,14 +186,20 @@ def _defaults_struct(defaults: Mapping[str, object]) -> struct_pb2.Struct:
 
 
 class InferenceGatewayServicer(pb_grpc.InferenceGatewayServicer):
-    def __init__(self, gateway: Gateway) -> None:
+    """Each call's caller, named by its metadata, goes into the core's request with it."""
+
+    def __init__(self, gateway: Gateway, identify: Identify) -> None:
         self._gateway = gateway
+        self._identify = identify
+
+    def _caller(self, context: Context) -> CallerConfig:
+        return self._identify(cast("Metadata | None", context.invocation_metadata()))
 
     async def GenerateText(
         self, request: pb.GenerateTextRequest, context: Context
     ) -> pb.GenerateTextResponse:
         result = await self._gateway.generate_text(
-            text_request(request), time_remaining=context.time_remaining()
+            text_request(request, self._caller(context)), time_remaining=context.time_remaining()
         )
         return pb.GenerateTextResponse(
             text=result.text,
@@ -201,7 +211,7 @@ class InferenceGatewayServicer(pb_grpc.InferenceGatewayServicer):
         self, request: pb.GenerateTextRequest, context: Context
     ) -> AsyncIterator[pb.StreamTextResponse]:
         stream = self._gateway.stream_text(
-            text_request(request), time_remaining=context.time_remaining()
+            text_request(request, self._caller(context)), time_remaining=context.time_remaining()
         )
         async with aclosing(stream):
             async for item in stream:
@@ -216,7 +226,7 @@ class InferenceGatewayServicer(pb_grpc.InferenceGatewayServicer):
         self, request: pb.GenerateImageRequest, context: Context
     ) -> pb.GenerateImageResponse:
         result = await self._gateway.generate_image(
-            image_request(request), time_remaining=context.time_remaining()
+            image_request(request, self._caller(context)), time_remaining=context.time_remaining()
         )
         return pb.GenerateImageResponse(
             images=[
@@ -239,6 +249,6 @@ class InferenceGatewayServicer(pb_grpc.InferenceGatewayServicer):
                     defaults=_defaults_struct(info.defaults),
                     template=info.template,
                 )
-                for info in self._gateway.list_models()
+                for info in self._gateway.list_models(self._caller(context))
             ]
         )
