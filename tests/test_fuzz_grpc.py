@@ -657,12 +657,13 @@ REGRESSIONS = {
         "WRONG_TASK",
     ),
     # Was RESOURCE_EXHAUSTED from the caller's own gRPC library: the refusal echoed the
-    # whole name, and its trailers passed the 16 KiB a client accepts.
+    # whole name, and its trailers passed the 16 KiB a client accepts. Now refused for its
+    # length before anything reads it.
     "huge-unknown-alias": (
         "GenerateText",
         pb.GenerateTextRequest(model="é" * 100_000, prompt="hi"),
-        grpc.StatusCode.NOT_FOUND,
-        "UNKNOWN_ALIAS",
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "MODEL_ID_TOO_LONG",
     ),
 }
 

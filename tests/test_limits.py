@@ -264,6 +264,30 @@ async def test_request_size_is_capped_by_the_grpc_receive_limit() -> None:
         assert h.requests.count("create") == creates
 
 
+@pytest.mark.parametrize(
+    "model",
+    [
+        "owner/" + "n" * (1 << 20),
+        "n" * (1 << 20),
+        "deployments/owner/" + "n" * (1 << 20),
+        f"owner/name:{'0' * (1 << 20)}",
+    ],
+    ids=["official", "alias-like", "deployment", "version"],
+)
+async def test_a_one_mib_model_id_is_refused_before_anything_reads_it(model: str) -> None:
+    async with running_gateway() as h:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await h.stub.GenerateText(pb.GenerateTextRequest(model=model, prompt="x"), timeout=20)
+        assert h.requests.count() == 0
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    details = caught.value.details() or ""
+    assert "the longest accepted is 256" in details
+    assert len(details) < 4096
+    info = error_info(caught.value)
+    assert info.reason == "MODEL_ID_TOO_LONG"
+    assert all(len(value) <= 256 for value in info.metadata.values())
+
+
 async def test_per_alias_concurrency_refuses_the_call_over_the_limit(tmp_path: Path) -> None:
     config = tmp_path / "gateway.yaml"
     config.write_text(

@@ -20,11 +20,12 @@ import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from inference.gateway.v1 import gateway_pb2 as pb
-from inference_gateway.metrics import OTHER_MODEL, MetricsError, ModelLabels
+from inference_gateway.metrics import OTHER_MODEL, Metrics, MetricsError, ModelLabels
 from replicate_simulator import Prediction, RecordedRequest
 from tests.gateway_harness import TEST_TOKEN, Harness, running_gateway
 from tests.simulator_fixtures import wait_until
@@ -359,6 +360,46 @@ async def test_no_label_carries_a_version_id_prediction_id_prompt_or_token() -> 
     assert not {v for v in values if re.search(r"[0-9a-f]{32}", v)}
     assert m.label_values("model") == {LLAMA3, SDXL}
     assert TEST_TOKEN not in m.text
+
+
+async def test_long_model_ids_and_alias_names_never_make_long_labels(tmp_path: Path) -> None:
+    # The README's bounds: model ids up to 256 characters, label values up to 256.
+    long_alias = "chat-" + "a" * 1000  # YAML keys stop at 1,024
+    config = tmp_path / "gateway.yaml"
+    config.write_text(f"aliases:\n  {long_alias}:\n    model: {LLAMA3}\n")
+    async with running_gateway(serve_metrics=True, config=config) as h:
+        baseline = await scrape(h)
+        await h.stub.GenerateText(pb.GenerateTextRequest(model=long_alias, prompt="x"), timeout=20)
+        for i in range(5):
+            long_id = f"owner-{i}/" + "m" * 40_000
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await h.stub.GenerateText(
+                    pb.GenerateTextRequest(model=long_id, prompt="x"), timeout=20
+                )
+            assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "256" in (caught.value.details() or "")
+        m = await scrape(h)
+        creates = h.requests.count("create")
+    assert creates == 1
+    assert max(len(value) for sample in m.samples for value in sample.labels.values()) <= 256
+    [model] = m.label_values("model")
+    assert long_alias.startswith(model.rstrip("…"))
+    # The alias's histograms repeat its (cut) label on ~100 lines; one 40,000-character id
+    # as a label would add megabytes.
+    assert len(m.text) - len(baseline.text) < 100_000
+
+
+def test_every_metric_bounds_its_label_values_whoever_labels_it() -> None:
+    metrics = Metrics()
+    metrics.predictions.labels("m" * 10_000, "s" * 10_000).inc()
+    metrics.upstream_requests.labels(endpoint="e" * 10_000, status_class="2xx").inc()
+    metrics.in_flight.labels("r" * 10_000).inc()
+    metrics.queue_duration.labels("q" * 10_000).observe(1.0)
+    text = generate_latest(metrics.registry).decode()
+    samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
+    lengths = [len(value) for sample in samples for value in sample.labels.values()]
+    assert len(lengths) > 8
+    assert max(lengths) <= 256
 
 
 names = st.sampled_from([f"owner/model-{i}" for i in range(8)])

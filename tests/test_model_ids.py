@@ -192,6 +192,31 @@ def test_long_ids_are_shortened_in_messages() -> None:
     assert len(caught.value.metadata["model"]) <= 200
 
 
+# The README's bound on a model id's length.
+MAX_ID = 256
+
+
+@pytest.mark.parametrize(
+    "prefix", ["owner/", "replicate:image:owner/", "deployments/owner/", "replicate/owner/"]
+)
+def test_an_id_is_accepted_up_to_the_bound_and_refused_past_it(prefix: str) -> None:
+    longest = prefix + "n" * (MAX_ID - len(prefix))
+    assert parse_model_id(longest).name == "n" * (MAX_ID - len(prefix))
+    with pytest.raises(ModelIdError) as caught:
+        parse_model_id(longest + "n")
+    assert caught.value.reason == "MODEL_ID_TOO_LONG"
+    assert f"{MAX_ID + 1} characters" in caught.value.message
+    assert f"longest accepted is {MAX_ID}" in caught.value.message
+
+
+@given(st.text(min_size=MAX_ID + 1, max_size=MAX_ID + 50))
+def test_any_text_past_the_bound_is_refused_for_its_length_alone(text: str) -> None:
+    with pytest.raises(ModelIdError) as caught:
+        parse_model_id(text)
+    assert caught.value.reason == "MODEL_ID_TOO_LONG"
+    assert len(caught.value.message) < 2000
+
+
 @pytest.mark.parametrize(
     "fields",
     [

@@ -344,3 +344,12 @@ async def test_run_with_log_prompts_puts_the_prompt_in_the_request_line() -> Non
         line = await next_line(stderr, lambda line: line["logger"] == REQUESTS)
     assert "a riddle about rivers" in line["prompt"]
     assert line["grpc_code"] == "OK"
+
+
+def test_a_field_is_cut_to_256_characters_but_the_prompt_is_kept_whole() -> None:
+    record = RequestRecord(rpc="GenerateText", model="m" * 10_000, error_reason="r" * 300)
+    record.prompt = "p" * 10_000
+    fields = record.fields()
+    assert len(fields["model"]) == len(fields["error_reason"]) == 256
+    assert fields["model"].startswith("m" * 255)
+    assert fields["prompt"] == "p" * 10_000

@@ -2,7 +2,9 @@
 
 Model labels are configured aliases, or owner/name for the first `model_label_limit`
 distinct models seen; everything past that is `other`. A version hash, prediction id,
-prompt or token is never a label.
+prompt or token is never a label. Every label value of every metric passes through
+`label_value`, which bounds its length, so no caller-chosen name (or upstream string) can
+make a scrape large.
 """
 
 from __future__ import annotations
@@ -10,20 +12,61 @@ from __future__ import annotations
 import platform
 import threading
 from collections.abc import Iterable
+from typing import Any, Self
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
 
 from inference_gateway import __version__
 
-__all__ = ["OTHER_MODEL", "Metrics", "MetricsError", "ModelLabels"]
+__all__ = [
+    "MAX_LABEL_CHARS",
+    "OTHER_MODEL",
+    "Metrics",
+    "MetricsError",
+    "ModelLabels",
+    "label_value",
+]
 
 OTHER_MODEL = "other"
+# Room for any model id the gateway accepts (model_ids.MAX_MODEL_ID_CHARS) and a long alias.
+MAX_LABEL_CHARS = 256
+_CUT = "…"
 # Replicate stops a prediction after 30 minutes; the buckets reach that far.
 _LATENCY_BUCKETS = (
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30, 45, 60, 90, 120, 180,
     300, 450, 600, 900, 1200, 1800,
 )  # fmt: skip
 _FAST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+def label_value(value: object) -> str:
+    """A label value, cut to MAX_LABEL_CHARS characters (marked with a trailing "…")."""
+    text = str(value)
+    if len(text) <= MAX_LABEL_CHARS:
+        return text
+    return text[: MAX_LABEL_CHARS - len(_CUT)] + _CUT
+
+
+class _BoundedLabels(MetricWrapperBase):
+    """Sends every label value through `label_value`, whoever calls `labels`."""
+
+    def labels(self, *values: Any, **named: Any) -> Self:
+        return super().labels(
+            *map(label_value, values), **{k: label_value(v) for k, v in named.items()}
+        )
+
+
+class _Counter(_BoundedLabels, Counter):
+    pass
+
+
+class _Gauge(_BoundedLabels, Gauge):
+    pass
+
+
+class _Histogram(_BoundedLabels, Histogram):
+    pass
 
 
 class MetricsError(ValueError):
@@ -39,13 +82,14 @@ class ModelLabels:
                 f"model_label_limit must be 0 or more (0 labels every unaliased model "
                 f"{OTHER_MODEL!r}), got {limit}"
             )
-        self._known = set(aliases)
+        self._known = {label_value(alias) for alias in aliases}
         self._limit = limit + len(self._known)
         self._lock = threading.Lock()
 
     def label(self, name: str | None) -> str:
         if not name:
             return OTHER_MODEL
+        name = label_value(name)
         if name in self._known:
             return name
         with self._lock:
@@ -69,119 +113,119 @@ class Metrics:
         self.models = ModelLabels(aliases, model_label_limit)
         r, p = self.registry, prefix
         grpc_labels = ("grpc_type", "grpc_service", "grpc_method")
-        self.grpc_started = Counter(
+        self.grpc_started = _Counter(
             "grpc_server_started_total", "RPCs started on the server.", grpc_labels, registry=r
         )
-        self.grpc_handled = Counter(
+        self.grpc_handled = _Counter(
             "grpc_server_handled_total",
             "RPCs completed on the server, regardless of outcome.",
             (*grpc_labels, "grpc_code"),
             registry=r,
         )
-        self.grpc_handling = Histogram(
+        self.grpc_handling = _Histogram(
             "grpc_server_handling_seconds",
             "Time to handle an RPC, until its status is sent.",
             grpc_labels,
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
-        self.request_duration = Histogram(
+        self.request_duration = _Histogram(
             f"{p}_request_duration_seconds",
             "End-to-end request latency, including queueing and cold boots on Replicate.",
             ("rpc", "model"),
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
-        self.queue_duration = Histogram(
+        self.queue_duration = _Histogram(
             f"{p}_queue_duration_seconds",
             "Replicate queue time (started_at - created_at), where a cold boot shows.",
             ("model",),
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
-        self.predict_duration = Histogram(
+        self.predict_duration = _Histogram(
             f"{p}_predict_duration_seconds",
             "Time the model ran (Replicate's metrics.predict_time).",
             ("model",),
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
-        self.time_to_first_token = Histogram(
+        self.time_to_first_token = _Histogram(
             f"{p}_time_to_first_token_seconds",
             "From the request's arrival to the first streamed text.",
             ("model",),
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
-        self.cold_boots = Counter(
+        self.cold_boots = _Counter(
             f"{p}_cold_boots_total",
             "Predictions whose queue time exceeded the cold-boot threshold.",
             ("model",),
             registry=r,
         )
-        self.predictions = Counter(
+        self.predictions = _Counter(
             f"{p}_predictions_total",
             "Predictions by final status.",
             ("model", "status"),
             registry=r,
         )
-        self.upstream_requests = Counter(
+        self.upstream_requests = _Counter(
             f"{p}_upstream_requests_total",
             "HTTP requests sent to Replicate, by endpoint and status class.",
             ("endpoint", "status_class"),
             registry=r,
         )
-        self.upstream_duration = Histogram(
+        self.upstream_duration = _Histogram(
             f"{p}_upstream_request_duration_seconds",
             "Duration of HTTP requests to Replicate (held creates and streams included).",
             ("endpoint",),
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
-        self.upstream_retries = Counter(
+        self.upstream_retries = _Counter(
             f"{p}_upstream_retries_total",
             "Requests to Replicate sent again after a retryable fault.",
             ("endpoint",),
             registry=r,
         )
-        self.cancels_sent = Counter(
+        self.cancels_sent = _Counter(
             f"{p}_cancels_sent_total",
             "Predictions the gateway canceled on Replicate, by why.",
             ("reason",),
             registry=r,
         )
-        self.rate_limit_waits = Counter(
+        self.rate_limit_waits = _Counter(
             f"{p}_rate_limit_waits_total",
             "Requests that waited for a slot in a Replicate rate budget.",
             ("bucket",),
             registry=r,
         )
-        self.rate_limit_wait_seconds = Histogram(
+        self.rate_limit_wait_seconds = _Histogram(
             f"{p}_rate_limit_wait_seconds",
             "How long requests waited for a rate-budget slot.",
             ("bucket",),
             buckets=_FAST_BUCKETS,
             registry=r,
         )
-        self.rate_limit_rejections = Counter(
+        self.rate_limit_rejections = _Counter(
             f"{p}_rate_limit_rejections_total",
             "Requests refused because a rate budget could not serve them within their deadline.",
             ("bucket",),
             registry=r,
         )
-        self.input_tokens = Counter(
+        self.input_tokens = _Counter(
             f"{p}_input_tokens_total", "Prompt tokens Replicate reported.", ("model",), registry=r
         )
-        self.output_tokens = Counter(
+        self.output_tokens = _Counter(
             f"{p}_output_tokens_total",
             "Generated tokens Replicate reported.",
             ("model",),
             registry=r,
         )
-        self.in_flight = Gauge(
+        self.in_flight = _Gauge(
             f"{p}_requests_in_flight", "Requests being handled, by RPC.", ("rpc",), registry=r
         )
-        self.build_info = Gauge(
+        self.build_info = _Gauge(
             f"{p}_build_info",
             "Always 1; labels say which build is running.",
             ("version", "python_version"),

@@ -18,10 +18,12 @@ from inference_gateway.errors import FieldViolation, InvalidArgument
 
 __all__ = [
     "ACCEPTED_FORMS",
+    "MAX_MODEL_ID_CHARS",
     "EndpointKind",
     "ModelIdError",
     "ModelRef",
     "Task",
+    "check_model_id_length",
     "parse_model_id",
 ]
 
@@ -54,6 +56,10 @@ _SEGMENT = re.compile(r"[a-z0-9][a-z0-9._-]*")
 # run through /v1/models/owner/name/predictions, which takes no version at all.
 _VERSION = re.compile(r"[0-9a-f]{64}")
 _SHOWN_LIMIT = 200
+# Replicate publishes no limit for owner/name; a version id is 64 hex. This leaves room for
+# the longest prefix, a version and owner and name of ~80 characters each, and keeps every id
+# short enough for a URL path, a log field and a metrics label.
+MAX_MODEL_ID_CHARS = 256
 
 
 class EndpointKind(enum.Enum):
@@ -137,8 +143,19 @@ class ModelRef:
         return body
 
 
+def check_model_id_length(text: str) -> None:
+    """Refuses an id longer than MAX_MODEL_ID_CHARS, before anything else reads it."""
+    if len(text) > MAX_MODEL_ID_CHARS:
+        raise _error(
+            text,
+            f"the model id is {len(text)} characters; the longest accepted is {MAX_MODEL_ID_CHARS}",
+            reason="MODEL_ID_TOO_LONG",
+        )
+
+
 def parse_model_id(text: str) -> ModelRef:
     """Parse any accepted spelling of a model id; raise ModelIdError for anything else."""
+    check_model_id_length(text)
     if not text:
         raise _error(text, "the model id is empty")
     if any(ch.isspace() for ch in text):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from inference_gateway.config import AliasConfig, GatewayConfig
 from inference_gateway.errors import FieldViolation, InvalidArgument, NotFound
-from inference_gateway.model_ids import ModelRef, Task, parse_model_id
+from inference_gateway.model_ids import ModelRef, Task, check_model_id_length, parse_model_id
 
 __all__ = ["ModelRegistry", "ResolvedModel", "UnknownAliasError", "WrongTaskError"]
 
@@ -50,6 +50,8 @@ class ModelRegistry:
         if alias is not None:
             _check_task(f"alias {text!r}", alias.task, task)
             return ResolvedModel(alias, alias.model)
+        # Before the text is quoted in an error, a log line or a label, or put in a URL.
+        check_model_id_length(text)
         if text and "/" not in text and ":" not in text and not _could_be_version(text):
             raise self._unknown_alias(text)
         ref = parse_model_id(text)

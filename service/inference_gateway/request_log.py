@@ -52,6 +52,9 @@ class _Options:
 
 
 _OPTIONS = _Options()
+# A field the caller can influence (the model as written, an error reason) is cut to this
+# length, so one call cannot make a long line. The prompt is bounded by the prompt limit.
+_MAX_FIELD_CHARS = 256
 
 
 @dataclass
@@ -85,7 +88,13 @@ class RequestRecord:
         data = asdict(self)
         data.pop("started")
         data["total_seconds"] = round(time.monotonic() - self.started, 6)
-        return {k: v for k, v in data.items() if v is not None}
+        return {k: _bounded(k, v) for k, v in data.items() if v is not None}
+
+
+def _bounded(key: str, value: object) -> object:
+    if key == "prompt" or not isinstance(value, str) or len(value) <= _MAX_FIELD_CHARS:
+        return value
+    return value[: _MAX_FIELD_CHARS - 1] + "…"
 
 
 def current_record() -> RequestRecord | None:
