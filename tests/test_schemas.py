@@ -9,15 +9,18 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
+import grpc
 import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from inference.gateway.v1 import gateway_pb2 as pb
 from inference_gateway.deadlines import Deadline
 from inference_gateway.model_ids import parse_model_id
 from inference_gateway.replicate import ClientSettings, ReplicateClient
 from inference_gateway.schemas import InputField, InputSchema, SchemaCache, parse_input_schema
+from tests.gateway_harness import running_gateway
 
 VERSION = "5c7d5dc6dd8bf75c1acaa8565735e7986bc5b66206b55cca93cb72c9bf15ccaa"
 
@@ -256,7 +259,7 @@ class Replicate:
 
 @asynccontextmanager
 async def cache_over(
-    replicate: Replicate, *, ttl: float = 300, failure_ttl: float = 300
+    replicate: Replicate, *, ttl: float = 300, failure_ttl: float = 300, size: int = 1024
 ) -> AsyncIterator[SchemaCache]:
     client = ReplicateClient(
         ClientSettings(base_url="https://api.replicate.test"),
@@ -264,7 +267,9 @@ async def cache_over(
         jitter=lambda: 0.0,
     )
     try:
-        yield SchemaCache(client, ttl_seconds=ttl, failure_ttl_seconds=failure_ttl)
+        yield SchemaCache(
+            client, ttl_seconds=ttl, failure_ttl_seconds=failure_ttl, max_entries=size
+        )
     finally:
         await client.aclose()
 
@@ -388,3 +393,46 @@ async def test_callers_sharing_a_cancelled_fetch_go_on_without_a_schema() -> Non
         replicate.gate.set()
         assert await lookup(cache, "meta/llama") == parse_input_schema(COG_OPENAPI)
     assert replicate.calls[MODEL_PATH] == 2
+
+
+# --- a bounded cache ---------------------------------------------------------------------
+
+
+async def test_the_least_recently_used_model_is_forgotten_first() -> None:
+    paths = {f"/v1/models/owner/m{i}": {"latest_version": None} for i in range(4)}
+    replicate = Replicate(paths)
+    async with cache_over(replicate, size=3) as cache:
+        for i in (0, 1, 2, 0, 3):  # m0 used again, so m1 is the least recent when m3 comes
+            await lookup(cache, f"owner/m{i}")
+        assert len(cache) == 3
+        for i in (0, 2, 3):  # remembered: no request
+            await lookup(cache, f"owner/m{i}")
+        await lookup(cache, "owner/m1")  # forgotten: fetched again
+    assert replicate.calls == Counter(
+        {"/v1/models/owner/m0": 1, "/v1/models/owner/m1": 2, "/v1/models/owner/m2": 1,
+         "/v1/models/owner/m3": 1}
+    )  # fmt: skip
+
+
+async def test_distinct_model_ids_over_grpc_never_grow_the_cache_past_its_bound() -> None:
+    bound, distinct = 8, 60
+    async with running_gateway(schema_cache_size=bound) as h:
+        schemas = h.gateway.gateway._schemas
+        sizes = []
+        for i in range(distinct):
+            request = pb.GenerateTextRequest(model=f"prober/model-{i}", prompt="x")
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await h.stub.GenerateText(request, timeout=20)
+            assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+            sizes.append(len(schemas))
+        looked_up = h.requests.count("model")
+        # The most recent model is still remembered; the first was forgotten.
+        for i in (distinct - 1, 0):
+            with pytest.raises(grpc.aio.AioRpcError):
+                await h.stub.GenerateText(
+                    pb.GenerateTextRequest(model=f"prober/model-{i}", prompt="x"), timeout=20
+                )
+        again = h.requests.count("model") - looked_up
+    assert looked_up == distinct
+    assert sizes == [min(n, bound) for n in range(1, distinct + 1)]
+    assert again == 1

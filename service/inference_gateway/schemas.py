@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -136,7 +137,9 @@ class SchemaCache:
     """Fetches each model's input schema once per TTL; concurrent callers share one fetch.
 
     A schema that cannot be fetched (a private model, a network fault) is remembered
-    as unknown for a short while, and the request goes out unchecked.
+    as unknown for a short while, and the request goes out unchecked. At most
+    `max_entries` models are remembered, the least recently used forgotten first, so
+    callers naming ever new models cannot grow the process.
     """
 
     def __init__(
@@ -145,12 +148,19 @@ class SchemaCache:
         *,
         ttl_seconds: float = 300.0,
         failure_ttl_seconds: float = 30.0,
+        max_entries: int = 1024,
     ) -> None:
         self._client = client
         self._ttl = ttl_seconds
         self._failure_ttl = failure_ttl_seconds
-        self._entries: dict[str, _Entry] = {}
+        self._max_entries = max_entries
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        # One per fetch in flight: bounded by the calls in flight.
         self._pending: dict[str, asyncio.Future[InputSchema | None]] = {}
+
+    def __len__(self) -> int:
+        """How many models' schemas (or their absence) are remembered."""
+        return len(self._entries)
 
     @staticmethod
     def _key(ref: ModelRef) -> str | None:
@@ -164,6 +174,7 @@ class SchemaCache:
             return None
         entry = self._entries.get(key)
         if entry is not None and entry.expires > time.monotonic():
+            self._entries.move_to_end(key)
             return entry.schema
         pending = self._pending.get(key)
         if pending is not None:
@@ -183,9 +194,15 @@ class SchemaCache:
             ttl = self._ttl if schema is not None else self._failure_ttl
         finally:
             self._pending.pop(key, None)
-        self._entries[key] = _Entry(schema, time.monotonic() + ttl)
+        self._remember(key, _Entry(schema, time.monotonic() + ttl))
         future.set_result(schema)
         return schema
+
+    def _remember(self, key: str, entry: _Entry) -> None:
+        self._entries[key] = entry
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._max_entries:
+            self._entries.popitem(last=False)
 
     async def _fetch(self, ref: ModelRef, *, token: str, deadline: Deadline) -> InputSchema | None:
         # Schema look-ups must not eat the prediction's time: give them a few seconds at most.

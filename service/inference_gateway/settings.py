@@ -44,6 +44,8 @@ class Settings:
     max_connections: int = 10_000
     model_label_limit: int = 50
     schema_ttl: float = 300.0
+    # About 4 KiB each: 1,024 models' schemas hold a few MiB.
+    schema_cache_size: int = 1024
     uvloop: bool = True
     tls_cert: Path | None = None
     tls_key: Path | None = None
@@ -152,6 +154,9 @@ _OPTIONS = (
             "distinct unaliased models given their own metrics label", _positive(int)),
     _Option("schema_ttl", "GATEWAY_SCHEMA_TTL",
             "seconds a model's input schema is cached", _positive(float)),
+    _Option("schema_cache_size", "GATEWAY_SCHEMA_CACHE_SIZE",
+            "most models whose input schemas are cached (least recently used go first)",
+            _positive(int)),
     _Option("uvloop", "GATEWAY_UVLOOP", "run on uvloop where available", _flag),
     _Option("tls_cert", "GATEWAY_TLS_CERT",
             "PEM certificate chain: serve gRPC over TLS (with --tls-key)", Path),

@@ -116,7 +116,9 @@ def build_gateway(
         api_token=settings.api_token,
         client=client,
         runner=runner,
-        schemas=SchemaCache(client, ttl_seconds=settings.schema_ttl),
+        schemas=SchemaCache(
+            client, ttl_seconds=settings.schema_ttl, max_entries=settings.schema_cache_size
+        ),
         metrics=metrics,
         settings=CoreSettings(
             default_timeout_seconds=settings.default_timeout,
