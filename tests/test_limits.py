@@ -17,9 +17,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from inference.gateway.v1 import gateway_pb2 as pb
+from inference_gateway.config import AliasConfig
 from inference_gateway.domain import ImageRequest, InputImage, TextRequest
-from inference_gateway.errors import InvalidArgument
-from inference_gateway.limits import LimitExceeded, RequestLimits, inline_image_bytes
+from inference_gateway.errors import InvalidArgument, ResourceExhausted
+from inference_gateway.limits import AliasSlots, LimitExceeded, RequestLimits, inline_image_bytes
+from inference_gateway.model_ids import Task, parse_model_id
 from inference_gateway.prompts import ChatMessage
 from inference_gateway.settings import SettingsError, add_server_arguments, settings_from
 from tests.gateway_harness import running_gateway
@@ -138,6 +140,42 @@ def test_a_refusal_says_what_to_change_and_is_invalid_argument() -> None:
     assert "--max-messages (GATEWAY_MAX_MESSAGES)" in error.message
     [violation] = error.violations
     assert violation.field == "messages"
+
+
+def alias(name: str, max_concurrency: int | None) -> AliasConfig:
+    return AliasConfig(
+        name=name,
+        model=parse_model_id(LLAMA3),
+        task=Task.TEXT,
+        defaults={},
+        prefix=None,
+        suffix=None,
+        template=None,
+        add_bos=False,
+        api_key=None,
+        timeout_seconds=None,
+        max_concurrency=max_concurrency,
+        source="test",
+    )
+
+
+async def test_alias_slots_are_counted_per_alias_and_given_back_however_a_call_ends() -> None:
+    slots = AliasSlots()
+    one, other = alias("one", 2), alias("other", 1)
+    async with slots.hold(one), slots.hold(one), slots.hold(other):
+        for full in (one, other):
+            with pytest.raises(ResourceExhausted) as caught:
+                async with slots.hold(full):
+                    pass
+            assert caught.value.reason == "ALIAS_CONCURRENCY_LIMIT"
+            assert caught.value.retry_after_seconds is not None
+        async with slots.hold(alias("unlimited", None)), slots.hold(None):
+            pass
+    with pytest.raises(RuntimeError):
+        async with slots.hold(one), slots.hold(one):
+            raise RuntimeError("the call failed")
+    async with slots.hold(one), slots.hold(one), slots.hold(other):
+        pass
 
 
 # --- settings ---------------------------------------------------------------------------------

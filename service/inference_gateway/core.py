@@ -13,8 +13,8 @@ import logging
 import mimetypes
 import os
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from contextlib import aclosing, asynccontextmanager
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes, urlsplit
 
@@ -39,12 +39,11 @@ from inference_gateway.errors import (
     FieldViolation,
     GatewayError,
     InvalidArgument,
-    ResourceExhausted,
     bad_response,
     from_prediction_outcome,
 )
 from inference_gateway.inputs import ModelInput, apply_schema, image_data_uri, layer_inputs
-from inference_gateway.limits import RequestLimits
+from inference_gateway.limits import AliasSlots, RequestLimits
 from inference_gateway.metrics import Metrics
 from inference_gateway.model_ids import Task
 from inference_gateway.predictions import PredictionRunner, output_text
@@ -114,7 +113,7 @@ class Gateway:
         self._schemas = schemas
         self._metrics = metrics
         self._settings = settings or CoreSettings()
-        self._alias_slots: dict[str, int] = {}
+        self._alias_slots = AliasSlots()
         self._base_origin = _origin(client.base_url)
 
     # --- requests --------------------------------------------------------------------------
@@ -125,7 +124,7 @@ class Gateway:
         started = time.monotonic()
         resolved = self._admit(request, Task.TEXT)
         deadline = self._deadline(time_remaining, resolved)
-        async with self._alias_slot(resolved.alias):
+        async with self._alias_slots.hold(resolved.alias):
             prepared = await self._prepare_text(request, resolved, deadline)
             prediction = await self._runner.run(
                 prepared.path, prepared.body, token=prepared.token, deadline=deadline
@@ -139,7 +138,7 @@ class Gateway:
         started = time.monotonic()
         resolved = self._admit(request, Task.TEXT)
         deadline = self._deadline(time_remaining, resolved)
-        async with self._alias_slot(resolved.alias):
+        async with self._alias_slots.hold(resolved.alias):
             prepared = await self._prepare_text(request, resolved, deadline)
             yield StreamStart(prepared.template)
             first = True
@@ -176,7 +175,7 @@ class Gateway:
         started = time.monotonic()
         resolved = self._admit(request, Task.IMAGE)
         deadline = self._deadline(time_remaining, resolved)
-        async with self._alias_slot(resolved.alias):
+        async with self._alias_slots.hold(resolved.alias):
             prepared = await self._prepare_image(request, resolved, deadline)
             prediction = await self._runner.run(
                 prepared.path, prepared.body, token=prepared.token, deadline=deadline
@@ -229,27 +228,6 @@ class Gateway:
         if time_remaining is not None:
             limit = min(limit, time_remaining - self._settings.deadline_margin_seconds)
         return Deadline.after(max(0.0, limit))
-
-    @asynccontextmanager
-    async def _alias_slot(self, alias: AliasConfig | None) -> AsyncIterator[None]:
-        """Holds one of the alias's concurrency slots; refuses at once when all are taken."""
-        if alias is None or alias.max_concurrency is None:
-            yield
-            return
-        taken = self._alias_slots.get(alias.name, 0)
-        if taken >= alias.max_concurrency:
-            raise ResourceExhausted(
-                f"alias {alias.name!r} is running its limit of {alias.max_concurrency} "
-                "concurrent requests (max_concurrency); retry shortly",
-                reason="ALIAS_CONCURRENCY_LIMIT",
-                metadata={"alias": alias.name, "limit": str(alias.max_concurrency)},
-                retry_after_seconds=1.0,
-            )
-        self._alias_slots[alias.name] = taken + 1
-        try:
-            yield
-        finally:
-            self._alias_slots[alias.name] -= 1
 
     def _token(self, alias: AliasConfig | None) -> str:
         key = alias.api_key if alias is not None else None

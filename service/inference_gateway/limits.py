@@ -1,4 +1,4 @@
-"""Per-request size limits, checked before the gateway spends anything upstream.
+"""Admission rules: per-request size limits, and how many calls an alias may run at once.
 
 The gRPC receive limit (`--max-request-bytes`) bounds a message's total size before it is
 even parsed; these bound what inside a message costs money or memory downstream: the text
@@ -11,12 +11,15 @@ data URIs only for small files and fetches larger ones from a URL, so the refusa
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from inference_gateway.config import AliasConfig
 from inference_gateway.domain import ImageRequest, InputImage, TextRequest
-from inference_gateway.errors import FieldViolation, InvalidArgument
+from inference_gateway.errors import FieldViolation, InvalidArgument, ResourceExhausted
 
-__all__ = ["LimitExceeded", "RequestLimits", "inline_image_bytes"]
+__all__ = ["AliasSlots", "LimitExceeded", "RequestLimits", "inline_image_bytes"]
 
 
 class LimitExceeded(InvalidArgument):
@@ -116,3 +119,37 @@ class RequestLimits:
     def _check_prompt(self, field: str, chars: int) -> None:
         if chars > self.max_prompt_chars:
             raise _refuse(_PROMPT, field, chars, self.max_prompt_chars)
+
+
+class AliasSlots:
+    """The calls each alias is running, held to its `max_concurrency`.
+
+    `hold` is the whole interface, so the count can move to shared state (one lease per
+    call) without its callers changing. Here it lives in this process.
+    """
+
+    def __init__(self) -> None:
+        self._taken: dict[str, int] = {}
+
+    @asynccontextmanager
+    async def hold(self, alias: AliasConfig | None) -> AsyncIterator[None]:
+        """Holds one of the alias's slots for the block; refuses at once when all are taken."""
+        if alias is None or alias.max_concurrency is None:
+            yield
+            return
+        taken = self._taken.get(alias.name, 0)
+        if taken >= alias.max_concurrency:
+            raise ResourceExhausted(
+                f"alias {alias.name!r} is running its limit of {alias.max_concurrency} "
+                "concurrent requests (max_concurrency); retry shortly",
+                reason="ALIAS_CONCURRENCY_LIMIT",
+                metadata={"alias": alias.name, "limit": str(alias.max_concurrency)},
+                retry_after_seconds=1.0,
+            )
+        self._taken[alias.name] = taken + 1
+        try:
+            yield
+        finally:
+            self._taken[alias.name] -= 1
+            if not self._taken[alias.name]:
+                del self._taken[alias.name]
