@@ -520,7 +520,9 @@ async def collect(
 ) -> list[tuple[str, str]]:
     """The stream's (event, data) pairs; `into` keeps those that came before a failure."""
     events = [] if into is None else into
-    async for event in client.stream_events(STREAM_URL, deadline=Deadline.after(deadline)):
+    async for event in client.stream_events(
+        STREAM_URL, token="r8_test_stream", deadline=Deadline.after(deadline)
+    ):
         events.append((event.event, event.data))
     return events
 

@@ -6,6 +6,7 @@ several replicas: atomicity is proven by concurrent operations from all of them.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import itertools
 import time
@@ -18,6 +19,7 @@ import redis.asyncio as aioredis
 
 from inference_gateway.deadlines import Deadline
 from inference_gateway.errors import Unavailable
+from inference_gateway.settings import Settings, SettingsError, add_server_arguments, settings_from
 from inference_gateway.state import (
     ClaimOutcome,
     FailurePolicy,
@@ -26,6 +28,7 @@ from inference_gateway.state import (
     SharedState,
     StateStore,
     StoreError,
+    parse_policies,
 )
 from inference_gateway.state.redis import RedisStore, redacted_url
 from tests.redis_fixtures import RedisServer, redis_server
@@ -362,3 +365,59 @@ async def test_a_lease_granted_locally_is_released_locally(tmp_path: Path) -> No
             await again.release()
         finally:
             await shared.close()
+
+
+# --- Settings ---------------------------------------------------------------------------------
+
+
+def _settings(environ: dict[str, str]) -> Settings:
+    parser = argparse.ArgumentParser()
+    add_server_arguments(parser)
+    return settings_from(parser.parse_args([]), environ)
+
+
+def test_without_a_url_state_stays_in_process_with_stated_policies() -> None:
+    settings = _settings({})
+    assert settings.redis_url is None
+    assert parse_policies(settings.redis_on_failure) == {
+        Guarantee.BUDGET: FailurePolicy.FAIL_OPEN,
+        Guarantee.CONCURRENCY: FailurePolicy.FAIL_OPEN,
+        Guarantee.QUOTA: FailurePolicy.FAIL_OPEN,
+        Guarantee.IDEMPOTENCY: FailurePolicy.FAIL_CLOSED,
+    }
+
+
+def test_redis_settings_are_read_and_the_password_never_shown() -> None:
+    settings = _settings(
+        {
+            "GATEWAY_REDIS_URL": "rediss://gw:hunter2@redis:6380/0",
+            "GATEWAY_REDIS_PREFIX": "staging",
+            "GATEWAY_REDIS_ON_FAILURE": "budget=fail-closed",
+        }
+    )
+    assert settings.redis_url == "rediss://gw:hunter2@redis:6380/0"
+    assert "hunter2" not in repr(settings)
+    assert settings.redis_prefix == "staging"
+    policies = parse_policies(settings.redis_on_failure)
+    assert policies[Guarantee.BUDGET] is FailurePolicy.FAIL_CLOSED
+    assert policies[Guarantee.IDEMPOTENCY] is FailurePolicy.FAIL_CLOSED
+    assert parse_policies("fail-open")[Guarantee.IDEMPOTENCY] is FailurePolicy.FAIL_OPEN
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("GATEWAY_REDIS_URL", "http://redis:6379", "redis:// or rediss://"),
+        ("GATEWAY_REDIS_PREFIX", "a{b}", "without braces"),
+        ("GATEWAY_REDIS_ON_FAILURE", "budget=open", "fail-open or fail-closed"),
+        ("GATEWAY_REDIS_ON_FAILURE", "quotas=fail-open", "budget, concurrency, quota"),
+        ("GATEWAY_REDIS_TIMEOUT", "0", "must be positive"),
+    ],
+)
+def test_bad_redis_settings_name_the_variable_and_the_fix(
+    variable: str, value: str, says: str
+) -> None:
+    with pytest.raises(SettingsError) as refused:
+        _settings({variable: value})
+    assert variable in str(refused.value)
+    assert says in str(refused.value)

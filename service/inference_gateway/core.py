@@ -57,6 +57,7 @@ from inference_gateway.registry import ModelRegistry, ResolvedModel
 from inference_gateway.replicate import TERMINAL_STATUSES, Prediction, ReplicateClient
 from inference_gateway.request_log import current_record, record_prompt
 from inference_gateway.schemas import SchemaCache
+from inference_gateway.state import MemoryStore, SharedState
 
 __all__ = ["CoreSettings", "Gateway"]
 
@@ -104,7 +105,10 @@ class Gateway:
         schemas: SchemaCache,
         metrics: Metrics,
         settings: CoreSettings | None = None,
+        state: SharedState | None = None,
     ) -> None:
+        # State shared by replicas (slots, quotas, idempotency records); closed at stop.
+        self.state = state if state is not None else SharedState(MemoryStore())
         self._registry = registry
         self._env_defaults = dict(env_defaults)
         self._api_token = api_token

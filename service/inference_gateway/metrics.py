@@ -235,6 +235,25 @@ class Metrics:
         for bucket in ("create", "other"):
             self.rate_limit_waits.labels(bucket)
             self.rate_limit_rejections.labels(bucket)
+        self.state_store_duration = Histogram(
+            f"{p}_state_store_duration_seconds",
+            "Duration of calls to the shared state store, failed ones included.",
+            ("backend", "op"),
+            buckets=_FAST_BUCKETS,
+            registry=r,
+        )
+        self.state_store_errors = Counter(
+            f"{p}_state_store_errors_total",
+            "Calls to the shared state store that failed or timed out.",
+            ("backend", "op"),
+            registry=r,
+        )
+        self.state_fail_open = Counter(
+            f"{p}_state_fail_open_total",
+            "Decisions made on this replica's own state because the shared store failed.",
+            ("guarantee",),
+            registry=r,
+        )
 
     # The UpstreamObserver protocol of the Replicate client.
     def request_done(self, endpoint: str, status_class: str, seconds: float) -> None:
@@ -250,6 +269,15 @@ class Metrics:
 
     def rate_limit_rejected(self, bucket: str) -> None:
         self.rate_limit_rejections.labels(bucket).inc()
+
+    # The StoreObserver protocol of the shared state.
+    def store_call(self, backend: str, op: str, seconds: float, ok: bool) -> None:
+        self.state_store_duration.labels(backend, op).observe(seconds)
+        if not ok:
+            self.state_store_errors.labels(backend, op).inc()
+
+    def store_fail_open(self, guarantee: str) -> None:
+        self.state_fail_open.labels(guarantee).inc()
 
     # The CancelObserver protocol of the prediction runner.
     def cancel_sent(self, reason: str) -> None:

@@ -123,7 +123,9 @@ class PredictionRunner:
     ) -> Prediction:
         if created.stream_url is not None:
             try:
-                events = self._client.stream_events(created.stream_url, deadline=deadline)
+                events = self._client.stream_events(
+                    created.stream_url, token=token, deadline=deadline
+                )
                 async with aclosing(events):
                     async for event in events:
                         if event.event in ("done", "error"):
@@ -157,7 +159,9 @@ class PredictionRunner:
         async with self._following(created, token):
             if created.stream_url is not None:
                 try:
-                    events = self._client.stream_events(created.stream_url, deadline=deadline)
+                    events = self._client.stream_events(
+                        created.stream_url, token=token, deadline=deadline
+                    )
                     async with aclosing(events):
                         async for event in events:
                             if event.event == "output" and event.data:

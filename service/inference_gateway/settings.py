@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from inference_gateway.request_log import LOG_FORMATS, LOG_LEVELS
+from inference_gateway.state import DEFAULT_POLICIES, parse_policies
 
 __all__ = ["DEFAULT_BASE_URL", "Settings", "SettingsError", "add_server_arguments", "settings_from"]
 
@@ -57,6 +58,12 @@ class Settings:
     max_input_images: int = 8
     # Replicate recommends data URIs only for files under 1 MB; larger ones go as URLs.
     max_input_image_bytes: int = 1 * _MIB
+    # Shared state across replicas; without a URL each replica keeps its own.
+    redis_url: str | None = field(default=None, repr=False)
+    redis_prefix: str = "inference-gateway"
+    redis_timeout: float = 0.25
+    redis_on_failure: str = DEFAULT_POLICIES
+    lease_seconds: float = 15.0
 
     def __post_init__(self) -> None:
         # Checked here, not only in settings_from, so a Settings built in code is held to it.
@@ -110,6 +117,23 @@ def _wait_seconds(text: str) -> int:
     if not 1 <= value <= 60:
         raise ValueError("must be from 1 to 60 (Replicate's limit for Prefer: wait)")
     return value
+
+
+def _redis_url(text: str) -> str:
+    if not text.startswith(("redis://", "rediss://")):
+        raise ValueError("must be a redis:// or rediss:// (TLS) URL")
+    return text
+
+
+def _redis_prefix(text: str) -> str:
+    if not text or "{" in text or "}" in text:
+        raise ValueError("must be non-empty, without braces (they are Redis Cluster hash tags)")
+    return text
+
+
+def _policies(text: str) -> str:
+    parse_policies(text)
+    return text
 
 
 def _flag(text: str) -> bool:
@@ -175,6 +199,20 @@ _OPTIONS = (
             "most input images in one request", _positive(int)),
     _Option("max_input_image_bytes", "GATEWAY_MAX_INPUT_IMAGE_BYTES",
             "largest input image sent inline (data, or a data: URI), in bytes", _positive(int)),
+    _Option("redis_url", "GATEWAY_REDIS_URL",
+            "Redis holding state shared by replicas (redis:// or rediss://, user:password@ "
+            "allowed); unset: each replica keeps its own", _redis_url),
+    _Option("redis_prefix", "GATEWAY_REDIS_PREFIX",
+            "prefix of every Redis key, so environments can share a server", _redis_prefix),
+    _Option("redis_timeout", "GATEWAY_REDIS_TIMEOUT",
+            "seconds one Redis call may take (less when the caller's deadline is nearer)",
+            _positive(float)),
+    _Option("redis_on_failure", "GATEWAY_REDIS_ON_FAILURE",
+            "when Redis fails: fail-open, fail-closed, or GUARANTEE=POLICY,... for budget, "
+            "concurrency, quota, idempotency", _policies),
+    _Option("lease_seconds", "GATEWAY_LEASE_SECONDS",
+            "seconds a concurrency slot outlives a replica that stopped refreshing it "
+            "(killed)", _positive(float)),
 )  # fmt: skip
 
 

@@ -38,6 +38,8 @@ from inference_gateway.registry import ModelRegistry
 from inference_gateway.replicate import ClientSettings, ReplicateClient
 from inference_gateway.schemas import SchemaCache
 from inference_gateway.settings import Settings, SettingsError
+from inference_gateway.state import SharedState, open_store, parse_policies
+from inference_gateway.state.redis import redacted_url
 
 __all__ = ["LIVENESS", "READINESS", "RunningGateway", "serve_until_signalled", "start_gateway"]
 
@@ -82,6 +84,7 @@ class RunningGateway:
         await stopping
         await self.runner.drain_cancels()
         await self.client.aclose()
+        await self.gateway.state.close()
         if self._metrics_http is not None:
             http_server, _ = self._metrics_http
             # shutdown() waits for the server thread's next poll: keep the loop free meanwhile.
@@ -97,6 +100,7 @@ def build_gateway(
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> tuple[Gateway, PredictionRunner, ReplicateClient, Metrics]:
     metrics = Metrics(aliases=config.aliases, model_label_limit=settings.model_label_limit)
+    state = _shared_state(settings, metrics)
     client = ReplicateClient(
         ClientSettings(
             base_url=settings.base_url,
@@ -106,6 +110,7 @@ def build_gateway(
         ),
         transport=transport,
         observer=metrics,
+        state=state,
     )
     runner = PredictionRunner(
         client, RunnerSettings(max_wait_seconds=settings.max_wait), on_cancel=metrics
@@ -130,8 +135,34 @@ def build_gateway(
                 max_input_image_bytes=settings.max_input_image_bytes,
             ),
         ),
+        state=state,
     )
     return gateway, runner, client, metrics
+
+
+def _shared_state(settings: Settings, metrics: Metrics) -> SharedState:
+    """Redis when GATEWAY_REDIS_URL is set, else this process's own memory; logged either way."""
+    store = open_store(
+        settings.redis_url, prefix=settings.redis_prefix, timeout=settings.redis_timeout
+    )
+    if settings.redis_url:
+        _LOGGER.info(
+            "shared state in Redis at %s (key prefix %r); on failure: %s",
+            redacted_url(settings.redis_url),
+            settings.redis_prefix,
+            settings.redis_on_failure,
+        )
+    else:
+        _LOGGER.info(
+            "shared state in process: rate budgets, concurrency slots, quotas and idempotency "
+            "records hold per replica (set GATEWAY_REDIS_URL to share them)"
+        )
+    return SharedState(
+        store,
+        timeout=settings.redis_timeout,
+        policies=parse_policies(settings.redis_on_failure),
+        observer=metrics,
+    )
 
 
 def _read_pem(path: Path, option: str, marker: bytes) -> bytes:

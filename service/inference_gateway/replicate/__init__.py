@@ -1,6 +1,6 @@
 """Replicate's HTTP API, as the gateway uses it."""
 
-from inference_gateway.replicate._budget import Bucket, RateBudget
+from inference_gateway.replicate._budget import AccountBudgets, Bucket, RateBudget, account_id
 from inference_gateway.replicate._client import (
     ClientSettings,
     ReplicateClient,
@@ -12,6 +12,7 @@ from inference_gateway.replicate._sse import ServerSentEvent, SSEDecoder, iter_e
 
 __all__ = [
     "TERMINAL_STATUSES",
+    "AccountBudgets",
     "Bucket",
     "ClientSettings",
     "Prediction",
@@ -21,6 +22,7 @@ __all__ = [
     "ServerSentEvent",
     "StreamUnavailable",
     "UpstreamObserver",
+    "account_id",
     "iter_events",
     "parse_timestamp",
 ]

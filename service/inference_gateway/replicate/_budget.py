@@ -1,22 +1,25 @@
 """Client-side rate budgets for Replicate's limits (600 creates and 3,000 other requests a minute).
 
 Spending a slot locally costs nothing; a 429 costs a round trip and, for a create,
-a slot of the account's budget. The buckets follow the server's own count through
-the `ratelimit-remaining` / `ratelimit-reset` headers and any 429's retry delay.
+a slot of the account's budget. The limits are per account, so the buckets live in the
+shared state store (every replica spends the same pair, keyed by a hash of the account's
+token, never the token), and follow the server's own count through the
+`ratelimit-remaining` / `ratelimit-reset` headers and any 429's retry delay.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
-import time
-from collections.abc import Callable
+from dataclasses import dataclass
 from enum import Enum
 
 from inference_gateway.deadlines import Deadline
 from inference_gateway.errors import ResourceExhausted
+from inference_gateway.state import Guarantee, MemoryStore, SharedState
 
-__all__ = ["Bucket", "RateBudget"]
+__all__ = ["AccountBudgets", "Bucket", "RateBudget", "account_id"]
 
 _MAX_RESET_SECONDS = 60.0
 
@@ -24,6 +27,11 @@ _MAX_RESET_SECONDS = 60.0
 class Bucket(Enum):
     CREATE = "create"
     OTHER = "other"
+
+
+def account_id(token: str) -> str:
+    """Names an account in keys and logs: a digest of its token, never the token."""
+    return hashlib.sha256(token.encode()).hexdigest()[:16]
 
 
 class RateBudget:
@@ -40,42 +48,41 @@ class RateBudget:
         per_minute: int,
         *,
         burst: int | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        state: SharedState | None = None,
+        account: str = "default",
     ) -> None:
         if per_minute <= 0:
             raise ValueError(f"{bucket.value} rate must be positive, got {per_minute}")
         self.bucket = bucket
         self._rate = per_minute / 60.0
         self._capacity = float(burst if burst is not None else max(1, per_minute // 6))
-        self._tokens = self._capacity
-        self._clock = clock
-        self._updated = clock()
-        self._blocked_until = 0.0
+        self._state = state if state is not None else SharedState(MemoryStore())
+        self._key = f"budget:{account}:{bucket.value}"
 
-    def _refill(self) -> float:
-        now = self._clock()
-        elapsed = now - self._updated
-        self._updated = now
-        self._tokens = min(self._capacity, self._tokens + elapsed * self._rate)
-        return now
-
-    def reserve(self) -> float:
+    async def reserve(self, deadline: Deadline | None = None) -> float:
         """Takes a token; returns how many seconds the caller must wait before using it."""
-        now = self._refill()
-        self._tokens -= 1.0
-        wait = max(0.0, -self._tokens / self._rate)
-        return max(wait, self._blocked_until - now)
+        return await self._state.call(
+            Guarantee.BUDGET,
+            "reserve",
+            deadline,
+            lambda s: s.reserve(self._key, self._rate, self._capacity),
+        )
 
-    def refund(self) -> None:
-        self._tokens = min(self._capacity, self._tokens + 1.0)
+    async def refund(self) -> None:
+        await self._state.call(
+            Guarantee.BUDGET,
+            "refund",
+            None,
+            lambda s: s.refund(self._key, self._rate, self._capacity),
+        )
 
     async def acquire(self, deadline: Deadline) -> float:
         """Waits for a slot within the deadline; returns the seconds waited."""
-        wait = self.reserve()
+        wait = await self.reserve(deadline)
         if wait <= 0.0:
             return 0.0
         if not deadline.allows(wait):
-            self.refund()
+            await self.refund()
             raise ResourceExhausted(
                 f"Replicate's {self.bucket.value} rate budget is spent and the next slot is "
                 f"{wait:.1f}s away, beyond the call's deadline; retry later",
@@ -86,12 +93,12 @@ class RateBudget:
         try:
             await asyncio.sleep(wait)
         except asyncio.CancelledError:
-            self.refund()  # a caller that went away leaves its slot to the next
+            await self.refund()  # a caller that went away leaves its slot to the next
             raise
         return wait
 
-    def observe_headers(self, remaining: str | None, reset: str | None) -> None:
-        """Lowers the local balance to the server's count; never raises it."""
+    async def observe_headers(self, remaining: str | None, reset: str | None) -> None:
+        """Lowers the shared balance to the server's count; never raises it."""
         if remaining is None:
             return
         try:
@@ -103,11 +110,51 @@ class RateBudget:
             return
         # Replicate's windows are a minute long; never block longer on a header's word.
         reset_seconds = min(reset_seconds, _MAX_RESET_SECONDS)
-        now = self._refill()
-        if left <= 0:
-            self._blocked_until = max(self._blocked_until, now + max(reset_seconds, 0.0))
-        self._tokens = min(self._tokens, left)
+        await self._state.call(
+            Guarantee.BUDGET,
+            "lower",
+            None,
+            lambda s: s.lower(self._key, self._rate, self._capacity, left, reset_seconds),
+        )
 
-    def block_for(self, seconds: float) -> None:
-        """After a 429, nobody spends this bucket until the server's retry delay has passed."""
-        self._blocked_until = max(self._blocked_until, self._clock() + seconds)
+    async def block_for(self, seconds: float) -> None:
+        """After a 429, nobody (on any replica) spends this bucket until the delay has passed."""
+        await self._state.call(
+            Guarantee.BUDGET,
+            "block",
+            None,
+            lambda s: s.block(self._key, self._rate, self._capacity, seconds),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Rates:
+    create: int
+    other: int
+
+
+class AccountBudgets:
+    """The create and other buckets of each Replicate account the gateway spends."""
+
+    def __init__(self, state: SharedState, *, create_per_minute: int, other_per_minute: int):
+        self._state = state
+        self._default = _Rates(create_per_minute, other_per_minute)
+        self._rates: dict[str, _Rates] = {}
+        self._budgets: dict[tuple[str, Bucket], RateBudget] = {}
+
+    def set_rates(self, token: str, *, create_per_minute: int, other_per_minute: int) -> None:
+        """Rates for an account other than the default (an alias's own api_key)."""
+        account = account_id(token)
+        self._rates[account] = _Rates(create_per_minute, other_per_minute)
+        self._budgets.pop((account, Bucket.CREATE), None)
+        self._budgets.pop((account, Bucket.OTHER), None)
+
+    def __call__(self, token: str, bucket: Bucket) -> RateBudget:
+        account = account_id(token)
+        budget = self._budgets.get((account, bucket))
+        if budget is None:
+            rates = self._rates.get(account, self._default)
+            per_minute = rates.create if bucket is Bucket.CREATE else rates.other
+            budget = RateBudget(bucket, per_minute, state=self._state, account=account)
+            self._budgets[account, bucket] = budget
+        return budget

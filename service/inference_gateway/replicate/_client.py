@@ -31,10 +31,11 @@ from inference_gateway.errors import (
     from_transport_fault,
 )
 from inference_gateway.replicate._aiohttp_transport import AiohttpTransport
-from inference_gateway.replicate._budget import Bucket, RateBudget
+from inference_gateway.replicate._budget import AccountBudgets, Bucket
 from inference_gateway.replicate._prediction import Prediction
 from inference_gateway.replicate._sse import ServerSentEvent, iter_events, iter_lines
 from inference_gateway.request_log import current_record
+from inference_gateway.state import MemoryStore, SharedState
 
 __all__ = [
     "ClientSettings",
@@ -155,14 +156,16 @@ class ReplicateClient:
         transport: httpx.AsyncBaseTransport | None = None,
         observer: UpstreamObserver | None = None,
         jitter: Callable[[], float] = random.random,
+        state: SharedState | None = None,
     ) -> None:
         self._settings = settings
         self._observer: UpstreamObserver = _Counting(observer or _NoObserver())
         self._jitter = jitter
-        self._budgets = {
-            Bucket.CREATE: RateBudget(Bucket.CREATE, settings.create_per_minute),
-            Bucket.OTHER: RateBudget(Bucket.OTHER, settings.other_per_minute),
-        }
+        self.budgets = AccountBudgets(
+            state if state is not None else SharedState(MemoryStore()),
+            create_per_minute=settings.create_per_minute,
+            other_per_minute=settings.other_per_minute,
+        )
         self._http = httpx.AsyncClient(
             base_url=settings.base_url.rstrip("/"),
             transport=transport or AiohttpTransport(max_connections=settings.max_connections),
@@ -286,7 +289,7 @@ class ReplicateClient:
             self._observer.request_done("file", status_class, time.monotonic() - started)
 
     async def stream_events(
-        self, url: str, *, deadline: Deadline
+        self, url: str, *, token: str, deadline: Deadline
     ) -> AsyncGenerator[ServerSentEvent, None]:
         """Yields a prediction's SSE events until `done`, reconnecting with Last-Event-ID.
 
@@ -302,7 +305,7 @@ class ReplicateClient:
             headers = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
             if last_id is not None:
                 headers["Last-Event-ID"] = last_id
-            await self._spend(Bucket.OTHER, deadline)
+            await self._spend(Bucket.OTHER, token, deadline)
             started = time.monotonic()
             status_class = "error"
             try:
@@ -360,9 +363,9 @@ class ReplicateClient:
         )
         return ceiling * self._jitter()
 
-    async def _spend(self, bucket: Bucket, deadline: Deadline) -> None:
+    async def _spend(self, bucket: Bucket, token: str, deadline: Deadline) -> None:
         try:
-            waited = await self._budgets[bucket].acquire(deadline)
+            waited = await self.budgets(token, bucket).acquire(deadline)
         except GatewayError:
             self._observer.rate_limit_rejected(bucket.value)
             raise
@@ -394,7 +397,7 @@ class ReplicateClient:
                     reason="DEADLINE_EXCEEDED",
                     metadata={"endpoint": endpoint},
                 )
-            await self._spend(bucket, deadline)
+            await self._spend(bucket, token, deadline)
             started = time.monotonic()
             try:
                 response = await self._http.request(
@@ -422,8 +425,8 @@ class ReplicateClient:
             self._observer.request_done(
                 endpoint, _status_class(response.status_code), time.monotonic() - started
             )
-            budget = self._budgets[bucket]
-            budget.observe_headers(
+            budget = self.budgets(token, bucket)
+            await budget.observe_headers(
                 response.headers.get("ratelimit-remaining"), response.headers.get("ratelimit-reset")
             )
             status = response.status_code
@@ -433,7 +436,7 @@ class ReplicateClient:
             retry_after = _retry_after(response, body) if status == 429 else None
             if status == 429:
                 delay = retry_after if retry_after is not None else self._backoff(attempt)
-                budget.block_for(delay)
+                await budget.block_for(delay)
             elif status >= 500 and idempotent:
                 delay = self._backoff(attempt)
             else:

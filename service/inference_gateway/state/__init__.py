@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from inference_gateway.state._shared import (
+    DEFAULT_POLICIES,
     FailurePolicy,
     Guarantee,
     Lease,
     SharedState,
     StoreObserver,
+    parse_policies,
 )
 from inference_gateway.state._store import Claim, ClaimOutcome, StateStore, StoreError
 from inference_gateway.state.memory import MemoryStore
 
 __all__ = [
+    "DEFAULT_POLICIES",
     "Claim",
     "ClaimOutcome",
     "FailurePolicy",
@@ -24,6 +27,7 @@ __all__ = [
     "StoreError",
     "StoreObserver",
     "open_store",
+    "parse_policies",
 ]
 
 

@@ -23,7 +23,15 @@ from inference_gateway.errors import Unavailable
 from inference_gateway.state._store import StateStore, StoreError
 from inference_gateway.state.memory import MemoryStore
 
-__all__ = ["FailurePolicy", "Guarantee", "Lease", "SharedState", "StoreObserver"]
+__all__ = [
+    "DEFAULT_POLICIES",
+    "FailurePolicy",
+    "Guarantee",
+    "Lease",
+    "SharedState",
+    "StoreObserver",
+    "parse_policies",
+]
 
 _log = logging.getLogger("inference_gateway.state")
 T = TypeVar("T")
@@ -39,6 +47,38 @@ class Guarantee(StrEnum):
 class FailurePolicy(StrEnum):
     FAIL_OPEN = "fail-open"
     FAIL_CLOSED = "fail-closed"
+
+
+# Limits fail open (a replica keeps serving within its own share); an idempotent request
+# fails closed, since serving it on one replica's records could create a prediction twice.
+DEFAULT_POLICIES = "budget=fail-open,concurrency=fail-open,quota=fail-open,idempotency=fail-closed"
+
+
+def parse_policies(text: str) -> dict[Guarantee, FailurePolicy]:
+    """`fail-open`, `fail-closed`, or `guarantee=policy,...` over the defaults.
+
+    Raises ValueError naming what is accepted.
+    """
+    word = text.strip()
+    if word in {policy.value for policy in FailurePolicy}:
+        return dict.fromkeys(Guarantee, FailurePolicy(word))
+    policies = _parse(DEFAULT_POLICIES)
+    policies.update(_parse(text))
+    return policies
+
+
+def _parse(text: str) -> dict[Guarantee, FailurePolicy]:
+    policies: dict[Guarantee, FailurePolicy] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, value = part.partition("=")
+        try:
+            policies[Guarantee(name.strip())] = FailurePolicy(value.strip())
+        except ValueError:
+            raise ValueError(
+                f"{part!r} is not GUARANTEE=POLICY with GUARANTEE one of "
+                f"{', '.join(Guarantee)} and POLICY fail-open or fail-closed"
+            ) from None
+    return policies
 
 
 class StoreObserver(Protocol):
@@ -71,7 +111,7 @@ class SharedState:
         # Per-replica state for fail-open; a memory store never fails, so needs none.
         self.fallback: StateStore = store if isinstance(store, MemoryStore) else MemoryStore()
         self._timeout = timeout
-        self._policies = dict(policies or {})
+        self._policies = dict(policies or parse_policies(DEFAULT_POLICIES))
         self._observer: StoreObserver = observer if observer is not None else _Quiet()
         self._retry_interval = retry_interval
         self._down_until = 0.0
@@ -81,7 +121,7 @@ class SharedState:
         return self.store.backend
 
     def policy(self, guarantee: Guarantee) -> FailurePolicy:
-        return self._policies.get(guarantee, FailurePolicy.FAIL_OPEN)
+        return self._policies[guarantee]
 
     async def call(
         self,
