@@ -111,7 +111,7 @@ class SharedState:
         # Per-replica state for fail-open; a memory store never fails, so needs none.
         self.fallback: StateStore = store if isinstance(store, MemoryStore) else MemoryStore()
         self._timeout = timeout
-        self._policies = dict(policies or parse_policies(DEFAULT_POLICIES))
+        self._policies = {**parse_policies(DEFAULT_POLICIES), **(policies or {})}
         self._observer: StoreObserver = observer if observer is not None else _Quiet()
         self._retry_interval = retry_interval
         self._down_until = 0.0
