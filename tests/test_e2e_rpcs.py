@@ -52,7 +52,7 @@ async def test_generate_image_returns_urls_the_simulator_serves() -> None:
             pb.GenerateImageRequest(model=SDXL, prompt="a red fox"), timeout=20
         )
         assert reply.images
-        assert all(image.uri.startswith(h.simulator.base_url) for image in reply.images)
+        assert all(image.uri.startswith(h.simulator.files_url) for image in reply.images)
         assert reply.prediction.status == pb.PREDICTION_STATUS_SUCCEEDED
 
 

@@ -910,7 +910,7 @@ async def test_image_models_do_not_stream_unless_configured(
     assert "stream" not in plain["urls"]
     _, events = parse_sse((await http.get(streaming["urls"]["stream"])).text)
     assert [e["data"] for e in events if e["event"] == "output"] == [
-        f"{sim.base_url}/files/{streaming['id']}/out-0.png"
+        f"{sim.files_url}/files/{streaming['id']}/out-0.png"
     ]
 
 
@@ -945,14 +945,19 @@ async def test_image_outputs_are_served_pngs(
     )
     body = created.json()
 
-    assert body["output"] == [f"{sim.base_url}/files/{body['id']}/out-{i}.png" for i in range(3)]
+    assert body["output"] == [f"{sim.files_url}/files/{body['id']}/out-{i}.png" for i in range(3)]
     images = [await http.get(url) for url in body["output"]]
     for image in images:
         assert image.headers["content-type"] == "image/png"
         assert png_size(image.content) == (16, 16)
     assert len({image.content for image in images}) == 3
-    assert (await http.get(f"/files/{body['id']}/out-3.png")).status_code == 404
-    assert (await http.get(f"/files/{body['id']}/secrets.txt")).status_code == 404
+    assert (await http.get(f"{sim.files_url}/files/{body['id']}/out-3.png")).status_code == 404
+    assert (await http.get(f"{sim.files_url}/files/{body['id']}/secrets.txt")).status_code == 404
+    # Files have an origin of their own, as on replicate.delivery: the API serves none,
+    # and the file origin no API.
+    assert (await http.get(f"/files/{body['id']}/out-0.png")).status_code == 404
+    assert (await http.get(f"{sim.files_url}/v1/predictions/{body['id']}")).status_code == 404
+    assert sim.files_url != sim.base_url
 
 
 async def test_single_file_output_is_a_string(
@@ -968,7 +973,7 @@ async def test_single_file_output_is_a_string(
         )
     ).json()
 
-    assert body["output"] == f"{sim.base_url}/files/{body['id']}/out-0.png"
+    assert body["output"] == f"{sim.files_url}/files/{body['id']}/out-0.png"
 
 
 async def test_data_uri_output_inlines_each_file_as_a_png(
@@ -990,7 +995,7 @@ async def test_data_uri_output_inlines_each_file_as_a_png(
     assert [png_size(data) for data in decoded] == [(16, 16), (16, 16)]
     assert decoded[0] != decoded[1]
     # Nothing is left to download.
-    assert (await http.get(f"/files/{body['id']}/out-0.png")).status_code == 404
+    assert (await http.get(f"{sim.files_url}/files/{body['id']}/out-0.png")).status_code == 404
 
 
 async def test_output_url_base_moves_the_file_urls_elsewhere(

@@ -8,8 +8,12 @@ become problem+json responses, and every counted response reports the budget lef
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
+import ssl
 import time
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -17,28 +21,80 @@ from aiohttp.typedefs import Handler
 from ._catalogue import Catalogue
 from ._config import SimulatorConfig
 from ._control import add_control_routes
-from ._endpoints import API_ROUTES, NO_BODY, ApiCall, ApiHandler
+from ._endpoints import API_ROUTES, FILE_ROUTE, NO_BODY, ApiCall, ApiHandler
 from ._problems import ApiProblem, throttled, unauthenticated
 from ._ratelimit import RateLimiter
 from ._recorder import RecordedRequest
 from ._state import STATE_KEY, SimulatorState
 
-__all__ = ["build_app"]
+__all__ = ["LISTEN_BACKLOG", "bound_port", "build_app", "origin_of", "ssl_context"]
 
+_LOGGER = logging.getLogger(__name__)
 _PROBLEM_JSON = "application/problem+json"
 _MAX_BODY_BYTES = 16 * 1024 * 1024  # room for data: URLs in inputs
 _UNLIMITED_KINDS = frozenset({"stream", "file"})  # served from other hosts at Replicate
+# Thousands of clients may connect at once (held sync requests); a short accept queue
+# would make the kernel drop their SYNs and retry a second later.
+LISTEN_BACKLOG = 8192
 
 
-def build_app(config: SimulatorConfig) -> web.Application:
-    """The simulator as an aiohttp application."""
+def build_app(config: SimulatorConfig, *, host: str = "127.0.0.1") -> web.Application:
+    """The simulator as an aiohttp application; its output files are served on `host` too."""
     app = web.Application(client_max_size=_MAX_BODY_BYTES)
     app[STATE_KEY] = SimulatorState(config)
     add_control_routes(app)
     for method, path, kind, handler in API_ROUTES:
         app.router.add_route(method, path, _endpoint(kind, handler))
     app.on_shutdown.append(_close_state)
+    app.cleanup_ctx.append(functools.partial(_serve_files, host=host))
     return app
+
+
+async def _serve_files(app: web.Application, *, host: str) -> AsyncIterator[None]:
+    """Output files on an origin of their own (`host`:`files_port`) while the API runs."""
+    state = app[STATE_KEY]
+    config = state.config
+    method, path, kind, handler = FILE_ROUTE
+    files = web.Application()
+    files[STATE_KEY] = state
+    files.router.add_route(method, path, _endpoint(kind, handler))
+    runner = web.AppRunner(files, handler_cancellation=True, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(
+        runner,
+        host,
+        config.files_port,
+        ssl_context=ssl_context(config),
+        backlog=LISTEN_BACKLOG,
+    )
+    try:
+        await site.start()
+        state.files_base_url = origin_of(config, host, bound_port(runner))
+        _LOGGER.info("output files are served at %s", state.files_base_url)
+        yield
+    finally:
+        await runner.cleanup()
+
+
+def ssl_context(config: SimulatorConfig) -> ssl.SSLContext | None:
+    if config.tls_certfile is None or config.tls_keyfile is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(config.tls_certfile, config.tls_keyfile)
+    return context
+
+
+def origin_of(config: SimulatorConfig, host: str, port: int) -> str:
+    scheme = "https" if config.tls_certfile is not None else "http"
+    shown_host = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{shown_host}:{port}"
+
+
+def bound_port(runner: web.AppRunner) -> int:
+    for address in runner.addresses:
+        if isinstance(address, tuple):
+            return int(address[1])
+    raise RuntimeError("the simulator's socket has no TCP address")
 
 
 async def _close_state(app: web.Application) -> None:

@@ -29,6 +29,7 @@ _FIELD_FLAGS = {
     "other_rate": "other_rate_per_minute",
     "tls_cert": "tls_certfile",
     "tls_key": "tls_keyfile",
+    "files_port": "files_port",
 }
 
 
@@ -106,6 +107,13 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
         "--tls-cert", type=Path, help="serve HTTPS with this certificate chain (PEM)"
     )
     parser.add_argument("--tls-key", type=Path, help="private key for --tls-cert (PEM)")
+    parser.add_argument(
+        "--files-port",
+        type=int,
+        metavar="PORT",
+        help="port of the origin output files are served from, on the same interface; the "
+        "gateway needs it in GATEWAY_OUTPUT_FILE_ORIGINS (default: a free port, logged)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> SimulatorConfig:

@@ -55,6 +55,9 @@ class SimulatorConfig:
     """Serve HTTPS with this certificate chain (PEM)..."""
     tls_keyfile: Path | None = None
     """...and this private key, so file URLs are `https:` like Replicate's."""
+    files_port: int = 0
+    """Output files are served on an origin of their own, as Replicate's are: this port on
+    the API's interface (0 picks a free one)."""
 
     def __post_init__(self) -> None:
         try:

@@ -309,6 +309,8 @@ API_ROUTES: list[tuple[str, str, str, ApiHandler]] = [
     ("GET", "/v1/models/{owner}/{name}/versions/{version}", "version", _get_version),
     ("GET", "/v1/deployments/{owner}/{name}", "deployment", _get_deployment),
     ("GET", "/v1/streams/{id}", "stream", _stream),
-    ("GET", "/files/{id}/{file}", "file", _get_file),
     ("*", "/v1/{tail:.*}", "other", _unknown_route),
 ]
+# Served on an origin of its own, as Replicate serves files from replicate.delivery: the
+# API origin serves no files and the file origin no API.
+FILE_ROUTE: tuple[str, str, str, ApiHandler] = ("GET", "/files/{id}/{file}", "file", _get_file)

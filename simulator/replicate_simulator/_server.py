@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import ssl
 from dataclasses import dataclass
 
 from aiohttp import web
 
-from ._app import build_app
+from ._app import LISTEN_BACKLOG, bound_port, build_app, origin_of, ssl_context
 from ._config import SimulatorConfig
 from ._state import STATE_KEY, SimulatorState
 
@@ -16,9 +15,6 @@ __all__ = ["RunningSimulator", "run_simulator", "start_simulator"]
 
 # Waiters are released at shutdown, so handlers finish at once; this only bounds stragglers.
 _SHUTDOWN_TIMEOUT = 1.0
-# Thousands of clients may connect at once (held sync requests); a short accept queue
-# would make the kernel drop their SYNs and retry a second later.
-_LISTEN_BACKLOG = 8192
 
 
 @dataclass
@@ -27,6 +23,8 @@ class RunningSimulator:
 
     base_url: str
     """Scheme, host and port, without `/v1` (what `REPLICATE_BASE_URL` wants)."""
+    files_url: str
+    """The origin output files are served from (what `GATEWAY_OUTPUT_FILE_ORIGINS` wants)."""
     state: SimulatorState
     loop: asyncio.AbstractEventLoop
     """The loop it runs on; call state methods that touch predictions from there."""
@@ -42,25 +40,23 @@ async def start_simulator(
 ) -> RunningSimulator:
     """Serve a simulator on `host:port` (port 0 picks a free one) from the running loop."""
     config = config if config is not None else SimulatorConfig()
-    app = build_app(config)
+    app = build_app(config, host=host)
     runner = web.AppRunner(
         app, handler_cancellation=True, shutdown_timeout=_SHUTDOWN_TIMEOUT, access_log=None
     )
     await runner.setup()
-    site = web.TCPSite(
-        runner, host, port, ssl_context=_ssl_context(config), backlog=_LISTEN_BACKLOG
-    )
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context(config), backlog=LISTEN_BACKLOG)
     try:
         await site.start()
     except BaseException:
         await runner.cleanup()
         raise
-    bound_port = _bound_port(runner)
-    scheme = "https" if config.tls_certfile is not None else "http"
-    shown_host = f"[{host}]" if ":" in host else host
+    state = app[STATE_KEY]
+    assert state.files_base_url is not None  # set when the runner set the app up
     return RunningSimulator(
-        base_url=f"{scheme}://{shown_host}:{bound_port}",
-        state=app[STATE_KEY],
+        base_url=origin_of(config, host, bound_port(runner)),
+        files_url=state.files_base_url,
+        state=state,
         loop=asyncio.get_running_loop(),
         _runner=runner,
     )
@@ -69,14 +65,14 @@ async def start_simulator(
 def run_simulator(config: SimulatorConfig, host: str, port: int) -> None:
     """Serve until interrupted (the `simulate` command), on uvloop where it is installed."""
     web.run_app(
-        build_app(config),
+        build_app(config, host=host),
         loop=_new_event_loop(),
         host=host,
         port=port,
-        ssl_context=_ssl_context(config),
+        ssl_context=ssl_context(config),
         handler_cancellation=True,
         shutdown_timeout=_SHUTDOWN_TIMEOUT,
-        backlog=_LISTEN_BACKLOG,
+        backlog=LISTEN_BACKLOG,
     )
 
 
@@ -86,18 +82,3 @@ def _new_event_loop() -> asyncio.AbstractEventLoop:
     except ImportError:  # not built for Windows
         return asyncio.new_event_loop()
     return uvloop.new_event_loop()
-
-
-def _ssl_context(config: SimulatorConfig) -> ssl.SSLContext | None:
-    if config.tls_certfile is None or config.tls_keyfile is None:
-        return None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(config.tls_certfile, config.tls_keyfile)
-    return context
-
-
-def _bound_port(runner: web.AppRunner) -> int:
-    for address in runner.addresses:
-        if isinstance(address, tuple):
-            return int(address[1])
-    raise RuntimeError("the simulator's socket has no TCP address")

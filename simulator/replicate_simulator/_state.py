@@ -52,6 +52,8 @@ class SimulatorState:
         self.create_limiter = RateLimiter(config.create_rate_per_minute, self.clock)
         self.other_limiter = RateLimiter(config.other_rate_per_minute, self.clock)
         self.closing = False
+        self.files_base_url: str | None = None
+        """The origin output files are served from, once that site is listening."""
         self._default_behaviours = self._configured_behaviours(config)
         self._behaviours = dict(self._default_behaviours)
         self._forced_cold_boots: dict[str, float] = {}
@@ -173,7 +175,10 @@ class SimulatorState:
             output_interval = self.config.token_interval_seconds if interval is None else interval
         else:
             count = 1 if prediction.single_output else _num_outputs(prediction.input)
-            outputs = [_file_output(prediction, behaviour, f"out-{i}.png") for i in range(count)]
+            files = behaviour.output_url_base or self.files_base_url or prediction.base_url
+            outputs = [
+                _file_output(prediction, behaviour, files, f"out-{i}.png") for i in range(count)
+            ]
             output_interval = 0.0
         return RunPlan(
             start_delay=self._start_delay(model.full_name, behaviour),
@@ -255,12 +260,11 @@ class SimulatorState:
         return behaviours
 
 
-def _file_output(prediction: Prediction, behaviour: ModelBehaviour, name: str) -> str:
-    """One output file as the model reports it: a URL the simulator serves, or inline."""
+def _file_output(prediction: Prediction, behaviour: ModelBehaviour, base: str, name: str) -> str:
+    """One output file as the model reports it: a URL under `base`, or inline."""
     if behaviour.data_uri_output:
         png = render_png(f"{prediction.id}/{name}")
         return "data:image/png;base64," + base64.b64encode(png).decode()
-    base = behaviour.output_url_base or prediction.base_url
     return f"{base.rstrip('/')}/files/{prediction.id}/{name}"
 
 
