@@ -13,6 +13,7 @@ from grpc_health.v1 import health_pb2_grpc
 from inference.gateway.v1 import gateway_pb2_grpc
 from inference_gateway.config import GatewayConfig, load_config
 from inference_gateway.grpc_api.server import RunningGateway, start_gateway
+from inference_gateway.outputs import parse_origin
 from inference_gateway.settings import Settings
 from replicate_simulator import (
     RequestLog,
@@ -69,6 +70,7 @@ async def running_gateway(
     async with AsyncExitStack() as stack:
         simulator = await start_simulator(simulator_config, "127.0.0.1", 0)
         stack.push_async_callback(simulator.stop)
+        settings.setdefault("output_file_origins", (parse_origin(simulator.files_url),))
         gateway = await start_gateway(
             test_settings(base_url=simulator.base_url, **settings),
             config or GatewayConfig.empty(),

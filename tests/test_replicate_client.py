@@ -36,6 +36,7 @@ from inference_gateway.errors import (
 )
 from inference_gateway.replicate import (
     ClientSettings,
+    FileResponse,
     Prediction,
     ReplicateClient,
     StreamUnavailable,
@@ -447,38 +448,54 @@ async def test_download_returns_the_bytes_and_their_media_type() -> None:
     upstream = Upstream(
         lambda r: httpx.Response(200, content=b"\x89PNG", headers={"content-type": "image/png; q"})
     )
+    charged: list[int] = []
     async with connected(upstream) as client:
-        data = await client.download(
+        fetched = await client.download(
             "https://replicate.delivery/x/out.png",
             token="t",
             deadline=Deadline.after(5),
-            max_bytes=10,
+            charge=charged.append,
         )
-    assert data == (b"\x89PNG", "image/png")
+    assert fetched == FileResponse(b"\x89PNG", "image/png")
+    assert sum(charged) == 4
     assert upstream.requests[0].headers["authorization"] == "Bearer t"
 
 
-async def test_download_refuses_a_file_over_the_limit() -> None:
+async def test_download_stops_when_its_charge_refuses_more_bytes() -> None:
     upstream = Upstream(lambda r: httpx.Response(200, content=b"x" * 11))
+
+    def charge(size: int) -> None:
+        raise FailedPrecondition("over", reason="OUTPUT_FILE_TOO_LARGE")
+
     async with connected(upstream) as client:
-        with pytest.raises(FailedPrecondition, match="download limit of 10 bytes"):
+        with pytest.raises(FailedPrecondition, match="over"):
             await client.download(
                 "https://replicate.delivery/big",
                 token=None,
                 deadline=Deadline.after(5),
-                max_bytes=10,
+                charge=charge,
             )
     assert "authorization" not in upstream.requests[0].headers
 
 
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+async def test_download_returns_a_redirect_unfollowed(status: int) -> None:
+    upstream = Upstream(reply(status, headers={"location": "http://169.254.169.254/"}))
+    async with connected(upstream) as client:
+        fetched = await client.download(
+            "https://replicate.delivery/f",
+            token="t",
+            deadline=Deadline.after(5),
+            charge=lambda _: None,
+        )
+    assert fetched == FileResponse(redirect="http://169.254.169.254/")
+    assert len(upstream.requests) == 1
+
+
 @pytest.mark.parametrize(
     ("step", "error"),
-    [
-        (reply(404), NotFound),
-        (reply(302, headers={"location": "http://169.254.169.254/"}), Internal),
-        (fault(httpx.ConnectError), Unavailable),
-    ],
-    ids=["404", "redirect", "unreachable"],
+    [(reply(404), NotFound), (reply(304), Internal), (fault(httpx.ConnectError), Unavailable)],
+    ids=["404", "not-modified", "unreachable"],
 )
 async def test_download_failures(step: Step, error: type[GatewayError]) -> None:
     upstream = Upstream(step)
@@ -488,9 +505,9 @@ async def test_download_failures(step: Step, error: type[GatewayError]) -> None:
                 "https://replicate.delivery/f",
                 token=None,
                 deadline=Deadline.after(5),
-                max_bytes=10,
+                charge=lambda _: None,
             )
-    assert len(upstream.requests) == 1  # a redirect is not followed
+    assert len(upstream.requests) == 1
 
 
 # --- the SSE stream --------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from inference_gateway import __version__
 from inference_gateway.config import ConfigError, GatewayConfig, describe_config, load_config
 from inference_gateway.defaults import EnvDefaultsError, env_defaults
 from inference_gateway.model_ids import ACCEPTED_FORMS
+from inference_gateway.outputs import parse_origin
 from inference_gateway.request_log import configure_logging
 from inference_gateway.settings import Settings, SettingsError, add_server_arguments, settings_from
 
@@ -82,7 +83,10 @@ async def _serve_with_simulator(
     sim = _simulator("run")
     simulator = await sim.start_simulator(sim.SimulatorConfig(), host="127.0.0.1", port=0)
     try:
-        await _serve(replace(settings, base_url=simulator.base_url), config, defaults)
+        # The simulator serves output files on an origin of its own, as Replicate does.
+        files = (*settings.output_file_origins, parse_origin(simulator.files_url))
+        served = replace(settings, base_url=simulator.base_url, output_file_origins=files)
+        await _serve(served, config, defaults)
     finally:
         await simulator.stop()
 

@@ -6,17 +6,12 @@ results (or the GatewayError it raises) back to protobuf.
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import binascii
 import logging
-import mimetypes
 import os
 import time
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
-from urllib.parse import unquote_to_bytes, urlsplit
 
 from inference_gateway.access import check_permission, may_use_alias
 from inference_gateway.config import AliasConfig, CallerConfig
@@ -24,7 +19,6 @@ from inference_gateway.deadlines import Deadline
 from inference_gateway.defaults import names_a_secret
 from inference_gateway.domain import (
     AliasInfo,
-    ImageOutput,
     ImageRequest,
     ImageResult,
     PredictionSummary,
@@ -35,17 +29,16 @@ from inference_gateway.domain import (
     TextResult,
 )
 from inference_gateway.errors import (
-    FailedPrecondition,
     FieldViolation,
     GatewayError,
     InvalidArgument,
-    bad_response,
     from_prediction_outcome,
 )
 from inference_gateway.inputs import ModelInput, apply_schema, image_data_uri, layer_inputs
 from inference_gateway.limits import AliasSlots, RequestLimits
 from inference_gateway.metrics import Metrics
 from inference_gateway.model_ids import Task
+from inference_gateway.outputs import OutputFetcher
 from inference_gateway.predictions import PredictionRunner, output_text
 from inference_gateway.prompts import (
     NO_TEMPLATE,
@@ -62,9 +55,6 @@ from inference_gateway.state import MemoryStore, SharedState
 __all__ = ["CoreSettings", "Gateway"]
 
 _LOGGER = logging.getLogger(__name__)
-_REPLICATE_FILE_HOST = "replicate.delivery"
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-_UNKNOWN_TYPE = "application/octet-stream"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +65,6 @@ class CoreSettings:
     cold_boot_threshold_seconds: float = 15.0
     # Finish ahead of the caller's deadline, so the answer is ours, not gRPC's.
     deadline_margin_seconds: float = 0.05
-    # The most bytes fetched for one output image when a caller asks for include_data.
-    max_image_bytes: int = 20 * 1024 * 1024
     # Size limits on what a request may carry; None checks nothing.
     limits: RequestLimits | None = None
 
@@ -104,6 +92,7 @@ class Gateway:
         runner: PredictionRunner,
         schemas: SchemaCache,
         metrics: Metrics,
+        outputs: OutputFetcher,
         settings: CoreSettings | None = None,
         state: SharedState | None = None,
     ) -> None:
@@ -118,7 +107,7 @@ class Gateway:
         self._metrics = metrics
         self._settings = settings or CoreSettings()
         self._alias_slots = AliasSlots()
-        self._base_origin = _origin(client.base_url)
+        self._outputs = outputs
 
     # --- requests --------------------------------------------------------------------------
 
@@ -185,7 +174,9 @@ class Gateway:
                 prepared.path, prepared.body, token=prepared.token, deadline=deadline
             )
             summary = self._finish(prediction, prepared.label, "GenerateImage", started)
-            images = await self._images(prediction, request.include_data, prepared.token, deadline)
+            images = await self._outputs.images(
+                prediction, request.include_data, prepared.token, deadline
+            )
         return ImageResult(images, summary)
 
     def list_models(self, caller: CallerConfig) -> list[AliasInfo]:
@@ -410,75 +401,6 @@ class Gateway:
             output_tokens=int(tokens_out) if tokens_out is not None else None,
         )
 
-    # --- images ----------------------------------------------------------------------------
-
-    async def _images(
-        self, prediction: Prediction, include_data: bool, token: str, deadline: Deadline
-    ) -> tuple[ImageOutput, ...]:
-        output = prediction.output
-        uris = [output] if isinstance(output, str) else output
-        if not isinstance(uris, list) or not all(_is_file_uri(uri) for uri in uris):
-            # An id alone does not say what a model makes; its output does, too late.
-            model = prediction.model or prediction.version
-            raise InvalidArgument(
-                f"model {model} made no image files (prediction {prediction.id}); call "
-                "GenerateText for a text model, or name an image model",
-                reason="WRONG_TASK",
-                metadata={"predictionId": prediction.id, "model": model},
-                violations=(FieldViolation("model", "its output is not files"),),
-            )
-        if include_data:
-            # Every URL is vetted before any is fetched: a refusal wastes no download.
-            for index, uri in enumerate(uris):
-                self._check_fetchable(uri, index, prediction.id)
-        fetches = [
-            asyncio.ensure_future(self._image(uri, include_data, token, deadline)) for uri in uris
-        ]
-        try:
-            return tuple(await asyncio.gather(*fetches))
-        except BaseException:
-            # One failed (or the caller left): the other downloads are of no use now.
-            for fetch in fetches:
-                fetch.cancel()
-            raise
-
-    async def _image(
-        self, uri: str, include_data: bool, token: str, deadline: Deadline
-    ) -> ImageOutput:
-        if uri.startswith("data:"):
-            mime, data = _decode_data_uri(uri)
-            return ImageOutput(uri=uri, mime_type=mime, data=data if include_data else None)
-        guessed = _guess_type(uri)
-        if not include_data:
-            return ImageOutput(uri=uri, mime_type=guessed)
-        data, served = await self._client.download(
-            uri, token=token, deadline=deadline, max_bytes=self._settings.max_image_bytes
-        )
-        # A generic type from the file host says less than the file's own extension.
-        mime = served if served and served != _UNKNOWN_TYPE else guessed
-        return ImageOutput(uri=uri, mime_type=mime, data=data)
-
-    def _check_fetchable(self, uri: str, index: int, prediction_id: str) -> None:
-        """Only Replicate's file hosts, or the configured base URL's own origin: no SSRF.
-
-        The gateway sends its Replicate token with each download, so an output URL that
-        points anywhere else (another host, or another port on the same host) is refused
-        before a connection is opened.
-        """
-        if uri.startswith("data:"):
-            return
-        origin = _origin(uri)
-        if origin is not None and (origin == self._base_origin or _on_replicate_files(origin)):
-            return
-        host = f"{origin[1]}:{origin[2]}" if origin is not None else "an unusual URL"
-        raise FailedPrecondition(
-            f"output image {index} of prediction {prediction_id} is on {host}, which is not "
-            f"{_REPLICATE_FILE_HOST} or the configured Replicate base URL, so the gateway will "
-            "not fetch it; call again without include_data to get its URL only",
-            reason="OUTPUT_HOST_NOT_ALLOWED",
-            metadata={"predictionId": prediction_id, "image": str(index), "host": host},
-        )
-
 
 def _pick(first: str | None, second: str | None) -> str | None:
     return first if first is not None else second
@@ -489,59 +411,3 @@ def _template_name(alias: AliasConfig) -> str:
     if alias.template is None or isinstance(alias.template, str):
         return alias.template or ""
     return "custom" if isinstance(alias.template, CustomTemplate) else "jinja"
-
-
-def _is_file_uri(value: object) -> bool:
-    return isinstance(value, str) and value.startswith(("https://", "http://", "data:"))
-
-
-def _guess_type(url: str) -> str:
-    """The MIME type a URL's file extension suggests (`out-0.png`: image/png)."""
-    try:
-        path = urlsplit(url).path
-    except ValueError:
-        return _UNKNOWN_TYPE
-    return mimetypes.guess_type(path)[0] or _UNKNOWN_TYPE
-
-
-def _origin(url: str) -> tuple[str, str, int] | None:
-    """(scheme, host, port) of a plain http(s) URL; None for anything unusual.
-
-    URLs with user info, backslashes or non-ASCII characters are refused outright: HTTP
-    libraries disagree on where such a URL's host ends, and this check must agree with the
-    one that connects.
-    """
-    if not url.isascii() or "\\" in url or any(ord(c) <= 0x20 for c in url):
-        return None
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return None
-    scheme = parts.scheme.lower()
-    default_port = _DEFAULT_PORTS.get(scheme)
-    if default_port is None or not parts.hostname or "@" in parts.netloc:
-        return None
-    return scheme, parts.hostname.lower(), default_port if port is None else port
-
-
-def _on_replicate_files(origin: tuple[str, str, int]) -> bool:
-    scheme, host, _ = origin
-    return scheme == "https" and (
-        host == _REPLICATE_FILE_HOST or host.endswith("." + _REPLICATE_FILE_HOST)
-    )
-
-
-def _decode_data_uri(uri: str) -> tuple[str, bytes]:
-    """RFC 2397: `data:[<type>][;<parameter>...][;base64],<data>`."""
-    header, comma, payload = uri[len("data:") :].partition(",")
-    if not comma:
-        raise bad_response(endpoint="get", detail="an output data: URI has no comma")
-    params = header.split(";")
-    mime = params[0].strip() or _UNKNOWN_TYPE
-    if params[-1].strip().lower() != "base64":
-        return mime, unquote_to_bytes(payload)
-    try:
-        return mime, base64.b64decode(payload, validate=True)
-    except binascii.Error as exc:
-        raise bad_response(endpoint="get", detail="an output data: URI is not base64") from exc

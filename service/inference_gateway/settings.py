@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from inference_gateway.outputs import FilePolicy, Origin, parse_origin
 from inference_gateway.request_log import LOG_FORMATS, LOG_LEVELS
 from inference_gateway.state import DEFAULT_POLICIES, parse_policies
 
@@ -64,6 +65,14 @@ class Settings:
     redis_timeout: float = 0.25
     redis_on_failure: str = DEFAULT_POLICIES
     lease_seconds: float = 15.0
+    # The gRPC send limit, and so the most bytes of one GenerateImage reply.
+    max_response_bytes: int = 64 * _MIB
+    max_output_file_bytes: int = 20 * _MIB
+    # A quarter of the pod's 2 GiB limit (deploy/kubernetes): replies are copied into
+    # protobuf after their files are fetched.
+    output_bytes_budget: int = 512 * _MIB
+    output_file_origins: tuple[Origin, ...] = ()
+    output_file_token: bool = False
 
     def __post_init__(self) -> None:
         # Checked here, not only in settings_from, so a Settings built in code is held to it.
@@ -72,6 +81,18 @@ class Settings:
                 "--tls-cert and --tls-key (GATEWAY_TLS_CERT, GATEWAY_TLS_KEY) go together: "
                 "give both, or neither to serve plaintext"
             )
+        if self.max_output_file_bytes > self.max_response_bytes:
+            raise SettingsError(
+                "--max-output-file-bytes (GATEWAY_MAX_OUTPUT_FILE_BYTES) is above "
+                "--max-response-bytes (GATEWAY_MAX_RESPONSE_BYTES): no reply could carry "
+                "such a file; lower the first or raise the second"
+            )
+        try:
+            FilePolicy(self.base_url, self.output_file_origins, token_to_extra=False)
+        except ValueError as exc:
+            raise SettingsError(
+                f"--output-file-origins (GATEWAY_OUTPUT_FILE_ORIGINS): {exc}"
+            ) from None
         if self.tls_client_ca is not None and self.tls_cert is None:
             raise SettingsError(
                 "--tls-client-ca (GATEWAY_TLS_CLIENT_CA) needs --tls-cert and --tls-key: "
@@ -134,6 +155,10 @@ def _redis_prefix(text: str) -> str:
 def _policies(text: str) -> str:
     parse_policies(text)
     return text
+
+
+def _origins(text: str) -> tuple[Origin, ...]:
+    return tuple(parse_origin(item.strip()) for item in text.split(",") if item.strip())
 
 
 def _flag(text: str) -> bool:
@@ -213,6 +238,18 @@ _OPTIONS = (
     _Option("lease_seconds", "GATEWAY_LEASE_SECONDS",
             "seconds a concurrency slot outlives a replica that stopped refreshing it "
             "(killed)", _positive(float)),
+    _Option("max_response_bytes", "GATEWAY_MAX_RESPONSE_BYTES",
+            "largest response message (gRPC send limit), so the most bytes of one "
+            "GenerateImage reply with include_data", _positive(int)),
+    _Option("max_output_file_bytes", "GATEWAY_MAX_OUTPUT_FILE_BYTES",
+            "largest output file fetched for include_data, in bytes", _positive(int)),
+    _Option("output_bytes_budget", "GATEWAY_OUTPUT_BYTES_BUDGET",
+            "output file bytes all calls together may hold while fetching", _positive(int)),
+    _Option("output_file_origins", "GATEWAY_OUTPUT_FILE_ORIGINS",
+            "comma-separated scheme://host:port origins output files may also be fetched from "
+            "(besides https://replicate.delivery and its subdomains)", _origins),
+    _Option("output_file_token", "GATEWAY_OUTPUT_FILE_TOKEN",
+            "send the Replicate token to GATEWAY_OUTPUT_FILE_ORIGINS too", _flag),
 )  # fmt: skip
 
 
@@ -220,7 +257,7 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = Settings()
     for option in _OPTIONS:
         default = getattr(defaults, option.name)
-        shown = "" if default is None else f" (default: {default})"
+        shown = "" if default in (None, ()) else f" (default: {default})"
         # A yes/no option given alone (`--log-prompts`) means yes.
         switch: dict[str, Any] = {"nargs": "?", "const": "true"} if option.parse is _flag else {}
         parser.add_argument(

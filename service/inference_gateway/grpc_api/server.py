@@ -33,6 +33,7 @@ from inference_gateway.grpc_api.interceptors import ObservingInterceptor
 from inference_gateway.grpc_api.servicer import InferenceGatewayServicer
 from inference_gateway.limits import RequestLimits
 from inference_gateway.metrics import Metrics
+from inference_gateway.outputs import FilePolicy, OutputFetcher, OutputLimits
 from inference_gateway.predictions import PredictionRunner, RunnerSettings
 from inference_gateway.registry import ModelRegistry
 from inference_gateway.replicate import ClientSettings, ReplicateClient
@@ -47,9 +48,6 @@ _LOGGER = logging.getLogger(__name__)
 SERVICE_NAME = gateway_pb2.DESCRIPTOR.services_by_name["InferenceGateway"].full_name
 READINESS = "readiness"
 LIVENESS = "liveness"
-# Responses only: images returned with their bytes can be large. Requests are capped by
-# --max-request-bytes.
-_SEND_LIMIT = 64 * 1024 * 1024
 _PEM_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
 _PEM_PRIVATE_KEY = b"PRIVATE KEY-----"
 
@@ -125,6 +123,19 @@ def build_gateway(
             client, ttl_seconds=settings.schema_ttl, max_entries=settings.schema_cache_size
         ),
         metrics=metrics,
+        outputs=OutputFetcher(
+            client,
+            FilePolicy(
+                settings.base_url,
+                settings.output_file_origins,
+                token_to_extra=settings.output_file_token,
+            ),
+            OutputLimits(
+                max_file_bytes=settings.max_output_file_bytes,
+                max_reply_bytes=settings.max_response_bytes,
+                budget_bytes=settings.output_bytes_budget,
+            ),
+        ),
         settings=CoreSettings(
             default_timeout_seconds=settings.default_timeout,
             cold_boot_threshold_seconds=settings.cold_boot_threshold,
@@ -244,7 +255,8 @@ async def start_gateway(
         interceptors=[ObservingInterceptor(metrics, identify)],
         options=[
             ("grpc.max_receive_message_length", settings.max_request_bytes),
-            ("grpc.max_send_message_length", _SEND_LIMIT),
+            # The same number bounds the bytes one GenerateImage reply fetches (outputs.py).
+            ("grpc.max_send_message_length", settings.max_response_bytes),
             ("grpc.max_connection_age_ms", age_ms),
             ("grpc.max_connection_age_grace_ms", int(settings.grace_period * 1000) + 5000),
             # Long generations send no data for minutes; let clients keep the line alive.

@@ -3,6 +3,7 @@
 from inference_gateway.replicate._budget import AccountBudgets, Bucket, RateBudget, account_id
 from inference_gateway.replicate._client import (
     ClientSettings,
+    FileResponse,
     ReplicateClient,
     StreamUnavailable,
     UpstreamObserver,
@@ -15,6 +16,7 @@ __all__ = [
     "AccountBudgets",
     "Bucket",
     "ClientSettings",
+    "FileResponse",
     "Prediction",
     "RateBudget",
     "ReplicateClient",

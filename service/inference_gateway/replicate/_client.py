@@ -24,7 +24,6 @@ from inference_gateway import __version__
 from inference_gateway.deadlines import Deadline
 from inference_gateway.errors import (
     DeadlineExceeded,
-    FailedPrecondition,
     GatewayError,
     bad_response,
     from_http_error,
@@ -39,6 +38,7 @@ from inference_gateway.state import MemoryStore, SharedState
 
 __all__ = [
     "ClientSettings",
+    "FileResponse",
     "ReplicateClient",
     "StreamUnavailable",
     "UpstreamObserver",
@@ -49,6 +49,7 @@ _LOGGER = logging.getLogger(__name__)
 # Faults where nothing reached the server, so even a create may be sent again.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _RETRY_AFTER_CAP = 60.0
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 class UpstreamObserver(Protocol):
@@ -72,6 +73,15 @@ class _NoObserver:
 
     def rate_limit_rejected(self, bucket: str) -> None:
         pass
+
+
+@dataclass(frozen=True, slots=True)
+class FileResponse:
+    """A file's bytes and type, or where a redirect points (its caller decides whether to go)."""
+
+    data: bytes = b""
+    content_type: str = ""
+    redirect: str | None = None
 
 
 class StreamUnavailable(Exception):
@@ -254,35 +264,35 @@ class ReplicateClient:
         return body
 
     async def download(
-        self, url: str, *, token: str | None, deadline: Deadline, max_bytes: int
-    ) -> tuple[bytes, str]:
-        """Fetches a file, refusing one larger than max_bytes; the caller vets the URL."""
+        self,
+        url: str,
+        *,
+        token: str | None,
+        deadline: Deadline,
+        charge: Callable[[int], None],
+    ) -> FileResponse:
+        """GETs one URL as given, passing each chunk's size to `charge`, which raises to stop.
+
+        A redirect comes back unread and unfollowed: the caller vets every hop's URL.
+        """
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         timeout = self._timeout(deadline, read=deadline.remaining())
         started = time.monotonic()
         status_class = "error"
         try:
             async with self._http.stream("GET", url, headers=headers, timeout=timeout) as response:
-                status_class = _status_class(response.status_code)
-                # Redirects are not followed (the caller vetted this URL, not the next one).
-                if response.status_code >= 300:
-                    raise from_http_error(response.status_code, None, endpoint="file")
+                status = response.status_code
+                status_class = _status_class(status)
+                if status in _REDIRECTS:
+                    return FileResponse(redirect=response.headers.get("location", ""))
+                if status >= 300:
+                    raise from_http_error(status, None, endpoint="file")
                 chunks: list[bytes] = []
-                size = 0
                 async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if size > max_bytes:
-                        # Our limit, not a fault of Replicate's: the file itself is fine.
-                        raise FailedPrecondition(
-                            "an output file is larger than the gateway's download limit of "
-                            f"{max_bytes} bytes; call again without include_data to get its "
-                            "URL only",
-                            reason="OUTPUT_FILE_TOO_LARGE",
-                            metadata={"endpoint": "file", "limit": str(max_bytes)},
-                        )
+                    charge(len(chunk))
                     chunks.append(chunk)
                 kind = response.headers.get("content-type", "application/octet-stream")
-                return b"".join(chunks), kind.split(";")[0].strip()
+                return FileResponse(b"".join(chunks), kind.split(";")[0].strip())
         except httpx.TransportError as exc:
             raise from_transport_fault(endpoint="file", detail=type(exc).__name__) from exc
         finally:
