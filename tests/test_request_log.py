@@ -8,9 +8,11 @@ prompt it received, how many requests it saw) or from clocks the test reads.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import logging
 import os
+import re
 import socket
 import sys
 import time
@@ -27,6 +29,7 @@ from hypothesis import strategies as st
 
 from inference.gateway.v1 import gateway_pb2 as pb
 from inference.gateway.v1 import gateway_pb2_grpc
+from inference_gateway.config import hash_token
 from inference_gateway.request_log import (
     LOG_FORMATS,
     LOG_LEVELS,
@@ -353,3 +356,53 @@ def test_a_field_is_cut_to_256_characters_but_the_prompt_is_kept_whole() -> None
     assert len(fields["model"]) == len(fields["error_reason"]) == 256
     assert fields["model"].startswith("m" * 255)
     assert fields["prompt"] == "p" * 10_000
+
+
+# --- who and when ----------------------------------------------------------------------------
+
+
+async def test_every_line_names_its_caller_anonymous_when_authentication_is_off(
+    capsys: Capture,
+) -> None:
+    async with gateway_logging_json(capsys) as (h, read_log):
+        await traffic_of_every_kind(h)
+        lines = request_lines(read_log())
+    assert lines
+    assert {line["caller"] for line in lines} == {"anonymous"}
+
+
+async def test_a_line_names_the_authenticated_caller_or_says_there_was_none(
+    tmp_path: Path, capsys: Capture
+) -> None:
+    token = "cgw_test_request_log_caller_0001"
+    path = tmp_path / "gateway.yaml"
+    path.write_text(
+        f"aliases:\n  llama3: {{model: {LLAMA3}}}\n"
+        f"callers:\n  billing: {{token_sha256: {hash_token(token)}, aliases: [llama3]}}\n"
+    )
+    text = pb.GenerateTextRequest(model="llama3", prompt="hi")
+    with configured_logging("info", "json"):
+        async with running_gateway(config=path) as h:
+            await h.stub.GenerateText(
+                text, timeout=20, metadata=(("authorization", f"Bearer {token}"),)
+            )
+            with pytest.raises(grpc.aio.AioRpcError):
+                await h.stub.GenerateText(text, timeout=20)
+            lines = request_lines(parse(capsys.readouterr().err))
+    assert [(line["caller"], line["grpc_code"]) for line in lines] == [
+        ("billing", "OK"),
+        ("unauthenticated", "UNAUTHENTICATED"),
+    ]
+
+
+@pytest.mark.parametrize("fmt", LOG_FORMATS)
+def test_times_have_milliseconds_and_the_utc_offset(fmt: str, capsys: Capture) -> None:
+    with configured_logging("info", fmt):
+        before = datetime.datetime.now(datetime.UTC)
+        logging.getLogger("inference_gateway.test").info("hello")
+        after = datetime.datetime.now(datetime.UTC)
+    err = capsys.readouterr().err.strip()
+    stamp = json.loads(err)["time"] if fmt == "json" else err.split(" ")[0]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", stamp), stamp
+    logged = datetime.datetime.fromisoformat(stamp)
+    assert before - datetime.timedelta(milliseconds=1) <= logged <= after
