@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import sys
@@ -14,6 +15,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+
+from inference_gateway.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 BUF = REPO / "node_modules" / ".bin" / "buf"
@@ -177,3 +180,114 @@ async def test_check_config_prints_aliases_with_secrets_masked(tmp_path: Path) -
     assert "/v1/models/meta/meta-llama-3-8b-instruct/predictions" in out
     assert secret not in out + err
     assert secret[:12] not in out + err
+
+
+# --- the settings as documented ----------------------------------------------------------------
+
+
+def _help(command: str, capsys: pytest.CaptureFixture[str]) -> str:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    return capsys.readouterr().out
+
+
+def _environment_table() -> list[list[str]]:
+    """The README's Environment table, one list of cells per row."""
+    section = (REPO / "README.md").read_text().split("\n## Environment\n")[1].split("\n## ")[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    return [[cell.strip() for cell in row.strip("|").split("|")] for row in rows]
+
+
+def test_the_readme_table_lists_every_gateway_variable_that_help_shows(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    shown = set(re.findall(r"\bGATEWAY_[A-Z_]+", _help("serve", capsys)))
+    documented = {
+        name for row in _environment_table() for name in re.findall(r"GATEWAY_[A-Z_]+", row[0])
+    }
+    assert shown  # the help must name its variables at all
+    assert documented == shown
+
+
+def test_each_readme_row_gives_the_flags_and_defaults_serve_uses(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    help_text = " ".join(_help("serve", capsys).split())
+    for variables, flags, default, _ in _environment_table():
+        names = re.findall(r"GATEWAY_[A-Z_]+", variables)
+        for name, flag in zip(names, re.findall(r"--[a-z-]+", flags), strict=False):
+            # argparse prints "--flag VARIABLE" (or "--flag {choices}") for each option.
+            assert re.search(rf"{flag} ({name}|\{{|\[{name}\])", help_text), (name, flag)
+            shown = re.search(rf"env {name} \(default: ([^)]*)\)", help_text)
+            if shown is not None:
+                value = shown.group(1)
+                value = value.removesuffix(".0") if value.endswith(".0") else value
+                assert value.lower() in default.lower().replace("`", ""), (name, value, default)
+
+
+def test_run_help_shows_the_defaults_run_uses(capsys: pytest.CaptureFixture[str]) -> None:
+    serve = " ".join(_help("serve", capsys).split())
+    run = " ".join(_help("run", capsys).split())
+    assert "env GATEWAY_LOG_FORMAT (default: json)" in serve
+    assert "env GATEWAY_LOG_FORMAT (default: text)" in run
+    assert "env GATEWAY_DRAIN_DELAY (default: 5.0)" in serve
+    assert "env GATEWAY_DRAIN_DELAY (default: 0.0)" in run
+
+
+async def test_run_logs_text_by_default_as_its_help_says() -> None:
+    async with _dev_server(_free_port()) as (_, first_line):
+        assert not first_line.startswith("{")
+        assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00 WARNING ", first_line)
+
+
+@pytest.mark.parametrize("flag", ["--config", "--config-path"])
+async def test_config_is_a_flag_of_its_own(tmp_path: Path, flag: str) -> None:
+    config = tmp_path / "gateway.yaml"
+    config.write_text("aliases:\n  llama3: {model: meta/meta-llama-3-8b-instruct}\n")
+    code, out, err = await _cli("check-config", flag, str(config), env=_env())
+    assert code == 0, err
+    assert "llama3" in out
+
+
+async def test_abbreviated_flags_are_refused() -> None:
+    code, _, err = await _cli("check-config", "--conf", "gateway.yaml", env=_env())
+    assert code == 2
+    assert "unrecognized arguments: --conf" in err
+
+
+# --- ports already taken -------------------------------------------------------------------
+
+
+def _held_port(host: str = "127.0.0.1") -> socket.socket:
+    """A listening socket on a free port, without SO_REUSEPORT, as another process holds it."""
+    sock = socket.socket()
+    sock.bind((host, 0))
+    sock.listen()
+    return sock
+
+
+async def test_a_second_gateway_on_the_same_grpc_port_stops_with_one_line() -> None:
+    port = _free_port()
+    async with _dev_server(port):
+        code, _, err = await _cli(
+            "run", "--host", "127.0.0.1", "--port", str(port),
+            "--metrics-port", str(_free_port()), env=_env(),
+        )  # fmt: skip
+    assert code == 2
+    errors = [line for line in err.splitlines() if "Traceback" in line or "GATEWAY_PORT" in line]
+    assert len(errors) == 1, err
+    assert f"127.0.0.1:{port}" in errors[0]
+    assert "--port (GATEWAY_PORT)" in errors[0]
+
+
+async def test_a_metrics_port_in_use_stops_start_up_with_one_line() -> None:
+    with _held_port() as held:
+        port = held.getsockname()[1]
+        code, _, err = await _cli(
+            "run", "--host", "127.0.0.1", "--port", str(_free_port()),
+            "--metrics-host", "127.0.0.1", "--metrics-port", str(port), env=_env(),
+        )  # fmt: skip
+    assert code == 2
+    assert "Traceback" not in err
+    [line] = [line for line in err.splitlines() if "GATEWAY_METRICS_PORT" in line]
+    assert line.startswith("inference-gateway run: cannot serve metrics on 127.0.0.1:")

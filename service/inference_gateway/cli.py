@@ -30,6 +30,8 @@ _NO_TOKEN = (
     "serves against the built-in Replicate simulator."
 )
 _SIMULATOR_TOKEN = "r8_simulator_local_development"
+# `run` is for a person at a terminal: readable lines, and no pause before stopping.
+_RUN_DEFAULTS = Settings(log_format="text", drain_delay=0.0)
 
 
 class _StartupError(Exception):
@@ -104,11 +106,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     """Development: real Replicate when a token is set, else the embedded simulator."""
-    settings = settings_from(args)
-    if args.log_format is None and "GATEWAY_LOG_FORMAT" not in os.environ:
-        settings = replace(settings, log_format="text")
-    if args.drain_delay is None and "GATEWAY_DRAIN_DELAY" not in os.environ:
-        settings = replace(settings, drain_delay=0.0)
+    settings = settings_from(args, defaults=_RUN_DEFAULTS)
     configure_logging(settings.log_level, settings.log_format, log_prompts=settings.log_prompts)
     config, defaults = _load(settings, os.environ)
     if settings.api_token:
@@ -170,7 +168,9 @@ def _parser() -> argparse.ArgumentParser:
     handlers: dict[str, Callable[[argparse.Namespace], int]] = {}
 
     def command(name: str, help_text: str, handler: Callable[[argparse.Namespace], int]) -> Any:
-        sub = commands.add_parser(name, help=help_text, description=help_text)
+        # No abbreviations: a flag works by its full name or not at all, and a new flag
+        # can never change what an old abbreviation meant.
+        sub = commands.add_parser(name, help=help_text, description=help_text, allow_abbrev=False)
         sub.set_defaults(handler=handler)
         handlers[name] = handler
         return sub
@@ -187,7 +187,8 @@ def _parser() -> argparse.ArgumentParser:
             "run",
             "development server: Replicate when a token is set, else the built-in simulator",
             _cmd_run,
-        )
+        ),
+        _RUN_DEFAULTS,
     )
     add_server_arguments(
         command(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,8 @@ class SettingsError(ValueError):
 class Settings:
     host: str = "[::]"
     port: int = 50051
+    # SO_REUSEPORT on the gRPC port: off, so a second gateway cannot bind a port in use.
+    reuse_port: bool = False
     metrics_host: str = "0.0.0.0"
     metrics_port: int = 9464
     config_path: Path | None = None
@@ -107,6 +109,13 @@ class _Option:
     help: str
     parse: Callable[[str], Any]
     choices: tuple[str, ...] | None = None
+    # The flag, when it is not the field's name; older spellings still accepted.
+    flag: str | None = None
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        return (self.flag or "--" + self.name.replace("_", "-"), *self.aliases)
 
 
 def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -173,9 +182,12 @@ def _flag(text: str) -> bool:
 _OPTIONS = (
     _Option("host", "GATEWAY_HOST", "address the gRPC server binds", str),
     _Option("port", "GATEWAY_PORT", "gRPC port", _port),
+    _Option("reuse_port", "GATEWAY_REUSE_PORT",
+            "let several processes share the gRPC port (SO_REUSEPORT)", _flag),
     _Option("metrics_host", "GATEWAY_METRICS_HOST", "address of the metrics endpoint", str),
     _Option("metrics_port", "GATEWAY_METRICS_PORT", "port of /metrics (Prometheus)", _port),
-    _Option("config_path", "GATEWAY_CONFIG", "YAML configuration file", Path),
+    _Option("config_path", "GATEWAY_CONFIG", "YAML configuration file", Path,
+            flag="--config", aliases=("--config-path",)),
     _Option("base_url", "REPLICATE_BASE_URL", "Replicate's API base URL", str),
     _Option("log_level", "GATEWAY_LOG_LEVEL", "log level", str.lower, LOG_LEVELS),
     _Option("log_format", "GATEWAY_LOG_FORMAT", "log format", str.lower, LOG_FORMATS),
@@ -253,15 +265,15 @@ _OPTIONS = (
 )  # fmt: skip
 
 
-def add_server_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = Settings()
+def add_server_arguments(parser: argparse.ArgumentParser, defaults: Settings = Settings()) -> None:
+    """Every setting as a flag; --help shows `defaults`, the ones the command really uses."""
     for option in _OPTIONS:
         default = getattr(defaults, option.name)
         shown = "" if default in (None, ()) else f" (default: {default})"
         # A yes/no option given alone (`--log-prompts`) means yes.
         switch: dict[str, Any] = {"nargs": "?", "const": "true"} if option.parse is _flag else {}
         parser.add_argument(
-            "--" + option.name.replace("_", "-"),
+            *option.flags,
             dest=option.name,
             metavar=option.env if option.choices is None else None,
             choices=option.choices,
@@ -270,12 +282,16 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         )
 
 
-def settings_from(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> Settings:
-    """Flags win over the environment, the environment over defaults."""
+def settings_from(
+    args: argparse.Namespace,
+    environ: Mapping[str, str] = os.environ,
+    defaults: Settings = Settings(),
+) -> Settings:
+    """Flags win over the environment, the environment over `defaults`."""
     values: dict[str, Any] = {}
     for option in _OPTIONS:
         flag = getattr(args, option.name, None)
-        source = f"--{option.name.replace('_', '-')}" if flag is not None else option.env
+        source = option.flags[0] if flag is not None else option.env
         raw = flag if flag is not None else environ.get(option.env)
         if raw is None or raw == "":
             continue
@@ -287,4 +303,4 @@ def settings_from(args: argparse.Namespace, environ: Mapping[str, str] = os.envi
             raise SettingsError(f"{source}={raw!r}: must be one of {', '.join(option.choices)}")
         values[option.name] = value
     token = environ.get("REPLICATE_API_TOKEN") or environ.get("REPLICATE_API_KEY") or None
-    return Settings(**values, api_token=token)
+    return replace(defaults, **values, api_token=token)

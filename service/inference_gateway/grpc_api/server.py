@@ -221,19 +221,36 @@ def _identify(settings: Settings, config: GatewayConfig) -> Identify:
 
 
 def _bind(server: grpc.aio.Server, address: str, credentials: grpc.ServerCredentials | None) -> int:
-    if credentials is None:
-        port = server.add_insecure_port(address)
-    else:
-        try:
+    """Listens on `address`; a port in use (or not ours) stops start-up with one line."""
+    taken = (
+        f"cannot listen for gRPC on {address}: the port is in use or may not be bound; stop "
+        "what holds it or choose another with --port (GATEWAY_PORT)"
+    )
+    try:
+        if credentials is None:
+            port = server.add_insecure_port(address)
+        else:
             port = server.add_secure_port(address, credentials)
-        except RuntimeError:
-            raise SettingsError(
-                f"cannot serve TLS on {address}: the port may be taken, or --tls-key may not "
-                "belong to --tls-cert (gRPC's log above says which)"
-            ) from None
+    except RuntimeError:
+        if credentials is not None:
+            taken += "; or --tls-key may not belong to --tls-cert (gRPC's log above says which)"
+        raise SettingsError(taken) from None
     if port == 0:
-        raise OSError(f"cannot bind the gRPC port {address}")
+        raise SettingsError(taken)
     return port
+
+
+def _serve_metrics(settings: Settings, metrics: Metrics) -> tuple[WSGIServer, Thread]:
+    try:
+        return start_http_server(
+            settings.metrics_port, addr=settings.metrics_host, registry=metrics.registry
+        )
+    except OSError as error:
+        raise SettingsError(
+            f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port}: "
+            f"{error.strerror or error}; stop what holds the port or choose another with "
+            "--metrics-port (GATEWAY_METRICS_PORT)"
+        ) from None
 
 
 async def start_gateway(
@@ -254,6 +271,9 @@ async def start_gateway(
     server = grpc.aio.server(
         interceptors=[ObservingInterceptor(metrics, identify)],
         options=[
+            # gRPC turns port sharing on by default: a second gateway would bind the same
+            # port and take half the calls. Off unless asked for.
+            ("grpc.so_reuseport", int(settings.reuse_port)),
             ("grpc.max_receive_message_length", settings.max_request_bytes),
             # The same number bounds the bytes one GenerateImage reply fetches (outputs.py).
             ("grpc.max_send_message_length", settings.max_response_bytes),
@@ -282,9 +302,12 @@ async def start_gateway(
     metrics_http = None
     metrics_port = 0
     if serve_metrics:
-        http_server, thread = start_http_server(
-            settings.metrics_port, addr=settings.metrics_host, registry=metrics.registry
-        )
+        try:
+            http_server, thread = _serve_metrics(settings, metrics)
+        except SettingsError:
+            await server.stop(None)
+            await client.aclose()
+            raise
         metrics_http = (http_server, thread)
         metrics_port = http_server.server_port
     await server.start()
