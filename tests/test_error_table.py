@@ -60,8 +60,8 @@ BILLING_402 = {"title": "Billing required", "detail": "You need to set up billin
     ("status", "body", "kind", "reason", "code"),
     [
         (400, {"detail": "bad"}, InvalidArgument, "REPLICATE_BAD_REQUEST", "INVALID_ARGUMENT"),
-        (401, None, Internal, "REPLICATE_AUTH_FAILED", "INTERNAL"),
-        (403, None, Internal, "REPLICATE_AUTH_FAILED", "INTERNAL"),
+        (401, None, FailedPrecondition, "REPLICATE_AUTH_FAILED", "FAILED_PRECONDITION"),
+        (403, None, FailedPrecondition, "REPLICATE_AUTH_FAILED", "FAILED_PRECONDITION"),
         (402, BILLING_402, FailedPrecondition, "REPLICATE_BILLING_REQUIRED", "FAILED_PRECONDITION"),
         (404, None, NotFound, "REPLICATE_NOT_FOUND", "NOT_FOUND"),
         (413, None, InvalidArgument, "REPLICATE_PAYLOAD_TOO_LARGE", "INVALID_ARGUMENT"),
@@ -81,7 +81,8 @@ def test_http_error_table(
     assert type(error) is kind
     assert error.reason == reason
     assert error.grpc_code is getattr(grpc.StatusCode, code)
-    assert error.metadata == {"endpoint": "create", "httpStatus": str(status)}
+    setting = {"setting": "REPLICATE_API_TOKEN"} if reason == "REPLICATE_AUTH_FAILED" else {}
+    assert error.metadata == {"endpoint": "create", "httpStatus": str(status), **setting}
 
 
 def test_replicates_detail_is_quoted_and_falls_back_to_the_title() -> None:

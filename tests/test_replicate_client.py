@@ -372,7 +372,7 @@ async def test_get_does_not_retry_past_the_deadline() -> None:
 
 
 @pytest.mark.parametrize(
-    ("status", "error"), [(404, NotFound), (401, Internal), (400, InvalidArgument)]
+    ("status", "error"), [(404, NotFound), (401, FailedPrecondition), (400, InvalidArgument)]
 )
 async def test_get_does_not_retry_a_client_error(status: int, error: type[GatewayError]) -> None:
     upstream = Upstream(reply(status, {"detail": "no"}))

@@ -66,7 +66,11 @@ def _run(coroutine: Coroutine[Any, Any, None], use_uvloop: bool) -> None:
 
 
 async def _serve(settings: Settings, config: GatewayConfig, defaults: Mapping[str, object]) -> None:
-    from inference_gateway.grpc_api.server import serve_until_signalled, start_gateway
+    from inference_gateway.grpc_api.server import (
+        check_replicate_token,
+        serve_until_signalled,
+        start_gateway,
+    )
 
     running = await start_gateway(settings, config, defaults)
     _LOGGER.info(
@@ -76,7 +80,12 @@ async def _serve(settings: Settings, config: GatewayConfig, defaults: Mapping[st
         settings.base_url,
         len(config.aliases),
     )
-    await serve_until_signalled(running)
+    # Beside serving, not before it: readiness never waits on Replicate.
+    checking = asyncio.ensure_future(check_replicate_token(running))
+    try:
+        await serve_until_signalled(running)
+    finally:
+        checking.cancel()
 
 
 async def _serve_with_simulator(

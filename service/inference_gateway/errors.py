@@ -147,7 +147,7 @@ class Internal(GatewayError):
 # | Replicate outcome                         | class              | reason                    |
 # |-------------------------------------------|--------------------|---------------------------|
 # | 400 bad request                           | InvalidArgument    | REPLICATE_BAD_REQUEST     |
-# | 401 / 403 (the gateway's own token)       | Internal           | REPLICATE_AUTH_FAILED     |
+# | 401 / 403 (the gateway's own token)       | FailedPrecondition | REPLICATE_AUTH_FAILED     |
 # | 402 billing required                      | FailedPrecondition | REPLICATE_BILLING_REQUIRED|
 # | 404 unknown model, deployment, prediction | NotFound           | REPLICATE_NOT_FOUND       |
 # | 413 payload too large                     | InvalidArgument    | REPLICATE_PAYLOAD_TOO_LARGE|
@@ -205,11 +205,12 @@ def from_http_error(
             f"Replicate rejected the request{said}", reason="REPLICATE_BAD_REQUEST", metadata=meta
         )
     if status in (401, 403):
-        return Internal(
+        # Not INTERNAL: nothing broke inside the gateway, and the fix is a setting.
+        return FailedPrecondition(
             f"Replicate rejected the gateway's API token (HTTP {status}); the operators must "
-            "check REPLICATE_API_TOKEN or the alias's api_key",
+            "set a valid REPLICATE_API_TOKEN, or fix the alias's api_key variable",
             reason="REPLICATE_AUTH_FAILED",
-            metadata=meta,
+            metadata={**meta, "setting": "REPLICATE_API_TOKEN"},
         )
     if status == 402:
         return FailedPrecondition(

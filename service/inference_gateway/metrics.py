@@ -14,7 +14,15 @@ import threading
 from collections.abc import Iterable
 from typing import Any, Self
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+)
 from prometheus_client.metrics import MetricWrapperBase
 
 from inference_gateway import __version__
@@ -110,6 +118,9 @@ class Metrics:
         prefix: str = "inference_gateway",
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        # The process's memory, CPU, open files and GC, as every Python exporter shows them.
+        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            self.registry.register(collector)
         self.models = ModelLabels(aliases, model_label_limit)
         r, p = self.registry, prefix
         grpc_labels = ("grpc_type", "grpc_service", "grpc_method")
@@ -232,6 +243,13 @@ class Metrics:
             registry=r,
         )
         self.build_info.labels(__version__, platform.python_version()).set(1)
+        self.replicate_auth_ok = _Gauge(
+            f"{p}_replicate_auth_ok",
+            "Whether Replicate accepted REPLICATE_API_TOKEN at start-up: 1 yes, 0 refused, "
+            "-1 not known (not checked yet, or Replicate could not be asked).",
+            registry=r,
+        )
+        self.replicate_auth_ok.set(-1)
         for bucket in ("create", "other"):
             self.rate_limit_waits.labels(bucket)
             self.rate_limit_rejections.labels(bucket)

@@ -294,6 +294,18 @@ async def _get_file(call: ApiCall) -> web.StreamResponse:
     return web.Response(body=render_png(f"{prediction.id}/{name}"), content_type="image/png")
 
 
+async def _get_account(call: ApiCall) -> web.StreamResponse:
+    """The account a token belongs to: the cheapest authenticated request there is."""
+    return web.json_response(
+        {
+            "type": "organization",
+            "username": "simulator",
+            "name": "Replicate simulator",
+            "github_url": "https://github.com/replicate",
+        }
+    )
+
+
 async def _unknown_route(call: ApiCall) -> web.StreamResponse:
     raise not_found()
 
@@ -309,6 +321,7 @@ API_ROUTES: list[tuple[str, str, str, ApiHandler]] = [
     ("GET", "/v1/models/{owner}/{name}/versions/{version}", "version", _get_version),
     ("GET", "/v1/deployments/{owner}/{name}", "deployment", _get_deployment),
     ("GET", "/v1/streams/{id}", "stream", _stream),
+    ("GET", "/v1/account", "account", _get_account),
     ("*", "/v1/{tail:.*}", "other", _unknown_route),
 ]
 # Served on an origin of its own, as Replicate serves files from replicate.delivery: the

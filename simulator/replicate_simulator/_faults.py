@@ -19,7 +19,9 @@ from ._problems import ApiProblem, canned_problem
 
 __all__ = ["ENDPOINT_KINDS", "Fault", "FaultError", "FaultQueue"]
 
-ENDPOINT_KINDS = ("create", "get", "cancel", "stream", "model", "version", "deployment", "file")
+ENDPOINT_KINDS = (
+    "create", "get", "cancel", "stream", "model", "version", "deployment", "file", "account",
+)  # fmt: skip
 
 
 class FaultError(ValueError):

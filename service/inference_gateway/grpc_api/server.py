@@ -28,6 +28,8 @@ from prometheus_client import start_http_server
 from inference.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from inference_gateway.config import GatewayConfig
 from inference_gateway.core import CoreSettings, Gateway
+from inference_gateway.deadlines import Deadline
+from inference_gateway.errors import GatewayError
 from inference_gateway.grpc_api.auth import CallerDirectory, Identify, anonymous
 from inference_gateway.grpc_api.interceptors import ObservingInterceptor
 from inference_gateway.grpc_api.servicer import InferenceGatewayServicer
@@ -42,7 +44,14 @@ from inference_gateway.settings import Settings, SettingsError
 from inference_gateway.state import SharedState, open_store, parse_policies
 from inference_gateway.state.redis import redacted_url
 
-__all__ = ["LIVENESS", "READINESS", "RunningGateway", "serve_until_signalled", "start_gateway"]
+__all__ = [
+    "LIVENESS",
+    "READINESS",
+    "RunningGateway",
+    "check_replicate_token",
+    "serve_until_signalled",
+    "start_gateway",
+]
 
 _LOGGER = logging.getLogger(__name__)
 SERVICE_NAME = gateway_pb2.DESCRIPTOR.services_by_name["InferenceGateway"].full_name
@@ -325,6 +334,55 @@ async def start_gateway(
         settings=settings,
         _metrics_http=metrics_http,
     )
+
+
+_TOKEN_CHECK_SECONDS = 10.0
+
+
+async def check_replicate_token(
+    running: RunningGateway, within: float = _TOKEN_CHECK_SECONDS
+) -> bool | None:
+    """Asks Replicate whose REPLICATE_API_TOKEN this is: one GET /v1/account.
+
+    Says what it found in one log line and the replicate_auth_ok gauge; True if accepted,
+    False if refused, None if Replicate could not be asked. Readiness does not depend on
+    it: a Replicate outage must not take every replica out of its Service.
+    """
+    token = running.settings.api_token
+    gauge = running.metrics.replicate_auth_ok
+    base_url = running.settings.base_url
+    if not token:
+        return None
+    try:
+        account = await running.client.get_json(
+            "/v1/account",
+            endpoint="account",
+            token=token,
+            deadline=Deadline.after(within),
+        )
+    except GatewayError as error:
+        if error.reason == "REPLICATE_AUTH_FAILED":
+            gauge.set(0)
+            _LOGGER.error(
+                "Replicate at %s REFUSED the API token (HTTP %s): every call will fail with "
+                "FAILED_PRECONDITION until REPLICATE_API_TOKEN is set to a valid token",
+                base_url,
+                error.metadata.get("httpStatus", "?"),
+            )
+            return False
+        _LOGGER.warning(
+            "could not check the Replicate API token at %s (%s); calls will say if it is wrong",
+            base_url,
+            error.reason,
+        )
+        return None
+    gauge.set(1)
+    _LOGGER.info(
+        "Replicate at %s accepted the API token (account %s)",
+        base_url,
+        account.get("username", "unknown"),
+    )
+    return True
 
 
 async def serve_until_signalled(running: RunningGateway) -> None:
