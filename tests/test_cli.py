@@ -186,7 +186,9 @@ async def test_check_config_prints_aliases_with_secrets_masked(tmp_path: Path) -
 
 
 def _help(command: str, capsys: pytest.CaptureFixture[str]) -> str:
-    with pytest.raises(SystemExit):
+    """`command --help`, one option per line: argparse wraps at hyphens otherwise."""
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(SystemExit):
+        patch.setenv("COLUMNS", "1000")
         main([command, "--help"])
     return capsys.readouterr().out
 
