@@ -187,9 +187,10 @@ async def test_check_config_prints_aliases_with_secrets_masked(tmp_path: Path) -
 
 def _help(command: str, capsys: pytest.CaptureFixture[str]) -> str:
     """`command --help`, one option per line: argparse wraps at hyphens otherwise."""
-    with pytest.MonkeyPatch.context() as patch, pytest.raises(SystemExit):
+    with pytest.MonkeyPatch.context() as patch:
         patch.setenv("COLUMNS", "1000")
-        main([command, "--help"])
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
     return capsys.readouterr().out
 
 
