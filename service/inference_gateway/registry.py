@@ -92,6 +92,6 @@ def _check_task(what: str, actual: Task, wanted: Task) -> None:
         message=f"{what} is {_KIND_OF_MODEL[actual]}; call {_RPC_FOR_TASK[actual]} instead,"
         f" or name {_KIND_OF_MODEL[wanted]}",
         reason="WRONG_TASK",
-        metadata={"model_task": actual.value, "requested_task": wanted.value},
+        metadata={"modelTask": actual.value, "requestedTask": wanted.value},
         violations=(FieldViolation("model", f"is {_KIND_OF_MODEL[actual]}"),),
     )
