@@ -382,14 +382,6 @@ async def test_get_does_not_retry_a_client_error(status: int, error: type[Gatewa
     assert len(upstream.requests) == 1
 
 
-def test_backoff_doubles_up_to_its_cap_and_is_scaled_by_the_jitter() -> None:
-    settings = ClientSettings(backoff_initial=0.25, backoff_max=3.0)
-    full = ReplicateClient(settings, jitter=lambda: 1.0)
-    half = ReplicateClient(settings, jitter=lambda: 0.5)
-    assert [full._backoff(n) for n in range(1, 7)] == [0.25, 0.5, 1.0, 2.0, 3.0, 3.0]
-    assert [half._backoff(n) for n in range(1, 4)] == [0.125, 0.25, 0.5]
-
-
 async def test_get_json_refuses_a_body_that_is_not_an_object() -> None:
     upstream = Upstream(reply(200, ["not", "an", "object"]))
     async with connected(upstream) as client:
@@ -397,6 +389,52 @@ async def test_get_json_refuses_a_body_that_is_not_an_object() -> None:
             await client.get_json(
                 "/v1/models/a/b", endpoint="model", token="t", deadline=Deadline.after(5)
             )
+    assert caught.value.reason == "REPLICATE_BAD_RESPONSE"
+
+
+# --- bounded bodies --------------------------------------------------------------------------
+
+
+@dataclass
+class Endless:
+    """A body of `total` bytes in 64 KiB chunks that counts how much of it was read."""
+
+    total: int
+    pulled: int = 0
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        while self.pulled < self.total:
+            self.pulled += 65536
+            yield b"x" * 65536
+
+
+async def test_a_json_body_over_the_bound_is_a_bad_response_read_no_further() -> None:
+    body = Endless(total=4 * FAST.max_body_bytes)
+    upstream = Upstream(lambda r: httpx.Response(200, content=body.chunks()))
+    async with connected(upstream) as client:
+        with pytest.raises(Internal, match=f"larger than {FAST.max_body_bytes} bytes") as caught:
+            await get(client)
+    assert caught.value.reason == "REPLICATE_BAD_RESPONSE"
+    assert body.pulled <= FAST.max_body_bytes + 65536
+    assert len(upstream.requests) == 1  # the same answer would come again
+
+
+async def test_an_error_body_over_its_bound_is_not_read_and_the_status_still_decides() -> None:
+    huge = Endless(total=100 * FAST.max_error_body_bytes)
+    upstream = Upstream(
+        lambda r: httpx.Response(503, content=huge.chunks()), reply(200, prediction("processing"))
+    )
+    async with connected(upstream) as client:
+        assert (await get(client)).status == "processing"
+    assert huge.pulled <= FAST.max_error_body_bytes + 65536
+    assert len(upstream.requests) == 2
+
+
+async def test_a_body_nested_too_deep_for_the_parser_is_a_bad_response() -> None:
+    upstream = Upstream(lambda r: httpx.Response(200, content=b"[" * 100_000))
+    async with connected(upstream) as client:
+        with pytest.raises(Internal) as caught:
+            await get(client)
     assert caught.value.reason == "REPLICATE_BAD_RESPONSE"
 
 
@@ -518,7 +556,11 @@ def sse(event: str, eid: str, data: str) -> bytes:
 
 
 def stream_reply(
-    parts: Iterable[bytes], *, then: type[httpx.TransportError] | None = None, status: int = 200
+    parts: Iterable[bytes],
+    *,
+    then: type[httpx.TransportError] | None = None,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
 ) -> Reply:
     def step(request: httpx.Request) -> httpx.Response:
         async def body() -> AsyncIterator[bytes]:
@@ -527,7 +569,8 @@ def stream_reply(
             if then is not None:
                 raise then("connection dropped", request=request)
 
-        return httpx.Response(status, headers={"content-type": "text/event-stream"}, content=body())
+        head = {"content-type": "text/event-stream", **(headers or {})}
+        return httpx.Response(status, headers=head, content=body())
 
     return step
 
@@ -600,7 +643,7 @@ async def test_events_split_across_chunks_with_crlf_and_unicode_breaks_arrive_wh
 async def test_a_stream_that_keeps_dropping_is_given_up() -> None:
     upstream = Upstream(*[stream_reply([b": hi\n\n"])] * 3)
     async with connected(upstream, replace(FAST, stream_reconnects=2)) as client:
-        with pytest.raises(StreamUnavailable, match="kept dropping"):
+        with pytest.raises(StreamUnavailable, match="ended before its done event"):
             await collect(client)
     assert len(upstream.requests) == 3
 
@@ -637,9 +680,10 @@ async def test_a_stream_is_not_resumed_past_the_deadline() -> None:
     slow = replace(FAST, backoff_initial=5.0, backoff_max=5.0)
     events: list[tuple[str, str]] = []
     async with connected(upstream, slow, jitter=1.0) as client:
-        with pytest.raises(StreamUnavailable, match="no time left"):
+        with pytest.raises(StreamUnavailable, match="ended before its done event"):
             await collect(client, deadline=1, into=events)
     assert events == [("output", "a")]
+    assert len(upstream.requests) == 1  # the 5 s backoff did not fit the 1 s deadline
 
 
 async def test_events_after_an_empty_id_are_not_taken_for_repeats() -> None:
@@ -647,6 +691,32 @@ async def test_events_after_an_empty_id_are_not_taken_for_repeats() -> None:
     upstream = Upstream(stream_reply([stream]))
     async with connected(upstream) as client:
         assert await collect(client) == [("message", "a"), ("message", "b"), ("done", "{}")]
+
+
+async def test_an_event_over_the_bound_ends_the_stream_without_resuming_it() -> None:
+    settings = replace(FAST, max_event_bytes=1000)
+    parts = [sse("output", "1", "kept"), b"event: output\nid: 2\ndata: ", b"y" * 600, b"y" * 600]
+    upstream = Upstream(stream_reply(parts))
+    events: list[tuple[str, str]] = []
+    async with connected(upstream, settings) as client:
+        with pytest.raises(StreamUnavailable, match="exceeded 1000 bytes"):
+            await collect(client, into=events)
+    assert events == [("output", "kept")]
+    assert len(upstream.requests) == 1  # a resumed stream would send the same event again
+
+
+async def test_a_429_on_the_stream_holds_its_rate_bucket_for_the_delay() -> None:
+    recorder = Recorder()
+    upstream = Upstream(stream_reply([], status=429, headers={"Retry-After": "20"}))
+    async with connected(upstream, observer=recorder) as client:
+        # The server asks for 20 s; the deadline allows 2: the stream gives up at once,
+        with pytest.raises(StreamUnavailable, match="HTTP 429"):
+            await collect(client, deadline=2)
+        # and the account's other bucket stays closed to every caller for those 20 s.
+        with pytest.raises(ResourceExhausted, match="rate budget"):
+            await client.get_prediction("p1", token="r8_test_stream", deadline=Deadline.after(2))
+    assert len(upstream.requests) == 1
+    assert recorder.rejected == ["other"]
 
 
 # --- the prediction view ---------------------------------------------------------------------

@@ -207,6 +207,35 @@ async def test_stream_cut_fault_drops_the_stream_before_done(
     assert (complete[-1]["event"], cut_again) == ("done", False)
 
 
+async def test_endless_line_fault_sends_events_then_one_line_without_end(
+    sim: RunningSimulator, http: httpx.AsyncClient
+) -> None:
+    created = (await create(http)).json()
+    await wait_until(sim.state.predictions[created["id"]], lambda p: p.is_terminal)
+    fault = sim.state.faults.add(kind="stream", stream_endless_line_after_events=2)
+
+    received = b""
+    async with http.stream("GET", created["urls"]["stream"]) as response:
+        async for chunk in response.aiter_bytes():
+            received += chunk
+            if len(received) > 1 << 20:
+                break  # hang up, as a client with a bound would
+
+    head, _, line = received.partition(b"id: endless\ndata: ")
+    assert head.count(b"\nid: ") == 2  # the two events, then the line
+    assert len(line) > 1 << 19
+    assert set(line) == {ord("x")}  # no line break: it never ends
+    assert fault.endless_line_bytes >= len(line) - 65536
+    assert fault.to_json()["stream_endless_line_after_events"] == 2
+
+
+def test_endless_line_fault_is_for_streams_only() -> None:
+    with pytest.raises(FaultError, match="stream_endless_line_after_events needs kind 'stream'"):
+        Fault(kind="get", stream_endless_line_after_events=0)
+    with pytest.raises(FaultError, match="at most one of"):
+        Fault(kind="stream", stream_cut_after_events=1, stream_endless_line_after_events=1)
+
+
 async def test_model_behaviour_cuts_every_stream_and_last_event_id_resumes(
     sim: RunningSimulator, http: httpx.AsyncClient
 ) -> None:

@@ -11,10 +11,16 @@ import asyncio
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inference_gateway.replicate._sse import ServerSentEvent, SSEDecoder, iter_events, iter_lines
+from inference_gateway.replicate._sse import (
+    EventTooLarge,
+    ServerSentEvent,
+    SSEDecoder,
+    iter_events,
+)
 
 Event = tuple[str, str, str | None, int | None]
 
@@ -80,21 +86,25 @@ def _as_tuple(event: ServerSentEvent) -> Event:
     return (event.event, event.data, event.id, event.retry_ms)
 
 
-async def _chunks(parts: Iterable[str]) -> AsyncIterator[str]:
+async def _chunks(parts: Iterable[bytes]) -> AsyncIterator[bytes]:
     for part in parts:
         yield part
 
 
-def _decode(parts: Iterable[str]) -> list[Event]:
+def _decode(parts: Iterable[str | bytes]) -> list[Event]:
+    chunks = [part.encode() if isinstance(part, str) else part for part in parts]
+
     async def collect() -> list[Event]:
-        return [_as_tuple(e) async for e in iter_events(iter_lines(_chunks(parts)))]
+        return [_as_tuple(e) async for e in iter_events(_chunks(chunks))]
 
     return asyncio.run(collect())
 
 
-def _split(text: str, cuts: list[int]) -> list[str]:
-    points = sorted({min(c, len(text)) for c in cuts})
-    return [text[a:b] for a, b in zip([0, *points], [*points, len(text)], strict=True)]
+def _split(text: str, cuts: list[int]) -> list[bytes]:
+    """The stream's UTF-8 bytes cut at `cuts`, so cuts may fall inside a character."""
+    data = text.encode()
+    points = sorted({min(c, len(data)) for c in cuts})
+    return [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
 
 
 _ENDINGS = st.sampled_from(["\n", "\r", "\r\n"])
@@ -198,3 +208,88 @@ def test_a_leading_byte_order_mark_is_ignored_once() -> None:
     assert _decode(["", "\ufeffdata: a\n\n"]) == [("message", "a", None, None)]
     # The second BOM belongs to the field name, so this is an unknown field, not data.
     assert _decode(["\ufeff\ufeffdata: a\n\n"]) == [("message", "", None, None)]
+
+
+# --- bounds ----------------------------------------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    stream=_streams(),
+    cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=8),
+    bound=st.integers(min_value=1, max_value=40),
+)
+def test_the_bound_holds_however_the_stream_is_chunked(
+    stream: str, cuts: list[int], bound: int
+) -> None:
+    """Under any chunking the decoder holds at most `bound` bytes, and either decodes the
+    stream as the reference does or refuses it, which it may only do for an oversized event."""
+    decoder = SSEDecoder(max_event_bytes=bound)
+    events: list[Event] = []
+    try:
+        for part in _split(stream, cuts):
+            events += [_as_tuple(e) for e in decoder.feed(part)]
+            assert decoder.buffered <= bound
+    except EventTooLarge:
+        assert decoder.buffered <= bound
+        # Refused: some line, or the data lines of one event, went past the bound.
+        blocks = stream.replace("\r\n", "\n").replace("\r", "\n").split("\n\n")
+        assert any(len(block.encode()) > bound for block in blocks)
+    else:
+        assert events == _SpecParser().parse(stream)
+
+
+def test_a_line_that_never_ends_is_refused_once_past_the_bound() -> None:
+    decoder = SSEDecoder(max_event_bytes=1000)
+    assert decoder.feed(b"event: output\nid: 1\ndata: a\n\n") != []
+    fed = 0
+
+    def endless_line() -> None:
+        nonlocal fed
+        while fed < 10_000:
+            decoder.feed(b"x" * 7)
+            fed += 7
+            assert decoder.buffered <= 1000
+
+    with pytest.raises(EventTooLarge, match="exceeded 1000 bytes"):
+        endless_line()
+    assert 1000 - 7 < fed <= 1000  # refused by the chunk that would have crossed it
+
+
+def test_data_lines_of_one_event_count_together() -> None:
+    decoder = SSEDecoder(max_event_bytes=100)
+    for _ in range(9):
+        decoder.feed(b"data: " + b"y" * 4 + b"\n")  # 10 bytes each: 90 held
+    with pytest.raises(EventTooLarge):
+        decoder.feed(b"data: " + b"y" * 10 + b"\n")
+
+
+def test_a_dispatched_event_and_comments_free_their_bytes() -> None:
+    decoder = SSEDecoder(max_event_bytes=100)
+    for n in range(50):  # 50 events and keep-alives of ~60 bytes each, 3,000 in all
+        decoder.feed(f": keep-alive {n}\ndata: {'z' * 30}\n\n".encode())
+        assert decoder.buffered == 0
+
+
+async def test_decoding_yields_to_the_loop_between_chunks() -> None:
+    """Chunks already buffered never suspend their reader; other tasks must still run."""
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0)
+            ticks += 1
+
+    async def ready_chunks() -> AsyncIterator[bytes]:
+        for n in range(200):
+            yield f"data: {n}\n\n".encode()  # no await: as if every chunk had arrived
+
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0)  # let it start
+    try:
+        events = [event async for event in iter_events(ready_chunks())]
+    finally:
+        task.cancel()
+    assert len(events) == 200
+    assert ticks >= 150  # about one turn of the loop per chunk

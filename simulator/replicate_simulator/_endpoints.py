@@ -276,10 +276,22 @@ async def _get_deployment(call: ApiCall) -> web.StreamResponse:
 async def _stream(call: ApiCall) -> web.StreamResponse:
     prediction = _prediction(call)
     cut_after = call.state.behaviour(prediction.model.full_name).stream_cut_after_events
-    if call.fault is not None and call.fault.stream_cut_after_events is not None:
-        cut_after = call.fault.stream_cut_after_events
+    fault = call.fault
+    if fault is not None and fault.stream_cut_after_events is not None:
+        cut_after = fault.stream_cut_after_events
+    endless_after = fault.stream_endless_line_after_events if fault is not None else None
+
+    def count(sent: int) -> None:
+        if fault is not None:
+            fault.endless_line_bytes += sent
+
     return await serve_stream(
-        call.request, prediction, cut_after=cut_after, closing=lambda: call.state.closing
+        call.request,
+        prediction,
+        cut_after=cut_after,
+        closing=lambda: call.state.closing,
+        endless_after=endless_after,
+        on_endless_bytes=count,
     )
 
 

@@ -30,7 +30,7 @@ class FaultError(ValueError):
 
 @dataclass
 class Fault:
-    """One scripted misbehaviour. Set at least one effect: status, drop, delay or stream cut."""
+    """One scripted misbehaviour. Set at least one effect: status, drop, delay or a stream fault."""
 
     kind: str | None = None
     """Endpoint kind to hit (one of ENDPOINT_KINDS); None hits every API request."""
@@ -54,8 +54,12 @@ class Fault:
     """Wait this long first (alone: a slow but otherwise normal response)."""
     stream_cut_after_events: int | None = None
     """Streams only: drop the SSE connection after this many events."""
+    stream_endless_line_after_events: int | None = None
+    """Streams only: after this many events, send a data line that never ends."""
     id: int = field(default=0, init=False)
     fired: int = field(default=0, init=False)
+    endless_line_bytes: int = field(default=0, init=False)
+    """Bytes of the endless line written before the client hung up."""
 
     def __post_init__(self) -> None:
         if self.kind is not None and self.kind not in ENDPOINT_KINDS:
@@ -74,20 +78,22 @@ class Fault:
             self.status is not None,
             self.drop_connection,
             self.stream_cut_after_events is not None,
+            self.stream_endless_line_after_events is not None,
         ]
         if sum(endings) > 1:
             raise FaultError(
-                "a fault takes at most one of status, drop_connection and stream_cut_after_events"
+                "a fault takes at most one of status, drop_connection, stream_cut_after_events "
+                "and stream_endless_line_after_events"
             )
         if not any(endings) and self.delay_seconds == 0:
             raise FaultError(
-                "a fault needs an effect: status, drop_connection, delay_seconds "
-                "or stream_cut_after_events"
+                "a fault needs an effect: status, drop_connection, delay_seconds, "
+                "stream_cut_after_events or stream_endless_line_after_events"
             )
-        if self.stream_cut_after_events is not None and (
-            self.kind != "stream" or self.stream_cut_after_events < 0
-        ):
-            raise FaultError("stream_cut_after_events needs kind 'stream' and a count >= 0")
+        for name in ("stream_cut_after_events", "stream_endless_line_after_events"):
+            count = getattr(self, name)
+            if count is not None and (self.kind != "stream" or count < 0):
+                raise FaultError(f"{name} needs kind 'stream' and a count >= 0")
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in self.headers.items()):
             raise FaultError("fault headers must map header names to string values")
         if self.retry_after_header and self.retry_after is None:
@@ -123,7 +129,9 @@ class Fault:
             "drop_connection": self.drop_connection,
             "delay_seconds": self.delay_seconds,
             "stream_cut_after_events": self.stream_cut_after_events,
+            "stream_endless_line_after_events": self.stream_endless_line_after_events,
             "fired": self.fired,
+            "endless_line_bytes": self.endless_line_bytes,
         }
 
 

@@ -18,6 +18,7 @@ from ._prediction import Prediction, StreamEvent
 __all__ = ["encode_event", "first_event_after", "serve_stream"]
 
 _HELLO = b": hi\n\n"  # nchan opens Replicate's streams with this comment
+_ENDLESS_CHUNK = b"x" * 65536
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
@@ -41,8 +42,14 @@ async def serve_stream(
     *,
     cut_after: int | None,
     closing: Callable[[], bool],
+    endless_after: int | None = None,
+    on_endless_bytes: Callable[[int], None] = lambda sent: None,
 ) -> web.StreamResponse:
-    """Stream `prediction`'s events; drop the connection after `cut_after` events if set."""
+    """Stream `prediction`'s events; drop the connection after `cut_after` events if set.
+
+    With `endless_after`, send that many events, then one data line that never ends
+    (counted through `on_endless_bytes`) until the client hangs up or the simulator stops.
+    """
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
     )
@@ -54,6 +61,12 @@ async def serve_stream(
         while True:
             while cursor < len(prediction.events):
                 if cut_after is not None and sent >= cut_after:
+                    return _drop(request, response)
+                if endless_after is not None and sent >= endless_after:
+                    await response.write(b"event: output\nid: endless\ndata: ")
+                    while not closing():
+                        await response.write(_ENDLESS_CHUNK)
+                        on_endless_bytes(len(_ENDLESS_CHUNK))
                     return _drop(request, response)
                 event = prediction.events[cursor]
                 await response.write(encode_event(event))

@@ -33,10 +33,10 @@ def _timeout(request: httpx.Request) -> aiohttp.ClientTimeout:
 
 
 def _translate(exc: Exception, request: httpx.Request) -> httpx.TransportError:
-    """The httpx exception the client's retry rules expect for an aiohttp failure.
+    """The httpx exception that means the same as an aiohttp failure.
 
     Only faults where nothing can have reached the server become ConnectError or
-    ConnectTimeout, the two a create may be retried on.
+    ConnectTimeout; `_retry.fault_of` is what reads them as "not sent".
     """
     message = str(exc) or type(exc).__name__
     if isinstance(exc, aiohttp.ConnectionTimeoutError):

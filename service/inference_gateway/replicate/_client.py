@@ -1,22 +1,22 @@
 """The one module that talks HTTP to Replicate: requests, retries, rate budgets and SSE.
 
-Retry rules follow what cannot duplicate work: a create (POST) is retried only on a
-429 or when the connection failed before the request was sent; a GET, a cancel and a
-stream are retried on 429, 5xx and connection faults with truncated exponential
-backoff and full jitter. Every wait fits inside the caller's deadline.
+Which failures are retried, and how long to wait, is `_retry`'s rule; this module
+sends the attempts, reads the answers within bounds, and reports to the observer.
+An upstream's body is read up to a bound (`ClientSettings.max_body_bytes`,
+`max_error_body_bytes`, `max_event_bytes`): a misbehaving upstream costs bounded
+memory and gets a clear error, never an unbounded buffer.
 """
 
 from __future__ import annotations
 
-import asyncio
-import email.utils
 import json
 import logging
 import random
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import httpx
 
@@ -30,9 +30,24 @@ from inference_gateway.errors import (
     from_transport_fault,
 )
 from inference_gateway.replicate._aiohttp_transport import AiohttpTransport
-from inference_gateway.replicate._budget import AccountBudgets, Bucket
+from inference_gateway.replicate._budget import AccountBudgets, Bucket, RateBudget
 from inference_gateway.replicate._prediction import Prediction
-from inference_gateway.replicate._sse import ServerSentEvent, iter_events, iter_lines
+from inference_gateway.replicate._retry import (
+    Fault,
+    Kind,
+    Retry,
+    RetryPolicy,
+    fault_of,
+    fault_of_status,
+    retry_after,
+    retrying,
+)
+from inference_gateway.replicate._sse import (
+    MAX_EVENT_BYTES,
+    EventTooLarge,
+    ServerSentEvent,
+    iter_events,
+)
 from inference_gateway.request_log import current_record
 from inference_gateway.state import MemoryStore, SharedState
 
@@ -45,10 +60,7 @@ __all__ = [
 ]
 
 _LOGGER = logging.getLogger(__name__)
-
-# Faults where nothing reached the server, so even a create may be sent again.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-_RETRY_AFTER_CAP = 60.0
+T = TypeVar("T")
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
@@ -101,37 +113,49 @@ class ClientSettings:
     backoff_max: float = 8.0
     max_attempts: int = 6
     stream_reconnects: int = 5
+    # Bounds on what one upstream answer may make the gateway hold. A prediction's JSON
+    # carries its output and logs; an error body is read only for its `detail`.
+    max_body_bytes: int = 32 << 20
+    max_error_body_bytes: int = 64 << 10
+    max_event_bytes: int = MAX_EVENT_BYTES
+
+
+def _bucket(kind: Kind) -> Bucket:
+    """Replicate rate-limits creates apart from everything else."""
+    return Bucket.CREATE if kind is Kind.CREATE else Bucket.OTHER
 
 
 def _status_class(status: int) -> str:
     return f"{status // 100}xx"
 
 
-def _retry_after(response: httpx.Response, body: Mapping[str, Any] | None) -> float | None:
-    """Seconds from `Retry-After` (seconds or an HTTP date) or the body's `retry_after`."""
-    header = response.headers.get("retry-after")
-    if header:
-        header = header.strip()
-        if header.isascii() and header.replace(".", "", 1).isdigit():
-            return min(float(header), _RETRY_AFTER_CAP)
-        try:
-            when = email.utils.parsedate_to_datetime(header)
-        except (TypeError, ValueError):
-            when = None
-        if when is not None:
-            return min(max(0.0, when.timestamp() - time.time()), _RETRY_AFTER_CAP)
-    value = body.get("retry_after") if body else None
-    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-        return min(float(value), _RETRY_AFTER_CAP)
-    return None
-
-
-def _json_body(response: httpx.Response) -> Mapping[str, Any] | None:
+def _json_object(body: bytes | None) -> Mapping[str, Any] | None:
+    """The body as a JSON object, or None when it is absent, not JSON or not an object."""
+    if body is None:
+        return None
     try:
-        data = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        data = json.loads(body)
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deep
         return None
     return data if isinstance(data, Mapping) else None
+
+
+async def _observe_limits(budget: RateBudget, response: httpx.Response) -> None:
+    await budget.observe_headers(
+        response.headers.get("ratelimit-remaining"), response.headers.get("ratelimit-reset")
+    )
+
+
+async def _read_at_most(response: httpx.Response, limit: int) -> bytes | None:
+    """The body, or None once it would exceed `limit` (the rest is never read)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class _Counting:
@@ -170,7 +194,14 @@ class ReplicateClient:
     ) -> None:
         self._settings = settings
         self._observer: UpstreamObserver = _Counting(observer or _NoObserver())
-        self._jitter = jitter
+        attempts = {kind: settings.max_attempts for kind in Kind}
+        attempts[Kind.STREAM] = settings.stream_reconnects + 1
+        self._policy = RetryPolicy(
+            initial=settings.backoff_initial,
+            maximum=settings.backoff_max,
+            attempts=attempts,
+            jitter=jitter,
+        )
         self.budgets = AccountBudgets(
             state if state is not None else SharedState(MemoryStore()),
             create_per_minute=settings.create_per_minute,
@@ -211,54 +242,57 @@ class ReplicateClient:
             headers["Cancel-After"] = f"{cancel_after_seconds}s"
         # The server answers a held create after wait_seconds; allow it time to do so.
         read = (wait_seconds or 0) + 15.0
-        response = await self._send(
+        answer = await self._request(
             "POST",
             path,
+            kind=Kind.CREATE,
             endpoint="create",
-            bucket=Bucket.CREATE,
             token=token,
             deadline=deadline,
             headers=headers,
             content=json.dumps(body, separators=(",", ":")).encode(),
-            idempotent=False,
             read_timeout=read,
         )
-        return Prediction.parse(_json_body(response), endpoint="create")
+        return Prediction.parse(answer, endpoint="create")
 
     async def get_prediction(
         self, prediction_id: str, *, token: str, deadline: Deadline
     ) -> Prediction:
-        response = await self._send(
+        body = await self._request(
             "GET",
             f"/v1/predictions/{prediction_id}",
+            kind=Kind.READ,
             endpoint="get",
-            bucket=Bucket.OTHER,
             token=token,
             deadline=deadline,
         )
-        return Prediction.parse(_json_body(response), endpoint="get")
+        return Prediction.parse(body, endpoint="get")
 
     async def cancel_prediction(
         self, prediction_id: str, *, token: str, deadline: Deadline
     ) -> Prediction:
-        response = await self._send(
+        body = await self._request(
             "POST",
             f"/v1/predictions/{prediction_id}/cancel",
+            kind=Kind.CANCEL,
             endpoint="cancel",
-            bucket=Bucket.OTHER,
             token=token,
             deadline=deadline,
         )
-        return Prediction.parse(_json_body(response), endpoint="cancel")
+        return Prediction.parse(body, endpoint="cancel")
 
     async def get_json(
         self, path: str, *, endpoint: str, token: str, deadline: Deadline
     ) -> Mapping[str, Any]:
         """GETs a model, version or deployment object."""
-        response = await self._send(
-            "GET", path, endpoint=endpoint, bucket=Bucket.OTHER, token=token, deadline=deadline
+        body = await self._request(
+            "GET",
+            path,
+            kind=Kind.READ,
+            endpoint=endpoint,
+            token=token,
+            deadline=deadline,
         )
-        body = _json_body(response)
         if body is None:
             raise bad_response(endpoint=endpoint, detail="the body is not a JSON object")
         return body
@@ -304,18 +338,19 @@ class ReplicateClient:
         """Yields a prediction's SSE events until `done`, reconnecting with Last-Event-ID.
 
         A reconnect that replays events already seen is tolerated: they are skipped by id.
-        Raises StreamUnavailable when the stream cannot be opened or resumed, so the
-        caller can fall back to reading the prediction's output.
+        Raises StreamUnavailable when the stream cannot be opened or resumed, or sends
+        an event over max_event_bytes, so the caller can fall back to reading the
+        prediction's output.
         """
         last_id: str | None = None
         seen: set[str] = set()
-        failures = 0
-        while True:
-            retry_after: float | None = None
+
+        async def attempt() -> AsyncGenerator[ServerSentEvent, None]:
+            nonlocal last_id
             headers = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
             if last_id is not None:
                 headers["Last-Event-ID"] = last_id
-            await self._spend(Bucket.OTHER, token, deadline)
+            await self._spend(_bucket(Kind.STREAM), token, deadline)
             started = time.monotonic()
             status_class = "error"
             try:
@@ -324,38 +359,40 @@ class ReplicateClient:
                 ) as response:
                     status = response.status_code
                     status_class = _status_class(status)
-                    if status == 429 or status >= 500:
-                        retry_after = _retry_after(response, None)
-                        _LOGGER.info("stream answered HTTP %d; retrying", status)
-                    elif status != 200:
-                        raise StreamUnavailable(f"stream answered HTTP {status}")
-                    else:
-                        async for event in iter_events(iter_lines(response.aiter_text())):
-                            # An empty id (a reset) names no event, so it cannot mark one as seen.
-                            if event.id:
-                                if event.id in seen:
-                                    continue
-                                seen.add(event.id)
-                                last_id = event.id
-                            failures = 0
-                            yield event
-                            if event.event == "done":
-                                return
+                    await _observe_limits(self.budgets(token, _bucket(Kind.STREAM)), response)
+                    if status != 200:
+                        after = retry_after(response.headers, None) if status == 429 else None
+                        unavailable = StreamUnavailable(f"the stream answered HTTP {status}")
+                        raise Retry(fault_of_status(status), unavailable, after=after)
+                    chunks = response.aiter_bytes()
+                    limit = self._settings.max_event_bytes
+                    async for event in iter_events(chunks, max_event_bytes=limit):
+                        # An empty id (a reset) names no event, so it cannot mark one as seen.
+                        if event.id:
+                            if event.id in seen:
+                                continue
+                            seen.add(event.id)
+                            last_id = event.id
+                        yield event
+                        if event.event == "done":
+                            return
             except httpx.TransportError as exc:
-                _LOGGER.info("stream dropped (%s); resuming", type(exc).__name__)
+                dropped = StreamUnavailable(f"the stream dropped ({type(exc).__name__})")
+                raise Retry(fault_of(exc), dropped) from exc
+            except EventTooLarge as exc:
+                _LOGGER.warning("stream %s: %s; reading the prediction instead", url, exc)
+                raise Retry(Fault.MALFORMED, StreamUnavailable(str(exc))) from exc
             finally:
                 self._observer.request_done("stream", status_class, time.monotonic() - started)
-            # The connection ended before `done`: resume where it stopped.
-            failures += 1
-            if failures > self._settings.stream_reconnects:
-                raise StreamUnavailable("the stream kept dropping")
-            delay = retry_after if retry_after is not None else self._backoff(failures)
-            if not deadline.allows(delay):
-                raise StreamUnavailable("no time left to resume the stream")
-            self._observer.retried("stream")
-            await asyncio.sleep(delay)
+            # The connection ended cleanly but before `done`: resume where it stopped.
+            raise Retry(Fault.LOST, StreamUnavailable("the stream ended before its done event"))
 
-    # --- the request loop ------------------------------------------------------------------
+        retrying_stream = self._retrying(attempt, Kind.STREAM, "stream", token, deadline)
+        async with aclosing(retrying_stream) as events:
+            async for event in events:
+                yield event
+
+    # --- one attempt, and the loop around it -------------------------------------------------
 
     def _timeout(self, deadline: Deadline, *, read: float | None) -> httpx.Timeout:
         left = max(deadline.remaining(), 0.001)
@@ -366,13 +403,6 @@ class ReplicateClient:
             pool=left,
         )
 
-    def _backoff(self, attempt: int) -> float:
-        """Truncated exponential backoff with full jitter."""
-        ceiling = min(
-            self._settings.backoff_max, self._settings.backoff_initial * 2.0 ** (attempt - 1)
-        )
-        return ceiling * self._jitter()
-
     async def _spend(self, bucket: Bucket, token: str, deadline: Deadline) -> None:
         try:
             waited = await self.budgets(token, bucket).acquire(deadline)
@@ -382,25 +412,52 @@ class ReplicateClient:
         if waited:
             self._observer.rate_limit_waited(bucket.value, waited)
 
-    async def _send(
+    def _retrying(
+        self,
+        attempt: Callable[[], AsyncGenerator[T, None]],
+        kind: Kind,
+        endpoint: str,
+        token: str,
+        deadline: Deadline,
+    ) -> AsyncGenerator[T, None]:
+        budget = self.budgets(token, _bucket(kind))
+
+        async def on_failure(failure: Retry, delay: float) -> None:
+            if failure.fault is Fault.THROTTLED:
+                # Every caller of this account's bucket waits, not just this one.
+                await budget.block_for(delay)
+
+        def on_retry(failure: Retry, delay: float) -> None:
+            _LOGGER.info("%s: %s; trying again in %.2fs", endpoint, failure, delay)
+            self._observer.retried(endpoint)
+
+        return retrying(
+            attempt,
+            kind=kind,
+            policy=self._policy,
+            allows=deadline.allows,
+            on_failure=on_failure,
+            on_retry=on_retry,
+        )
+
+    async def _request(
         self,
         method: str,
         path: str,
         *,
+        kind: Kind,
         endpoint: str,
-        bucket: Bucket,
         token: str,
         deadline: Deadline,
         headers: Mapping[str, str] | None = None,
         content: bytes | None = None,
-        idempotent: bool = True,
         read_timeout: float | None = None,
-    ) -> httpx.Response:
-        """Sends one logical request, retrying only where that cannot duplicate work."""
+    ) -> Mapping[str, Any] | None:
+        """Sends one logical request; returns its JSON object (None if it is not one)."""
         all_headers = {"Authorization": f"Bearer {token}", **(headers or {})}
-        attempt = 0
-        while True:
-            attempt += 1
+        bucket = _bucket(kind)
+
+        async def attempt() -> AsyncGenerator[Mapping[str, Any] | None, None]:
             if deadline.expired:
                 raise DeadlineExceeded(
                     f"the call's deadline passed before Replicate answered ({endpoint})",
@@ -408,51 +465,64 @@ class ReplicateClient:
                     metadata={"endpoint": endpoint},
                 )
             await self._spend(bucket, token, deadline)
-            started = time.monotonic()
+            request = self._http.build_request(
+                method,
+                path,
+                headers=all_headers,
+                content=content,
+                timeout=self._timeout(deadline, read=read_timeout),
+            )
+            yield await self._exchange(
+                request, endpoint=endpoint, budget=self.budgets(token, bucket), deadline=deadline
+            )
+
+        async with aclosing(self._retrying(attempt, kind, endpoint, token, deadline)) as answers:
+            return await anext(answers)
+
+    async def _exchange(
+        self, request: httpx.Request, *, endpoint: str, budget: RateBudget, deadline: Deadline
+    ) -> Mapping[str, Any] | None:
+        """One attempt on the wire: the answer's JSON object, or Retry saying what failed."""
+        started = time.monotonic()
+        status_class = "error"
+        try:
+            response = await self._http.send(request, stream=True)
             try:
-                response = await self._http.request(
-                    method,
-                    path,
-                    headers=all_headers,
-                    content=content,
-                    timeout=self._timeout(deadline, read=read_timeout),
+                status = response.status_code
+                limit = (
+                    self._settings.max_body_bytes
+                    if status < 400
+                    else self._settings.max_error_body_bytes
                 )
-            except httpx.TransportError as exc:
-                self._observer.request_done(endpoint, "error", time.monotonic() - started)
-                may_retry = idempotent or isinstance(exc, _NOT_SENT)
-                delay = self._backoff(attempt)
-                if may_retry and attempt < self._settings.max_attempts and deadline.allows(delay):
-                    self._observer.retried(endpoint)
-                    await asyncio.sleep(delay)
-                    continue
-                if isinstance(exc, httpx.TimeoutException) and deadline.expired:
-                    raise DeadlineExceeded(
-                        f"the call's deadline passed while waiting for Replicate ({endpoint})",
-                        reason="DEADLINE_EXCEEDED",
-                        metadata={"endpoint": endpoint},
-                    ) from exc
-                raise from_transport_fault(endpoint=endpoint, detail=type(exc).__name__) from exc
-            self._observer.request_done(
-                endpoint, _status_class(response.status_code), time.monotonic() - started
-            )
-            budget = self.budgets(token, bucket)
-            await budget.observe_headers(
-                response.headers.get("ratelimit-remaining"), response.headers.get("ratelimit-reset")
-            )
-            status = response.status_code
-            if status < 400:
-                return response
-            body = _json_body(response)
-            retry_after = _retry_after(response, body) if status == 429 else None
-            if status == 429:
-                delay = retry_after if retry_after is not None else self._backoff(attempt)
-                await budget.block_for(delay)
-            elif status >= 500 and idempotent:
-                delay = self._backoff(attempt)
+                raw = await _read_at_most(response, limit)
+            finally:
+                await response.aclose()
+            status_class = _status_class(status)
+        except httpx.TransportError as exc:
+            if isinstance(exc, httpx.TimeoutException) and deadline.expired:
+                error: GatewayError = DeadlineExceeded(
+                    f"the call's deadline passed while waiting for Replicate ({endpoint})",
+                    reason="DEADLINE_EXCEEDED",
+                    metadata={"endpoint": endpoint},
+                )
             else:
-                raise from_http_error(status, body, endpoint=endpoint)
-            if attempt < self._settings.max_attempts and deadline.allows(delay):
-                self._observer.retried(endpoint)
-                await asyncio.sleep(delay)
-                continue
-            raise from_http_error(status, body, endpoint=endpoint, retry_after_seconds=retry_after)
+                error = from_transport_fault(endpoint=endpoint, detail=type(exc).__name__)
+            raise Retry(fault_of(exc), error) from exc
+        finally:
+            self._observer.request_done(endpoint, status_class, time.monotonic() - started)
+        await _observe_limits(budget, response)
+        if status >= 400:
+            # An error body over its bound is not read: the status alone decides.
+            body = _json_object(raw)
+            after = retry_after(response.headers, body) if status == 429 else None
+            error = from_http_error(status, body, endpoint=endpoint, retry_after_seconds=after)
+            raise Retry(fault_of_status(status), error, after=after)
+        if raw is None:
+            raise Retry(
+                Fault.MALFORMED,
+                bad_response(
+                    endpoint=endpoint,
+                    detail=f"the body is larger than {self._settings.max_body_bytes} bytes",
+                ),
+            )
+        return _json_object(raw)
