@@ -17,8 +17,8 @@ from inference.gateway.v1 import gateway_pb2 as pb
 from inference_gateway.replicate._sse import MAX_EVENT_BYTES, EventTooLarge, SSEDecoder
 from replicate_simulator import SimulatorConfig
 from tests.gateway_harness import Harness, running_gateway
+from tests.support.models import LLAMA3
 
-LLAMA3 = "meta/meta-llama-3-8b-instruct"
 EVENTS_BEFORE_THE_LINE = 4  # a logs event and three tokens reach the caller first
 OTHER_CALLERS = 4
 
