@@ -27,8 +27,10 @@ from hypothesis import strategies as st
 from inference.gateway.v1 import gateway_pb2 as pb
 from inference.gateway.v1 import gateway_pb2_grpc
 from inference_gateway.config import GatewayConfig
+from inference_gateway.errors import Internal
 from inference_gateway.grpc_api.server import RunningGateway, start_gateway
 from inference_gateway.outputs import MAX_REDIRECTS, FilePolicy, Origin, Refusal, parse_origin
+from inference_gateway.replicate import Prediction
 from inference_gateway.settings import SettingsError
 from replicate_simulator import RequestLog, RunningSimulator, SimulatorConfig, start_simulator
 from tests.gateway_harness import TEST_TOKEN, running_gateway
@@ -429,6 +431,46 @@ async def eventually(condition: Callable[[], bool]) -> None:
     async with asyncio.timeout(10):
         while not condition():  # noqa: ASYNC110
             await asyncio.sleep(0.01)
+
+
+# --- the rest of the class: other upstream values that reach a request with the token ----------
+
+
+@pytest.mark.parametrize(
+    "pid", ["../account", "x/../../v1/account", "a?b", "a#b", "%2e%2e", "a b", "//evil", "é"]
+)
+def test_a_prediction_id_that_could_leave_its_path_is_refused(pid: str) -> None:
+    # Ids become /v1/predictions/{id} and .../cancel, which are sent with the token.
+    with pytest.raises(Internal, match="not a plain token") as caught:
+        Prediction.parse({"id": pid, "status": "starting"}, endpoint="create")
+    assert caught.value.reason == "REPLICATE_BAD_RESPONSE"
+    assert Prediction.parse(
+        {"id": "ufawqhfynnddngldkgtslldrkq", "status": "starting"}, endpoint="create"
+    )
+
+
+@pytest.mark.parametrize(
+    ("base_url", "accepted"),
+    [
+        ("https://api.replicate.com", True),
+        ("https://egress.internal:8443/replicate", True),
+        ("http://127.0.0.1:8080", True),
+        ("http://[::1]:8080", True),
+        ("http://localhost:8080", True),
+        ("http://api.replicate.com", False),
+        ("http://10.0.0.7:8080", False),
+        ("https://user:pass@api.replicate.com", False),
+        ("api.replicate.com", False),
+    ],
+)
+def test_the_token_goes_to_the_api_only_over_https_or_loopback(
+    base_url: str, accepted: bool
+) -> None:
+    if accepted:
+        assert gateway_settings(base_url=base_url).base_url == base_url
+        return
+    with pytest.raises(SettingsError, match="REPLICATE_BASE_URL"):
+        gateway_settings(base_url=base_url)
 
 
 # --- the rule underneath -----------------------------------------------------------------------

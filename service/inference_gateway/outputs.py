@@ -58,6 +58,7 @@ __all__ = [
     "OutputLimits",
     "Refusal",
     "Target",
+    "api_origin",
     "parse_origin",
 ]
 
@@ -170,14 +171,40 @@ class Refusal:
     why: str
 
 
+def api_origin(base_url: str) -> Origin:
+    """The origin of Replicate's API, which gets the token; ValueError if it should not.
+
+    Plain http would carry the token in the clear, so it is accepted only on loopback
+    (the simulator, or a local egress proxy).
+    """
+    split = _split(base_url)
+    if split is None:
+        raise ValueError(f"{base_url!r} is not a plain https://host[:port][/path] URL")
+    origin = split[0]
+    if origin.scheme == "http" and not _loopback(origin.host):
+        raise ValueError(
+            f"{base_url!r} is plain http to a host other than this machine, so the Replicate "
+            "token would cross the network in the clear; use https"
+        )
+    return origin
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class FilePolicy:
     """The one rule of which URLs output files are fetched from, and which get the token."""
 
     def __init__(
         self, api_base_url: str, extra_origins: Iterable[Origin] = (), *, token_to_extra: bool
     ) -> None:
-        api = _split(api_base_url)
-        self._api_origin = api[0] if api is not None else None
+        self._api_origin = api_origin(api_base_url)
         self._extra = frozenset(extra_origins)
         self._token_to_extra = token_to_extra
         if self._api_origin in self._extra:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from inference_gateway.outputs import FilePolicy, Origin, parse_origin
+from inference_gateway.outputs import FilePolicy, Origin, api_origin, parse_origin
 from inference_gateway.request_log import LOG_FORMATS, LOG_LEVELS
 from inference_gateway.state import DEFAULT_POLICIES, parse_policies
 
@@ -89,6 +89,10 @@ class Settings:
                 "--max-response-bytes (GATEWAY_MAX_RESPONSE_BYTES): no reply could carry "
                 "such a file; lower the first or raise the second"
             )
+        try:
+            api_origin(self.base_url)
+        except ValueError as exc:
+            raise SettingsError(f"--base-url (REPLICATE_BASE_URL): {exc}") from None
         try:
             FilePolicy(self.base_url, self.output_file_origins, token_to_extra=False)
         except ValueError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,6 +14,9 @@ __all__ = ["TERMINAL_STATUSES", "Prediction", "parse_timestamp"]
 
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "canceled", "aborted"})
 _KNOWN_STATUSES = TERMINAL_STATUSES | {"starting", "processing"}
+# An id goes into paths sent with the token (/v1/predictions/{id}, .../cancel). Replicate's
+# are lowercase base32; nothing that could step out of that path (/, ., ?, #, %) passes.
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
 def parse_timestamp(value: object) -> datetime | None:
@@ -54,6 +58,8 @@ class Prediction:
         pid, status = data.get("id"), data.get("status")
         if not isinstance(pid, str) or not pid:
             raise bad_response(endpoint=endpoint, detail="the prediction has no id")
+        if _PLAIN_ID.fullmatch(pid) is None:
+            raise bad_response(endpoint=endpoint, detail="the prediction id is not a plain token")
         if status not in _KNOWN_STATUSES:
             raise bad_response(endpoint=endpoint, detail=f"unknown prediction status {status!r}")
         return cls(id=pid, status=str(status), raw=data)
