@@ -17,11 +17,11 @@ from inference_gateway.inputs import (
     image_data_uri,
     layer_inputs,
 )
-from inference_gateway.schemas import InputField, InputSchema
+from inference_gateway.schemas import InputField, ModelSchema
 
 
-def schema_of(*fields: InputField) -> InputSchema:
-    return InputSchema({f.name: f for f in fields})
+def schema_of(*fields: InputField) -> ModelSchema:
+    return ModelSchema({f.name: f for f in fields})
 
 
 LLAMA = schema_of(
@@ -49,7 +49,7 @@ def test_explicit_beats_earlier_defaults_which_beat_later_ones(
         for key, value in layer.items():
             expected.setdefault(key, value)
     assert layered.values == expected
-    assert layered.explicit == frozenset(explicit)
+    assert layered.explicit == {name: name for name in explicit}
 
 
 def test_an_explicit_zero_wins_and_unset_parameters_are_not_invented() -> None:
@@ -106,6 +106,47 @@ def test_the_accepted_names_are_cut_short_in_a_long_listing() -> None:
     assert "in40" not in caught.value.message
 
 
+def test_a_refusal_names_the_request_field_the_caller_used() -> None:
+    takes_max_tokens = schema_of(InputField("max_tokens", "integer", minimum=1))
+    model_input = layer_inputs(
+        {"max_new_tokens": -3, "seed": 1}, fields={"seed": "extra_input.seed"}
+    )
+    with pytest.raises(InvalidArgument) as caught:
+        apply_schema(model_input, takes_max_tokens, model=MODEL)
+    described = {v.field: v.description for v in caught.value.violations}
+    assert set(caught.value.metadata["fields"].split(",")) == set(described)
+    assert (
+        described["max_new_tokens"] == "max_new_tokens (this model's max_tokens) must be at least 1"
+    )
+    assert described["extra_input.seed"].startswith("model meta/llama does not accept 'seed'")
+
+
+def test_a_million_unknown_inputs_make_one_short_refusal() -> None:
+    model_input = layer_inputs({f"k{i}": i for i in range(100_000)})
+    with pytest.raises(InvalidArgument) as caught:
+        apply_schema(model_input, LLAMA, model=MODEL)
+    assert len(caught.value.violations) == 10
+    assert caught.value.message.endswith("and 99990 more inputs the model does not take")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "sent"),
+    [
+        (InputField("n", "integer"), 7.0, 7),
+        (InputField("n", "integer"), 2.0**53, 2**53),
+        (InputField("t", "number"), 1, 1.0),
+        (InputField("t", "number"), True, True),  # refused by the type check, not turned
+        (InputField("s", "string"), "7", "7"),
+    ],
+)
+def test_a_value_that_fits_is_sent_in_the_fields_json_type(
+    field: InputField, value: object, sent: object
+) -> None:
+    typed = field.typed(value)
+    assert typed == sent
+    assert type(typed) is type(sent)
+
+
 @pytest.mark.parametrize("asked", [n for n in LENGTH_INPUTS if n != "max_new_tokens"])
 def test_a_length_limit_takes_the_models_own_name(asked: str) -> None:
     values = apply_schema(layer_inputs({asked: 100}), LLAMA, model=MODEL)
@@ -159,7 +200,7 @@ _INPUT_VALUES = st.integers(-10, 10) | st.text(max_size=3) | st.booleans()
 _INPUTS = st.dictionaries(st.sampled_from(["prompt", "seed", *LENGTH_INPUTS]), _INPUT_VALUES)
 
 
-def _applied(model_input: ModelInput, schema: InputSchema) -> dict[str, object] | InvalidArgument:
+def _applied(model_input: ModelInput, schema: ModelSchema) -> dict[str, object] | InvalidArgument:
     try:
         return apply_schema(model_input, schema, model=MODEL)
     except InvalidArgument as error:
@@ -168,7 +209,7 @@ def _applied(model_input: ModelInput, schema: InputSchema) -> dict[str, object] 
 
 @given(schema=_SCHEMAS, explicit=_INPUTS, defaults=_INPUTS)
 def test_what_is_sent_always_fits_the_schema(
-    schema: InputSchema, explicit: dict[str, object], defaults: dict[str, object]
+    schema: ModelSchema, explicit: dict[str, object], defaults: dict[str, object]
 ) -> None:
     result = _applied(layer_inputs(explicit, defaults), schema)
     if isinstance(result, InvalidArgument):
@@ -237,4 +278,4 @@ def test_unusable_images_are_refused_by_position(
 
 
 def test_model_input_is_a_plain_value() -> None:
-    assert ModelInput({"a": 1}, frozenset({"a"})) == ModelInput({"a": 1}, frozenset({"a"}))
+    assert ModelInput({"a": 1}, {"a": "a"}) == ModelInput({"a": 1}, {"a": "a"})

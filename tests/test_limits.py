@@ -8,10 +8,11 @@ import base64
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import grpc
 import pytest
+from google.protobuf import struct_pb2
 from google.rpc import error_details_pb2, status_pb2
 from hypothesis import given
 from hypothesis import strategies as st
@@ -20,7 +21,14 @@ from inference.gateway.v1 import gateway_pb2 as pb
 from inference_gateway.config import AliasConfig
 from inference_gateway.domain import ImageRequest, InputImage, TextRequest
 from inference_gateway.errors import InvalidArgument, ResourceExhausted
-from inference_gateway.limits import AliasSlots, LimitExceeded, RequestLimits, inline_image_bytes
+from inference_gateway.inputs import ModelInput, layer_inputs
+from inference_gateway.limits import (
+    AliasSlots,
+    LimitExceeded,
+    RequestLimits,
+    data_uri_bytes,
+    is_data_uri,
+)
 from inference_gateway.model_ids import Task, parse_model_id
 from inference_gateway.prompts import ChatMessage
 from inference_gateway.settings import SettingsError, add_server_arguments, settings_from
@@ -54,6 +62,12 @@ def refusal(request: TextRequest | ImageRequest, limits: RequestLimits = LIMITS)
     return caught.value
 
 
+def input_refusal(model_input: ModelInput) -> LimitExceeded:
+    with pytest.raises(LimitExceeded) as caught:
+        LIMITS.check_input(model_input)
+    return caught.value
+
+
 def messages(*contents: str) -> tuple[ChatMessage, ...]:
     return tuple(ChatMessage(role="user", content=c) for c in contents)
 
@@ -67,68 +81,104 @@ def data_uri(data: bytes) -> str:
 
 @given(data=st.binary(max_size=300))
 def test_a_base64_data_uri_counts_the_bytes_it_decodes_to(data: bytes) -> None:
-    assert inline_image_bytes(InputImage("image", uri=data_uri(data))) == len(data)
+    assert data_uri_bytes(data_uri(data)) == len(data)
 
 
-@given(data=st.binary(min_size=1, max_size=300))
-def test_inline_data_counts_its_length(data: bytes) -> None:
-    assert inline_image_bytes(InputImage("image", data=data)) == len(data)
+def test_a_plain_data_uri_counts_its_payload() -> None:
+    assert data_uri_bytes("data:text/plain,hello") == 5
+    assert is_data_uri("DATA:image/png;base64,AAAA")
+    assert not is_data_uri("https://example.com/" + "x" * 500)
 
 
-def test_an_image_url_costs_nothing_inline() -> None:
-    assert inline_image_bytes(InputImage("image", uri="https://example.com/" + "x" * 500)) == 0
-    assert inline_image_bytes(InputImage("image", uri="data:text/plain,hello")) == 5
+def text_chars(value: object) -> int:
+    """Every string and key in a JSON value, but data: URIs: the README's rule."""
+    if isinstance(value, str):
+        return 0 if value.lower().startswith("data:") else len(value)
+    if isinstance(value, dict):
+        return sum(len(k) + text_chars(v) for k, v in value.items())
+    if isinstance(value, list):
+        return sum(text_chars(item) for item in value)
+    return 0
 
 
-@given(length=st.integers(min_value=0, max_value=200))
-def test_a_prompt_is_refused_exactly_when_over_the_limit(length: int) -> None:
-    request = TextRequest(model="m", prompt="é" * length)  # characters, not bytes
-    if length <= LIMITS.max_prompt_chars:
-        LIMITS.check(request)
-    else:
-        error = refusal(request)
-        assert error.reason == "PROMPT_TOO_LONG"
-        assert error.metadata == {
-            "field": "prompt",
-            "limit": "100",
-            "actual": str(length),
-            "setting": "GATEWAY_MAX_PROMPT_CHARS",
-        }
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
 
 
-@given(sizes=st.lists(st.integers(min_value=0, max_value=60), max_size=6))
-def test_chat_messages_count_their_text_together(sizes: list[int]) -> None:
-    request = TextRequest(model="m", messages=messages(*("x" * n for n in sizes)))
-    if len(sizes) > LIMITS.max_messages:
-        assert refusal(request).reason == "TOO_MANY_MESSAGES"
-    elif sum(sizes) > LIMITS.max_prompt_chars:
-        error = refusal(request)
-        assert error.reason == "PROMPT_TOO_LONG"
-        assert error.metadata["field"] == "messages"
-        assert error.metadata["actual"] == str(sum(sizes))
-    else:
-        LIMITS.check(request)
-
-
-@given(sizes=st.lists(st.integers(min_value=1, max_value=100), max_size=4))
-def test_input_images_are_limited_in_number_then_each_in_size(sizes: list[int]) -> None:
-    images = tuple(InputImage("image", data=b"\0" * n) for n in sizes)
-    request = ImageRequest(model="m", prompt="p", input_images=images)
-    if len(sizes) > LIMITS.max_input_images:
-        assert refusal(request).reason == "TOO_MANY_INPUT_IMAGES"
-    elif any(n > LIMITS.max_input_image_bytes for n in sizes):
-        error = refusal(request)
-        first = next(i for i, n in enumerate(sizes) if n > LIMITS.max_input_image_bytes)
-        assert error.reason == "INPUT_IMAGE_TOO_LARGE"
-        assert error.metadata["field"] == f"input_images[{first}]"
-        assert error.metadata["actual"] == str(sizes[first])
-    else:
-        LIMITS.check(request)
-
-
-def test_an_image_prompt_is_held_to_the_prompt_limit() -> None:
-    error = refusal(ImageRequest(model="m", prompt="x" * 101))
+@given(
+    values=st.dictionaries(st.sampled_from(["prompt", "system_prompt", "a", "bb"]), json_values),
+    explicit=st.sets(st.sampled_from(["prompt", "system_prompt", "a", "bb"])),
+)
+def test_every_string_and_key_at_any_depth_counts_toward_the_text_limit(
+    values: dict[str, object], explicit: set[str]
+) -> None:
+    fields = {name: f"extra_input.{name}" for name in explicit}
+    model_input = ModelInput(values, fields)
+    total = text_chars(values)
+    if total <= LIMITS.max_prompt_chars:
+        LIMITS.check_input(model_input)
+        return
+    error = input_refusal(model_input)
     assert error.reason == "PROMPT_TOO_LONG"
+    assert error.metadata["actual"] == str(total)
+    # Named by the request field holding the most text.
+    per_field = {fields.get(k, k): len(k) + text_chars(v) for k, v in values.items()}
+    assert per_field[error.metadata["field"]] == max(per_field.values())
+
+
+@given(
+    size=st.integers(min_value=0, max_value=128),
+    where=st.sampled_from(["top", "list", "object"]),
+)
+def test_a_data_uri_anywhere_is_held_to_the_image_byte_limit(size: int, where: str) -> None:
+    uri = data_uri(b"\x89" * size)
+    placed: object = {"top": uri, "list": [1, uri], "object": {"inner": [uri]}}[where]
+    path = {"top": "", "list": "[1]", "object": ".inner[0]"}[where]
+    model_input = ModelInput({"prompt": "p", "image": placed}, {"image": "extra_input.image"})
+    if size <= LIMITS.max_input_image_bytes:
+        LIMITS.check_input(model_input)  # a data URI's characters are not text
+        return
+    error = input_refusal(model_input)
+    assert error.reason == "INPUT_IMAGE_TOO_LARGE"
+    assert error.metadata["field"] == "extra_input.image" + path
+    assert error.metadata["actual"] == str(size)
+
+
+def test_the_text_refusal_names_the_field_and_the_setting() -> None:
+    model_input = layer_inputs(
+        {"prompt": "x" * 10, "notes": "y" * 200}, fields={"notes": "extra_input.notes"}
+    )
+    error = input_refusal(model_input)
+    assert error.metadata == {
+        "field": "extra_input.notes",
+        "limit": "100",
+        "actual": str(len("prompt") + 10 + len("notes") + 200),
+        "setting": "GATEWAY_MAX_PROMPT_CHARS",
+    }
+    assert "most of it in extra_input.notes" in error.message
+    assert "--max-prompt-chars (GATEWAY_MAX_PROMPT_CHARS)" in error.message
+
+
+@given(count=st.integers(min_value=0, max_value=6))
+def test_chat_messages_and_input_images_are_counted_on_the_request(count: int) -> None:
+    chat = TextRequest(model="m", messages=messages(*("x" for _ in range(count))))
+    images = ImageRequest(
+        model="m", prompt="p", input_images=tuple(InputImage("image") for _ in range(count))
+    )
+    cases: list[tuple[TextRequest | ImageRequest, int, str]] = [
+        (chat, LIMITS.max_messages, "TOO_MANY_MESSAGES"),
+        (images, LIMITS.max_input_images, "TOO_MANY_INPUT_IMAGES"),
+    ]
+    for request, limit, reason in cases:
+        if count <= limit:
+            LIMITS.check(request)
+        else:
+            assert refusal(request).reason == reason
 
 
 def test_a_refusal_says_what_to_change_and_is_invalid_argument() -> None:
@@ -207,15 +257,16 @@ def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
 
 
 async def test_prompt_length_over_grpc_at_and_over_the_limit() -> None:
+    # The input's text counts its names too: {"prompt": "x" * 14} is 20 characters.
     async with running_gateway(max_prompt_chars=20) as h:
         reply = await h.stub.GenerateText(
-            pb.GenerateTextRequest(model=LLAMA3, prompt="x" * 20), timeout=20
+            pb.GenerateTextRequest(model=LLAMA3, prompt="x" * 14), timeout=20
         )
         assert reply.text
         creates = h.requests.count("create")
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await h.stub.GenerateText(
-                pb.GenerateTextRequest(model=LLAMA3, prompt="x" * 21), timeout=10
+                pb.GenerateTextRequest(model=LLAMA3, prompt="x" * 15), timeout=10
             )
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         details = caught.value.details() or ""
@@ -224,6 +275,85 @@ async def test_prompt_length_over_grpc_at_and_over_the_limit() -> None:
         assert "GATEWAY_MAX_PROMPT_CHARS" in details
         assert error_info(caught.value).metadata["limit"] == "20"
         assert h.requests.count("create") == creates
+
+
+def struct(value: dict[str, Any]) -> struct_pb2.Struct:
+    message = struct_pb2.Struct()
+    message.update(value)
+    return message
+
+
+@pytest.mark.parametrize(
+    ("request_fields", "field"),
+    [
+        ({"system_prompt": "s" * 5000}, "system_prompt"),
+        ({"prefix": "p" * 5000}, "prompt"),
+        ({"suffix": "s" * 5000}, "prompt"),
+        ({"extra_input": struct({"notes": {"deep": ["n" * 5000]}})}, "extra_input.notes"),
+        ({"extra_input": struct({"n" * 5000: 1})}, "extra_input." + "n" * 5000),
+        (
+            {
+                "messages": [
+                    pb.ChatMessage(role="system", content="s" * 5000),
+                    pb.ChatMessage(role="user", content="hi"),
+                ]
+            },
+            "messages",
+        ),
+    ],
+    ids=["system_prompt", "prefix", "suffix", "extra_input", "extra_input-key", "system-message"],
+)
+async def test_every_field_that_reaches_the_model_counts_toward_the_text_limit(
+    request_fields: dict[str, object], field: str
+) -> None:
+    # Was: 50,000 characters went upstream under a 1,000 limit through any of these.
+    async with running_gateway(max_prompt_chars=1000) as h:
+        request = pb.GenerateTextRequest(model=LLAMA3, **request_fields)  # type: ignore[arg-type]
+        if not request.messages:
+            request.prompt = "hi"
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await h.stub.GenerateText(request, timeout=10)
+        assert h.requests.count() == 0
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    info = error_info(caught.value)
+    assert info.reason == "PROMPT_TOO_LONG"
+    assert field.startswith(info.metadata["field"].rstrip("…"))
+    assert int(info.metadata["actual"]) > 5000
+
+
+async def test_an_alias_default_counts_toward_the_text_limit(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.yaml"
+    config.write_text(
+        f"aliases:\n  chat:\n    model: {LLAMA3}\n    defaults:\n"
+        f"      system_prompt: {'d' * 2000}\n"
+    )
+    async with running_gateway(config=config, max_prompt_chars=1000) as h:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await h.stub.GenerateText(pb.GenerateTextRequest(model="chat", prompt="hi"), timeout=10)
+        assert h.requests.count() == 0
+    assert error_info(caught.value).metadata["field"] == "system_prompt"
+
+
+async def test_a_data_uri_in_extra_input_is_held_to_the_image_byte_limit() -> None:
+    # Was: only input_images were measured; extra_input carried any size inline.
+    async with running_gateway(max_input_image_bytes=32) as h:
+        extra = struct({"image": data_uri(b"\x89" * 33), "masks": [data_uri(b"m" * 40)]})
+        calls: list[Any] = [
+            h.stub.GenerateImage(
+                pb.GenerateImageRequest(model=SDXL, prompt="a fox", extra_input=extra), timeout=10
+            ),
+            h.stub.GenerateText(
+                pb.GenerateTextRequest(model=LLAMA3, prompt="a fox", extra_input=extra), timeout=10
+            ),
+        ]
+        for call in calls:
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await call
+            info = error_info(caught.value)
+            assert info.reason == "INPUT_IMAGE_TOO_LARGE"
+            assert info.metadata["field"] in ("extra_input.image", "extra_input.masks[0]")
+            assert "GATEWAY_MAX_INPUT_IMAGE_BYTES" in (caught.value.details() or "")
+        assert h.requests.count() == 0
 
 
 async def test_message_count_and_text_over_grpc_on_a_stream() -> None:

@@ -19,7 +19,7 @@ from inference.gateway.v1 import gateway_pb2 as pb
 from inference_gateway.deadlines import Deadline
 from inference_gateway.model_ids import parse_model_id
 from inference_gateway.replicate import ClientSettings, ReplicateClient
-from inference_gateway.schemas import InputField, InputSchema, SchemaCache, parse_input_schema
+from inference_gateway.schemas import InputField, ModelSchema, SchemaCache, parse_model_schema
 from tests.gateway_harness import running_gateway
 
 VERSION = "5c7d5dc6dd8bf75c1acaa8565735e7986bc5b66206b55cca93cb72c9bf15ccaa"
@@ -52,7 +52,7 @@ COG_OPENAPI: dict[str, Any] = {
 
 
 def test_cog_schema_fields_are_read_with_refs_resolved() -> None:
-    schema = parse_input_schema(COG_OPENAPI)
+    schema = parse_model_schema(COG_OPENAPI)
     assert schema is not None
     assert schema.names() == [
         "extras",
@@ -81,7 +81,7 @@ def test_a_field_overrides_what_its_ref_says() -> None:
             }
         }
     }
-    schema = parse_input_schema(openapi)
+    schema = parse_model_schema(openapi)
     assert schema is not None
     assert schema.fields["n"] == InputField("n", "integer", 1.0, 3.0)
 
@@ -101,7 +101,7 @@ def test_a_field_overrides_what_its_ref_says() -> None:
     ],
 )
 def test_a_schema_without_a_readable_input_is_none(openapi: object) -> None:
-    assert parse_input_schema(openapi) is None
+    assert parse_model_schema(openapi) is None
 
 
 def test_refs_that_loop_and_odd_allof_values_still_parse() -> None:
@@ -121,7 +121,7 @@ def test_refs_that_loop_and_odd_allof_values_still_parse() -> None:
             }
         }
     }
-    schema = parse_input_schema(openapi)
+    schema = parse_model_schema(openapi)
     assert schema is not None
     assert schema.fields["a"] == InputField("a", "integer", minimum=2.0)
     assert schema.fields["b"] == InputField("b", "string")
@@ -158,12 +158,12 @@ def test_parsing_never_raises_on_arbitrary_json(
     properties: dict[str, object], others: dict[str, object], anything: object
 ) -> None:
     openapi = {"components": {"schemas": {**others, "Input": {"properties": properties}}}}
-    schema = parse_input_schema(openapi)
+    schema = parse_model_schema(openapi)
     assert schema is not None
     assert set(schema.fields) == set(properties)
-    parse_input_schema(anything)
-    parse_input_schema({"components": anything})
-    parse_input_schema({"components": {"schemas": anything}})
+    parse_model_schema(anything)
+    parse_model_schema({"components": anything})
+    parse_model_schema({"components": {"schemas": anything}})
 
 
 # --- field checks ---------------------------------------------------------------------------
@@ -287,14 +287,14 @@ async def test_an_official_model_reads_its_latest_version() -> None:
     replicate = Replicate({MODEL_PATH: {"latest_version": {"openapi_schema": COG_OPENAPI}}})
     async with cache_over(replicate) as cache:
         schema = await lookup(cache, "meta/llama")
-    assert schema == parse_input_schema(COG_OPENAPI)
+    assert schema == parse_model_schema(COG_OPENAPI)
 
 
 async def test_a_pinned_version_reads_that_version() -> None:
     replicate = Replicate({VERSION_PATH: {"id": VERSION, "openapi_schema": COG_OPENAPI}})
     async with cache_over(replicate) as cache:
         schema = await lookup(cache, f"acme/painter:{VERSION}")
-    assert isinstance(schema, InputSchema)
+    assert isinstance(schema, ModelSchema)
     assert replicate.calls == Counter({VERSION_PATH: 1})
 
 
@@ -307,7 +307,7 @@ async def test_a_deployment_reads_its_current_release(version: object) -> None:
         }
     )
     async with cache_over(replicate) as cache:
-        assert await lookup(cache, "deployments/acme/prod") == parse_input_schema(COG_OPENAPI)
+        assert await lookup(cache, "deployments/acme/prod") == parse_model_schema(COG_OPENAPI)
     assert replicate.calls == Counter({DEPLOYMENT_PATH: 1, VERSION_PATH: 1})
 
 
@@ -374,7 +374,7 @@ async def test_concurrent_callers_share_one_fetch() -> None:
         replicate.gate.set()
         results = await asyncio.gather(first, *others)
     assert replicate.calls[MODEL_PATH] == 1
-    assert all(r == parse_input_schema(COG_OPENAPI) for r in results)
+    assert all(r == parse_model_schema(COG_OPENAPI) for r in results)
 
 
 async def test_callers_sharing_a_cancelled_fetch_go_on_without_a_schema() -> None:
@@ -391,7 +391,7 @@ async def test_callers_sharing_a_cancelled_fetch_go_on_without_a_schema() -> Non
         assert leader.cancelled()
         # Nothing was cached: the next caller fetches afresh.
         replicate.gate.set()
-        assert await lookup(cache, "meta/llama") == parse_input_schema(COG_OPENAPI)
+        assert await lookup(cache, "meta/llama") == parse_model_schema(COG_OPENAPI)
     assert replicate.calls[MODEL_PATH] == 2
 
 

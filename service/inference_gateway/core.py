@@ -46,7 +46,7 @@ from inference_gateway.prompts import (
     build_prompt,
     parse_template_name,
 )
-from inference_gateway.registry import ModelRegistry, ResolvedModel
+from inference_gateway.registry import ModelRegistry, ResolvedModel, check_task
 from inference_gateway.replicate import TERMINAL_STATUSES, Prediction, ReplicateClient
 from inference_gateway.request_log import current_record, record_prompt
 from inference_gateway.schemas import SchemaCache
@@ -265,6 +265,7 @@ class Gateway:
         )
         record_prompt(rendered.prompt)
         explicit: dict[str, object] = {**request.extra_input, **request.parameters}
+        fields = _fields_of(request)
         if rendered.system_prompt is not None:
             if "system_prompt" in explicit:
                 raise InvalidArgument(
@@ -274,7 +275,9 @@ class Gateway:
                     violations=(FieldViolation("system_prompt", "also given as a message"),),
                 )
             explicit["system_prompt"] = rendered.system_prompt
+            fields["system_prompt"] = "messages"
         explicit["prompt"] = rendered.prompt
+        fields["prompt"] = "messages" if chat else "prompt"
         alias_defaults = dict(alias.defaults) if alias else {}
         env_defaults = dict(self._env_defaults)
         templated = rendered.template != NO_TEMPLATE
@@ -282,9 +285,14 @@ class Gateway:
             # The rendered conversation carries its own system turn, if any.
             alias_defaults.pop("system_prompt", None)
             env_defaults.pop("system_prompt", None)
-        model_input = layer_inputs(explicit, alias_defaults, env_defaults)
+        model_input = layer_inputs(explicit, alias_defaults, env_defaults, fields=fields)
         return await self._finalise(
-            resolved, model_input, deadline, rendered.template, disable_model_template=templated
+            resolved,
+            model_input,
+            deadline,
+            rendered.template,
+            task=Task.TEXT,
+            disable_model_template=templated,
         )
 
     async def _prepare_image(
@@ -300,25 +308,29 @@ class Gateway:
         explicit["prompt"] = request.prompt
         record_prompt(request.prompt)
         # What already sets each input, so an image never silently replaces one.
-        set_by = {name: "extra_input" for name in request.extra_input}
-        set_by.update({name: f"the {name} field" for name in (*request.parameters, "prompt")})
+        fields = _fields_of(request)
         for index, image in enumerate(request.input_images):
             where = f"input_images[{index}]"
-            earlier = set_by.get(image.input_name)
+            earlier = fields.get(image.input_name)
             if earlier is not None:
                 raise InvalidArgument(
-                    f"{where}.input_name is {image.input_name!r}, an input that {earlier} "
-                    "already sets; give each model input once",
+                    f"{where}.input_name is {image.input_name!r}, an input already set by "
+                    f"{earlier}; give each model input once",
                     reason="DUPLICATE_INPUT",
                     violations=(FieldViolation(f"{where}.input_name", f"also set by {earlier}"),),
                 )
-            set_by[image.input_name] = where
+            fields[image.input_name] = where
             explicit[image.input_name] = image_data_uri(image, index)
         alias_defaults = dict(resolved.alias.defaults) if resolved.alias else {}
         # REPLICATE_* defaults are text parameters; image models do not get them.
-        model_input = layer_inputs(explicit, alias_defaults)
+        model_input = layer_inputs(explicit, alias_defaults, fields=fields)
         return await self._finalise(
-            resolved, model_input, deadline, NO_TEMPLATE, disable_model_template=False
+            resolved,
+            model_input,
+            deadline,
+            NO_TEMPLATE,
+            task=Task.IMAGE,
+            disable_model_template=False,
         )
 
     async def _finalise(
@@ -328,14 +340,20 @@ class Gateway:
         deadline: Deadline,
         template: str,
         *,
+        task: Task,
         disable_model_template: bool,
     ) -> _Prepared:
         ref = resolved.ref
+        if self._settings.limits is not None:
+            self._settings.limits.check_input(model_input)
         token = self._token(resolved.alias)
         schema = await self._schemas.get(ref, token=token, deadline=deadline)
         if schema is None:
             values = dict(model_input.values)
         else:
+            if schema.output_task is not None:
+                # Before the create: a model whose output is not what the RPC returns.
+                check_task(f"model {ref}", schema.output_task, task)
             values = apply_schema(model_input, schema, model=str(ref))
             if (
                 disable_model_template
@@ -400,6 +418,13 @@ class Gateway:
             input_tokens=int(tokens_in) if tokens_in is not None else None,
             output_tokens=int(tokens_out) if tokens_out is not None else None,
         )
+
+
+def _fields_of(request: TextRequest | ImageRequest) -> dict[str, str]:
+    """The request field each model input comes from, where it is not the input's name."""
+    fields = {name: f"extra_input.{name}" for name in request.extra_input}
+    fields.update({name: name for name in (*request.parameters, "prompt")})
+    return fields
 
 
 def _pick(first: str | None, second: str | None) -> str | None:

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from inference_gateway.domain import InputImage
 from inference_gateway.errors import FieldViolation, InvalidArgument
-from inference_gateway.schemas import InputSchema
+from inference_gateway.schemas import ModelSchema
 
 __all__ = [
     "LENGTH_INPUTS",
@@ -33,6 +33,8 @@ _LOGGER = logging.getLogger(__name__)
 # The names models use for the same generation limit; renamed to whichever a schema takes.
 LENGTH_INPUTS = ("max_new_tokens", "max_tokens", "max_length")
 _MAX_LISTED = 40
+# A refusal describes this many bad inputs at most, and counts the rest.
+_MAX_VIOLATIONS = 10
 _MIME_TYPE = re.compile(r"[A-Za-z0-9][\w!#$&^.+-]*/[A-Za-z0-9][\w!#$&^.+-]*", re.ASCII)
 # The leading bytes of the image formats models take.
 _SIGNATURES = (
@@ -45,10 +47,15 @@ _SIGNATURES = (
 
 @dataclass(frozen=True, slots=True)
 class ModelInput:
-    """An input under construction: the values, and which of them the caller asked for."""
+    """An input under construction: the values, and which of them the caller asked for.
+
+    `explicit` maps each input the caller set to the request field it came from
+    (`max_new_tokens`, `messages`, `extra_input.seed`, `input_images[0]`), so a refusal
+    names what the caller wrote even after the input is renamed for the model.
+    """
 
     values: dict[str, object]
-    explicit: frozenset[str]
+    explicit: Mapping[str, str]
 
 
 def _normalise(value: object) -> object:
@@ -58,27 +65,40 @@ def _normalise(value: object) -> object:
     return value
 
 
-def layer_inputs(explicit: Mapping[str, object], *defaults: Mapping[str, object]) -> ModelInput:
-    """Layers explicit values over defaults (earlier defaults win over later ones)."""
+def layer_inputs(
+    explicit: Mapping[str, object],
+    *defaults: Mapping[str, object],
+    fields: Mapping[str, str] | None = None,
+) -> ModelInput:
+    """Layers explicit values over defaults (earlier defaults win over later ones).
+
+    `fields` names the request field each explicit input came from, where that is not
+    the input's own name.
+    """
     values: dict[str, object] = {}
     for layer in reversed(defaults):
         values.update(layer)
     values.update(explicit)
     if "stop_sequences" in values:
         values["stop_sequences"] = _normalise(values["stop_sequences"])
-    return ModelInput(values, frozenset(explicit))
+    named = fields or {}
+    return ModelInput(values, {name: named.get(name, name) for name in explicit})
 
 
-def _listing(schema: InputSchema) -> str:
+def _listing(schema: ModelSchema) -> str:
     names = schema.names()
     shown = ", ".join(names[:_MAX_LISTED])
     return shown + (f" and {len(names) - _MAX_LISTED} more" if len(names) > _MAX_LISTED else "")
 
 
-def apply_schema(model_input: ModelInput, schema: InputSchema, *, model: str) -> dict[str, object]:
-    """Fits an input to the model's schema, or refuses what the caller asked for by name."""
+def apply_schema(model_input: ModelInput, schema: ModelSchema, *, model: str) -> dict[str, object]:
+    """Fits an input to the model's schema, or refuses what the caller asked for by name.
+
+    Values that fit are sent in the field's JSON type (a Struct's whole doubles as ints
+    for integer inputs, numbers as floats).
+    """
     values = dict(model_input.values)
-    explicit = set(model_input.explicit)
+    explicit = dict(model_input.explicit)
     # The caller's own limit goes first, and may take the place of a default.
     for name in sorted(LENGTH_INPUTS, key=lambda n: n not in explicit):
         if name in values and not schema.accepts(name):
@@ -94,29 +114,34 @@ def apply_schema(model_input: ModelInput, schema: InputSchema, *, model: str) ->
             if target is not None:
                 values[target] = values.pop(name)
                 if mine:
-                    explicit.discard(name)
-                    explicit.add(target)
+                    explicit[target] = explicit.pop(name)
     violations: list[FieldViolation] = []
+    refused = 0
     for name in list(values):
         field = schema.fields.get(name)
-        problem = (
-            f"model {model} does not accept {name!r}; it accepts: {_listing(schema)}"
-            if field is None
-            else None
-        )
-        if field is not None:
+        where = explicit.get(name, name)
+        if field is None:
+            problem: str | None = (
+                f"model {model} does not accept {name!r}; it accepts: {_listing(schema)}"
+            )
+        else:
             detail = field.problem(values[name])
-            problem = f"{name} {detail}" if detail else None
+            renamed = f" (this model's {name})" if where != name else ""
+            problem = f"{where}{renamed} {detail}" if detail else None
         if problem is None:
-            continue
-        if name in explicit:
-            violations.append(FieldViolation(name, problem))
+            values[name] = field.typed(values[name]) if field is not None else values[name]
+        elif name in explicit:
+            refused += 1
+            if len(violations) < _MAX_VIOLATIONS:  # a million bad keys make one short answer
+                violations.append(FieldViolation(where, problem))
         else:
             _LOGGER.debug("dropping default %s for %s: %s", name, model, problem)
             del values[name]
     if violations:
+        more = refused - len(violations)
         raise InvalidArgument(
-            "; ".join(v.description for v in violations),
+            "; ".join(v.description for v in violations)
+            + (f"; and {more} more inputs the model does not take" if more else ""),
             reason="INPUT_NOT_ACCEPTED",
             metadata={"model": model, "fields": ",".join(v.field for v in violations)},
             violations=tuple(violations),

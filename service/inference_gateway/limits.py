@@ -1,25 +1,31 @@
 """Admission rules: per-request size limits, and how many calls an alias may run at once.
 
 The gRPC receive limit (`--max-request-bytes`) bounds a message's total size before it is
-even parsed; these bound what inside a message costs money or memory downstream: the text
-sent to a model, the turns a template renders, and the images forwarded inline. Each
-refusal names the limit, the value that broke it, and the setting that raises it.
+even parsed; these bound what inside a message costs money or memory downstream. Counts
+(chat messages, input images) are checked on the request as it arrives. Sizes are
+measured in one place, `RequestLimits.check_input`, on the input the gateway is about to
+send: after templates and defaults, so whatever field the caller used (prompt, messages,
+system_prompt, prefix, suffix, an extra_input value at any depth, an input image) and
+whatever the configuration added is counted, before anything goes upstream. Each refusal
+names the limit, the field that broke it, and the setting that raises it.
 
-This is the only bound on inline images (`data`, or a `data:` URI): Replicate recommends
-data URIs only for small files and fetches larger ones from a URL, so the refusal says so.
+This is the only bound on inline images (`data`, or a `data:` URI wherever it appears):
+Replicate recommends data URIs only for small files and fetches larger ones from a URL, so
+the refusal says so.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from inference_gateway.config import AliasConfig
-from inference_gateway.domain import ImageRequest, InputImage, TextRequest
+from inference_gateway.domain import ImageRequest, TextRequest
 from inference_gateway.errors import FieldViolation, InvalidArgument, ResourceExhausted
+from inference_gateway.inputs import ModelInput
 
-__all__ = ["AliasSlots", "LimitExceeded", "RequestLimits", "inline_image_bytes"]
+__all__ = ["AliasSlots", "LimitExceeded", "RequestLimits", "data_uri_bytes", "is_data_uri"]
 
 
 class LimitExceeded(InvalidArgument):
@@ -36,8 +42,8 @@ class _Limit:
     remedy: str = "Send less"
 
 
-_PROMPT = _Limit(
-    "characters of prompt text", "PROMPT_TOO_LONG", "--max-prompt-chars", "GATEWAY_MAX_PROMPT_CHARS"
+_TEXT = _Limit(
+    "characters of text", "PROMPT_TOO_LONG", "--max-prompt-chars", "GATEWAY_MAX_PROMPT_CHARS"
 )
 _MESSAGES = _Limit("chat messages", "TOO_MANY_MESSAGES", "--max-messages", "GATEWAY_MAX_MESSAGES")
 _IMAGES = _Limit(
@@ -52,10 +58,12 @@ _IMAGE_BYTES = _Limit(
 )
 
 
-def _refuse(limit: _Limit, field: str, actual: int, allowed: int) -> LimitExceeded:
+def _refuse(
+    limit: _Limit, field: str, actual: int, allowed: int, *, subject: str | None = None
+) -> LimitExceeded:
     return LimitExceeded(
-        f"{field} has {actual} {limit.what}; the limit is {allowed}. {limit.remedy}, or ask "
-        f"the operators to raise {limit.flag} ({limit.env})",
+        f"{subject or field} has {actual} {limit.what}; the limit is {allowed}. "
+        f"{limit.remedy}, or ask the operators to raise {limit.flag} ({limit.env})",
         reason=limit.reason,
         metadata={
             "field": field,
@@ -67,20 +75,34 @@ def _refuse(limit: _Limit, field: str, actual: int, allowed: int) -> LimitExceed
     )
 
 
-def inline_image_bytes(image: InputImage) -> int:
-    """How many image bytes the request carries inline: `data`, or a data: URI's payload.
+def is_data_uri(text: str) -> bool:
+    return text[:5].lower() == "data:"
 
-    An https URL costs nothing here (Replicate fetches it), so it counts as 0. A base64
-    payload is counted as the bytes it decodes to, so the limit means the same for both.
-    """
-    if image.data:
-        return len(image.data)
-    if not image.uri or not image.uri.startswith("data:"):
-        return 0
-    header, _, payload = image.uri.partition(",")
-    if header.endswith(";base64"):
+
+def data_uri_bytes(uri: str) -> int:
+    """The bytes a data: URI carries: a base64 payload counts as the bytes it decodes to,
+    so the image limit means the same for `data` and for a data: URI."""
+    header, _, payload = uri.partition(",")
+    if header.lower().endswith(";base64"):
         return len(payload.rstrip("=")) * 3 // 4
     return len(payload.encode())
+
+
+def _strings(value: object, path: str) -> list[tuple[str, str]]:
+    """Every string in `value` (object keys too) with the path it sits at, depth first."""
+    found: list[tuple[str, str]] = []
+    stack = [(value, path)]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, str):
+            found.append((where, node))
+        elif isinstance(node, Mapping):
+            for key, item in node.items():
+                found.append((where, str(key)))
+                stack.append((item, f"{where}.{key}"))
+        elif isinstance(node, list | tuple):
+            stack.extend((item, f"{where}[{i}]") for i, item in enumerate(node))
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,32 +115,41 @@ class RequestLimits:
     max_input_image_bytes: int
 
     def check(self, request: TextRequest | ImageRequest) -> None:
-        """Raises LimitExceeded for the first limit the request breaks."""
+        """Counts, on the request as it arrives: chat messages and input images."""
         if isinstance(request, TextRequest):
-            self._check_text(request)
-        else:
-            self._check_image(request)
+            if len(request.messages) > self.max_messages:
+                raise _refuse(_MESSAGES, "messages", len(request.messages), self.max_messages)
+        elif len(request.input_images) > self.max_input_images:
+            images = len(request.input_images)
+            raise _refuse(_IMAGES, "input_images", images, self.max_input_images)
 
-    def _check_text(self, request: TextRequest) -> None:
-        if len(request.messages) > self.max_messages:
-            raise _refuse(_MESSAGES, "messages", len(request.messages), self.max_messages)
-        chars = len(request.prompt or "") + sum(len(m.content) for m in request.messages)
-        self._check_prompt("messages" if request.messages else "prompt", chars)
+    def check_input(self, model_input: ModelInput) -> None:
+        """Measures everything the input would send, the one place request size is measured.
 
-    def _check_image(self, request: ImageRequest) -> None:
-        self._check_prompt("prompt", len(request.prompt))
-        images = request.input_images
-        if len(images) > self.max_input_images:
-            raise _refuse(_IMAGES, "input_images", len(images), self.max_input_images)
-        for index, image in enumerate(images):
-            size = inline_image_bytes(image)
-            if size > self.max_input_image_bytes:
-                field = f"input_images[{index}]"
-                raise _refuse(_IMAGE_BYTES, field, size, self.max_input_image_bytes)
-
-    def _check_prompt(self, field: str, chars: int) -> None:
-        if chars > self.max_prompt_chars:
-            raise _refuse(_PROMPT, field, chars, self.max_prompt_chars)
+        Every data: URI, at any depth, is held to the image byte limit, and named by the
+        request field it came from. All other text, every string and object key at any
+        depth (the input names included), counts toward the text limit together; the
+        refusal names the field holding the most of it. Defaults the model's schema later
+        drops are counted too: the check runs before anything, the schema included, is
+        fetched.
+        """
+        by_field: dict[str, int] = {}
+        for name, value in model_input.values.items():
+            field = model_input.explicit.get(name, name)
+            chars = len(name)
+            for path, string in _strings(value, field):
+                if not is_data_uri(string):
+                    chars += len(string)
+                elif (size := data_uri_bytes(string)) > self.max_input_image_bytes:
+                    raise _refuse(_IMAGE_BYTES, path, size, self.max_input_image_bytes)
+            by_field[field] = by_field.get(field, 0) + chars
+        text = sum(by_field.values())
+        if text > self.max_prompt_chars:
+            field = max(by_field, key=by_field.__getitem__)
+            subject = "the input for the model" + (
+                f" (most of it in {field})" if len(by_field) > 1 else f" ({field})"
+            )
+            raise _refuse(_TEXT, field, text, self.max_prompt_chars, subject=subject)
 
 
 class AliasSlots:

@@ -15,7 +15,7 @@ from inference_gateway.config import AliasConfig, GatewayConfig
 from inference_gateway.errors import FieldViolation, InvalidArgument, NotFound
 from inference_gateway.model_ids import ModelRef, Task, check_model_id_length, parse_model_id
 
-__all__ = ["ModelRegistry", "ResolvedModel", "UnknownAliasError", "WrongTaskError"]
+__all__ = ["ModelRegistry", "ResolvedModel", "UnknownAliasError", "WrongTaskError", "check_task"]
 
 _BARE_VERSION_LENGTH = 64
 _SUGGESTIONS = 3
@@ -48,7 +48,7 @@ class ModelRegistry:
     def resolve(self, text: str, task: Task) -> ResolvedModel:
         alias = self._aliases.get(text)
         if alias is not None:
-            _check_task(f"alias {text!r}", alias.task, task)
+            check_task(f"alias {text!r}", alias.task, task)
             return ResolvedModel(alias, alias.model)
         # Before the text is quoted in an error, a log line or a label, or put in a URL.
         check_model_id_length(text)
@@ -56,7 +56,7 @@ class ModelRegistry:
             raise self._unknown_alias(text)
         ref = parse_model_id(text)
         if ref.task is not None:
-            _check_task(repr(text), ref.task, task)
+            check_task(repr(text), ref.task, task)
         return ResolvedModel(None, ref)
 
     def aliases(self) -> list[AliasConfig]:
@@ -85,7 +85,8 @@ def _could_be_version(text: str) -> bool:
     return len(text) == _BARE_VERSION_LENGTH
 
 
-def _check_task(what: str, actual: Task, wanted: Task) -> None:
+def check_task(what: str, actual: Task, wanted: Task) -> None:
+    """Refuses a model (an alias, an id, or what its schema says it makes) for the wrong RPC."""
     if actual is wanted:
         return
     raise WrongTaskError(

@@ -1,9 +1,10 @@
-"""Models' input schemas, fetched once and cached, to check inputs before spending a request.
+"""Models' schemas, fetched once and cached, to check a request before spending one.
 
 Replicate rejects any input its model's schema does not list (422), and a rejected
 create still spends a slot of the account's rate budget. Cog writes each model's
 inputs as OpenAPI: `components.schemas.Input.properties`, with enums behind
-`allOf: [{$ref: ...}]`.
+`allOf: [{$ref: ...}]`; and what it returns as `components.schemas.Output`, where files
+are strings of format `uri` (an image model's output) and text is strings without one.
 """
 
 from __future__ import annotations
@@ -18,10 +19,17 @@ from typing import Any
 
 from inference_gateway.deadlines import Deadline
 from inference_gateway.errors import GatewayError
-from inference_gateway.model_ids import EndpointKind, ModelRef
+from inference_gateway.model_ids import EndpointKind, ModelRef, Task
 from inference_gateway.replicate import ReplicateClient
 
-__all__ = ["InputField", "InputSchema", "SchemaCache", "parse_input_schema"]
+__all__ = [
+    "MAX_EXACT_INTEGER",
+    "InputField",
+    "ModelSchema",
+    "SchemaCache",
+    "parse_model_schema",
+    "whole_number",
+]
 
 _LOGGER = logging.getLogger(__name__)
 _JSON_TYPES: Mapping[str, tuple[type, ...]] = {
@@ -32,6 +40,16 @@ _JSON_TYPES: Mapping[str, tuple[type, ...]] = {
     "array": (list,),
     "object": (dict,),
 }
+# The largest integer a double (every number in a protobuf Struct) holds exactly; past it a
+# whole double stands for a range of integers, and 1e300 would be sent as 301 digits.
+MAX_EXACT_INTEGER = 2**53
+
+
+def whole_number(value: float) -> int | None:
+    """`value` as an int when it is whole and within ±MAX_EXACT_INTEGER, else None."""
+    if value.is_integer() and abs(value) <= MAX_EXACT_INTEGER:
+        return int(value)
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,13 +64,17 @@ class InputField:
         """Why `value` does not fit this field, or None when it does."""
         if value is None:
             return None
-        if self.type is not None:
+        if self.type == "integer" and isinstance(value, float) and value.is_integer():
+            if whole_number(value) is None:
+                return (
+                    f"must be an integer within ±{MAX_EXACT_INTEGER} (2^53, the largest a "
+                    f"JSON number holds exactly), got {value:g}"
+                )
+        elif self.type is not None:
             expected = _JSON_TYPES.get(self.type)
             is_bool = isinstance(value, bool)
-            if (
-                expected is not None
-                and (not isinstance(value, expected) or (is_bool and self.type != "boolean"))
-                and not (self.type == "integer" and isinstance(value, float) and value.is_integer())
+            if expected is not None and (
+                not isinstance(value, expected) or (is_bool and self.type != "boolean")
             ):
                 return f"must be of type {self.type}, got {type(value).__name__}"
         if self.enum is not None and value not in self.enum:
@@ -64,10 +86,24 @@ class InputField:
                 return f"must be at most {self.maximum:g}"
         return None
 
+    def typed(self, value: object) -> object:
+        """A value that fits this field, in the field's JSON type: integers as ints, numbers
+        as floats (a Struct carries both as doubles)."""
+        if self.type == "integer" and isinstance(value, float):
+            whole = whole_number(value)
+            return value if whole is None else whole
+        if self.type == "number" and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        return value
+
 
 @dataclass(frozen=True, slots=True)
-class InputSchema:
+class ModelSchema:
+    """A model's inputs, and the task its output says it does (None when it does not say)."""
+
     fields: Mapping[str, InputField]
+    # IMAGE when the output is files, TEXT when it is strings; None for anything else.
+    output_task: Task | None = None
 
     def accepts(self, name: str) -> bool:
         return name in self.fields
@@ -101,8 +137,22 @@ def _number(value: object) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def parse_input_schema(openapi_schema: object) -> InputSchema | None:
-    """The `Input` schema of a version's openapi_schema, or None when it has none."""
+def _output_task(components: Mapping[str, Any]) -> Task | None:
+    output = components.get("Output")
+    if not isinstance(output, Mapping):
+        return None
+    node = _resolve(output, components)
+    items = node.get("items") if node.get("type") == "array" else node
+    if not isinstance(items, Mapping):
+        return None
+    items = _resolve(items, components)
+    if items.get("type") != "string":
+        return None
+    return Task.IMAGE if items.get("format") == "uri" else Task.TEXT
+
+
+def parse_model_schema(openapi_schema: object) -> ModelSchema | None:
+    """The `Input` (and `Output`) of a version's openapi_schema, or None without an Input."""
     if not isinstance(openapi_schema, Mapping):
         return None
     section = openapi_schema.get("components")
@@ -124,12 +174,12 @@ def parse_input_schema(openapi_schema: object) -> InputSchema | None:
             maximum=_number(node.get("maximum")),
             enum=tuple(enum) if isinstance(enum, list) else None,
         )
-    return InputSchema(fields)
+    return ModelSchema(fields, _output_task(components))
 
 
 @dataclass
 class _Entry:
-    schema: InputSchema | None
+    schema: ModelSchema | None
     expires: float
 
 
@@ -156,7 +206,7 @@ class SchemaCache:
         self._max_entries = max_entries
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         # One per fetch in flight: bounded by the calls in flight.
-        self._pending: dict[str, asyncio.Future[InputSchema | None]] = {}
+        self._pending: dict[str, asyncio.Future[ModelSchema | None]] = {}
 
     def __len__(self) -> int:
         """How many models' schemas (or their absence) are remembered."""
@@ -168,7 +218,7 @@ class SchemaCache:
             return None  # a bare version id: Replicate has no way to look it up
         return str(ref)
 
-    async def get(self, ref: ModelRef, *, token: str, deadline: Deadline) -> InputSchema | None:
+    async def get(self, ref: ModelRef, *, token: str, deadline: Deadline) -> ModelSchema | None:
         key = self._key(ref)
         if key is None:
             return None
@@ -179,7 +229,7 @@ class SchemaCache:
         pending = self._pending.get(key)
         if pending is not None:
             return await asyncio.shield(pending)
-        future: asyncio.Future[InputSchema | None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[ModelSchema | None] = asyncio.get_running_loop().create_future()
         self._pending[key] = future
         try:
             schema = await self._fetch(ref, token=token, deadline=deadline)
@@ -204,7 +254,7 @@ class SchemaCache:
         while len(self._entries) > self._max_entries:
             self._entries.popitem(last=False)
 
-    async def _fetch(self, ref: ModelRef, *, token: str, deadline: Deadline) -> InputSchema | None:
+    async def _fetch(self, ref: ModelRef, *, token: str, deadline: Deadline) -> ModelSchema | None:
         # Schema look-ups must not eat the prediction's time: give them a few seconds at most.
         budget = Deadline.after(min(5.0, deadline.remaining()))
         owner, name, version = ref.owner, ref.name, ref.version
@@ -231,11 +281,11 @@ class SchemaCache:
                 token=token,
                 deadline=budget,
             )
-            return parse_input_schema(body.get("openapi_schema"))
+            return parse_model_schema(body.get("openapi_schema"))
         body = await self._client.get_json(
             f"/v1/models/{owner}/{name}", endpoint="model", token=token, deadline=budget
         )
         latest = body.get("latest_version")
-        return parse_input_schema(
+        return parse_model_schema(
             latest.get("openapi_schema") if isinstance(latest, Mapping) else None
         )

@@ -25,14 +25,14 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
-from inference.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from inference.gateway.v1 import gateway_pb2
 from inference_gateway.config import GatewayConfig
 from inference_gateway.core import CoreSettings, Gateway
 from inference_gateway.deadlines import Deadline
 from inference_gateway.errors import GatewayError
 from inference_gateway.grpc_api.auth import CallerDirectory, Identify, anonymous
 from inference_gateway.grpc_api.interceptors import ObservingInterceptor
-from inference_gateway.grpc_api.servicer import InferenceGatewayServicer
+from inference_gateway.grpc_api.servicer import InferenceGatewayServicer, add_to_server
 from inference_gateway.limits import RequestLimits
 from inference_gateway.metrics import Metrics
 from inference_gateway.outputs import FilePolicy, OutputFetcher, OutputLimits
@@ -299,9 +299,7 @@ async def start_gateway(
             ("grpc.server.max_pending_requests_hard_limit", settings.max_connections),
         ],
     )
-    gateway_pb2_grpc.add_InferenceGatewayServicer_to_server(
-        InferenceGatewayServicer(gateway, identify), server
-    )
+    add_to_server(InferenceGatewayServicer(gateway, identify), server)
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

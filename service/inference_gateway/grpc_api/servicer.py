@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Any, cast
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+import grpc
 from google.protobuf import duration_pb2, struct_pb2
+from google.protobuf.message import DecodeError, Message
 
 from inference.gateway.v1 import gateway_pb2 as pb
 from inference.gateway.v1 import gateway_pb2_grpc as pb_grpc
@@ -25,8 +28,17 @@ from inference_gateway.errors import FieldViolation, InvalidArgument
 from inference_gateway.grpc_api.auth import Identify, Metadata
 from inference_gateway.model_ids import EndpointKind, Task
 from inference_gateway.prompts import ChatMessage
+from inference_gateway.schemas import whole_number
 
-__all__ = ["InferenceGatewayServicer", "image_request", "text_request"]
+__all__ = [
+    "InferenceGatewayServicer",
+    "Undecodable",
+    "add_to_server",
+    "image_request",
+    "text_request",
+]
+
+_M = TypeVar("_M", bound=Message)
 
 if TYPE_CHECKING:  # grpc's generics exist only in its type stubs
     from inference_gateway.grpc_api._types import Context
@@ -58,6 +70,77 @@ _ENDPOINT_KIND = {
 _TASK = {Task.TEXT: pb.TASK_TEXT, Task.IMAGE: pb.TASK_IMAGE}
 
 
+# protobuf parses at most 100 nested messages; each level of an extra_input object or list
+# is three of them (Struct, its map entry, Value).
+_STRUCT_LEVELS = 32
+
+
+@dataclass(frozen=True, slots=True)
+class Undecodable:
+    """A request message protobuf could not parse, handed to the servicer to refuse.
+
+    Raised inside gRPC's deserializer, the DecodeError would reach the caller as UNKNOWN
+    before any handler ran; here it becomes an INVALID_ARGUMENT that says what to fix.
+    """
+
+    message_type: str
+    detail: str
+
+    def error(self) -> InvalidArgument:
+        if "MaxDepth" in self.detail:
+            return InvalidArgument(
+                f"extra_input nests deeper than protobuf can parse (100 nested messages, "
+                f"about {_STRUCT_LEVELS} levels of objects and lists); flatten it",
+                reason="EXTRA_INPUT_TOO_DEEP",
+                violations=(FieldViolation("extra_input", "nested too deeply to parse"),),
+            )
+        return InvalidArgument(
+            f"the request is not a valid {self.message_type}: {self.detail}. Check the client "
+            "sends this service's messages (strings must be UTF-8)",
+            reason="UNDECODABLE_REQUEST",
+            metadata={"messageType": self.message_type},
+        )
+
+
+def _decoder(message_class: type[Message]) -> Callable[[bytes], Message | Undecodable]:
+    def decode(data: bytes) -> Message | Undecodable:
+        try:
+            return message_class.FromString(data)
+        except DecodeError as error:
+            return Undecodable(message_class.DESCRIPTOR.full_name, str(error))
+
+    return decode
+
+
+def _decoded(request: _M | Undecodable) -> _M:
+    if isinstance(request, Undecodable):
+        raise request.error()
+    return request
+
+
+def add_to_server(servicer: InferenceGatewayServicer, server: grpc.aio.Server) -> None:
+    """Registers the service as the generated code does, with decoders that hand a message
+    protobuf cannot parse to the handler (as Undecodable) instead of failing inside gRPC."""
+    service = pb.DESCRIPTOR.services_by_name["InferenceGateway"]
+    handlers = {}
+    for method in service.methods:
+        request_class = getattr(pb, method.input_type.name)
+        response_class = getattr(pb, method.output_type.name)
+        make = (
+            grpc.unary_stream_rpc_method_handler
+            if method.server_streaming
+            else grpc.unary_unary_rpc_method_handler
+        )
+        handlers[method.name] = make(
+            getattr(servicer, method.name),
+            request_deserializer=_decoder(request_class),
+            response_serializer=response_class.SerializeToString,
+        )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(service.full_name, handlers),)
+    )
+
+
 def _finite(number: float, where: str) -> float:
     """JSON, and so Replicate, has no NaN or infinity: refuse them here, by field."""
     if not math.isfinite(number):
@@ -70,11 +153,13 @@ def _finite(number: float, where: str) -> float:
 
 
 def _plain(value: struct_pb2.Value, where: str) -> object:
-    """A Struct value as JSON. Struct numbers are all doubles; whole ones become integers."""
+    """A Struct value as JSON. Struct numbers are all doubles: whole ones a double holds
+    exactly become integers, the rest stay floats (the model's schema has the last word)."""
     kind = value.WhichOneof("kind")
     if kind == "number_value":
         number = _finite(value.number_value, where)
-        return int(number) if number.is_integer() else number
+        whole = whole_number(number)
+        return number if whole is None else whole
     if kind == "list_value":
         return [_plain(item, f"{where}[{i}]") for i, item in enumerate(value.list_value.values)]
     if kind == "struct_value":
@@ -114,7 +199,10 @@ def _chat_message(index: int, message: pb.ChatMessage) -> ChatMessage:
     return ChatMessage(role=message.role, content=content)
 
 
-def text_request(request: pb.GenerateTextRequest, caller: CallerConfig) -> TextRequest:
+def text_request(
+    message: pb.GenerateTextRequest | Undecodable, caller: CallerConfig
+) -> TextRequest:
+    request = _decoded(message)
     parameters = _set_fields(request, _TEXT_PARAMETERS)
     if request.stop_sequences:
         parameters["stop_sequences"] = list(request.stop_sequences)
@@ -131,7 +219,10 @@ def text_request(request: pb.GenerateTextRequest, caller: CallerConfig) -> TextR
     )
 
 
-def image_request(request: pb.GenerateImageRequest, caller: CallerConfig) -> ImageRequest:
+def image_request(
+    message: pb.GenerateImageRequest | Undecodable, caller: CallerConfig
+) -> ImageRequest:
+    request = _decoded(message)
     return ImageRequest(
         model=request.model,
         prompt=request.prompt,
@@ -196,7 +287,7 @@ class InferenceGatewayServicer(pb_grpc.InferenceGatewayServicer):
         return self._identify(cast("Metadata | None", context.invocation_metadata()))
 
     async def GenerateText(
-        self, request: pb.GenerateTextRequest, context: Context
+        self, request: pb.GenerateTextRequest | Undecodable, context: Context
     ) -> pb.GenerateTextResponse:
         result = await self._gateway.generate_text(
             text_request(request, self._caller(context)), time_remaining=context.time_remaining()
@@ -208,7 +299,7 @@ class InferenceGatewayServicer(pb_grpc.InferenceGatewayServicer):
         )
 
     async def StreamText(
-        self, request: pb.GenerateTextRequest, context: Context
+        self, request: pb.GenerateTextRequest | Undecodable, context: Context
     ) -> AsyncIterator[pb.StreamTextResponse]:
         stream = self._gateway.stream_text(
             text_request(request, self._caller(context)), time_remaining=context.time_remaining()
@@ -223,7 +314,7 @@ class InferenceGatewayServicer(pb_grpc.InferenceGatewayServicer):
                     yield pb.StreamTextResponse(text=item.text)
 
     async def GenerateImage(
-        self, request: pb.GenerateImageRequest, context: Context
+        self, request: pb.GenerateImageRequest | Undecodable, context: Context
     ) -> pb.GenerateImageResponse:
         result = await self._gateway.generate_image(
             image_request(request, self._caller(context)), time_remaining=context.time_remaining()
