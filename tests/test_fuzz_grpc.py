@@ -106,7 +106,8 @@ ACCEPTABLE = frozenset(
 # Small limits, so that requests cross each of them without megabytes of traffic.
 LIMITS: dict[str, Any] = {
     "max_request_bytes": 256 * 1024,
-    "max_prompt_chars": 20_000,
+    # Above a good call's prompt and system prompt together (2 x PAYLOAD): both count.
+    "max_prompt_chars": 40_000,
     "max_messages": 4,
     "max_input_images": 2,
     "max_input_image_bytes": 16 * 1024,
