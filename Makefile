@@ -5,7 +5,8 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PROTO_SRC := protos/inference/gateway/v1/gateway.proto
 
-.PHONY: install run test lint typecheck unit protos buf-lint deploy-tools clean bench
+.PHONY: install run test lint typecheck test-fast test-slow protos buf buf-lint deploy-tools \
+	clean bench
 
 # The simulator is its own distribution (simulator/): installed here for `make run`,
 # the tests and the bench, never part of the gateway's wheel or image.
@@ -17,9 +18,15 @@ $(VENV)/.installed: pyproject.toml simulator/pyproject.toml
 
 install: $(VENV)/.installed
 
-node_modules/.bin/buf: package.json
-	npm install --silent --no-audit --no-fund
-	touch $@
+# `npm ci` installs exactly the committed lock and never rewrites it, so the tree stays
+# clean; it runs only when the installed buf is not the pinned one (worktrees may share
+# one node_modules, which `npm ci` would empty and refill).
+BUF := node_modules/.bin/buf
+BUF_VERSION := $(shell sed -n 's|.*"@bufbuild/buf": "\(.*\)".*|\1|p' package.json)
+
+buf:
+	@test "$$($(BUF) --version 2>/dev/null)" = "$(BUF_VERSION)" || \
+		npm ci --silent --no-audit --no-fund --ignore-scripts
 
 ## run: start the gateway (against the embedded simulator when no token is set)
 run: install
@@ -29,8 +36,8 @@ run: install
 protos: install
 	$(PY) -m inference_gateway.protogen service
 
-buf-lint: node_modules/.bin/buf
-	cd protos && ../node_modules/.bin/buf lint
+buf-lint: buf
+	cd protos && ../$(BUF) lint
 
 lint: install
 	$(BIN)/ruff check service simulator tests bench
@@ -43,11 +50,16 @@ typecheck: install
 deploy-tools: install
 	deploy/install-tools.sh $(VENV)
 
-unit: install deploy-tools
-	$(BIN)/pytest -q
+## test-fast: the fast tier, everything not marked slow (under 3 minutes on 2 cores)
+test-fast: install buf deploy-tools
+	$(BIN)/pytest -q -m "not slow"
 
-## test: install what is needed and run the whole suite
-test: lint typecheck buf-lint unit
+## test-slow: the slow tier: real-time minutes, real Prometheus, deploy tools, full-size fuzzing
+test-slow: install buf deploy-tools
+	$(BIN)/pytest -q -m slow
+
+## test: install what is needed and run the whole suite, fast tier first
+test: lint typecheck buf-lint test-fast test-slow
 
 ## bench: the gateway against same-run baselines (about 8 minutes); writes bench/results/latest.md
 bench: install

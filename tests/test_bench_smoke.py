@@ -284,6 +284,7 @@ def test_the_table_shows_every_row_with_its_ratio_and_verdict() -> None:
 # --- the smoke run -----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 async def test_smoke_run_measures_every_figure(tmp_path: Path) -> None:
     log: list[str] = []

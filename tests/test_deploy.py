@@ -35,6 +35,9 @@ from hypothesis import strategies as st
 
 from inference.gateway.v1 import gateway_pb2
 
+# The slow tier: these run the deploy tools (kubectl, kubernetes-validate, promtool).
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
 BASE = DEPLOY / "kubernetes" / "base"

@@ -23,6 +23,9 @@ from inference.gateway.v1 import gateway_pb2 as pb
 from tests.gateway_harness import Harness, running_gateway
 from tests.test_metrics import LLAMA3, traffic_of_every_kind
 
+# The slow tier: a real Prometheus server and promtool.
+pytestmark = pytest.mark.slow
+
 INSTALL_HINT = "run deploy/install-tools.sh (see deploy/README.md)"
 JOB = "inference-gateway"  # the job label deploy/prometheus/alerts.yaml selects
 # Long enough for a cold start of Prometheus on a loaded machine, short of the test's limit.
