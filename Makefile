@@ -5,8 +5,8 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PROTO_SRC := protos/inference/gateway/v1/gateway.proto
 
-.PHONY: install run test lint typecheck test-fast test-slow protos buf buf-lint deploy-tools \
-	clean bench
+.PHONY: install run test lint typecheck test-fast test-slow protos buf buf-lint buf-breaking \
+	contract-release deploy-tools clean bench
 
 # The simulator is its own distribution (simulator/): installed here for `make run`,
 # the tests and the bench, never part of the gateway's wheel or image.
@@ -39,6 +39,19 @@ protos: install
 buf-lint: buf
 	cd protos && ../$(BUF) lint
 
+# The contract as last released. Between releases, fields may be added; any change that
+# breaks a client built against the release (a removed or renumbered field, a changed
+# type, a renamed RPC) fails buf-breaking.
+CONTRACT := releases/v1.binpb
+
+## buf-breaking: the contract against the last released one (protos/releases/v1.binpb)
+buf-breaking: buf
+	cd protos && ../$(BUF) breaking --against $(CONTRACT)
+
+## contract-release: when a release is cut, make its contract the one buf-breaking guards
+contract-release: buf-lint
+	cd protos && ../$(BUF) build --exclude-source-info -o $(CONTRACT)
+
 lint: install
 	$(BIN)/ruff check service simulator tests bench
 	$(BIN)/ruff format --check service/inference_gateway simulator tests bench
@@ -59,7 +72,7 @@ test-slow: install buf deploy-tools
 	$(BIN)/pytest -q -m slow
 
 ## test: install what is needed and run the whole suite, fast tier first
-test: lint typecheck buf-lint test-fast test-slow
+test: lint typecheck buf-lint buf-breaking test-fast test-slow
 
 ## bench: the gateway against same-run baselines (about 8 minutes); writes bench/results/latest.md
 bench: install
