@@ -12,11 +12,10 @@ import tempfile
 import textwrap
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from hypothesis import given
@@ -39,12 +38,13 @@ from inference_gateway.registry import ModelRegistry
 from inference_gateway.settings import SettingsError, add_server_arguments, settings_from
 from tests.gateway_harness import Harness, running_gateway
 from tests.simulator_fixtures import wait_until
+from tests.support.models import LLAMA3
+from tests.support.models import SDXL_PINNED as SDXL
+from tests.support.rpc_status import error_info
 
 # Published test vectors (FIPS 180-2 examples and countless tables): not computed here.
 SHA256_OF_TEST = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 SHA256_OF_EMPTY = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-LLAMA3 = "meta/meta-llama-3-8b-instruct"
-SDXL = "stability-ai/sdxl:7762fd07cf82c948538e41f63f77d685e02b063e37e496e96eefd46c929f9bdc"
 V1 = "a" * 64
 V2 = "b" * 64
 BILLING_TOKEN = "cgw_test_billing_7f3a9c1e5b2d4f60"
@@ -554,16 +554,6 @@ def auth_config(tmp_path: Path) -> Path:
           ops: {{token_sha256: "{hash_token(OPS_TOKEN)}", models: ["{LLAMA3}"]}}
         """,
     )
-
-
-def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
-    metadata = cast(Sequence[tuple[str, bytes]], error.trailing_metadata() or ())
-    [raw] = [value for key, value in metadata if key == "grpc-status-details-bin"]
-    status = status_pb2.Status.FromString(raw)
-    info = error_details_pb2.ErrorInfo()
-    [packed] = [d for d in status.details if d.Is(info.DESCRIPTOR)]
-    packed.Unpack(info)
-    return info
 
 
 async def refused(call: Any) -> grpc.aio.AioRpcError:

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 
 from inference_gateway.cli import main
+from tests.support.models import SDXL_PINNED as SDXL
 
 REPO = Path(__file__).resolve().parents[1]
 BUF = REPO / "node_modules" / ".bin" / "buf"
 SERVICE = "inference.gateway.v1.InferenceGateway"
-SDXL = "stability-ai/sdxl:7762fd07cf82c948538e41f63f77d685e02b063e37e496e96eefd46c929f9bdc"
 
 
 def _free_port() -> int:

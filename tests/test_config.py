@@ -22,10 +22,10 @@ from inference_gateway.config import (
 )
 from inference_gateway.model_ids import EndpointKind, ModelRef, Task
 from inference_gateway.prompts import CustomTemplate, JinjaTemplate, RoleMarkup
+from tests.support.models import SDXL_VERSION
 
 DATA = Path(__file__).parent / "data" / "configs"
 SECRET = "r8_test_Qx7_super_secret_value_0123456789abcdef"
-SDXL_VERSION = "7762fd07cf82c948538e41f63f77d685e02b063e37e496e96eefd46c929f9bdc"
 OFFICIAL, VERSION, DEPLOYMENT = (
     EndpointKind.OFFICIAL_MODEL,
     EndpointKind.VERSION,

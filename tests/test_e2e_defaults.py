@@ -12,8 +12,8 @@ from inference.gateway.v1 import gateway_pb2 as pb
 from inference_gateway.defaults import env_defaults
 from replicate_simulator import SimulatorConfig
 from tests.gateway_harness import running_gateway
+from tests.support.models import LLAMA3
 
-LLAMA3 = "meta/meta-llama-3-8b-instruct"
 SEEDED = "acme/seeded-t5"
 # A model in the style of Replicate's flan-t5: it takes max_length and seed.
 SEEDED_CATALOGUE = textwrap.dedent(

@@ -29,11 +29,10 @@ from inference_gateway.inputs import image_data_uri
 from replicate_simulator import RunningSimulator, SimulatorConfig, start_simulator
 from tests.gateway_harness import TEST_TOKEN, Harness, running_gateway
 from tests.gateway_harness import test_settings as gateway_settings
-from tests.test_e2e_lifecycle import error_info
+from tests.support.models import SDXL, SDXL_VERSION
+from tests.support.models import SDXL_PINNED as SDXL_ID
+from tests.support.rpc_status import error_info
 
-SDXL = "stability-ai/sdxl"
-SDXL_VERSION = "7762fd07cf82c948538e41f63f77d685e02b063e37e496e96eefd46c929f9bdc"
-SDXL_ID = f"{SDXL}:{SDXL_VERSION}"
 # Image models answer at once, so each test takes milliseconds.
 FAST = SimulatorConfig(token_interval_seconds=0.0, model_behaviour={SDXL: {"predict_seconds": 0}})
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

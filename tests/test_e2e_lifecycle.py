@@ -7,22 +7,20 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import AsyncIterable, Sequence
-from typing import TypeVar, cast
+from collections.abc import AsyncIterable
 
 import grpc
 import pytest
-from google.protobuf.message import Message
-from google.rpc import error_details_pb2, status_pb2
 
 from inference.gateway.v1 import gateway_pb2 as pb
-from replicate_simulator import Prediction, SimulatorConfig
+from replicate_simulator import SimulatorConfig
 from tests.gateway_harness import Harness, running_gateway
 from tests.simulator_fixtures import wait_until
+from tests.support.models import LLAMA3
+from tests.support.rpc_status import error_info, retry_delay_seconds
+from tests.support.traffic import latest_prediction
 
-LLAMA3 = "meta/meta-llama-3-8b-instruct"
 PREDICTION_KINDS = ("create", "get", "stream", "cancel")
-DetailT = TypeVar("DetailT", bound=Message)
 
 
 def prediction_requests(h: Harness) -> int:
@@ -33,26 +31,6 @@ async def warm_schema(h: Harness) -> None:
     """One call caches the model's schema, so later calls count prediction requests only."""
     await h.stub.GenerateText(pb.GenerateTextRequest(model=LLAMA3, prompt="warm"), timeout=20)
     h.requests.clear()
-
-
-def latest_prediction(h: Harness) -> Prediction:
-    """The prediction created last (the simulator keeps them in creation order)."""
-    return list(h.simulator.state.predictions.values())[-1]
-
-
-def status_detail(error: grpc.aio.AioRpcError, kind: type[DetailT]) -> DetailT:
-    """The one detail of type `kind` in the status the gateway attached to an error."""
-    metadata = cast(Sequence[tuple[str, bytes]], error.trailing_metadata() or ())
-    [raw] = [value for key, value in metadata if key == "grpc-status-details-bin"]
-    status = status_pb2.Status.FromString(raw)
-    [packed] = [d for d in status.details if d.Is(kind.DESCRIPTOR)]
-    detail: DetailT = kind()
-    packed.Unpack(detail)
-    return detail
-
-
-def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
-    return status_detail(error, error_details_pb2.ErrorInfo)
 
 
 async def test_a_prediction_within_the_sync_wait_costs_exactly_one_request() -> None:
@@ -218,11 +196,6 @@ async def test_a_spent_create_budget_fails_fast_with_retry_info() -> None:
         assert error_info(caught.value).reason == "RATE_BUDGET_EXHAUSTED"
         assert retry_delay_seconds(caught.value) > 3
         assert h.requests.count("create") == 0
-
-
-def retry_delay_seconds(error: grpc.aio.AioRpcError) -> float:
-    info = status_detail(error, error_details_pb2.RetryInfo)
-    return float(info.retry_delay.ToTimedelta().total_seconds())
 
 
 async def test_a_model_without_a_stream_is_followed_by_gets_that_back_off() -> None:

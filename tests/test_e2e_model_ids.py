@@ -11,6 +11,7 @@ import pytest
 from inference.gateway.v1 import gateway_pb2 as pb
 from replicate_simulator import default_catalogue
 from tests.gateway_harness import running_gateway
+from tests.support.models import LLAMA3
 
 _CATALOGUE = default_catalogue()
 
@@ -21,7 +22,6 @@ def _version(model: str) -> str:
     return spec.versions[0].id
 
 
-LLAMA3 = "meta/meta-llama-3-8b-instruct"
 LLAMA2_V = _version("meta/llama-2-7b-chat")
 SDXL_V = _version("stability-ai/sdxl")
 PREDICTIONS = "/v1/predictions"

@@ -12,8 +12,8 @@ import pytest
 from inference.gateway.v1 import gateway_pb2 as pb
 from replicate_simulator import default_catalogue
 from tests.gateway_harness import running_gateway
+from tests.support.models import LLAMA3
 
-LLAMA3 = "meta/meta-llama-3-8b-instruct"
 _LLAMA2_SPEC = default_catalogue().model("meta/llama-2-7b-chat")
 assert _LLAMA2_SPEC is not None
 LLAMA2 = "meta/llama-2-7b-chat:" + _LLAMA2_SPEC.versions[0].id

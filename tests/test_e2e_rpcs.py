@@ -8,9 +8,8 @@ from grpc_health.v1 import health_pb2
 
 from inference.gateway.v1 import gateway_pb2 as pb
 from tests.gateway_harness import running_gateway
-
-LLAMA3 = "meta/meta-llama-3-8b-instruct"
-SDXL = "stability-ai/sdxl:7762fd07cf82c948538e41f63f77d685e02b063e37e496e96eefd46c929f9bdc"
+from tests.support.models import LLAMA3
+from tests.support.models import SDXL_PINNED as SDXL
 
 
 async def test_generate_text_returns_the_models_whole_answer() -> None:

@@ -7,14 +7,13 @@ budgets), as a replica would be; only the store between them differs.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
-from typing import cast
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2, status_pb2
+from google.rpc import error_details_pb2
 
 from inference.gateway.v1 import gateway_pb2 as pb
 from inference.gateway.v1 import gateway_pb2_grpc
@@ -23,8 +22,8 @@ from inference_gateway.grpc_api.server import start_gateway
 from replicate_simulator import RunningSimulator, SimulatorConfig, start_simulator
 from tests import gateway_harness
 from tests.redis_fixtures import RedisServer, redis_server
-
-LLAMA3 = "meta/meta-llama-3-8b-instruct"
+from tests.support.models import LLAMA3
+from tests.support.rpc_status import error_info, has_detail
 
 
 @pytest.fixture
@@ -67,17 +66,9 @@ async def _generate(stub: gateway_pb2_grpc.InferenceGatewayAsyncStub) -> str:
     try:
         await stub.GenerateText(pb.GenerateTextRequest(model=LLAMA3, prompt="hi"), timeout=3)
     except grpc.aio.AioRpcError as error:
-        metadata = cast(Sequence[tuple[str, bytes]], error.trailing_metadata() or ())
-        [raw] = [value for key, value in metadata if key == "grpc-status-details-bin"]
-        status = status_pb2.Status.FromString(raw)
-        outcome = [error.code().name]
-        for detail in status.details:
-            if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-                info = error_details_pb2.ErrorInfo()
-                detail.Unpack(info)
-                outcome.append(info.reason)
-            elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
-                outcome.append("RetryInfo")
+        outcome = [error.code().name, error_info(error).reason]
+        if has_detail(error, error_details_pb2.RetryInfo):
+            outcome.append("RetryInfo")
         return " ".join(outcome)
     return "OK"
 

@@ -12,8 +12,7 @@ from grpc_health.v1 import health_pb2
 from inference.gateway.v1 import gateway_pb2 as pb
 from tests.gateway_harness import running_gateway
 from tests.simulator_fixtures import wait_until
-
-LLAMA3 = "meta/meta-llama-3-8b-instruct"
+from tests.support.models import LLAMA3
 
 
 async def test_predictions_still_running_after_the_grace_period_are_canceled() -> None:

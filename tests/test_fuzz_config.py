@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from inference_gateway.config import ConfigError, GatewayConfig, describe_config, load_config
 from inference_gateway.model_ids import Task, parse_model_id
 from inference_gateway.registry import ModelRegistry
+from tests.support.models import SDXL_PINNED as SDXL
 
-SDXL = "stability-ai/sdxl:7762fd07cf82c948538e41f63f77d685e02b063e37e496e96eefd46c929f9bdc"
 ENVIRONMENT = {"TEAM_KEY": "r8_team", "EMPTY": ""}
 TOKEN_FILES = {
     "token": "caller-token\n",

@@ -18,7 +18,7 @@ import textwrap
 import threading
 import zlib
 from collections import Counter
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -26,7 +26,7 @@ from typing import Any, TypeVar, cast
 import grpc
 import pytest
 from google.protobuf import struct_pb2
-from google.rpc import error_details_pb2, status_pb2
+from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
@@ -37,14 +37,11 @@ from inference_gateway.errors import FieldViolation, InvalidArgument
 from inference_gateway.grpc_api.status import to_rpc_status
 from replicate_simulator import SimulatorConfig
 from tests.gateway_harness import Harness, running_gateway
+from tests.support.models import LLAMA2_VERSION, LLAMA3, LLAMA3_VERSION, SDXL, SDXL_VERSION
+from tests.support.rpc_status import error_info, has_detail
 
 T = TypeVar("T")
 
-LLAMA3 = "meta/meta-llama-3-8b-instruct"
-LLAMA3_VERSION = "9c6da3c589ca2d8c35fe03d540250f3bda6af4e6780c3dc1632a38ed34690bb4"
-LLAMA2_VERSION = "f1d50bb24186c52daae319ca8366e53debdaa9e0ae7ff976e918df752732ccc4"
-SDXL = "stability-ai/sdxl"
-SDXL_VERSION = "7762fd07cf82c948538e41f63f77d685e02b063e37e496e96eefd46c929f9bdc"
 
 FULL_TOKEN = "fuzz-caller-with-every-model"
 NARROW_TOKEN = "fuzz-caller-with-llama3-only"
@@ -412,12 +409,7 @@ def outcome(call: Callable[[], object]) -> Outcome:
         call()
     except grpc.RpcError as raised:
         error = cast(grpc.Call, raised)  # what the synchronous stubs raise is both
-        trailers = cast(Sequence[tuple[str, bytes]], error.trailing_metadata() or ())
-        raw = [value for key, value in trailers if key == "grpc-status-details-bin"]
-        explained = bool(raw) and any(
-            detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR)
-            for detail in status_pb2.Status.FromString(raw[0]).details
-        )
+        explained = has_detail(error, error_details_pb2.ErrorInfo)
         return Outcome(error.code(), error.details() or "", explained)
     return Outcome(grpc.StatusCode.OK)
 
@@ -609,22 +601,13 @@ def test_the_memory_bound_catches_a_leak_of_what_requests_carry() -> None:
 # --- what fuzzing found -----------------------------------------------------------------------
 
 
-def error_info(result: Outcome, call: Callable[[], object]) -> error_details_pb2.ErrorInfo:
+def refusal_info(result: Outcome, call: Callable[[], object]) -> error_details_pb2.ErrorInfo:
     """The ErrorInfo of the refusal `call` gets (called again: outcome keeps only a flag)."""
     with pytest.raises(grpc.RpcError) as caught:
         call()
     error = cast(grpc.Call, caught.value)
-    trailers = cast(Sequence[tuple[str, bytes]], error.trailing_metadata() or ())
-    [raw] = [value for key, value in trailers if key == "grpc-status-details-bin"]
-    [packed] = [
-        detail
-        for detail in status_pb2.Status.FromString(raw).details
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR)
-    ]
-    info = error_details_pb2.ErrorInfo()
-    packed.Unpack(info)
     assert error.code() == result.code
-    return info
+    return error_info(error)
 
 
 def nan_struct() -> struct_pb2.Struct:
@@ -689,7 +672,7 @@ def test_what_fuzzing_found_now_gets_a_precise_status(served: Served, case: str)
 
     result = outcome(call)
     assert result.code == code, result.details
-    assert error_info(result, call).reason == reason
+    assert refusal_info(result, call).reason == reason
     assert len(result.details) < 2000
     if reason == "NON_FINITE_NUMBER":
         assert served.harness.requests.count("create") == creates

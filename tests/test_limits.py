@@ -8,12 +8,11 @@ import base64
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import grpc
 import pytest
 from google.protobuf import struct_pb2
-from google.rpc import error_details_pb2, status_pb2
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -33,9 +32,10 @@ from inference_gateway.model_ids import Task, parse_model_id
 from inference_gateway.prompts import ChatMessage
 from inference_gateway.settings import SettingsError, add_server_arguments, settings_from
 from tests.gateway_harness import running_gateway
+from tests.support.models import LLAMA3
+from tests.support.models import SDXL_PINNED as SDXL
+from tests.support.rpc_status import error_info
 
-LLAMA3 = "meta/meta-llama-3-8b-instruct"
-SDXL = "stability-ai/sdxl:7762fd07cf82c948538e41f63f77d685e02b063e37e496e96eefd46c929f9bdc"
 LIMITS = RequestLimits(
     max_prompt_chars=100, max_messages=3, max_input_images=2, max_input_image_bytes=64
 )
@@ -244,16 +244,6 @@ def test_each_limit_has_a_flag_a_variable_and_a_default(
 
 
 # --- over real gRPC ---------------------------------------------------------------------------
-
-
-def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
-    metadata = cast(Sequence[tuple[str, bytes]], error.trailing_metadata() or ())
-    [raw] = [value for key, value in metadata if key == "grpc-status-details-bin"]
-    status = status_pb2.Status.FromString(raw)
-    info = error_details_pb2.ErrorInfo()
-    [packed] = [d for d in status.details if d.Is(info.DESCRIPTOR)]
-    packed.Unpack(info)
-    return info
 
 
 async def test_prompt_length_over_grpc_at_and_over_the_limit() -> None:

@@ -26,20 +26,24 @@ from prometheus_client.samples import Sample
 
 from inference.gateway.v1 import gateway_pb2 as pb
 from inference_gateway.metrics import OTHER_MODEL, Metrics, MetricsError, ModelLabels
-from replicate_simulator import Prediction, RecordedRequest
+from replicate_simulator import RecordedRequest
 from tests.gateway_harness import TEST_TOKEN, Harness, running_gateway
-from tests.simulator_fixtures import wait_until
+from tests.support.models import LLAMA3, SDXL
+from tests.support.traffic import (
+    callable_id,
+    hang_up,
+    latest_prediction,
+    open_an_endless_stream,
+    traffic_of_every_kind,
+)
 
 REPO = Path(__file__).resolve().parents[1]
-LLAMA3 = "meta/meta-llama-3-8b-instruct"
-SDXL = "stability-ai/sdxl"
 OTHER_TEXT_MODELS = (
     "meta/llama-2-7b-chat",
     "google-deepmind/gemma-7b-it",
     "mistralai/mixtral-8x7b-instruct-v0.1",
 )
 GATEWAY_SERVICE = "inference.gateway.v1.InferenceGateway"
-TextStream = grpc.aio.UnaryStreamCall[pb.GenerateTextRequest, pb.StreamTextResponse]
 QUEUE = "inference_gateway_queue_duration_seconds"
 END_TO_END = "inference_gateway_request_duration_seconds"
 
@@ -91,77 +95,9 @@ async def scrape(h: Harness) -> Scrape:
 # --- traffic -------------------------------------------------------------------------------
 
 
-def callable_id(h: Harness, model: str) -> str:
-    """Official models are called by name, others by a version the simulator has."""
-    spec = h.simulator.state.model(model)
-    return model if spec.official else f"{model}:{spec.latest_version.id}"
-
-
 def answer_class(request: RecordedRequest) -> str:
     assert request.response_status is not None, f"{request.path} got no answer"
     return f"{request.response_status // 100}xx"
-
-
-def latest_prediction(h: Harness) -> Prediction:
-    return list(h.simulator.state.predictions.values())[-1]
-
-
-@dataclass(frozen=True)
-class Traffic:
-    prompts: tuple[str, ...]
-    # (gRPC method, status code name) -> calls that ended so.
-    outcomes: Counter[tuple[str, str]]
-
-
-async def traffic_of_every_kind(h: Harness) -> Traffic:
-    """Success, stream, image, failure, a retried 429 and a caller who leaves (a cancel)."""
-    prompts = ("tell me about foxes", "stream me a poem", "a red fox", "fail now", "retry me")
-    stub, state = h.stub, h.simulator.state
-    await stub.GenerateText(pb.GenerateTextRequest(model=LLAMA3, prompt=prompts[0]), timeout=20)
-    stream = pb.GenerateTextRequest(model=LLAMA3, prompt=prompts[1])
-    async for _ in stub.StreamText(stream, timeout=20):
-        pass
-    state.set_behaviour(SDXL, predict_seconds=0.0)
-    sdxl = callable_id(h, SDXL)
-    image = pb.GenerateImageRequest(model=sdxl, prompt=prompts[2], include_data=True)
-    await stub.GenerateImage(image, timeout=20)
-    state.set_behaviour(LLAMA3, fail_error="CUDA out of memory")
-    with pytest.raises(grpc.aio.AioRpcError):
-        await stub.GenerateText(pb.GenerateTextRequest(model=LLAMA3, prompt=prompts[3]), timeout=20)
-    state.reset_behaviour(LLAMA3)
-    state.faults.add(kind="create", model=LLAMA3, status=429, retry_after=0)
-    await stub.GenerateText(pb.GenerateTextRequest(model=LLAMA3, prompt=prompts[4]), timeout=20)
-    await hang_up(h, await open_an_endless_stream(h))
-    await stub.ListModels(pb.ListModelsRequest(), timeout=20)
-    outcomes = Counter(
-        {
-            ("GenerateText", "OK"): 2,
-            ("GenerateText", "FAILED_PRECONDITION"): 1,
-            ("StreamText", "OK"): 1,
-            ("StreamText", "CANCELLED"): 1,
-            ("GenerateImage", "OK"): 1,
-            ("ListModels", "OK"): 1,
-        }
-    )
-    return Traffic(prompts, outcomes)
-
-
-async def open_an_endless_stream(h: Harness) -> TextStream:
-    """A stream of a prediction that never finishes, read up to its first text."""
-    h.simulator.state.set_behaviour(LLAMA3, never_finishes=True)
-    call = h.stub.StreamText(pb.GenerateTextRequest(model=LLAMA3, prompt="forever"), timeout=30)
-    async for message in call:
-        if message.text:
-            break
-    return call
-
-
-async def hang_up(h: Harness, call: TextStream) -> None:
-    """Leaves the stream; returns once the gateway's cancel has been sent and answered."""
-    call.cancel()
-    await wait_until(latest_prediction(h), lambda p: p.status == "canceled")
-    await h.gateway.runner.drain_cancels()
-    h.simulator.state.reset_behaviour(LLAMA3)
 
 
 # --- the "done when" of the issue ----------------------------------------------------------

@@ -35,10 +35,10 @@ from inference_gateway.settings import SettingsError
 from replicate_simulator import RequestLog, RunningSimulator, SimulatorConfig, start_simulator
 from tests.gateway_harness import TEST_TOKEN, running_gateway
 from tests.gateway_harness import test_settings as gateway_settings
-from tests.test_e2e_lifecycle import error_info, status_detail
+from tests.support.models import SDXL
+from tests.support.models import SDXL_PINNED as SDXL_ID
+from tests.support.rpc_status import error_info, status_detail
 
-SDXL = "stability-ai/sdxl"
-SDXL_ID = f"{SDXL}:7762fd07cf82c948538e41f63f77d685e02b063e37e496e96eefd46c929f9bdc"
 FAST = SimulatorConfig(token_interval_seconds=0.0, model_behaviour={SDXL: {"predict_seconds": 0}})
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

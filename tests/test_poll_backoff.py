@@ -12,8 +12,8 @@ from inference_gateway.deadlines import Deadline
 from inference_gateway.predictions import PredictionRunner, RunnerSettings
 from inference_gateway.replicate import ClientSettings, ReplicateClient
 from replicate_simulator import SimulatorConfig, start_simulator
+from tests.support.models import LLAMA3
 
-LLAMA3 = "meta/meta-llama-3-8b-instruct"
 # Time-scaled: a 1 s sync wait, polls backing off from 50 ms to 200 ms by 1.5x.
 SETTINGS = RunnerSettings(max_wait_seconds=1, poll_initial=0.05, poll_factor=1.5, poll_max=0.2)
 

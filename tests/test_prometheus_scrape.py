@@ -21,7 +21,8 @@ import pytest
 
 from inference.gateway.v1 import gateway_pb2 as pb
 from tests.gateway_harness import Harness, running_gateway
-from tests.test_metrics import LLAMA3, traffic_of_every_kind
+from tests.support.models import LLAMA3
+from tests.support.traffic import traffic_of_every_kind
 
 # The slow tier: a real Prometheus server and promtool.
 pytestmark = pytest.mark.slow

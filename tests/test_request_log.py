@@ -41,9 +41,8 @@ from inference_gateway.request_log import (
     set_prompt_logging,
 )
 from tests.gateway_harness import TEST_TOKEN, Harness, running_gateway
-from tests.test_metrics import (
-    LLAMA3,
-    SDXL,
+from tests.support.models import LLAMA3, SDXL
+from tests.support.traffic import (
     callable_id,
     hang_up,
     latest_prediction,

@@ -24,9 +24,9 @@ from google.rpc import status_pb2
 from inference.gateway.v1 import gateway_pb2 as pb
 from inference_gateway.config import ConfigError, hash_token, load_config
 from tests.gateway_harness import Harness, running_gateway
+from tests.support.models import LLAMA3
+from tests.support.models import SDXL_PINNED as SDXL
 
-LLAMA3 = "meta/meta-llama-3-8b-instruct"
-SDXL = "stability-ai/sdxl:7762fd07cf82c948538e41f63f77d685e02b063e37e496e96eefd46c929f9bdc"
 REPLICATE_TOKEN = "r8_test1gw_9c4e7a2b5d8f1e3a6c9b0d2f4a7e1c3b5d"
 ALIAS_TOKEN = "r8_test2al_3f6a9c2e5b8d1f4a7c0e3b6d9f2a5c8e1b"
 BILLING_TOKEN = "r8_test3bl_7d0a3e6b9c2f5a8d1e4b7c0f3a6d9e2c5f"

@@ -30,12 +30,8 @@ from tests.simulator_fixtures import (
     running_simulator,
     wait_until,
 )
+from tests.support.models import GEMMA, LLAMA2, LLAMA3, MIXTRAL, MIXTRAL_VERSION, SDXL
 
-LLAMA3 = "meta/meta-llama-3-8b-instruct"
-LLAMA2 = "meta/llama-2-7b-chat"
-MIXTRAL = "mistralai/mixtral-8x7b-instruct-v0.1"
-GEMMA = "google-deepmind/gemma-7b-it"
-SDXL = "stability-ai/sdxl"
 NOT_FOUND = {"detail": "The requested resource could not be found.", "status": 404}
 INVALID_VERSION = {
     "title": "Invalid version or not permitted",
@@ -43,7 +39,6 @@ INVALID_VERSION = {
     "(or perhaps you don't have permission to use it?)",
     "status": 422,
 }
-MIXTRAL_VERSION = "f9a497e54c0c9a54e489cf35a6dfcc2fc020ab34c8884e1d7e034c1616afcedf"
 EXTRA = "additional_property_not_allowed"
 
 

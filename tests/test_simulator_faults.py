@@ -10,10 +10,8 @@ import pytest
 
 from replicate_simulator import Fault, FaultError, RunningSimulator
 from tests.simulator_fixtures import auth_headers, running_simulator, wait_until
+from tests.support.models import LLAMA3, MIXTRAL, SDXL
 
-LLAMA3 = "meta/meta-llama-3-8b-instruct"
-MIXTRAL = "mistralai/mixtral-8x7b-instruct-v0.1"
-SDXL = "stability-ai/sdxl"
 UNAVAILABLE = "The service is temporarily unavailable. Please try again later."
 
 

@@ -20,10 +20,8 @@ from tests.simulator_fixtures import (
     call_in_loop,
     simulator_in_thread,
 )
+from tests.support.models import LLAMA2, LLAMA3, SDXL
 
-LLAMA3 = "meta/meta-llama-3-8b-instruct"
-LLAMA2 = "meta/llama-2-7b-chat"
-SDXL = "stability-ai/sdxl"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 

@@ -33,10 +33,7 @@ from replicate_simulator._clock import SimClock
 from replicate_simulator._ratelimit import RateLimiter
 from replicate_simulator._text import answer_length, generate_tokens
 from replicate_simulator._validation import validate_object
-
-LLAMA3 = "meta/meta-llama-3-8b-instruct"
-LLAMA2 = "meta/llama-2-7b-chat"
-SDXL = "stability-ai/sdxl"
+from tests.support.models import LLAMA2, LLAMA3, SDXL
 
 # The pattern from Replicate's OpenAPI document (components.parameters.parameters_prefer_header).
 SPEC_PREFER = re.compile(r"^wait(=([1-9]|[1-9][0-9]|60))?$")

@@ -20,8 +20,8 @@ from inference.gateway.v1 import gateway_pb2 as pb
 from inference.gateway.v1 import gateway_pb2_grpc
 from inference_gateway.settings import Settings, SettingsError, add_server_arguments, settings_from
 from tests.gateway_harness import Harness, running_gateway
+from tests.support.models import LLAMA3
 
-LLAMA3 = "meta/meta-llama-3-8b-instruct"
 OPENSSL = shutil.which("openssl")
 
 

@@ -11,3 +11,5 @@ MIXTRAL_VERSION = "f9a497e54c0c9a54e489cf35a6dfcc2fc020ab34c8884e1d7e034c1616afc
 GEMMA = "google-deepmind/gemma-7b-it"
 SDXL = "stability-ai/sdxl"
 SDXL_VERSION = "7762fd07cf82c948538e41f63f77d685e02b063e37e496e96eefd46c929f9bdc"
+SDXL_PINNED = f"{SDXL}:{SDXL_VERSION}"
+"""SDXL named by its version, as image models must be unless they are official."""
