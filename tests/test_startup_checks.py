@@ -15,8 +15,8 @@ from inference_gateway.grpc_api.server import check_replicate_token
 from replicate_simulator import SimulatorConfig
 from tests.gateway_harness import TEST_TOKEN, Harness, running_gateway
 from tests.simulator_fixtures import openapi_response_validator, running_simulator
+from tests.support.models import LLAMA3
 
-LLAMA3 = "meta/meta-llama-3-8b-instruct"
 WRONG_TOKEN = "r8_test_revoked_token_00000000000000000"
 # The simulator knows the harness's token only, so any other one is refused with a 401.
 STRICT = SimulatorConfig(token_interval_seconds=0.002, valid_tokens=frozenset({TEST_TOKEN}))
