@@ -7,6 +7,7 @@ import asyncio
 import base64
 import textwrap
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -18,19 +19,22 @@ from hypothesis import strategies as st
 
 from inference.gateway.v1 import gateway_pb2 as pb
 from inference_gateway.config import AliasConfig
+from inference_gateway.deadlines import Deadline
 from inference_gateway.domain import ImageRequest, InputImage, TextRequest
 from inference_gateway.errors import InvalidArgument, ResourceExhausted
 from inference_gateway.inputs import ModelInput, layer_inputs
 from inference_gateway.limits import (
-    AliasSlots,
+    Admission,
     LimitExceeded,
     RequestLimits,
     data_uri_bytes,
     is_data_uri,
 )
+from inference_gateway.metrics import Metrics
 from inference_gateway.model_ids import Task, parse_model_id
 from inference_gateway.prompts import ChatMessage
 from inference_gateway.settings import SettingsError, add_server_arguments, settings_from
+from inference_gateway.state import MemoryStore, SharedState
 from tests.gateway_harness import running_gateway
 from tests.support.models import LLAMA3
 from tests.support.models import SDXL_PINNED as SDXL
@@ -210,21 +214,26 @@ def alias(name: str, max_concurrency: int | None) -> AliasConfig:
 
 
 async def test_alias_slots_are_counted_per_alias_and_given_back_however_a_call_ends() -> None:
-    slots = AliasSlots()
+    admission = Admission(SharedState(MemoryStore()), lease_seconds=15, observer=Metrics())
+    deadline = Deadline.after(30)
+
+    def hold(held: AliasConfig | None) -> AbstractAsyncContextManager[None]:
+        return admission.hold(None, held, deadline)
+
     one, other = alias("one", 2), alias("other", 1)
-    async with slots.hold(one), slots.hold(one), slots.hold(other):
+    async with hold(one), hold(one), hold(other):
         for full in (one, other):
             with pytest.raises(ResourceExhausted) as caught:
-                async with slots.hold(full):
+                async with hold(full):
                     pass
             assert caught.value.reason == "ALIAS_CONCURRENCY_LIMIT"
             assert caught.value.retry_after_seconds is not None
-        async with slots.hold(alias("unlimited", None)), slots.hold(None):
+        async with hold(alias("unlimited", None)), hold(None):
             pass
     with pytest.raises(RuntimeError):
-        async with slots.hold(one), slots.hold(one):
+        async with hold(one), hold(one):
             raise RuntimeError("the call failed")
-    async with slots.hold(one), slots.hold(one), slots.hold(other):
+    async with hold(one), hold(one), hold(other):
         pass
 
 

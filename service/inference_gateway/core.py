@@ -35,7 +35,7 @@ from inference_gateway.errors import (
     from_prediction_outcome,
 )
 from inference_gateway.inputs import ModelInput, apply_schema, image_data_uri, layer_inputs
-from inference_gateway.limits import AliasSlots, RequestLimits
+from inference_gateway.limits import DEFAULT_LEASE_SECONDS, Admission, RequestLimits
 from inference_gateway.metrics import Metrics
 from inference_gateway.model_ids import Task
 from inference_gateway.outputs import OutputFetcher
@@ -67,6 +67,8 @@ class CoreSettings:
     deadline_margin_seconds: float = 0.05
     # Size limits on what a request may carry; None checks nothing.
     limits: RequestLimits | None = None
+    # How long an alias's or caller's slot outlives a replica killed while holding it.
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +108,9 @@ class Gateway:
         self._schemas = schemas
         self._metrics = metrics
         self._settings = settings or CoreSettings()
-        self._alias_slots = AliasSlots()
+        self._admission = Admission(
+            self.state, lease_seconds=self._settings.lease_seconds, observer=metrics
+        )
         self._outputs = outputs
 
     # --- requests --------------------------------------------------------------------------
@@ -117,7 +121,7 @@ class Gateway:
         started = time.monotonic()
         resolved = self._admit(request, Task.TEXT)
         deadline = self._deadline(time_remaining, resolved)
-        async with self._alias_slots.hold(resolved.alias):
+        async with self._admission.hold(request.caller, resolved.alias, deadline):
             prepared = await self._prepare_text(request, resolved, deadline)
             prediction = await self._runner.run(
                 prepared.path, prepared.body, token=prepared.token, deadline=deadline
@@ -131,7 +135,7 @@ class Gateway:
         started = time.monotonic()
         resolved = self._admit(request, Task.TEXT)
         deadline = self._deadline(time_remaining, resolved)
-        async with self._alias_slots.hold(resolved.alias):
+        async with self._admission.hold(request.caller, resolved.alias, deadline):
             prepared = await self._prepare_text(request, resolved, deadline)
             yield StreamStart(prepared.template)
             first = True
@@ -168,7 +172,7 @@ class Gateway:
         started = time.monotonic()
         resolved = self._admit(request, Task.IMAGE)
         deadline = self._deadline(time_remaining, resolved)
-        async with self._alias_slots.hold(resolved.alias):
+        async with self._admission.hold(request.caller, resolved.alias, deadline):
             prepared = await self._prepare_image(request, resolved, deadline)
             prediction = await self._runner.run(
                 prepared.path, prepared.body, token=prepared.token, deadline=deadline

@@ -1,4 +1,4 @@
-"""Admission rules: per-request size limits, and how many calls an alias may run at once.
+"""Admission rules: per-request size limits, callers' quotas, and an alias's concurrency.
 
 The gRPC receive limit (`--max-request-bytes`) bounds a message's total size before it is
 even parsed; these bound what inside a message costs money or memory downstream. Counts
@@ -17,15 +17,29 @@ the refusal says so.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
-from inference_gateway.config import AliasConfig
+from inference_gateway.config import AliasConfig, CallerConfig
+from inference_gateway.deadlines import Deadline
 from inference_gateway.domain import ImageRequest, TextRequest
 from inference_gateway.errors import FieldViolation, InvalidArgument, ResourceExhausted
 from inference_gateway.inputs import ModelInput
+from inference_gateway.state import Guarantee, Lease, SharedState
 
-__all__ = ["AliasSlots", "LimitExceeded", "RequestLimits", "data_uri_bytes", "is_data_uri"]
+__all__ = [
+    "DEFAULT_LEASE_SECONDS",
+    "Admission",
+    "LimitExceeded",
+    "QuotaObserver",
+    "RequestLimits",
+    "data_uri_bytes",
+    "is_data_uri",
+]
+
+# How long a slot outlives a replica that stopped refreshing it (refreshed every third).
+DEFAULT_LEASE_SECONDS = 15.0
 
 
 class LimitExceeded(InvalidArgument):
@@ -152,35 +166,78 @@ class RequestLimits:
             raise _refuse(_TEXT, field, text, self.max_prompt_chars, subject=subject)
 
 
-class AliasSlots:
-    """The calls each alias is running, held to its `max_concurrency`.
+class QuotaObserver(Protocol):
+    def quota_refused(self, caller: str, limit: str) -> None: ...
 
-    `hold` is the whole interface, so the count can move to shared state (one lease per
-    call) without its callers changing. Here it lives in this process.
+
+class Admission:
+    """What a call holds while it runs: its caller's quotas and a slot of its alias.
+
+    Counted in the shared state, so the limits hold across replicas: slots are leases
+    refreshed while the call runs, so a replica killed mid-call frees its slots within
+    `lease_seconds`; a caller's requests a minute are a sliding window.
     """
 
-    def __init__(self) -> None:
-        self._taken: dict[str, int] = {}
+    def __init__(
+        self, state: SharedState, *, lease_seconds: float, observer: QuotaObserver
+    ) -> None:
+        self._state = state
+        self._lease_seconds = lease_seconds
+        self._observer = observer
 
     @asynccontextmanager
-    async def hold(self, alias: AliasConfig | None) -> AsyncIterator[None]:
-        """Holds one of the alias's slots for the block; refuses at once when all are taken."""
-        if alias is None or alias.max_concurrency is None:
+    async def hold(
+        self, caller: CallerConfig | None, alias: AliasConfig | None, deadline: Deadline
+    ) -> AsyncIterator[None]:
+        """Holds what the call needs for the block; refuses at once what is spent."""
+        async with AsyncExitStack() as held:
+            if caller is not None and caller.requests_per_minute is not None:
+                await self._per_minute(caller, caller.requests_per_minute, deadline)
+            if caller is not None and caller.max_concurrency is not None:
+                lease = await self._slot(
+                    Guarantee.QUOTA, f"caller:{caller.name}", caller.max_concurrency, deadline
+                )
+                if lease is None:
+                    raise self._refuse_caller(caller, "max_concurrency", caller.max_concurrency)
+                held.push_async_callback(lease.release)
+            if alias is not None and alias.max_concurrency is not None:
+                lease = await self._slot(
+                    Guarantee.CONCURRENCY, f"alias:{alias.name}", alias.max_concurrency, deadline
+                )
+                if lease is None:
+                    raise ResourceExhausted(
+                        f"alias {alias.name!r} is running its limit of {alias.max_concurrency} "
+                        "concurrent requests (max_concurrency); retry shortly",
+                        reason="ALIAS_CONCURRENCY_LIMIT",
+                        metadata={"alias": alias.name, "limit": str(alias.max_concurrency)},
+                        retry_after_seconds=1.0,
+                    )
+                held.push_async_callback(lease.release)
             yield
-            return
-        taken = self._taken.get(alias.name, 0)
-        if taken >= alias.max_concurrency:
-            raise ResourceExhausted(
-                f"alias {alias.name!r} is running its limit of {alias.max_concurrency} "
-                "concurrent requests (max_concurrency); retry shortly",
-                reason="ALIAS_CONCURRENCY_LIMIT",
-                metadata={"alias": alias.name, "limit": str(alias.max_concurrency)},
-                retry_after_seconds=1.0,
-            )
-        self._taken[alias.name] = taken + 1
-        try:
-            yield
-        finally:
-            self._taken[alias.name] -= 1
-            if not self._taken[alias.name]:
-                del self._taken[alias.name]
+
+    async def _slot(
+        self, guarantee: Guarantee, key: str, limit: int, deadline: Deadline
+    ) -> Lease | None:
+        return await self._state.acquire_lease(guarantee, key, limit, self._lease_seconds, deadline)
+
+    async def _per_minute(self, caller: CallerConfig, limit: int, deadline: Deadline) -> None:
+        retry = await self._state.call(
+            Guarantee.QUOTA,
+            "hit_window",
+            deadline,
+            lambda s: s.hit_window(f"caller-rpm:{caller.name}", limit, 60.0),
+        )
+        if retry > 0:
+            raise self._refuse_caller(caller, "requests_per_minute", limit, retry)
+
+    def _refuse_caller(
+        self, caller: CallerConfig, quota: str, limit: int, retry: float = 1.0
+    ) -> ResourceExhausted:
+        self._observer.quota_refused(caller.name, quota)
+        return ResourceExhausted(
+            f"caller {caller.name!r} is at its limit of {limit} ({quota} in its callers: "
+            f"entry); retry in {retry:.1f}s, or ask the operators to raise it",
+            reason="CALLER_QUOTA_EXCEEDED",
+            metadata={"caller": caller.name, "quota": quota, "limit": str(limit)},
+            retry_after_seconds=retry,
+        )

@@ -266,6 +266,12 @@ class Metrics:
             ("backend", "op"),
             registry=r,
         )
+        self.quota_refusals = Counter(
+            f"{p}_quota_refusals_total",
+            "Calls refused because their caller was at a quota (callers: in the configuration).",
+            ("caller", "limit"),
+            registry=r,
+        )
         self.state_fail_open = Counter(
             f"{p}_state_fail_open_total",
             "Decisions made on this replica's own state because the shared store failed.",
@@ -287,6 +293,10 @@ class Metrics:
 
     def rate_limit_rejected(self, bucket: str) -> None:
         self.rate_limit_rejections.labels(bucket).inc()
+
+    # The QuotaObserver protocol of admission.
+    def quota_refused(self, caller: str, limit: str) -> None:
+        self.quota_refusals.labels(caller, limit).inc()
 
     # The StoreObserver protocol of the shared state.
     def store_call(self, backend: str, op: str, seconds: float, ok: bool) -> None:

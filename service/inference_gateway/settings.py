@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from inference_gateway.limits import DEFAULT_LEASE_SECONDS
 from inference_gateway.outputs import FilePolicy, Origin, api_origin, parse_origin
 from inference_gateway.request_log import LOG_FORMATS, LOG_LEVELS
 from inference_gateway.state import DEFAULT_POLICIES, parse_policies
@@ -66,7 +67,7 @@ class Settings:
     redis_prefix: str = "inference-gateway"
     redis_timeout: float = 0.25
     redis_on_failure: str = DEFAULT_POLICIES
-    lease_seconds: float = 15.0
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
     # The gRPC send limit, and so the most bytes of one GenerateImage reply.
     max_response_bytes: int = 64 * _MIB
     max_output_file_bytes: int = 20 * _MIB

@@ -5,6 +5,8 @@ callers:
     token_sha256: 9f86d081...        # sha256 (hex) of the caller's token, or
     token_file: /var/run/secrets/gateway/billing   # a file holding the token
     aliases: [llama3, sdxl]          # aliases it may use; ["*"]: every alias and model id
+    requests_per_minute: 120         # optional quotas, held across replicas
+    max_concurrency: 10
     models: [meta/meta-llama-3-8b-instruct]        # model ids it may name; ["*"]: any
 
 The section being present turns authentication on, even when it lists nobody. A plain
@@ -27,7 +29,9 @@ __all__ = ["CALLERS_SECTION", "hash_token", "read_callers"]
 
 CALLERS_SECTION = "callers"
 EVERYTHING = "*"
-_KEYS = ("token_sha256", "token_file", "aliases", "models")
+_KEYS = (
+    "token_sha256", "token_file", "aliases", "models", "requests_per_minute", "max_concurrency"
+)  # fmt: skip
 _TOKEN_KEYS = ("token_sha256", "token_file")
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 _PLAIN_TOKEN = (
@@ -89,6 +93,8 @@ def _read_caller(
     reader.check_keys(spec, (*_KEYS, "token"), where)
     token = _read_token(reader, spec, where)
     aliases = _names(reader, spec, "aliases", where)
+    per_minute = reader.optional(spec, "requests_per_minute", where, reader.positive_int)
+    concurrency = reader.optional(spec, "max_concurrency", where, reader.positive_int)
     for alias, alias_line in aliases:
         if alias != EVERYTHING and alias not in known:
             reader.problem(
@@ -122,6 +128,8 @@ def _read_caller(
         models=tuple(models),
         all_models=every or any(model == EVERYTHING for model, _ in model_names),
         source=reader.source(line),
+        requests_per_minute=per_minute,
+        max_concurrency=concurrency,
     )
 
 

@@ -99,6 +99,9 @@ class CallerConfig:
     # models: ["*"] (or aliases: ["*"]): any model id.
     all_models: bool
     source: str
+    # Quotas across all replicas; None: unlimited.
+    requests_per_minute: int | None = None
+    max_concurrency: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -154,6 +154,7 @@ def build_gateway(
                 max_input_images=settings.max_input_images,
                 max_input_image_bytes=settings.max_input_image_bytes,
             ),
+            lease_seconds=settings.lease_seconds,
         ),
         state=state,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import math
 
 import grpc
@@ -88,4 +89,15 @@ def to_rpc_status(error: GatewayError) -> grpc.Status:
         message=_clip(error.message, _MESSAGE_COST, percent_encoded=True),
         details=details,
     )
-    return rpc_status.to_status(proto)
+    status = rpc_status.to_status(proto)
+    if error.retry_after_seconds is None:
+        return status
+    # gRPC's built-in retry policy reads only this trailer, never RetryInfo.
+    pushback = ("grpc-retry-pushback-ms", str(math.ceil(error.retry_after_seconds * 1000)))
+    return _Status(status.code, status.details, (*status.trailing_metadata, pushback))
+
+
+class _Status(
+    collections.namedtuple("_Status", ("code", "details", "trailing_metadata")), grpc.Status
+):
+    """grpc.Status is abstract; this is grpc_status's own shape, with trailers of ours."""
