@@ -68,6 +68,7 @@ class FileHost:
 
     url: str = ""
     redirect_to: str = ""
+    content_type: str = "image/png"
     release: asyncio.Event = field(default_factory=asyncio.Event)
     requests: list[web.Request] = field(default_factory=list)
 
@@ -78,7 +79,7 @@ class FileHost:
             tail = "/" + request.match_info["tail"]
             location = self.redirect_to.replace("{path}", request.path).replace("{tail}", tail)
             return web.Response(status=302, headers={"Location": location})
-        response = web.StreamResponse(headers={"Content-Type": "image/png"})
+        response = web.StreamResponse(headers={"Content-Type": self.content_type})
         await response.prepare(request)
         chunk = b"\x00" * 16_384
         for sent in range(0, size, len(chunk)):
@@ -380,6 +381,31 @@ async def test_a_reply_within_its_limit_comes_back_whole() -> None:
             image_request(3), timeout=20, compression=grpc.Compression.NoCompression
         )
         assert [len(image.data) for image in reply.images] == [150_000] * 3
+        assert r.held == 0
+
+
+async def test_every_reply_the_gateway_accepts_fits_the_send_limit() -> None:
+    limit = 200_000
+    async with rig(max_response_bytes=limit, max_output_file_bytes=limit) as r:
+        # A long type from the file host is not passed on, so it cannot push a reply over.
+        r.files.content_type = "image/" + "x" * 8_000
+        outcomes = []
+        for size in range(limit - 30_000, limit + 1, 3_000):
+            r.simulator.state.set_behaviour(SDXL, output_url_base=f"{r.files.url}/big/{size}")
+            call = r.stub.GenerateImage(image_request(), timeout=20)
+            reply = (await asyncio.gather(call, return_exceptions=True))[0]
+            if isinstance(reply, grpc.aio.AioRpcError):
+                assert reply.code() == grpc.StatusCode.FAILED_PRECONDITION, reply.details()
+                assert error_info(reply).reason == "OUTPUT_REPLY_TOO_LARGE"
+                outcomes.append("refused")
+                continue
+            assert isinstance(reply, pb.GenerateImageResponse)
+            [image] = reply.images
+            assert (len(image.data), image.mime_type) == (size, "image/png")
+            assert reply.ByteSize() <= limit
+            outcomes.append("sent")
+        assert "sent" in outcomes
+        assert "refused" in outcomes
         assert r.held == 0
 
 

@@ -67,7 +67,11 @@ MAX_REDIRECTS = 5
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _UNKNOWN_TYPE = "application/octet-stream"
 # A reply's bytes besides the files: protobuf tags and lengths per image, and the summary.
-_FRAMING_PER_IMAGE = 32
+# RFC 6838: a type and a subtype name of at most 127 characters each. A longer or odd
+# type from upstream is not passed on, so an image's framing stays within this bound.
+_NAME = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
+_MEDIA_TYPE = re.compile(f"{_NAME}/{_NAME}")
+_FRAMING_PER_IMAGE = 32 + 255
 _SUMMARY_BYTES = 16 * 1024
 _HOST_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?")
 _PORT = re.compile(r"[1-9][0-9]{0,4}")
@@ -438,8 +442,8 @@ class OutputFetcher:
             )
             if fetched.redirect is None:
                 # A generic type from the file host says less than the file's own extension.
-                served = fetched.content_type
-                mime = served if served and served != _UNKNOWN_TYPE else _type_of(uri)
+                served = _media_type(fetched.content_type)
+                mime = served if served != _UNKNOWN_TYPE else _type_of(uri)
                 return ImageOutput(uri=uri, mime_type=mime, data=fetched.data)
             target = self._redirected(target, fetched.redirect, index, hop)
         raise FailedPrecondition(
@@ -479,12 +483,18 @@ def _is_file_uri(value: object) -> bool:
 def _type_of(uri: str) -> str:
     """What a URI says of its type: a data: URI's header, else its file extension."""
     if uri.startswith("data:"):
-        return uri[len("data:") :].partition(",")[0].split(";")[0].strip() or _UNKNOWN_TYPE
+        return _media_type(uri[len("data:") :].partition(",")[0].split(";")[0])
     try:
         path = urlsplit(uri).path
     except ValueError:
         return _UNKNOWN_TYPE
     return mimetypes.guess_type(path)[0] or _UNKNOWN_TYPE
+
+
+def _media_type(text: str) -> str:
+    """A well-formed type/subtype as given, else the unknown type."""
+    text = text.strip()
+    return text if _MEDIA_TYPE.fullmatch(text) else _UNKNOWN_TYPE
 
 
 def _decode_data_uri(uri: str) -> tuple[str, bytes]:
@@ -493,7 +503,7 @@ def _decode_data_uri(uri: str) -> tuple[str, bytes]:
     if not comma:
         raise bad_response(endpoint="get", detail="an output data: URI has no comma")
     params = header.split(";")
-    mime = params[0].strip() or _UNKNOWN_TYPE
+    mime = _media_type(params[0])
     if params[-1].strip().lower() != "base64":
         return mime, unquote_to_bytes(payload)
     try:
