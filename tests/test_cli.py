@@ -294,3 +294,19 @@ async def test_a_metrics_port_in_use_stops_start_up_with_one_line() -> None:
     assert "Traceback" not in err
     [line] = [line for line in err.splitlines() if "GATEWAY_METRICS_PORT" in line]
     assert line.startswith("inference-gateway run: cannot serve metrics on 127.0.0.1:")
+
+
+async def test_check_config_tells_the_truth_about_serve_and_per_alias_keys(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.yaml"
+    config.write_text(
+        "aliases:\n  llama3:\n    model: meta/meta-llama-3-8b-instruct\n"
+        "    api_key: os.environ/TEAM_TOKEN\n"
+    )
+    env = _env(TEAM_TOKEN="r8_test_team_token_000000000000000000")
+    code, out, _ = await _cli("check-config", "--config", str(config), env=env)
+    assert code == 0
+    assert "`serve` will refuse to start" in out
+    assert "unless every alias" not in out  # it never started on per-alias keys alone
+    code, _, err = await _cli("serve", "--config", str(config), "--port", "0", env=env)
+    assert code == 2
+    assert "REPLICATE_API_TOKEN" in err

@@ -159,7 +159,7 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     if not settings.api_token:
         print(
             "warning: REPLICATE_API_TOKEN and REPLICATE_API_KEY are unset; "
-            "`serve` will refuse to start unless every alias has its own api_key"
+            "`serve` will refuse to start, even when every alias has its own api_key"
         )
     print("ok")
     return 0

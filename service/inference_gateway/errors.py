@@ -1,9 +1,11 @@
 """The gateway's exception tree and its one error table.
 
 Every failure a caller can see is one of these classes, and each class names the
-gRPC status it becomes. The functions at the end are the table that turns each
-upstream outcome (an HTTP error, a transport fault, a failed or canceled
-prediction) into one of them; no other module decides a status code.
+gRPC status it becomes; grpc_api/status.py is the only place one becomes a status.
+The functions at the end are the table that turns each upstream outcome (an HTTP
+error, a transport fault, a failed or canceled prediction) into one of them. Other
+modules raise these classes for refusals of their own (bad input, a limit, a passed
+deadline), so the class they pick is the status they choose.
 
     GatewayError
     ├── InvalidArgument       bad input: fix the request         (INVALID_ARGUMENT)
