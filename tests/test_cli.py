@@ -310,3 +310,15 @@ async def test_check_config_tells_the_truth_about_serve_and_per_alias_keys(tmp_p
     code, _, err = await _cli("serve", "--config", str(config), "--port", "0", env=env)
     assert code == 2
     assert "REPLICATE_API_TOKEN" in err
+
+
+def test_the_readme_names_a_make_target_that_installs_the_buf_it_calls() -> None:
+    readme = (REPO / "README.md").read_text()
+    makefile = (REPO / "Makefile").read_text()
+    assert "node_modules/.bin/buf curl" in readme
+    targets = re.findall(r"`make ([a-z-]+)` installs buf", readme)
+    assert targets
+    for target in targets:
+        rule = re.search(rf"^{target}:(.*)$", makefile, re.MULTILINE)
+        assert rule is not None, target
+        assert "node_modules/.bin/buf" in rule.group(1)
