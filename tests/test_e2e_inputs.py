@@ -185,3 +185,29 @@ async def test_an_image_rpc_on_a_text_model_is_refused_before_any_prediction() -
     assert "GenerateText" in (image_call.value.details() or "")
     assert error_info(text_call.value).reason == "WRONG_TASK"
     assert "GenerateImage" in (text_call.value.details() or "")
+
+
+async def test_a_long_mime_type_or_data_uri_header_never_goes_upstream() -> None:
+    # Was: a 1 MiB mime_type went to the model inside the image's data: URI header.
+    header = "data:image/" + "p" * 5000 + ";base64,"
+    async with running_gateway(max_prompt_chars=1000) as h:
+        with pytest.raises(grpc.aio.AioRpcError) as mime:
+            await h.stub.GenerateImage(
+                pb.GenerateImageRequest(
+                    model=SDXL,
+                    prompt="a fox",
+                    input_images=[pb.InputImage(data=b"x", mime_type="image/" + "p" * 5000)],
+                ),
+                timeout=20,
+            )
+        with pytest.raises(grpc.aio.AioRpcError) as extra:
+            await h.stub.GenerateImage(
+                pb.GenerateImageRequest(
+                    model=SDXL, prompt="a fox", extra_input=struct({"image": header + "AAAA"})
+                ),
+                timeout=20,
+            )
+        assert h.requests.count() == 0
+    assert error_info(mime.value).reason == "INVALID_INPUT_IMAGE"
+    assert error_info(extra.value).reason == "PROMPT_TOO_LONG"
+    assert error_info(extra.value).metadata["field"] == "extra_input.image"

@@ -319,3 +319,26 @@ def test_any_message_and_delay_survive_the_round_trip(
     if seconds is not None:
         delay = details["RetryInfo"].retry_delay
         assert 0 <= delay.seconds + delay.nanos / 1e9 - seconds < 1e-6
+
+
+def test_a_megabyte_message_is_priced_only_as_far_as_it_can_be_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Was: every character of an echoed 1 MiB model id or template name was priced, a
+    # quarter second of the event loop per refusal.
+    from inference_gateway.grpc_api import status as status_module
+
+    priced = 0
+    real_cost = status_module._cost
+
+    def counting_cost(char: str, *, percent_encoded: bool) -> int:
+        nonlocal priced
+        priced += 1
+        return real_cost(char, percent_encoded=percent_encoded)
+
+    monkeypatch.setattr(status_module, "_cost", counting_cost)
+    error = InvalidArgument("x" * (1 << 20), reason="R", metadata={"k": "v" * (1 << 20)})
+    status = to_rpc_status(error)
+    assert len(status.details) < 2000
+    assert status.details.endswith("…")
+    assert priced < 10_000

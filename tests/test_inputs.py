@@ -263,6 +263,12 @@ def test_image_bytes_become_a_base64_data_uri() -> None:
             "input_images[2].uri",
             "https:// or data:",
         ),
+        (
+            InputImage("image", data=b"1", mime_type="image/" + "p" * 250),
+            "INVALID_INPUT_IMAGE",
+            "input_images[2].mime_type",
+            "MIME type",
+        ),
         (InputImage("image"), "INVALID_INPUT_IMAGE", "input_images[2]", "as uri or data"),
         (InputImage("image", data=b""), "INVALID_INPUT_IMAGE", "input_images[2]", "uri or data"),
     ],

@@ -95,9 +95,11 @@ def test_a_plain_data_uri_counts_its_payload() -> None:
 
 
 def text_chars(value: object) -> int:
-    """Every string and key in a JSON value, but data: URIs: the README's rule."""
+    """Every string and key in a JSON value, of a data: URI its header: the README's rule."""
     if isinstance(value, str):
-        return 0 if value.lower().startswith("data:") else len(value)
+        if value.lower().startswith("data:") and "," in value:
+            return len(value.split(",")[0]) + 1
+        return len(value)
     if isinstance(value, dict):
         return sum(len(k) + text_chars(v) for k, v in value.items())
     if isinstance(value, list):
@@ -145,12 +147,20 @@ def test_a_data_uri_anywhere_is_held_to_the_image_byte_limit(size: int, where: s
     path = {"top": "", "list": "[1]", "object": ".inner[0]"}[where]
     model_input = ModelInput({"prompt": "p", "image": placed}, {"image": "extra_input.image"})
     if size <= LIMITS.max_input_image_bytes:
-        LIMITS.check_input(model_input)  # a data URI's characters are not text
+        LIMITS.check_input(model_input)  # a data URI's payload is not text
         return
     error = input_refusal(model_input)
     assert error.reason == "INPUT_IMAGE_TOO_LARGE"
     assert error.metadata["field"] == "extra_input.image" + path
     assert error.metadata["actual"] == str(size)
+
+
+def test_a_data_uri_header_counts_as_text() -> None:
+    header = "data:image/" + "p" * 200 + ";base64,"
+    error = input_refusal(ModelInput({"image": header + "AAAA"}, {"image": "input_images[0]"}))
+    assert error.reason == "PROMPT_TOO_LONG"
+    assert error.metadata["actual"] == str(len("image") + len(header))
+    assert error.metadata["field"] == "input_images[0]"
 
 
 def test_the_text_refusal_names_the_field_and_the_setting() -> None:

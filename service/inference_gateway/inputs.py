@@ -35,6 +35,8 @@ LENGTH_INPUTS = ("max_new_tokens", "max_tokens", "max_length")
 _MAX_LISTED = 40
 # A refusal describes this many bad inputs at most, and counts the rest.
 _MAX_VIOLATIONS = 10
+# RFC 6838: a type and a subtype of at most 127 characters each.
+_MAX_MIME_CHARS = 255
 _MIME_TYPE = re.compile(r"[A-Za-z0-9][\w!#$&^.+-]*/[A-Za-z0-9][\w!#$&^.+-]*", re.ASCII)
 # The leading bytes of the image formats models take.
 _SIGNATURES = (
@@ -175,7 +177,9 @@ def image_data_uri(image: InputImage, index: int) -> str:
             reason="INVALID_INPUT_IMAGE",
             violations=(FieldViolation(field, "neither uri nor data is set"),),
         )
-    if image.mime_type and not _MIME_TYPE.fullmatch(image.mime_type):
+    if image.mime_type and (
+        len(image.mime_type) > _MAX_MIME_CHARS or not _MIME_TYPE.fullmatch(image.mime_type)
+    ):
         # It goes into the data URI's header, where a "," or ";" would corrupt the URI.
         raise InvalidArgument(
             f"{field}.mime_type {image.mime_type[:80]!r} is not a MIME type like image/png",

@@ -141,8 +141,9 @@ class RequestLimits:
         """Measures everything the input would send, the one place request size is measured.
 
         Every data: URI, at any depth, is held to the image byte limit, and named by the
-        request field it came from. All other text, every string and object key at any
-        depth (the input names included), counts toward the text limit together; the
+        request field it came from. All text, every string and object key at any depth
+        (the input names and data: URI headers included), counts toward the text limit
+        together; the
         refusal names the field holding the most of it. Defaults the model's schema later
         drops are counted too: the check runs before anything, the schema included, is
         fetched.
@@ -154,7 +155,11 @@ class RequestLimits:
             for path, string in _strings(value, field):
                 if not is_data_uri(string):
                     chars += len(string)
-                elif (size := data_uri_bytes(string)) > self.max_input_image_bytes:
+                    continue
+                # A data: URI's header (its MIME type and parameters) is text like any other.
+                header_end = string.find(",")
+                chars += len(string) if header_end < 0 else header_end + 1
+                if (size := data_uri_bytes(string)) > self.max_input_image_bytes:
                     raise _refuse(_IMAGE_BYTES, path, size, self.max_input_image_bytes)
             by_field[field] = by_field.get(field, 0) + chars
         text = sum(by_field.values())

@@ -39,6 +39,9 @@ def _cost(char: str, *, percent_encoded: bool) -> int:
 
 def _clip(text: str, budget: int, *, percent_encoded: bool = False) -> str:
     """`text`, cut with an ellipsis where its encoded size would pass `budget`."""
+    # Every character costs at least a byte: what lies past `budget` characters is cut
+    # anyway, and pricing a megabyte echoed from a request would stall the event loop.
+    text = text[: budget + 1]
     costs = [_cost(char, percent_encoded=percent_encoded) for char in text]
     if sum(costs) <= budget:
         return text
