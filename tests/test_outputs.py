@@ -312,6 +312,7 @@ async def test_a_redirect_to_a_forbidden_place_is_refused_precisely(
         assert info.reason == "OUTPUT_REDIRECT_NOT_ALLOWED"
         assert info.metadata["host"] == where.format(**names)
         assert info.metadata["from"] == r.files.url
+        assert info.metadata["predictionId"] in r.simulator.state.predictions
         assert "without include_data" in (error.details() or "")
         assert len(r.files.requests) == 1
         assert api_requests(r.simulator.state.requests) == []
@@ -328,6 +329,7 @@ async def test_a_redirect_loop_ends_after_the_bounded_number_of_hops() -> None:
         assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
         info = error_info(error)
         assert (info.reason, info.metadata["limit"]) == ("OUTPUT_TOO_MANY_REDIRECTS", "5")
+        assert info.metadata["predictionId"] in r.simulator.state.predictions
         assert len(r.files.requests) == MAX_REDIRECTS + 1
 
 
@@ -581,6 +583,12 @@ def test_an_operator_origin_must_be_plain(text: str) -> None:
 def test_the_api_origin_cannot_be_listed_as_a_file_origin() -> None:
     with pytest.raises(SettingsError, match="GATEWAY_OUTPUT_FILE_ORIGINS"):
         gateway_settings(base_url=API, output_file_origins=(parse_origin(API),))
+    remote = (parse_origin("http://files.internal:8081"),)
+    with pytest.raises(SettingsError, match="in the clear"):
+        gateway_settings(output_file_origins=remote, output_file_token=True)
+    assert gateway_settings(output_file_origins=remote).output_file_origins == remote
+    local = (parse_origin("http://127.0.0.1:8081"),)
+    assert gateway_settings(output_file_origins=local, output_file_token=True).output_file_token
     with pytest.raises(SettingsError, match="GATEWAY_MAX_RESPONSE_BYTES"):
         gateway_settings(max_response_bytes=10, max_output_file_bytes=11)
 

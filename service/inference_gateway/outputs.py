@@ -216,6 +216,13 @@ class FilePolicy:
                 f"{self._api_origin} is Replicate's API origin (REPLICATE_BASE_URL); output "
                 "files are never fetched from it, so it cannot be a GATEWAY_OUTPUT_FILE_ORIGINS"
             )
+        in_clear = sorted(o for o in self._extra if o.scheme == "http" and not _loopback(o.host))
+        if token_to_extra and in_clear:
+            raise ValueError(
+                f"{in_clear[0]} is plain http to a host other than this machine, so with "
+                "GATEWAY_OUTPUT_FILE_TOKEN the Replicate token would cross the network in the "
+                "clear; list it as https, or leave GATEWAY_OUTPUT_FILE_TOKEN off"
+            )
 
     def vet(self, url: str) -> Target | Refusal:
         split = _split(url)
@@ -280,7 +287,7 @@ class _Reply:
     def __init__(self, limits: OutputLimits, budget: OutputBudget, prediction_id: str) -> None:
         self._limits = limits
         self._budget = budget
-        self._prediction_id = prediction_id
+        self.prediction_id = prediction_id
         self.size = _SUMMARY_BYTES
         self.held = 0
 
@@ -297,10 +304,10 @@ class _Reply:
             raise ResourceExhausted(
                 f"the gateway is holding its budget of {self._budget.limit} bytes of output "
                 "files for calls in flight (GATEWAY_OUTPUT_BYTES_BUDGET); retry shortly, or "
-                f"call without include_data (prediction {self._prediction_id})",
+                f"call without include_data (prediction {self.prediction_id})",
                 reason="OUTPUT_BYTES_BUDGET_EXHAUSTED",
                 metadata={
-                    "predictionId": self._prediction_id,
+                    "predictionId": self.prediction_id,
                     "limit": str(self._budget.limit),
                     "setting": "GATEWAY_OUTPUT_BYTES_BUDGET",
                 },
@@ -313,11 +320,11 @@ class _Reply:
         limit = self._limits.max_reply_bytes
         if self.size + size > limit:
             raise FailedPrecondition(
-                f"the output of prediction {self._prediction_id} comes to more than the reply "
+                f"the output of prediction {self.prediction_id} comes to more than the reply "
                 f"limit of {limit} bytes (GATEWAY_MAX_RESPONSE_BYTES), {advice}",
                 reason="OUTPUT_REPLY_TOO_LARGE",
                 metadata={
-                    "predictionId": self._prediction_id,
+                    "predictionId": self.prediction_id,
                     "limit": str(limit),
                     "setting": "GATEWAY_MAX_RESPONSE_BYTES",
                 },
@@ -426,6 +433,7 @@ class OutputFetcher:
                     "include_data to get its URL only",
                     reason="OUTPUT_FILE_TOO_LARGE",
                     metadata={
+                        "predictionId": reply.prediction_id,
                         "image": str(index),
                         "limit": str(limit),
                         "setting": "GATEWAY_MAX_OUTPUT_FILE_BYTES",
@@ -445,15 +453,21 @@ class OutputFetcher:
                 served = _media_type(fetched.content_type)
                 mime = served if served != _UNKNOWN_TYPE else _type_of(uri)
                 return ImageOutput(uri=uri, mime_type=mime, data=fetched.data)
-            target = self._redirected(target, fetched.redirect, index, hop)
+            target = self._redirected(target, fetched.redirect, index, hop, reply.prediction_id)
         raise FailedPrecondition(
-            f"output image {index} redirected more than {MAX_REDIRECTS} times; call again "
-            "without include_data to get its URL only",
+            f"output image {index} of prediction {reply.prediction_id} redirected more than "
+            f"{MAX_REDIRECTS} times; call again without include_data to get its URL only",
             reason="OUTPUT_TOO_MANY_REDIRECTS",
-            metadata={"image": str(index), "limit": str(MAX_REDIRECTS)},
+            metadata={
+                "predictionId": reply.prediction_id,
+                "image": str(index),
+                "limit": str(MAX_REDIRECTS),
+            },
         )
 
-    def _redirected(self, came_from: Target, location: str, index: int, hop: int) -> Target:
+    def _redirected(
+        self, came_from: Target, location: str, index: int, hop: int, prediction_id: str
+    ) -> Target:
         """The next hop, vetted by the same rule as the first URL."""
         try:
             url = urljoin(came_from.url, location) if location else ""
@@ -462,11 +476,13 @@ class OutputFetcher:
         vetted = self._policy.vet(url)
         if isinstance(vetted, Refusal):
             raise FailedPrecondition(
-                f"output image {index} redirected from {came_from.origin} to {vetted.where}, "
+                f"output image {index} of prediction {prediction_id} redirected from "
+                f"{came_from.origin} to {vetted.where}, "
                 f"{vetted.why}, so the gateway will not follow; call again without "
                 "include_data to get its URL only",
                 reason="OUTPUT_REDIRECT_NOT_ALLOWED",
                 metadata={
+                    "predictionId": prediction_id,
                     "image": str(index),
                     "host": vetted.where,
                     "from": str(came_from.origin),

@@ -95,7 +95,9 @@ class Settings:
         except ValueError as exc:
             raise SettingsError(f"--base-url (REPLICATE_BASE_URL): {exc}") from None
         try:
-            FilePolicy(self.base_url, self.output_file_origins, token_to_extra=False)
+            FilePolicy(
+                self.base_url, self.output_file_origins, token_to_extra=self.output_file_token
+            )
         except ValueError as exc:
             raise SettingsError(
                 f"--output-file-origins (GATEWAY_OUTPUT_FILE_ORIGINS): {exc}"
