@@ -860,3 +860,40 @@ def test_a_credential_written_into_defaults_is_refused(tmp_path: Path, text: str
     assert "os.environ/NAME" in message
     assert "_test_literal" not in message
     assert error.problems[0].line is not None
+
+
+async def test_errors_never_reveal_an_alias_the_caller_may_not_use(tmp_path: Path) -> None:
+    (tmp_path / "billing").write_text(BILLING_TOKEN)
+    path = write(
+        tmp_path,
+        f"""
+        aliases:
+          llama3: {{model: {LLAMA3}}}
+          secret-project-sdxl: {{model: "{SDXL}", task: image}}
+        callers:
+          billing: {{token_file: billing, aliases: [llama3]}}
+        """,
+    )
+    billing = bearer(BILLING_TOKEN)
+    async with running_gateway(config=path) as h:
+        details = []
+        for model in ("secret-project-sdx", "nothing-close"):
+            error = await refused(
+                h.stub.GenerateText(
+                    pb.GenerateTextRequest(model=model, prompt="hi"), timeout=10, metadata=billing
+                )
+            )
+            assert error.code() == grpc.StatusCode.NOT_FOUND
+            details.append((error.details() or "") + str(dict(error_info(error).metadata)))
+        # An image alias asked for text: refused as not the caller's, not described.
+        error = await refused(
+            h.stub.GenerateText(
+                pb.GenerateTextRequest(model="secret-project-sdxl", prompt="hi"),
+                timeout=10,
+                metadata=billing,
+            )
+        )
+        assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "llama3" in details[1]  # what it may use is still suggested
+    assert not any("secret-project-sdxl" in text for text in details)
+    assert h.requests.count("create") == 0

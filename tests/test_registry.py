@@ -93,12 +93,12 @@ def test_unknown_alias_is_not_found_with_the_closest_names() -> None:
 
 
 def test_unknown_alias_lists_the_aliases_when_none_is_close() -> None:
-    with pytest.raises(UnknownAliasError, match=r"configured aliases: llama-3, meta/llama, sdxl"):
+    with pytest.raises(UnknownAliasError, match=r"aliases available: llama-3, meta/llama, sdxl"):
         REGISTRY.resolve("qwen", Task.TEXT)
 
 
 def test_unknown_alias_without_any_configured() -> None:
-    with pytest.raises(UnknownAliasError, match="no aliases are configured"):
+    with pytest.raises(UnknownAliasError, match="no aliases are available"):
         registry().resolve("llama", Task.TEXT)
 
 

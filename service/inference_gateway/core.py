@@ -211,8 +211,13 @@ class Gateway:
 
     def _admit(self, request: TextRequest | ImageRequest, task: Task) -> ResolvedModel:
         """The model to run, once the caller may use it and the request keeps the limits."""
-        resolved = self._registry.resolve(request.model, task)
-        check_permission(request.caller, resolved)
+        caller = request.caller
+        resolved = self._registry.resolve(
+            request.model,
+            task,
+            visible=lambda alias: caller is not None and may_use_alias(caller, alias),
+        )
+        check_permission(caller, resolved)
         if self._settings.limits is not None:
             self._settings.limits.check(request)
         return resolved

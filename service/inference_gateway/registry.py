@@ -9,6 +9,7 @@ the nearest alias names, not a lecture on id syntax.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from inference_gateway.config import AliasConfig, GatewayConfig
@@ -45,15 +46,20 @@ class ModelRegistry:
     def __init__(self, config: GatewayConfig) -> None:
         self._aliases = dict(config.aliases)
 
-    def resolve(self, text: str, task: Task) -> ResolvedModel:
+    def resolve(
+        self, text: str, task: Task, *, visible: Callable[[str], bool] = lambda _: True
+    ) -> ResolvedModel:
+        """What `text` names. `visible` says which aliases the asker may know of: only
+        those are suggested or described, so an error never reveals another team's."""
         alias = self._aliases.get(text)
         if alias is not None:
-            check_task(f"alias {text!r}", alias.task, task)
+            if visible(alias.name):  # else the permission check refuses it, saying no more
+                check_task(f"alias {text!r}", alias.task, task)
             return ResolvedModel(alias, alias.model)
         # Before the text is quoted in an error, a log line or a label, or put in a URL.
         check_model_id_length(text)
         if text and "/" not in text and ":" not in text and not _could_be_version(text):
-            raise self._unknown_alias(text)
+            raise self._unknown_alias(text, visible)
         ref = parse_model_id(text)
         if ref.task is not None:
             check_task(repr(text), ref.task, task)
@@ -62,15 +68,15 @@ class ModelRegistry:
     def aliases(self) -> list[AliasConfig]:
         return sorted(self._aliases.values(), key=lambda alias: alias.name)
 
-    def _unknown_alias(self, text: str) -> UnknownAliasError:
-        names = sorted(self._aliases)
+    def _unknown_alias(self, text: str, visible: Callable[[str], bool]) -> UnknownAliasError:
+        names = sorted(name for name in self._aliases if visible(name))
         close = difflib.get_close_matches(text, names, n=_SUGGESTIONS)
         if close:
             hint = f"did you mean {' or '.join(map(repr, close))}?"
         elif names:
-            hint = f"configured aliases: {', '.join(names)}."
+            hint = f"aliases available: {', '.join(names)}."
         else:
-            hint = "no aliases are configured."
+            hint = "no aliases are available."
         return UnknownAliasError(
             message=f"model {text!r} is not a configured alias; {hint} A model id is written"
             " owner/name, owner/name:VERSION or deployments/owner/name.",
