@@ -19,7 +19,7 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from inference_gateway.replicate._aiohttp_transport import AiohttpTransport
+from inference_gateway.replicate._aiohttp_transport import INFLATE_PIECE, AiohttpTransport
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -102,6 +102,37 @@ async def test_a_compressed_body_is_decoded_once_by_httpx() -> None:
     async with serving(compressed) as client:
         response = await client.get("/")
     assert response.text == text
+
+
+async def test_a_compressed_body_is_inflated_a_bounded_piece_at_a_time() -> None:
+    """64 MiB of zeros gzip to about 64 KiB: no piece handed on may be larger than the bound."""
+    size = 64 << 20
+    bomb = gzip.compress(bytes(size), compresslevel=9)
+    offered: list[str] = []
+
+    async def compressed(request: web.Request) -> web.Response:
+        offered.append(request.headers.get("Accept-Encoding", ""))
+        return web.Response(body=bomb, headers={"Content-Encoding": "gzip"})
+
+    largest = total = 0
+    async with serving(compressed) as client, client.stream("GET", "/") as response:
+        assert "content-encoding" not in response.headers  # inflated once, here
+        async for piece in response.aiter_bytes():
+            largest, total = max(largest, len(piece)), total + len(piece)
+    assert total == size
+    assert largest <= INFLATE_PIECE
+    assert offered == ["gzip, deflate"]  # only what the transport inflates itself
+
+
+async def test_a_corrupt_compressed_body_is_a_decoding_error() -> None:
+    async def corrupt(request: web.Request) -> web.Response:
+        body = gzip.compress(b"x" * 1000)
+        damaged = body[:20] + b"garbage" + body[27:]
+        return web.Response(body=damaged, headers={"Content-Encoding": "gzip"})
+
+    async with serving(corrupt) as client:
+        with pytest.raises(httpx.DecodingError):
+            await client.get("/")
 
 
 async def test_a_streamed_body_arrives_as_it_is_written() -> None:

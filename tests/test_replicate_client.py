@@ -85,7 +85,7 @@ def ok(status: str = "starting") -> Reply:
     return reply(201, prediction(status))
 
 
-def fault(kind: type[httpx.TransportError]) -> Reply:
+def fault(kind: type[httpx.RequestError]) -> Reply:
     def step(request: httpx.Request) -> httpx.Response:
         raise kind("scripted fault", request=request)
 
@@ -436,6 +436,23 @@ async def test_a_body_nested_too_deep_for_the_parser_is_a_bad_response() -> None
         with pytest.raises(Internal) as caught:
             await get(client)
     assert caught.value.reason == "REPLICATE_BAD_RESPONSE"
+
+
+async def test_a_5xx_retry_after_is_honoured_too() -> None:
+    upstream = Upstream(reply(503, {"detail": "busy"}, {"Retry-After": "30"}), ok())
+    async with connected(upstream) as client:
+        with pytest.raises(Unavailable):
+            await get(client, deadline=2)  # the server's 30 s does not fit; 10 ms backoff would
+    assert len(upstream.requests) == 1
+
+
+async def test_a_body_that_cannot_be_decoded_is_a_bad_response_not_retried() -> None:
+    upstream = Upstream(fault(httpx.DecodingError), reply(200, prediction()))
+    async with connected(upstream) as client:
+        with pytest.raises(Internal) as caught:
+            await get(client)
+    assert caught.value.reason == "REPLICATE_BAD_RESPONSE"
+    assert len(upstream.requests) == 1
 
 
 # --- rate budgets through the client -----------------------------------------------------------

@@ -188,10 +188,11 @@ def test_backoff_stays_within_its_truncated_ceiling(failures: int, jitter: float
         (httpx.ReadError, Fault.LOST),
         (httpx.WriteError, Fault.LOST),
         (httpx.RemoteProtocolError, Fault.LOST),
+        (httpx.DecodingError, Fault.MALFORMED),
     ],
 )
 def test_only_failures_before_sending_count_as_not_sent(
-    exc: type[httpx.TransportError], fault: Fault
+    exc: type[httpx.RequestError], fault: Fault
 ) -> None:
     assert fault_of(exc("x")) is fault
 

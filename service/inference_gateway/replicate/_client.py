@@ -361,7 +361,7 @@ class ReplicateClient:
                     status_class = _status_class(status)
                     await _observe_limits(self.budgets(token, _bucket(Kind.STREAM)), response)
                     if status != 200:
-                        after = retry_after(response.headers, None) if status == 429 else None
+                        after = retry_after(response.headers, None)
                         unavailable = StreamUnavailable(f"the stream answered HTTP {status}")
                         raise Retry(fault_of_status(status), unavailable, after=after)
                     chunks = response.aiter_bytes()
@@ -376,8 +376,8 @@ class ReplicateClient:
                         yield event
                         if event.event == "done":
                             return
-            except httpx.TransportError as exc:
-                dropped = StreamUnavailable(f"the stream dropped ({type(exc).__name__})")
+            except httpx.RequestError as exc:
+                dropped = StreamUnavailable(f"the stream failed ({type(exc).__name__}: {exc})")
                 raise Retry(fault_of(exc), dropped) from exc
             except EventTooLarge as exc:
                 _LOGGER.warning("stream %s: %s; reading the prediction instead", url, exc)
@@ -498,23 +498,26 @@ class ReplicateClient:
             finally:
                 await response.aclose()
             status_class = _status_class(status)
-        except httpx.TransportError as exc:
-            if isinstance(exc, httpx.TimeoutException) and deadline.expired:
-                error: GatewayError = DeadlineExceeded(
+        except httpx.RequestError as exc:
+            fault = fault_of(exc)
+            if fault is Fault.MALFORMED:
+                error: GatewayError = bad_response(endpoint=endpoint, detail=str(exc))
+            elif isinstance(exc, httpx.TimeoutException) and deadline.expired:
+                error = DeadlineExceeded(
                     f"the call's deadline passed while waiting for Replicate ({endpoint})",
                     reason="DEADLINE_EXCEEDED",
                     metadata={"endpoint": endpoint},
                 )
             else:
                 error = from_transport_fault(endpoint=endpoint, detail=type(exc).__name__)
-            raise Retry(fault_of(exc), error) from exc
+            raise Retry(fault, error) from exc
         finally:
             self._observer.request_done(endpoint, status_class, time.monotonic() - started)
         await _observe_limits(budget, response)
         if status >= 400:
             # An error body over its bound is not read: the status alone decides.
             body = _json_object(raw)
-            after = retry_after(response.headers, body) if status == 429 else None
+            after = retry_after(response.headers, body)
             error = from_http_error(status, body, endpoint=endpoint, retry_after_seconds=after)
             raise Retry(fault_of_status(status), error, after=after)
         if raw is None:

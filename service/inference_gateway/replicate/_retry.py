@@ -75,8 +75,10 @@ _RETRYABLE: Mapping[Kind, frozenset[Fault]] = {
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
-def fault_of(exc: httpx.TransportError) -> Fault:
-    """Whether a transport failure may have let the request reach Replicate."""
+def fault_of(exc: httpx.RequestError) -> Fault:
+    """Whether a failed exchange may have reached Replicate, or got an unreadable answer."""
+    if isinstance(exc, httpx.DecodingError):
+        return Fault.MALFORMED
     return Fault.NOT_SENT if isinstance(exc, _NOT_SENT) else Fault.LOST
 
 
