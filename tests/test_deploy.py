@@ -43,6 +43,7 @@ DEPLOY = REPO / "deploy"
 BASE = DEPLOY / "kubernetes" / "base"
 INFLIGHT_PATCH = DEPLOY / "kubernetes" / "optional" / "hpa-inflight-requests.yaml"
 HEADLESS_SERVICE = DEPLOY / "kubernetes" / "optional" / "service-headless.yaml"
+REDIS_OVERLAY = DEPLOY / "kubernetes" / "overlays" / "redis"
 ALERTS = DEPLOY / "prometheus" / "alerts.yaml"
 ALERTS_TEST = DEPLOY / "prometheus" / "alerts_test.yaml"
 DASHBOARD = DEPLOY / "grafana" / "dashboard.json"
@@ -98,6 +99,10 @@ METRICS: dict[str, MetricFamily] = {
     "inference_gateway_output_tokens_total": _family("counter", "model"),
     "inference_gateway_requests_in_flight": _family("gauge", "rpc"),
     "inference_gateway_build_info": _family("gauge", "version"),
+    "inference_gateway_state_store_duration_seconds": _family("histogram", "backend", "op"),
+    "inference_gateway_state_store_errors_total": _family("counter", "backend", "op"),
+    "inference_gateway_state_fail_open_total": _family("counter", "guarantee"),
+    "inference_gateway_quota_refusals_total": _family("counter", "caller", "quota"),
 }
 # Labels the Prometheus Operator gives every target of a ServiceMonitor.
 OPERATOR_TARGET_LABELS = frozenset(
@@ -782,6 +787,51 @@ def test_inflight_autoscaling_patch_applies_and_validates(tmp_path: Path) -> Non
     result = _kubernetes_validate(_write_manifests(tmp_path / "hpa.yaml", [hpa]))
     assert result.returncode == 0, result.stdout
     assert "WARN" not in result.stdout, result.stdout
+
+
+def _named(manifests: list[Manifest], kind: str, name: str) -> Manifest:
+    [found] = [m for m in manifests if m["kind"] == kind and m["metadata"]["name"] == name]
+    return found
+
+
+def test_redis_overlay_adds_a_redis_the_gateway_reaches_through_a_secret(
+    tmp_path: Path, rendered: list[Manifest]
+) -> None:
+    manifests = _kustomize(REDIS_OVERLAY)
+    result = _kubernetes_validate(_write_manifests(tmp_path / "redis.yaml", manifests))
+    assert result.returncode == 0, result.stdout
+    gateway = _named(manifests, "Deployment", "inference-gateway")
+    [container] = gateway["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    # The base's Deployment, with one variable more.
+    base_env = {e["name"] for e in _container(rendered)["env"]}
+    assert set(env) == base_env | {"GATEWAY_REDIS_URL"}
+    ref = env["GATEWAY_REDIS_URL"]["valueFrom"]["secretKeyRef"]
+    secret = _named(manifests, "Secret", ref["name"])
+    url = base64.b64decode(secret["data"][ref["key"]]).decode()
+    host_port = url.rsplit("@", 1)[1].split("/", 1)[0]
+    service = _named(manifests, "Service", "inference-gateway-redis")
+    assert host_port == f"{service['metadata']['name']}:{service['spec']['ports'][0]['port']}"
+    redis = _named(manifests, "Deployment", "inference-gateway-redis")
+    pod = redis["spec"]["template"]
+    assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    assert redis["spec"]["replicas"] == 1
+    [server] = pod["spec"]["containers"]
+    args = server["args"]
+    # Nothing on disk, and no eviction of the records the guarantees rely on.
+    assert args[args.index("--save") + 1] == ""
+    assert args[args.index("--appendonly") + 1] == "no"
+    assert args[args.index("--maxmemory-policy") + 1] == "noeviction"
+    password = {e["name"]: e for e in server["env"]}["REDIS_PASSWORD"]["valueFrom"]
+    assert password["secretKeyRef"]["name"] == secret["metadata"]["name"]
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert server["securityContext"]["readOnlyRootFilesystem"] is True
+    assert server["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    policy = _named(manifests, "NetworkPolicy", "inference-gateway-redis")
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    [allowed] = policy["spec"]["ingress"][0]["from"]
+    gateway_labels = gateway["spec"]["template"]["metadata"]["labels"]
+    assert allowed["podSelector"]["matchLabels"].items() <= gateway_labels.items()
 
 
 def test_headless_service_reaches_the_same_pods(rendered: list[Manifest]) -> None:

@@ -172,7 +172,7 @@ class RequestLimits:
 
 
 class QuotaObserver(Protocol):
-    def quota_refused(self, caller: str, limit: str) -> None: ...
+    def quota_refused(self, caller: str, quota: str) -> None: ...
 
 
 class Admission:

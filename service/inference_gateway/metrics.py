@@ -253,26 +253,26 @@ class Metrics:
         for bucket in ("create", "other"):
             self.rate_limit_waits.labels(bucket)
             self.rate_limit_rejections.labels(bucket)
-        self.state_store_duration = Histogram(
+        self.state_store_duration = _Histogram(
             f"{p}_state_store_duration_seconds",
             "Duration of calls to the shared state store, failed ones included.",
             ("backend", "op"),
             buckets=_FAST_BUCKETS,
             registry=r,
         )
-        self.state_store_errors = Counter(
+        self.state_store_errors = _Counter(
             f"{p}_state_store_errors_total",
             "Calls to the shared state store that failed or timed out.",
             ("backend", "op"),
             registry=r,
         )
-        self.quota_refusals = Counter(
+        self.quota_refusals = _Counter(
             f"{p}_quota_refusals_total",
             "Calls refused because their caller was at a quota (callers: in the configuration).",
-            ("caller", "limit"),
+            ("caller", "quota"),
             registry=r,
         )
-        self.state_fail_open = Counter(
+        self.state_fail_open = _Counter(
             f"{p}_state_fail_open_total",
             "Decisions made on this replica's own state because the shared store failed.",
             ("guarantee",),
@@ -295,8 +295,8 @@ class Metrics:
         self.rate_limit_rejections.labels(bucket).inc()
 
     # The QuotaObserver protocol of admission.
-    def quota_refused(self, caller: str, limit: str) -> None:
-        self.quota_refusals.labels(caller, limit).inc()
+    def quota_refused(self, caller: str, quota: str) -> None:
+        self.quota_refusals.labels(caller, quota).inc()
 
     # The StoreObserver protocol of the shared state.
     def store_call(self, backend: str, op: str, seconds: float, ok: bool) -> None:
