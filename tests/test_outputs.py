@@ -64,7 +64,7 @@ async def refused(call: Awaitable[object]) -> grpc.aio.AioRpcError:
 class FileHost:
     """Serves `/<kind>/<size>/<anything>`: `big` sends size bytes, `hold` waits midway,
     `redirect` answers 302 to `redirect_to`, where `{path}` is the request's path and
-    `{tail}` the part after `<size>`."""
+    `{tail}` the part after `<size>`; `bare` answers status <size> with nothing else."""
 
     url: str = ""
     redirect_to: str = ""
@@ -75,6 +75,8 @@ class FileHost:
     async def serve(self, request: web.Request) -> web.StreamResponse:
         self.requests.append(request)
         kind, size = request.match_info["kind"], int(request.match_info["size"])
+        if kind == "bare":  # a status and nothing else, no Location
+            return web.Response(status=size)
         if kind == "redirect":
             tail = "/" + request.match_info["tail"]
             location = self.redirect_to.replace("{path}", request.path).replace("{tail}", tail)
@@ -292,7 +294,7 @@ async def test_a_redirect_to_an_allowed_origin_is_followed_without_the_token() -
         ("http://127.0.0.1:{closed}/x.png", "http://127.0.0.1:{closed}"),
         ("http://169.254.169.254/latest/meta-data/", "http://169.254.169.254:80"),
         ("http://replicate.delivery/x.png", "http://replicate.delivery:80"),
-        ("", "an unusual URL"),
+        ("", "nowhere"),
     ],
     ids=["api-account", "api-predictions", "leading-zero", "loopback", "metadata", "http", "empty"],
 )
@@ -317,6 +319,19 @@ async def test_a_redirect_to_a_forbidden_place_is_refused_precisely(
         assert len(r.files.requests) == 1
         assert api_requests(r.simulator.state.requests) == []
         assert connections.accepted == 0
+
+
+@pytest.mark.parametrize("status", [300, 301, 304, 307])
+async def test_a_redirect_status_without_a_location_is_refused_not_internal(status: int) -> None:
+    async with rig() as r:
+        r.simulator.state.set_behaviour(SDXL, output_url_base=f"{r.files.url}/bare/{status}")
+
+        error = await refused(r.stub.GenerateImage(image_request(), timeout=20))
+
+        assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+        info = error_info(error)
+        assert (info.reason, info.metadata["host"]) == ("OUTPUT_REDIRECT_NOT_ALLOWED", "nowhere")
+        assert "without a Location" in (error.details() or "")
 
 
 async def test_a_redirect_loop_ends_after_the_bounded_number_of_hops() -> None:

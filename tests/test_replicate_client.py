@@ -533,9 +533,13 @@ async def test_download_stops_when_its_charge_refuses_more_bytes() -> None:
     assert "authorization" not in upstream.requests[0].headers
 
 
-@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
-async def test_download_returns_a_redirect_unfollowed(status: int) -> None:
-    upstream = Upstream(reply(status, headers={"location": "http://169.254.169.254/"}))
+@pytest.mark.parametrize(
+    ("status", "location"),
+    [(301, "http://169.254.169.254/"), (302, "/x"), (303, "a"), (307, "b"), (308, "c"), (304, "")],
+)
+async def test_download_returns_a_redirect_unfollowed(status: int, location: str) -> None:
+    headers = {"location": location} if location else {}
+    upstream = Upstream(reply(status, headers=headers))
     async with connected(upstream) as client:
         fetched = await client.download(
             "https://replicate.delivery/f",
@@ -543,14 +547,14 @@ async def test_download_returns_a_redirect_unfollowed(status: int) -> None:
             deadline=Deadline.after(5),
             charge=lambda _: None,
         )
-    assert fetched == FileResponse(redirect="http://169.254.169.254/")
+    assert fetched == FileResponse(redirect=location)
     assert len(upstream.requests) == 1
 
 
 @pytest.mark.parametrize(
     ("step", "error"),
-    [(reply(404), NotFound), (reply(304), Internal), (fault(httpx.ConnectError), Unavailable)],
-    ids=["404", "not-modified", "unreachable"],
+    [(reply(404), NotFound), (reply(500), Unavailable), (fault(httpx.ConnectError), Unavailable)],
+    ids=["404", "500", "unreachable"],
 )
 async def test_download_failures(step: Step, error: type[GatewayError]) -> None:
     upstream = Upstream(step)

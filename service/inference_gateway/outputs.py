@@ -470,10 +470,14 @@ class OutputFetcher:
     ) -> Target:
         """The next hop, vetted by the same rule as the first URL."""
         try:
-            url = urljoin(came_from.url, location) if location else ""
+            url = urljoin(came_from.url, location)
         except ValueError:
             url = location
-        vetted = self._policy.vet(url)
+        vetted = (
+            self._policy.vet(url)
+            if location
+            else Refusal("nowhere", "a redirect without a Location header")
+        )
         if isinstance(vetted, Refusal):
             raise FailedPrecondition(
                 f"output image {index} of prediction {prediction_id} redirected from "

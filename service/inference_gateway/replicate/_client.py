@@ -61,7 +61,6 @@ __all__ = [
 
 _LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
-_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 class UpstreamObserver(Protocol):
@@ -317,7 +316,8 @@ class ReplicateClient:
             async with self._http.stream("GET", url, headers=headers, timeout=timeout) as response:
                 status = response.status_code
                 status_class = _status_class(status)
-                if status in _REDIRECTS:
+                if 300 <= status < 400:
+                    # Any 3xx, with or without a Location: the caller's rule decides.
                     return FileResponse(redirect=response.headers.get("location", ""))
                 if status >= 300:
                     raise from_http_error(status, None, endpoint="file")
