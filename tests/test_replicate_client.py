@@ -569,6 +569,19 @@ async def test_download_failures(step: Step, error: type[GatewayError]) -> None:
     assert len(upstream.requests) == 1
 
 
+async def test_a_file_that_cannot_be_decoded_is_a_bad_response() -> None:
+    upstream = Upstream(fault(httpx.DecodingError))
+    async with connected(upstream) as client:
+        with pytest.raises(Internal) as caught:
+            await client.download(
+                "https://replicate.delivery/f",
+                token=None,
+                deadline=Deadline.after(5),
+                charge=lambda _: None,
+            )
+    assert caught.value.reason == "REPLICATE_BAD_RESPONSE"
+
+
 # --- the SSE stream --------------------------------------------------------------------------
 
 

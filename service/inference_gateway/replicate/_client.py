@@ -139,6 +139,22 @@ def _json_object(body: bytes | None) -> Mapping[str, Any] | None:
     return data if isinstance(data, Mapping) else None
 
 
+def _failed_exchange(exc: httpx.RequestError, *, endpoint: str, deadline: Deadline) -> Retry:
+    """The one translation of httpx's exceptions: how the exchange failed, and what to say."""
+    fault = fault_of(exc)
+    if fault is Fault.MALFORMED:
+        error: GatewayError = bad_response(endpoint=endpoint, detail=str(exc))
+    elif isinstance(exc, httpx.TimeoutException) and deadline.expired:
+        error = DeadlineExceeded(
+            f"the call's deadline passed while waiting for Replicate ({endpoint})",
+            reason="DEADLINE_EXCEEDED",
+            metadata={"endpoint": endpoint},
+        )
+    else:
+        error = from_transport_fault(endpoint=endpoint, detail=type(exc).__name__)
+    return Retry(fault, error)
+
+
 async def _observe_limits(budget: RateBudget, response: httpx.Response) -> None:
     await budget.observe_headers(
         response.headers.get("ratelimit-remaining"), response.headers.get("ratelimit-reset")
@@ -327,8 +343,8 @@ class ReplicateClient:
                     chunks.append(chunk)
                 kind = response.headers.get("content-type", "application/octet-stream")
                 return FileResponse(b"".join(chunks), kind.split(";")[0].strip())
-        except httpx.TransportError as exc:
-            raise from_transport_fault(endpoint="file", detail=type(exc).__name__) from exc
+        except httpx.RequestError as exc:
+            raise _failed_exchange(exc, endpoint="file", deadline=deadline).error from exc
         finally:
             self._observer.request_done("file", status_class, time.monotonic() - started)
 
@@ -499,18 +515,7 @@ class ReplicateClient:
                 await response.aclose()
             status_class = _status_class(status)
         except httpx.RequestError as exc:
-            fault = fault_of(exc)
-            if fault is Fault.MALFORMED:
-                error: GatewayError = bad_response(endpoint=endpoint, detail=str(exc))
-            elif isinstance(exc, httpx.TimeoutException) and deadline.expired:
-                error = DeadlineExceeded(
-                    f"the call's deadline passed while waiting for Replicate ({endpoint})",
-                    reason="DEADLINE_EXCEEDED",
-                    metadata={"endpoint": endpoint},
-                )
-            else:
-                error = from_transport_fault(endpoint=endpoint, detail=type(exc).__name__)
-            raise Retry(fault, error) from exc
+            raise _failed_exchange(exc, endpoint=endpoint, deadline=deadline) from exc
         finally:
             self._observer.request_done(endpoint, status_class, time.monotonic() - started)
         await _observe_limits(budget, response)
