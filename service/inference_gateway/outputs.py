@@ -66,11 +66,12 @@ REPLICATE_FILE_HOST = "replicate.delivery"
 MAX_REDIRECTS = 5
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _UNKNOWN_TYPE = "application/octet-stream"
-# A reply's bytes besides the files: protobuf tags and lengths per image, and the summary.
 # RFC 6838: a type and a subtype name of at most 127 characters each. A longer or odd
 # type from upstream is not passed on, so an image's framing stays within this bound.
 _NAME = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
 _MEDIA_TYPE = re.compile(f"{_NAME}/{_NAME}")
+# A reply's bytes besides the files: protobuf tags, lengths and the type per image, and
+# the prediction summary.
 _FRAMING_PER_IMAGE = 32 + 255
 _SUMMARY_BYTES = 16 * 1024
 _HOST_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?")
@@ -342,12 +343,12 @@ class OutputFetcher:
         client: ReplicateClient,
         policy: FilePolicy,
         limits: OutputLimits,
-        budget: OutputBudget | None = None,
     ) -> None:
         self._client = client
         self._policy = policy
         self._limits = limits
-        self.budget = budget or OutputBudget(limits.budget_bytes)
+        # One fetcher per process, so its budget is the process-wide one.
+        self.budget = OutputBudget(limits.budget_bytes)
 
     async def images(
         self, prediction: Prediction, include_data: bool, token: str, deadline: Deadline
@@ -393,7 +394,7 @@ class OutputFetcher:
 
     def _target(self, uri: str, index: int, prediction_id: str) -> Target | None:
         """Where to fetch output `index` from; None for a data: URI (nothing to fetch)."""
-        if uri.startswith("data:"):
+        if _is_data_uri(uri):
             return None
         vetted = self._policy.vet(uri)
         if isinstance(vetted, Refusal):
@@ -500,9 +501,13 @@ def _is_file_uri(value: object) -> bool:
     return isinstance(value, str) and value[:8].lower().startswith(("https://", "http://", "data:"))
 
 
+def _is_data_uri(uri: str) -> bool:
+    return uri[:5].lower() == "data:"
+
+
 def _type_of(uri: str) -> str:
     """What a URI says of its type: a data: URI's header, else its file extension."""
-    if uri.startswith("data:"):
+    if _is_data_uri(uri):
         return _media_type(uri[len("data:") :].partition(",")[0].split(";")[0])
     try:
         path = urlsplit(uri).path
