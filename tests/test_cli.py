@@ -323,3 +323,19 @@ def test_the_readme_names_a_make_target_that_installs_the_buf_it_calls() -> None
         rule = re.search(rf"^{target}:.*?(?:\n\n|\Z)", makefile, re.MULTILINE | re.DOTALL)
         assert rule is not None, target
         assert "npm" in rule.group(0) or "node_modules/.bin/buf" in rule.group(0)
+
+
+async def test_check_config_never_prints_a_credential_default(tmp_path: Path) -> None:
+    hf_token = "hf_test_check_config_0123456789"
+    config = tmp_path / "gateway.yaml"
+    config.write_text(
+        "aliases:\n  gated:\n    model: meta/meta-llama-3-8b-instruct\n"
+        "    defaults: {hf_token: os.environ/HF_TOKEN, temperature: 0.5}\n"
+    )
+    code, out, err = await _cli(
+        "check-config", "--config", str(config), env=_env(HF_TOKEN=hf_token)
+    )
+    assert code == 0, err
+    assert "hf_token=(a credential, not shown) (alias)" in out
+    assert "temperature=0.5 (alias)" in out
+    assert hf_token not in out + err

@@ -6,6 +6,7 @@ import json
 from collections.abc import Mapping
 
 from inference_gateway.config._model import AliasConfig, CallerConfig, GatewayConfig
+from inference_gateway.defaults import names_a_secret
 from inference_gateway.model_ids import Task
 from inference_gateway.prompts import CustomTemplate, JinjaTemplate, Template
 
@@ -53,8 +54,7 @@ def _describe_alias(alias: AliasConfig, env_defaults: Mapping[str, object]) -> l
     if alias.prefix or alias.suffix:
         rows.append(("prompt", f"prefix {alias.prefix or ''!r}, suffix {alias.suffix or ''!r}"))
     defaults = ", ".join(
-        f"{key}={json.dumps(value, ensure_ascii=False)} ({origin[key]})"
-        for key, value in sorted(effective.items())
+        f"{key}={_shown(key, value)} ({origin[key]})" for key, value in sorted(effective.items())
     )
     rows.append(("defaults", defaults or "none"))
     key_source = alias.api_key.describe() if alias.api_key else "the gateway's default key"
@@ -93,6 +93,11 @@ def _template(template: Template | None) -> str:
 
 
 def _inputs(values: Mapping[str, object]) -> str:
-    return ", ".join(
-        f"{key}={json.dumps(value, ensure_ascii=False)}" for key, value in sorted(values.items())
-    )
+    return ", ".join(f"{key}={_shown(key, value)}" for key, value in sorted(values.items()))
+
+
+def _shown(name: str, value: object) -> str:
+    """A default as check-config prints it: a credential-named one by where it is set only."""
+    if names_a_secret(name):
+        return "(a credential, not shown)"
+    return json.dumps(value, ensure_ascii=False)
