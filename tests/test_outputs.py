@@ -12,11 +12,13 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import grpc
 import httpx
 import pytest
+import yaml
 import yarl
 from aiohttp import web
 from google.protobuf import struct_pb2
@@ -31,7 +33,7 @@ from inference_gateway.errors import Internal
 from inference_gateway.grpc_api.server import RunningGateway, start_gateway
 from inference_gateway.outputs import MAX_REDIRECTS, FilePolicy, Origin, Refusal, parse_origin
 from inference_gateway.replicate import Prediction
-from inference_gateway.settings import SettingsError
+from inference_gateway.settings import Settings, SettingsError
 from replicate_simulator import RequestLog, RunningSimulator, SimulatorConfig, start_simulator
 from tests.gateway_harness import TEST_TOKEN, running_gateway
 from tests.gateway_harness import test_settings as gateway_settings
@@ -41,6 +43,7 @@ from tests.support.rpc_status import error_info, status_detail
 
 FAST = SimulatorConfig(token_interval_seconds=0.0, model_behaviour={SDXL: {"predict_seconds": 0}})
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+DEPLOYMENT = Path(__file__).parent.parent / "deploy" / "kubernetes" / "base" / "deployment.yaml"
 
 
 def image_request(outputs: int = 1) -> pb.GenerateImageRequest:
@@ -474,6 +477,19 @@ async def eventually(condition: Callable[[], bool]) -> None:
     async with asyncio.timeout(10):
         while not condition():  # noqa: ASYNC110
             await asyncio.sleep(0.01)
+
+
+def test_the_default_budget_fits_the_pods_memory_limit() -> None:
+    """Fetched bytes are copied into the protobuf reply, then serialized: room for both."""
+    deployment = yaml.safe_load(DEPLOYMENT.read_text())
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    limit = container["resources"]["limits"]["memory"]
+    assert limit.endswith("Gi")
+    pod_bytes = int(limit.removesuffix("Gi")) * 1024**3
+    defaults = Settings()
+    held_at_peak = defaults.output_bytes_budget + 2 * defaults.max_response_bytes
+    assert held_at_peak <= pod_bytes // 2
+    assert defaults.max_output_file_bytes <= defaults.max_response_bytes
 
 
 # --- the rest of the class: other upstream values that reach a request with the token ----------
