@@ -739,6 +739,28 @@ async def test_an_event_over_the_bound_ends_the_stream_without_resuming_it() -> 
     assert len(upstream.requests) == 1  # a resumed stream would send the same event again
 
 
+async def test_a_stream_that_drops_after_more_events_than_remembered_is_not_resumed() -> None:
+    settings = replace(FAST, max_stream_event_ids=3)
+    upstream = Upstream(stream_reply([sse("output", str(n), str(n)) for n in range(4)]))
+    events: list[tuple[str, str]] = []
+    async with connected(upstream, settings) as client:
+        with pytest.raises(StreamUnavailable, match="more than 3 events"):
+            await collect(client, into=events)
+    assert [data for _, data in events] == ["0", "1", "2", "3"]
+    assert len(upstream.requests) == 1  # a replay could not be told from new events
+
+
+async def test_a_stream_within_the_remembered_ids_is_resumed_without_repeats() -> None:
+    settings = replace(FAST, max_stream_event_ids=3)
+    replayed = [sse("output", str(n), str(n)) for n in range(3)] + [sse("done", "3", "{}")]
+    upstream = Upstream(
+        stream_reply([sse("output", str(n), str(n)) for n in range(3)]), stream_reply(replayed)
+    )
+    async with connected(upstream, settings) as client:
+        events = await collect(client)
+    assert [data for _, data in events] == ["0", "1", "2", "{}"]
+
+
 async def test_a_429_on_the_stream_holds_its_rate_bucket_for_the_delay() -> None:
     recorder = Recorder()
     upstream = Upstream(stream_reply([], status=429, headers={"Retry-After": "20"}))

@@ -117,6 +117,8 @@ class ClientSettings:
     max_body_bytes: int = 32 << 20
     max_error_body_bytes: int = 64 << 10
     max_event_bytes: int = MAX_EVENT_BYTES
+    # Event ids kept per stream to skip a replay after a reconnect (about 100 bytes each).
+    max_stream_event_ids: int = 10_000
 
 
 def _bucket(kind: Kind) -> Bucket:
@@ -354,15 +356,24 @@ class ReplicateClient:
         """Yields a prediction's SSE events until `done`, reconnecting with Last-Event-ID.
 
         A reconnect that replays events already seen is tolerated: they are skipped by id.
+        The ids remembered for that are bounded (max_stream_event_ids); a stream that
+        drops after more events than that is not resumed, since a replay could not be
+        told from new events, and the caller reads the prediction instead.
         Raises StreamUnavailable when the stream cannot be opened or resumed, or sends
         an event over max_event_bytes, so the caller can fall back to reading the
         prediction's output.
         """
         last_id: str | None = None
         seen: set[str] = set()
+        remembered_all = True
 
         async def attempt() -> AsyncGenerator[ServerSentEvent, None]:
-            nonlocal last_id
+            nonlocal last_id, remembered_all
+            if not remembered_all:
+                raise StreamUnavailable(
+                    f"the stream dropped after more than {self._settings.max_stream_event_ids} "
+                    "events, too many to resume without repeating some"
+                )
             headers = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
             if last_id is not None:
                 headers["Last-Event-ID"] = last_id
@@ -387,7 +398,10 @@ class ReplicateClient:
                         if event.id:
                             if event.id in seen:
                                 continue
-                            seen.add(event.id)
+                            if len(seen) < self._settings.max_stream_event_ids:
+                                seen.add(event.id)
+                            else:
+                                remembered_all = False
                             last_id = event.id
                         yield event
                         if event.event == "done":
