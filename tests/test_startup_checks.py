@@ -98,3 +98,13 @@ async def test_metrics_carry_the_process_and_platform_collectors() -> None:
     )
     assert "python_gc_objects_collected_total" in text
     assert "process_open_fds" in text
+
+
+async def test_a_token_refused_on_a_call_turns_the_gauge_to_0() -> None:
+    """A token revoked while serving: no start-up check runs again, the calls say it."""
+    async with running_gateway(simulator_config=STRICT, api_token=WRONG_TOKEN) as h:
+        assert auth_gauge(h) == -1
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await h.stub.GenerateText(pb.GenerateTextRequest(model=LLAMA3, prompt="hi"), timeout=20)
+        assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert auth_gauge(h) == 0

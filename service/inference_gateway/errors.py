@@ -167,6 +167,8 @@ class Internal(GatewayError):
 # | the caller canceled                       | Cancelled          | CALLER_CANCELLED          |
 
 ERROR_DOMAIN = "inference-gateway"
+# Replicate refused a token the gateway sent: start-up and every call report it the same.
+REPLICATE_AUTH_FAILED = "REPLICATE_AUTH_FAILED"
 _LOG_TAIL_LINES = 5
 _MAX_DETAIL = 2000
 
@@ -211,7 +213,7 @@ def from_http_error(
         return FailedPrecondition(
             f"Replicate rejected the gateway's API token (HTTP {status}); the operators must "
             "set a valid REPLICATE_API_TOKEN, or fix the alias's api_key variable",
-            reason="REPLICATE_AUTH_FAILED",
+            reason=REPLICATE_AUTH_FAILED,
             metadata={**meta, "setting": "REPLICATE_API_TOKEN"},
         )
     if status == 402:

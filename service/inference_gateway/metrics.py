@@ -245,8 +245,8 @@ class Metrics:
         self.build_info.labels(__version__, platform.python_version()).set(1)
         self.replicate_auth_ok = _Gauge(
             f"{p}_replicate_auth_ok",
-            "Whether Replicate accepted REPLICATE_API_TOKEN at start-up: 1 yes, 0 refused, "
-            "-1 not known (not checked yet, or Replicate could not be asked).",
+            "Whether Replicate accepts the gateway's token: 1 at start-up it did, 0 it refused "
+            "a token since (at start-up or on a call), -1 not known yet.",
             registry=r,
         )
         self.replicate_auth_ok.set(-1)

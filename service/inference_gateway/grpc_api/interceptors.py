@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 import grpc
 
-from inference_gateway.errors import GatewayError
+from inference_gateway.errors import REPLICATE_AUTH_FAILED, GatewayError
 from inference_gateway.grpc_api.auth import OPEN_SERVICES, Identify, Metadata
 from inference_gateway.grpc_api.status import INTERNAL_ERROR, to_rpc_status
 from inference_gateway.metrics import Metrics
@@ -176,6 +176,9 @@ class _Call:
             error = INTERNAL_ERROR
         if self._record is not None:
             self._record.note_failure(error.reason, error.metadata)
+        if error.reason == REPLICATE_AUTH_FAILED:
+            # A token revoked while serving: the gauge says so until a restart checks again.
+            self._metrics.replicate_auth_ok.set(0)
         status = to_rpc_status(error)
         self.code = status.code.name
         await context.abort(status.code, status.details, status.trailing_metadata)

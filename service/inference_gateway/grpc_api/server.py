@@ -29,7 +29,7 @@ from inference.gateway.v1 import gateway_pb2
 from inference_gateway.config import GatewayConfig
 from inference_gateway.core import CoreSettings, Gateway
 from inference_gateway.deadlines import Deadline
-from inference_gateway.errors import GatewayError
+from inference_gateway.errors import REPLICATE_AUTH_FAILED, GatewayError
 from inference_gateway.grpc_api.auth import CallerDirectory, Identify, anonymous
 from inference_gateway.grpc_api.interceptors import ObservingInterceptor
 from inference_gateway.grpc_api.servicer import InferenceGatewayServicer, add_to_server
@@ -360,7 +360,7 @@ async def check_replicate_token(
             deadline=Deadline.after(within),
         )
     except GatewayError as error:
-        if error.reason == "REPLICATE_AUTH_FAILED":
+        if error.reason == REPLICATE_AUTH_FAILED:
             gauge.set(0)
             _LOGGER.error(
                 "Replicate at %s REFUSED the API token (HTTP %s): every call will fail with "
