@@ -152,18 +152,40 @@ def _finite(number: float, where: str) -> float:
     return number
 
 
-def _plain(value: struct_pb2.Value, where: str) -> object:
+class _NotFinite(Exception):
+    """A NaN or infinity inside a Struct; `path` grows as it leaves each container."""
+
+    def __init__(self, number: float) -> None:
+        super().__init__(number)
+        self.number = number
+        self.path = ""
+
+
+def _plain(value: struct_pb2.Value) -> object:
     """A Struct value as JSON. Struct numbers are all doubles: whole ones a double holds
-    exactly become integers, the rest stay floats (the model's schema has the last word)."""
+    exactly become integers, the rest stay floats (the model's schema has the last word).
+
+    No path is built on the way down: a Struct may hold millions of values, and only a
+    refusal needs to say where one sits.
+    """
     kind = value.WhichOneof("kind")
     if kind == "number_value":
-        number = _finite(value.number_value, where)
+        number = value.number_value
+        if not math.isfinite(number):
+            raise _NotFinite(number)
         whole = whole_number(number)
         return number if whole is None else whole
     if kind == "list_value":
-        return [_plain(item, f"{where}[{i}]") for i, item in enumerate(value.list_value.values)]
+        items: list[object] = []
+        try:
+            for item in value.list_value.values:
+                items.append(_plain(item))
+        except _NotFinite as bad:
+            bad.path = f"[{len(items)}]{bad.path}"
+            raise
+        return items
     if kind == "struct_value":
-        return _struct(value.struct_value, where)
+        return _fields(value.struct_value)
     if kind == "string_value":
         return value.string_value
     if kind == "bool_value":
@@ -171,8 +193,23 @@ def _plain(value: struct_pb2.Value, where: str) -> object:
     return None
 
 
+def _fields(message: struct_pb2.Struct) -> dict[str, object]:
+    plain: dict[str, object] = {}
+    for key, item in message.fields.items():
+        try:
+            plain[key] = _plain(item)
+        except _NotFinite as bad:
+            bad.path = f".{key}{bad.path}"
+            raise
+    return plain
+
+
 def _struct(message: struct_pb2.Struct, where: str) -> dict[str, object]:
-    return {key: _plain(item, f"{where}.{key}") for key, item in message.fields.items()}
+    try:
+        return _fields(message)
+    except _NotFinite as bad:
+        _finite(bad.number, where + bad.path)
+        raise  # not reached: _finite refuses what is not finite
 
 
 def _set_fields(message: Any, names: tuple[str, ...]) -> dict[str, object]:
