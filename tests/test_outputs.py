@@ -168,6 +168,11 @@ class Rig:
         """Output bytes the gateway holds for calls in flight."""
         return self.gateway.gateway._outputs.budget.held
 
+    def gauge(self) -> float | None:
+        """What /metrics says is held."""
+        registry = self.gateway.metrics.registry
+        return registry.get_sample_value("inference_gateway_output_bytes_held")
+
 
 @asynccontextmanager
 async def rig(**settings_: Any) -> AsyncIterator[Rig]:
@@ -437,6 +442,7 @@ async def test_calls_together_stay_within_the_budget_and_give_it_back() -> None:
         first = asyncio.ensure_future(r.stub.GenerateImage(image_request(), timeout=20))
         await asyncio.wait_for(r.transport.reached.wait(), timeout=20)
         assert r.held >= 100_000
+        assert r.gauge() == r.held
 
         # A second call needs 200,000 more: over the budget of 250,000.
         r.simulator.state.set_behaviour(SDXL, output_url_base=f"{r.files.url}/big/200000")
@@ -455,6 +461,7 @@ async def test_calls_together_stay_within_the_budget_and_give_it_back() -> None:
         reply = await first
         assert len(reply.images[0].data) == 200_000
         assert r.held == 0
+        assert r.gauge() == 0
 
 
 async def test_a_caller_leaving_mid_download_gives_the_bytes_back() -> None:

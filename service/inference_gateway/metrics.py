@@ -250,6 +250,12 @@ class Metrics:
             registry=r,
         )
         self.replicate_auth_ok.set(-1)
+        self.output_bytes_held = _Gauge(
+            f"{p}_output_bytes_held",
+            "Bytes of output files fetched for include_data that calls in flight hold; "
+            "GATEWAY_OUTPUT_BYTES_BUDGET bounds them.",
+            registry=r,
+        )
         for bucket in ("create", "other"):
             self.rate_limit_waits.labels(bucket)
             self.rate_limit_rejections.labels(bucket)

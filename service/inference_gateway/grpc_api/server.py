@@ -122,6 +122,20 @@ def build_gateway(
     runner = PredictionRunner(
         client, RunnerSettings(max_wait_seconds=settings.max_wait), on_cancel=metrics
     )
+    outputs = OutputFetcher(
+        client,
+        FilePolicy(
+            settings.base_url,
+            settings.output_file_origins,
+            token_to_extra=settings.output_file_token,
+        ),
+        OutputLimits(
+            max_file_bytes=settings.max_output_file_bytes,
+            max_reply_bytes=settings.max_response_bytes,
+            budget_bytes=settings.output_bytes_budget,
+        ),
+    )
+    metrics.output_bytes_held.set_function(lambda: outputs.budget.held)
     gateway = Gateway(
         registry=ModelRegistry(config),
         env_defaults=env_defaults,
@@ -132,19 +146,7 @@ def build_gateway(
             client, ttl_seconds=settings.schema_ttl, max_entries=settings.schema_cache_size
         ),
         metrics=metrics,
-        outputs=OutputFetcher(
-            client,
-            FilePolicy(
-                settings.base_url,
-                settings.output_file_origins,
-                token_to_extra=settings.output_file_token,
-            ),
-            OutputLimits(
-                max_file_bytes=settings.max_output_file_bytes,
-                max_reply_bytes=settings.max_response_bytes,
-                budget_bytes=settings.output_bytes_budget,
-            ),
-        ),
+        outputs=outputs,
         settings=CoreSettings(
             default_timeout_seconds=settings.default_timeout,
             cold_boot_threshold_seconds=settings.cold_boot_threshold,
