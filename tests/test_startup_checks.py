@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import platform
+import socket
 
 import grpc
 import httpx
@@ -12,6 +13,7 @@ from grpc_health.v1 import health_pb2
 
 from inference.gateway.v1 import gateway_pb2 as pb
 from inference_gateway.grpc_api.server import check_replicate_token
+from inference_gateway.settings import SettingsError
 from replicate_simulator import SimulatorConfig
 from tests.gateway_harness import TEST_TOKEN, Harness, running_gateway
 from tests.simulator_fixtures import openapi_response_validator, running_simulator
@@ -108,3 +110,25 @@ async def test_a_token_refused_on_a_call_turns_the_gauge_to_0() -> None:
             await h.stub.GenerateText(pb.GenerateTextRequest(model=LLAMA3, prompt="hi"), timeout=20)
         assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
         assert auth_gauge(h) == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_a_port_in_use_is_refused_unless_sharing_is_asked_for() -> None:
+    port = _free_port()
+    async with running_gateway(port=port) as first:
+        with pytest.raises(SettingsError, match=r"--port \(GATEWAY_PORT\)"):
+            async with running_gateway(port=port):
+                pass
+        # The first one still serves, alone on its port.
+        await first.health.Check(health_pb2.HealthCheckRequest(), timeout=5)
+    shared = _free_port()
+    async with (
+        running_gateway(port=shared, reuse_port=True) as one,
+        running_gateway(port=shared, reuse_port=True) as two,
+    ):
+        assert one.gateway.port == two.gateway.port == shared
