@@ -22,13 +22,12 @@ from inference_gateway.config import AliasConfig
 from inference_gateway.deadlines import Deadline
 from inference_gateway.domain import ImageRequest, InputImage, TextRequest
 from inference_gateway.errors import InvalidArgument, ResourceExhausted
-from inference_gateway.inputs import ModelInput, layer_inputs
+from inference_gateway.inputs import ModelInput, is_data_uri, layer_inputs
 from inference_gateway.limits import (
     Admission,
     LimitExceeded,
     RequestLimits,
     data_uri_bytes,
-    is_data_uri,
 )
 from inference_gateway.metrics import Metrics
 from inference_gateway.model_ids import Task, parse_model_id

@@ -26,6 +26,7 @@ __all__ = [
     "ModelInput",
     "apply_schema",
     "image_data_uri",
+    "is_data_uri",
     "layer_inputs",
 ]
 
@@ -164,7 +165,7 @@ def image_data_uri(image: InputImage, index: int) -> str:
             violations=(FieldViolation(field, "both uri and data are set"),),
         )
     if image.uri:
-        if not _is_https_url(image.uri) and not _is_data_uri(image.uri):
+        if not _is_https_url(image.uri) and not (is_data_uri(image.uri) and "," in image.uri):
             raise InvalidArgument(
                 f"{field}.uri must be an https:// or data: URI (https://host/path.png)",
                 reason="INVALID_INPUT_IMAGE",
@@ -198,8 +199,9 @@ def _is_https_url(uri: str) -> bool:
     return parts.scheme == "https" and bool(parts.hostname)
 
 
-def _is_data_uri(uri: str) -> bool:
-    return uri.startswith("data:") and "," in uri
+def is_data_uri(text: str) -> bool:
+    """Whether `text` is a data: URI (RFC 2397; the scheme is case-insensitive)."""
+    return text[:5].lower() == "data:"
 
 
 def _sniff_type(data: bytes) -> str:

@@ -25,7 +25,7 @@ from inference_gateway.config import AliasConfig, CallerConfig
 from inference_gateway.deadlines import Deadline
 from inference_gateway.domain import ImageRequest, TextRequest
 from inference_gateway.errors import FieldViolation, InvalidArgument, ResourceExhausted
-from inference_gateway.inputs import ModelInput
+from inference_gateway.inputs import ModelInput, is_data_uri
 from inference_gateway.state import Guarantee, Lease, SharedState
 
 __all__ = [
@@ -35,7 +35,6 @@ __all__ = [
     "QuotaObserver",
     "RequestLimits",
     "data_uri_bytes",
-    "is_data_uri",
 ]
 
 # How long a slot outlives a replica that stopped refreshing it (refreshed every third).
@@ -87,10 +86,6 @@ def _refuse(
         },
         violations=(FieldViolation(field, f"{actual} {limit.what}, over the limit of {allowed}"),),
     )
-
-
-def is_data_uri(text: str) -> bool:
-    return text[:5].lower() == "data:"
 
 
 def data_uri_bytes(uri: str) -> int:
