@@ -230,3 +230,12 @@ def test_retry_after_as_an_http_date() -> None:
     seconds = retry_after(httpx.Headers({"Retry-After": when}), None)
     assert seconds is not None
     assert 27 <= seconds <= 30
+
+
+@given(
+    header=st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126)),
+    value=st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+)
+def test_retry_after_never_raises_and_stays_within_its_cap(header: str, value: object) -> None:
+    seconds = retry_after(httpx.Headers({"Retry-After": header}), {"retry_after": value})
+    assert seconds is None or 0.0 <= seconds <= RETRY_AFTER_CAP
