@@ -235,8 +235,9 @@ def _identify(settings: Settings, config: GatewayConfig) -> Identify:
 def _bind(server: grpc.aio.Server, address: str, credentials: grpc.ServerCredentials | None) -> int:
     """Listens on `address`; a port in use (or not ours) stops start-up with one line."""
     taken = (
-        f"cannot listen for gRPC on {address}: the port is in use or may not be bound; stop "
-        "what holds it or choose another with --port (GATEWAY_PORT)"
+        f"cannot listen for gRPC on {address}: the port is in use, or --host (GATEWAY_HOST) "
+        "is not an address of this machine; stop what holds the port or choose another "
+        "with --port (GATEWAY_PORT)"
     )
     try:
         if credentials is None:
@@ -261,7 +262,8 @@ def _serve_metrics(settings: Settings, metrics: Metrics) -> tuple[WSGIServer, Th
         raise SettingsError(
             f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port}: "
             f"{error.strerror or error}; stop what holds the port or choose another with "
-            "--metrics-port (GATEWAY_METRICS_PORT)"
+            "--metrics-port (GATEWAY_METRICS_PORT), and check --metrics-host "
+            "(GATEWAY_METRICS_HOST)"
         ) from None
 
 
