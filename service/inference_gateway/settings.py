@@ -236,13 +236,15 @@ _OPTIONS = (
     _Option("max_request_bytes", "GATEWAY_MAX_REQUEST_BYTES",
             "largest request message accepted, in bytes", _positive(int)),
     _Option("max_prompt_chars", "GATEWAY_MAX_PROMPT_CHARS",
-            "longest prompt, or chat messages' text combined, in characters", _positive(int)),
+            "most characters of text in the input sent to a model: every field "
+            "together, after templates and defaults", _positive(int)),
     _Option("max_messages", "GATEWAY_MAX_MESSAGES",
             "most chat messages in one request", _positive(int)),
     _Option("max_input_images", "GATEWAY_MAX_INPUT_IMAGES",
             "most input images in one request", _positive(int)),
     _Option("max_input_image_bytes", "GATEWAY_MAX_INPUT_IMAGE_BYTES",
-            "largest input image sent inline (data, or a data: URI), in bytes", _positive(int)),
+            "largest file sent inline (an input image's data, or any data: URI "
+            "in the input), in bytes", _positive(int)),
     _Option("redis_url", "GATEWAY_REDIS_URL",
             "Redis holding state shared by replicas (redis:// or rediss://, user:password@ "
             "allowed); unset: each replica keeps its own", _redis_url),
