@@ -52,8 +52,10 @@ _KINDS = (
 def wrap_handler(handler: Handler, around: Around) -> Handler:
     """`handler` with each call's behaviour run inside `around(grpc_type, context)`.
 
-    A streamed answer is closed here when the call ends, not by the garbage collector:
-    the handler's cleanup (canceling its prediction) then runs at once, inside `around`.
+    The handler's streamed answer is closed by this wrapper when the call ends, even when
+    gRPC abandons the wrapper to the garbage collector (a cancel that arrives while it
+    writes): the handler's cleanup (canceling its prediction) then runs at once, inside
+    `around`, and nothing in it depends on the context the call began in.
     """
     for attribute, kind, rebuild, streams in _KINDS:
         behaviour = getattr(handler, attribute)
@@ -199,6 +201,8 @@ class _Call:
 
 
 class ObservingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+    """Wraps every call, of every service and kind, in one `_Call`."""
+
     def __init__(self, metrics: Metrics, identify: Identify) -> None:
         self._metrics = metrics
         self._identify = identify
