@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import re
+import shlex
 import signal
 import socket
 import sys
@@ -339,3 +340,29 @@ async def test_check_config_never_prints_a_credential_default(tmp_path: Path) ->
     assert "hf_token=(a credential, not shown) (alias)" in out
     assert "temperature=0.5 (alias)" in out
     assert hf_token not in out + err
+
+
+def _readme_first_calls() -> list[list[str]]:
+    """The README's first buf curl commands, as written (continuation lines joined)."""
+    readme = (REPO / "README.md").read_text()
+    block = readme.split("A first call", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    commands = block.replace("\\\n", " ").splitlines()
+    return [shlex.split(command) for command in commands if command.strip()]
+
+
+async def test_the_readmes_first_calls_work_as_written() -> None:
+    commands = _readme_first_calls()
+    assert len(commands) == 4
+    port = _free_port()
+    async with _dev_server(port):
+        for command in commands:
+            assert command[0] == "node_modules/.bin/buf"
+            argv = [str(REPO / command[0])] + [
+                arg.replace("localhost:50051", f"127.0.0.1:{port}") for arg in command[1:]
+            ]
+            process = await asyncio.create_subprocess_exec(
+                *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+            )
+            out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+            assert process.returncode == 0, (command, err.decode())
+            assert out.strip().startswith(b"{"), out[:200]
