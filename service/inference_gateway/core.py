@@ -10,7 +10,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncGenerator, Mapping
-from contextlib import aclosing
+from contextlib import AbstractAsyncContextManager, aclosing
 from dataclasses import dataclass
 
 from inference_gateway.access import check_permission, may_use_alias
@@ -19,6 +19,7 @@ from inference_gateway.deadlines import Deadline
 from inference_gateway.defaults import names_a_secret
 from inference_gateway.domain import (
     AliasInfo,
+    ImageOutput,
     ImageRequest,
     ImageResult,
     PredictionSummary,
@@ -52,7 +53,7 @@ from inference_gateway.request_log import current_record, record_prompt
 from inference_gateway.schemas import SchemaCache
 from inference_gateway.state import MemoryStore, SharedState
 
-__all__ = ["CoreSettings", "Gateway"]
+__all__ = ["CoreSettings", "Gateway", "Prepared"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ class CoreSettings:
 
 
 @dataclass(frozen=True, slots=True)
-class _Prepared:
+class Prepared:
     resolved: ResolvedModel
     token: str
     path: str
@@ -255,7 +256,7 @@ class Gateway:
 
     async def _prepare_text(
         self, request: TextRequest, resolved: ResolvedModel, deadline: Deadline
-    ) -> _Prepared:
+    ) -> Prepared:
         alias, ref = resolved.alias, resolved.ref
         chat = bool(request.messages)
         template = (
@@ -306,7 +307,7 @@ class Gateway:
 
     async def _prepare_image(
         self, request: ImageRequest, resolved: ResolvedModel, deadline: Deadline
-    ) -> _Prepared:
+    ) -> Prepared:
         if not request.prompt:
             raise InvalidArgument(
                 "prompt is empty: say what to draw",
@@ -351,7 +352,7 @@ class Gateway:
         *,
         task: Task,
         disable_model_template: bool,
-    ) -> _Prepared:
+    ) -> Prepared:
         ref = resolved.ref
         if self._settings.limits is not None:
             self._settings.limits.check_input(model_input)
@@ -371,7 +372,7 @@ class Gateway:
             ):
                 # The model's own template would wrap the rendered prompt a second time.
                 values["prompt_template"] = "{prompt}"
-        return _Prepared(
+        return Prepared(
             resolved=resolved,
             token=token,
             path=ref.create_path(),
@@ -387,7 +388,7 @@ class Gateway:
         m = self._metrics
         m.predictions.labels(label, prediction.status).inc()
         queue = prediction.queue_seconds
-        cold = queue is not None and queue > self._settings.cold_boot_threshold_seconds
+        cold = self.cold_boot(prediction)
         predict = prediction.metric("predict_time")
         record = current_record()
         if record is not None:
@@ -427,6 +428,47 @@ class Gateway:
             input_tokens=int(tokens_in) if tokens_in is not None else None,
             output_tokens=int(tokens_out) if tokens_out is not None else None,
         )
+
+    # --- submitted predictions (operations.py) --------------------------------------------
+
+    async def prepare(
+        self, request: TextRequest | ImageRequest, *, time_remaining: float | None
+    ) -> Prepared:
+        """Resolves, checks and builds a create exactly as the blocking calls do."""
+        task = Task.IMAGE if isinstance(request, ImageRequest) else Task.TEXT
+        resolved = self._admit(request, task)
+        deadline = self._deadline(time_remaining, resolved)
+        if isinstance(request, ImageRequest):
+            return await self._prepare_image(request, resolved, deadline)
+        return await self._prepare_text(request, resolved, deadline)
+
+    def hold(
+        self, request: TextRequest | ImageRequest, resolved: ResolvedModel, deadline: Deadline
+    ) -> AbstractAsyncContextManager[None]:
+        """The slots and quotas a call holds while it runs; a submitted prediction, until
+        it ends."""
+        return self._admission.hold(request.caller, resolved.alias, deadline)
+
+    def token_for(self, model: str, task: Task) -> str:
+        """The token for a model as the request named it: the key reference operations keep."""
+        return self._token(self._registry.resolve(model, task).alias)
+
+    def settle(
+        self, prediction: Prediction, label: str, rpc: str, started: float
+    ) -> PredictionSummary:
+        """A finished prediction's summary and metrics, as the blocking calls record them."""
+        return self._finish(prediction, label, rpc, started)
+
+    def cold_boot(self, prediction: Prediction) -> bool:
+        """Whether the prediction's queue time shows a cold boot."""
+        queue = prediction.queue_seconds
+        return queue is not None and queue > self._settings.cold_boot_threshold_seconds
+
+    async def images(
+        self, prediction: Prediction, include_data: bool, token: str, deadline: Deadline
+    ) -> tuple[ImageOutput, ...]:
+        """A finished image prediction's files, fetched under the blocking calls' rules."""
+        return await self._outputs.images(prediction, include_data, token, deadline)
 
 
 def _fields_of(request: TextRequest | ImageRequest) -> dict[str, str]:

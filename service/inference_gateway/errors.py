@@ -18,6 +18,7 @@ deadline), so the class they pick is the status they choose.
     ├── DeadlineExceeded      the caller's deadline passed       (DEADLINE_EXCEEDED)
     ├── Cancelled             the caller went away               (CANCELLED)
     ├── Unavailable           Replicate unreachable or 5xx       (UNAVAILABLE)
+    ├── Unimplemented         a method the gateway does not offer (UNIMPLEMENTED)
     └── Internal              our fault or an upstream protocol fault (INTERNAL)
 """
 
@@ -43,6 +44,7 @@ __all__ = [
     "ResourceExhausted",
     "Unauthenticated",
     "Unavailable",
+    "Unimplemented",
 ]
 
 
@@ -136,6 +138,12 @@ class Unavailable(GatewayError):
     """Replicate could not be reached or answered with a transient fault."""
 
     grpc_code = grpc.StatusCode.UNAVAILABLE
+
+
+class Unimplemented(GatewayError):
+    """The method exists in the contract but the gateway does not offer it."""
+
+    grpc_code = grpc.StatusCode.UNIMPLEMENTED
 
 
 class Internal(GatewayError):

@@ -45,6 +45,8 @@ _LATENCY_BUCKETS = (
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30, 45, 60, 90, 120, 180,
     300, 450, 600, 900, 1200, 1800,
 )  # fmt: skip
+# A submitted prediction may run up to its deadline (a day at most, by default).
+_OPERATION_BUCKETS = (*_LATENCY_BUCKETS, 3600, 7200, 14400, 43200, 86400)
 _FAST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
@@ -235,6 +237,18 @@ class Metrics:
         )
         self.in_flight = _Gauge(
             f"{p}_requests_in_flight", "Requests being handled, by RPC.", ("rpc",), registry=r
+        )
+        self.operations_in_flight = _Gauge(
+            f"{p}_operations_in_flight",
+            "Submitted predictions this replica is following to their end.",
+            registry=r,
+        )
+        self.operation_duration = _Histogram(
+            f"{p}_operation_duration_seconds",
+            "From submission to the end of a submitted prediction, cold boots included.",
+            ("model", "status"),
+            buckets=_OPERATION_BUCKETS,
+            registry=r,
         )
         self.build_info = _Gauge(
             f"{p}_build_info",

@@ -136,6 +136,38 @@ class PredictionRunner:
                 return await self._client.get_prediction(created.id, token=token, deadline=deadline)
         return await self._poll(created, token, deadline, self._backoff_after(held))
 
+    async def submit(
+        self,
+        path: str,
+        body: Mapping[str, Any],
+        *,
+        token: str,
+        deadline: Deadline,
+        cancel_after_seconds: int,
+    ) -> Prediction:
+        """Creates a prediction and returns at once; it ends by itself by its Cancel-After."""
+        return await self._create(
+            path,
+            body,
+            token=token,
+            deadline=deadline,
+            wait_seconds=None,
+            cancel_after_seconds=cancel_after_seconds,
+        )
+
+    async def follow(self, created: Prediction, token: str, deadline: Deadline) -> Prediction:
+        """Follows a submitted prediction to its end: its stream, or polls at the pace `run`
+        reaches after a held create, since nobody waits on the answer in a call.
+
+        Unlike `run`, stopping early (a deadline, a shutdown) leaves the prediction
+        running: someone else may follow it, and its Cancel-After ends it regardless.
+        """
+        try:
+            async with asyncio.timeout(deadline.remaining()):
+                return await self._follow(created, token, deadline, self._settings.max_wait_seconds)
+        except TimeoutError:
+            raise deadline_exceeded(prediction_id=created.id, last_status=created.status) from None
+
     async def stream(
         self, path: str, body: Mapping[str, Any], *, token: str, deadline: Deadline
     ) -> AsyncGenerator[TextDelta | Prediction, None]:
@@ -239,6 +271,7 @@ class PredictionRunner:
         token: str,
         deadline: Deadline,
         wait_seconds: int | None,
+        cancel_after_seconds: int | None = None,
     ) -> Prediction:
         """Creates a prediction; if the caller leaves while Replicate holds the request,
         the create is let finish so the prediction's id is known, and it is canceled then.
@@ -253,7 +286,7 @@ class PredictionRunner:
                 token=token,
                 deadline=deadline,
                 wait_seconds=wait_seconds,
-                cancel_after_seconds=self._cancel_after(deadline),
+                cancel_after_seconds=cancel_after_seconds or self._cancel_after(deadline),
             )
         )
         self._creates.add(task)

@@ -76,6 +76,13 @@ class Settings:
     output_bytes_budget: int = 512 * _MIB
     output_file_origins: tuple[Origin, ...] = ()
     output_file_token: bool = False
+    # Long-running operations: names signed with this key (generated per process when
+    # unset), records kept this long after they end, a deadline no submission exceeds,
+    # and the most include_data bytes kept for one operation.
+    operations_key: str | None = field(default=None, repr=False)
+    record_retention: float = 3600.0
+    operation_max_deadline: float = 86_400.0
+    operation_max_bytes: int = 32 * _MIB
 
     def __post_init__(self) -> None:
         # Checked here, not only in settings_from, so a Settings built in code is held to it.
@@ -119,6 +126,8 @@ class _Option:
     # The flag, when it is not the field's name; older spellings still accepted.
     flag: str | None = None
     aliases: tuple[str, ...] = ()
+    # Never echoed in an error message.
+    secret: bool = False
 
     @property
     def flags(self) -> tuple[str, ...]:
@@ -175,6 +184,22 @@ def _policies(text: str) -> str:
 
 def _origins(text: str) -> tuple[Origin, ...]:
     return tuple(parse_origin(item.strip()) for item in text.split(",") if item.strip())
+
+
+def _at_least(low: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        value = float(text)
+        if not value >= low:
+            raise ValueError(f"must be at least {low:g}")
+        return value
+
+    return parse
+
+
+def _operations_key(text: str) -> str:
+    if len(text.encode()) < 32:
+        raise ValueError("must be at least 32 bytes (openssl rand -hex 32)")
+    return text
 
 
 def _flag(text: str) -> bool:
@@ -255,7 +280,7 @@ _OPTIONS = (
             _positive(float)),
     _Option("redis_on_failure", "GATEWAY_REDIS_ON_FAILURE",
             "when Redis fails: fail-open, fail-closed, or GUARANTEE=POLICY,... for budget, "
-            "concurrency, quota, idempotency", _policies),
+            "concurrency, quota, idempotency, operations", _policies),
     _Option("lease_seconds", "GATEWAY_LEASE_SECONDS",
             "seconds a concurrency slot outlives a replica that stopped refreshing it "
             "(killed)", _positive(float)),
@@ -271,6 +296,18 @@ _OPTIONS = (
             "(besides https://replicate.delivery and its subdomains)", _origins),
     _Option("output_file_token", "GATEWAY_OUTPUT_FILE_TOKEN",
             "send the Replicate token to GATEWAY_OUTPUT_FILE_ORIGINS too", _flag),
+    _Option("operations_key", "GATEWAY_OPERATIONS_KEY",
+            "secret that signs operation names; give every replica the same one (unset: "
+            "a per-process key, so names work on this process only, until it restarts)",
+            _operations_key, secret=True),
+    _Option("record_retention", "GATEWAY_RECORD_RETENTION",
+            "seconds request_id and operation records are kept after they end",
+            _positive(float)),
+    _Option("operation_max_deadline", "GATEWAY_OPERATION_MAX_DEADLINE",
+            "longest deadline (Replicate's Cancel-After) of a submitted prediction, in "
+            "seconds; also the default", _at_least(5.0)),
+    _Option("operation_max_bytes", "GATEWAY_OPERATION_MAX_BYTES",
+            "most image bytes one include_data operation keeps", _positive(int)),
 )  # fmt: skip
 
 
@@ -307,7 +344,8 @@ def settings_from(
         try:
             value = option.parse(raw)
         except ValueError as exc:
-            raise SettingsError(f"{source}={raw!r}: {exc}") from None
+            shown = "(hidden)" if option.secret else repr(raw)
+            raise SettingsError(f"{source}={shown}: {exc}") from None
         if option.choices is not None and value not in option.choices:
             raise SettingsError(f"{source}={raw!r}: must be one of {', '.join(option.choices)}")
         values[option.name] = value

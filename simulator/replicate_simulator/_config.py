@@ -49,6 +49,9 @@ class SimulatorConfig:
     """Prediction creates allowed per minute and token; 429 beyond."""
     other_rate_per_minute: int = 3000
     """Other API requests allowed per minute and token; 429 beyond."""
+    output_retention_seconds: float | None = None
+    """Replicate removes a prediction's input, output and logs about an hour after it ends
+    (`data_removed`); the simulator does this many seconds after the end (None: never)."""
     model_behaviour: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Per-model behaviour overrides: {"owner/name": {ModelBehaviour field: value}}."""
     tls_certfile: Path | None = None
@@ -73,6 +76,11 @@ class SimulatorConfig:
             value = getattr(self, name)
             if not value >= 0:
                 raise ConfigError(f"{name} must be >= 0 seconds, got {value!r}")
+        if self.output_retention_seconds is not None and not self.output_retention_seconds >= 0:
+            raise ConfigError(
+                "output_retention_seconds must be >= 0 seconds or unset, "
+                f"got {self.output_retention_seconds!r}"
+            )
         for name in ("create_rate_per_minute", "other_rate_per_minute"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)!r}")

@@ -91,6 +91,8 @@ class Prediction:
         self.started_at: float | None = None
         self.completed_at: float | None = None
         self.first_output_at: float | None = None
+        self.data_removed = False
+        self.removal_timer: asyncio.TimerHandle | None = None
         self.events: list[StreamEvent] = []
         self.task: asyncio.Task[None] | None = None
         self.deadline_timer: asyncio.TimerHandle | None = None
@@ -135,6 +137,14 @@ class Prediction:
         self._emit("done", _DONE_DATA[status], now)
         self.settled.set()
 
+    def remove_data(self) -> None:
+        """What Replicate does about an hour after the end: input, output and logs go."""
+        self.data_removed = True
+        self.input = {}
+        self.output = None
+        self.logs = ""
+        self._notify()
+
     def wake(self) -> None:
         """Release every waiter (used at shutdown)."""
         self.settled.set()
@@ -160,7 +170,7 @@ class Prediction:
             "input": self.input,
             "logs": "" if as_starting else self.logs,
             "output": None if as_starting else _copy(self.output),
-            "data_removed": False,
+            "data_removed": self.data_removed,
             "error": None if as_starting else self.error,
             "status": "starting" if as_starting else self.status,
             "created_at": rfc3339(self.created_at),

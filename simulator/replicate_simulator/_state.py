@@ -143,7 +143,7 @@ class SimulatorState:
         prediction.task = task
         self._tasks.add(task)
         self._running[model.full_name] += 1
-        task.add_done_callback(self._driver_done(model.full_name))
+        task.add_done_callback(self._driver_done(model.full_name, prediction))
         if cancel_after is not None:
             prediction.deadline_timer = asyncio.get_running_loop().call_later(
                 self.clock.real(cancel_after), self.fire_deadline, prediction
@@ -205,9 +205,16 @@ class SimulatorState:
             self._ready_at[model] = max(self._ready_at.get(model, now), now + boot)
         return max(behaviour.queue_seconds, self._ready_at.get(model, now) - now)
 
-    def _driver_done(self, model: str) -> Callable[[asyncio.Task[None]], None]:
+    def _driver_done(
+        self, model: str, prediction: Prediction
+    ) -> Callable[[asyncio.Task[None]], None]:
         def done(task: asyncio.Task[None]) -> None:
             self._tasks.discard(task)
+            retention = self.config.output_retention_seconds
+            if retention is not None and not self.closing:
+                prediction.removal_timer = asyncio.get_running_loop().call_later(
+                    self.clock.real(retention), prediction.remove_data
+                )
             self._running[model] -= 1
             self._idle_since[model] = self.clock.monotonic()
             if not task.cancelled() and task.exception() is not None:
@@ -239,8 +246,9 @@ class SimulatorState:
         """Stop every prediction task and timer and release all waiters."""
         self.closing = True
         for prediction in self.predictions.values():
-            if prediction.deadline_timer is not None:
-                prediction.deadline_timer.cancel()
+            for timer in (prediction.deadline_timer, prediction.removal_timer):
+                if timer is not None:
+                    timer.cancel()
             if prediction.task is not None:
                 prediction.task.cancel()
             prediction.wake()

@@ -27,7 +27,10 @@ from inference_gateway.request_log import finish_record, request_record
 __all__ = ["ObservingInterceptor", "wrap_handler"]
 
 _LOGGER = logging.getLogger(__name__)
-_GATEWAY_SERVICE = "inference.gateway.v1.InferenceGateway"
+# The services whose calls get a request log line and the gateway's own metrics.
+_OWN_SERVICES = frozenset(
+    {"inference.gateway.v1.InferenceGateway", "google.longrunning.Operations"}
+)
 # The request log's caller before (or without) a token that names one.
 _UNAUTHENTICATED = "unauthenticated"
 
@@ -129,7 +132,7 @@ class _Call:
         self._context = context
         self._metrics = metrics
         self._labels = (kind, service, name)
-        self._own = service == _GATEWAY_SERVICE
+        self._own = service in _OWN_SERVICES
         self._gated = service not in OPEN_SERVICES
         self._identify = identify
         self._metadata = metadata

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,9 +33,15 @@ from inference_gateway.deadlines import Deadline
 from inference_gateway.errors import REPLICATE_AUTH_FAILED, GatewayError
 from inference_gateway.grpc_api.auth import CallerDirectory, Identify, anonymous
 from inference_gateway.grpc_api.interceptors import ObservingInterceptor
+from inference_gateway.grpc_api.operations_servicer import (
+    OPERATIONS_SERVICE,
+    OperationsServicer,
+    add_operations_to_server,
+)
 from inference_gateway.grpc_api.servicer import InferenceGatewayServicer, add_to_server
 from inference_gateway.limits import RequestLimits
 from inference_gateway.metrics import Metrics
+from inference_gateway.operations import Operations, OperationSettings
 from inference_gateway.outputs import FilePolicy, OutputFetcher, OutputLimits
 from inference_gateway.predictions import PredictionRunner, RunnerSettings
 from inference_gateway.registry import ModelRegistry
@@ -72,6 +79,7 @@ class RunningGateway:
     client: ReplicateClient
     metrics: Metrics
     settings: Settings
+    operations: Operations
     _metrics_http: tuple[WSGIServer, Thread] | None = None
 
     async def stop(self, grace: float | None = None, drain_delay: float = 0.0) -> None:
@@ -89,6 +97,8 @@ class RunningGateway:
             _LOGGER.warning("canceling %d predictions still running", len(self.runner.running))
             await self.runner.cancel_all()
         await stopping
+        # Submitted predictions keep running: another replica's sweep takes them over.
+        await self.operations.stop()
         await self.runner.drain_cancels()
         await self.client.aclose()
         await self.gateway.state.close()
@@ -188,6 +198,23 @@ def _shared_state(settings: Settings, metrics: Metrics) -> SharedState:
     )
 
 
+def _operation_settings(settings: Settings) -> OperationSettings:
+    key = settings.operations_key
+    if key is None:
+        _LOGGER.warning(
+            "GATEWAY_OPERATIONS_KEY is not set: operation names are signed with a key of this "
+            "process's own, so they stop working when it restarts and are refused by other "
+            "replicas; give every replica the same key (openssl rand -hex 32)"
+        )
+    return OperationSettings(
+        key=key.encode() if key is not None else secrets.token_bytes(32),
+        retention_seconds=settings.record_retention,
+        max_deadline_seconds=settings.operation_max_deadline,
+        max_bytes=settings.operation_max_bytes,
+        lease_seconds=settings.lease_seconds,
+    )
+
+
 def _read_pem(path: Path, option: str, marker: bytes) -> bytes:
     try:
         data = path.read_bytes()
@@ -274,6 +301,7 @@ async def start_gateway(
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     serve_metrics: bool = True,
+    operation_settings: OperationSettings | None = None,
 ) -> RunningGateway:
     # Files and settings first: a bad one stops start-up before anything is opened.
     credentials = _server_credentials(settings)
@@ -304,11 +332,20 @@ async def start_gateway(
             ("grpc.server.max_pending_requests_hard_limit", settings.max_connections),
         ],
     )
-    add_to_server(InferenceGatewayServicer(gateway, identify), server)
+    operations = Operations(
+        gateway=gateway,
+        runner=runner,
+        client=client,
+        state=gateway.state,
+        metrics=metrics,
+        settings=operation_settings or _operation_settings(settings),
+    )
+    add_to_server(InferenceGatewayServicer(gateway, identify, operations), server)
+    add_operations_to_server(OperationsServicer(operations, identify), server)
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        (SERVICE_NAME, OPERATIONS_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     port = _bind(server, f"{settings.host}:{settings.port}", credentials)
     metrics_http = None
@@ -323,6 +360,7 @@ async def start_gateway(
         metrics_http = (http_server, thread)
         metrics_port = http_server.server_port
     await server.start()
+    operations.start()
     for name in ("", SERVICE_NAME, READINESS, LIVENESS):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     return RunningGateway(
@@ -335,6 +373,7 @@ async def start_gateway(
         client=client,
         metrics=metrics,
         settings=settings,
+        operations=operations,
         _metrics_http=metrics_http,
     )
 

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import grpc
-from google.protobuf import duration_pb2, struct_pb2
+from google.longrunning import operations_pb2
+from google.protobuf import any_pb2, duration_pb2, message_factory, struct_pb2, timestamp_pb2
+from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import DecodeError, Message
 
 from inference.gateway.v1 import gateway_pb2 as pb
@@ -18,15 +20,19 @@ from inference_gateway.config import CallerConfig
 from inference_gateway.core import Gateway
 from inference_gateway.domain import (
     ImageRequest,
+    ImageResult,
     InputImage,
     PredictionSummary,
     StreamEnd,
     StreamStart,
     TextRequest,
+    TextResult,
 )
 from inference_gateway.errors import FieldViolation, InvalidArgument
 from inference_gateway.grpc_api.auth import Identify, Metadata
+from inference_gateway.grpc_api.status import status_proto
 from inference_gateway.model_ids import EndpointKind, Task
+from inference_gateway.operations import Operations, OperationView
 from inference_gateway.prompts import ChatMessage
 from inference_gateway.schemas import whole_number
 
@@ -34,7 +40,9 @@ __all__ = [
     "InferenceGatewayServicer",
     "Undecodable",
     "add_to_server",
+    "decoded",
     "image_request",
+    "operation_message",
     "text_request",
 ]
 
@@ -112,20 +120,23 @@ def _decoder(message_class: type[Message]) -> Callable[[bytes], Message | Undeco
     return decode
 
 
-def _decoded(request: _M | Undecodable) -> _M:
+def decoded(request: _M | Undecodable) -> _M:
     if isinstance(request, Undecodable):
         raise request.error()
     return request
 
 
-def add_to_server(servicer: InferenceGatewayServicer, server: grpc.aio.Server) -> None:
-    """Registers the service as the generated code does, with decoders that hand a message
+def add_to_server(
+    servicer: object,
+    server: grpc.aio.Server,
+    service: ServiceDescriptor = pb.DESCRIPTOR.services_by_name["InferenceGateway"],
+) -> None:
+    """Registers a service as the generated code does, with decoders that hand a message
     protobuf cannot parse to the handler (as Undecodable) instead of failing inside gRPC."""
-    service = pb.DESCRIPTOR.services_by_name["InferenceGateway"]
     handlers = {}
     for method in service.methods:
-        request_class = getattr(pb, method.input_type.name)
-        response_class = getattr(pb, method.output_type.name)
+        request_class = message_factory.GetMessageClass(method.input_type)
+        response_class = message_factory.GetMessageClass(method.output_type)
         make = (
             grpc.unary_stream_rpc_method_handler
             if method.server_streaming
@@ -239,7 +250,7 @@ def _chat_message(index: int, message: pb.ChatMessage) -> ChatMessage:
 def text_request(
     message: pb.GenerateTextRequest | Undecodable, caller: CallerConfig
 ) -> TextRequest:
-    request = _decoded(message)
+    request = decoded(message)
     parameters = _set_fields(request, _TEXT_PARAMETERS)
     if request.stop_sequences:
         parameters["stop_sequences"] = list(request.stop_sequences)
@@ -259,7 +270,7 @@ def text_request(
 def image_request(
     message: pb.GenerateImageRequest | Undecodable, caller: CallerConfig
 ) -> ImageRequest:
-    request = _decoded(message)
+    request = decoded(message)
     return ImageRequest(
         model=request.model,
         prompt=request.prompt,
@@ -279,18 +290,38 @@ def image_request(
     )
 
 
-def _seconds(value: float) -> duration_pb2.Duration:
+def seconds(value: float) -> duration_pb2.Duration:
     duration = duration_pb2.Duration()
     duration.FromNanoseconds(round(value * 1e9))
     return duration
 
 
+def status_enum(status: str) -> pb.PredictionStatus.ValueType:
+    return _STATUS.get(status, pb.PREDICTION_STATUS_UNSPECIFIED)
+
+
+def text_response(result: TextResult) -> pb.GenerateTextResponse:
+    return pb.GenerateTextResponse(
+        text=result.text, prediction=prediction_message(result.prediction), template=result.template
+    )
+
+
+def image_response(result: ImageResult) -> pb.GenerateImageResponse:
+    return pb.GenerateImageResponse(
+        images=[
+            pb.Image(uri=image.uri, mime_type=image.mime_type, data=image.data or b"")
+            for image in result.images
+        ],
+        prediction=prediction_message(result.prediction),
+    )
+
+
 def prediction_message(summary: PredictionSummary) -> pb.Prediction:
-    timing = pb.Timing(total_duration=_seconds(summary.total_seconds), cold_boot=summary.cold_boot)
+    timing = pb.Timing(total_duration=seconds(summary.total_seconds), cold_boot=summary.cold_boot)
     if summary.queue_seconds is not None:
-        timing.queue_duration.CopyFrom(_seconds(summary.queue_seconds))
+        timing.queue_duration.CopyFrom(seconds(summary.queue_seconds))
     if summary.predict_seconds is not None:
-        timing.predict_duration.CopyFrom(_seconds(summary.predict_seconds))
+        timing.predict_duration.CopyFrom(seconds(summary.predict_seconds))
     usage = pb.Usage()
     if summary.input_tokens is not None:
         usage.input_token_count = summary.input_tokens
@@ -300,10 +331,49 @@ def prediction_message(summary: PredictionSummary) -> pb.Prediction:
         id=summary.id,
         model=summary.model,
         version=summary.version,
-        status=_STATUS.get(summary.status, pb.PREDICTION_STATUS_UNSPECIFIED),
+        status=status_enum(summary.status),
         timing=timing,
         usage=usage,
     )
+
+
+def _timestamp(seconds: float) -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromNanoseconds(round(seconds * 1e9))
+    return stamp
+
+
+def _packed(message: object) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)  # type: ignore[arg-type]
+    return packed
+
+
+def operation_message(view: OperationView) -> operations_pb2.Operation:
+    timing = pb.Timing(total_duration=seconds(view.total_seconds), cold_boot=view.cold_boot)
+    if view.queue_seconds is not None:
+        timing.queue_duration.CopyFrom(seconds(view.queue_seconds))
+    if view.predict_seconds is not None:
+        timing.predict_duration.CopyFrom(seconds(view.predict_seconds))
+    metadata = pb.OperationMetadata(
+        prediction_ids=view.prediction_ids,
+        model=view.model,
+        status=status_enum(view.status),
+        timing=timing,
+        create_time=_timestamp(view.created),
+        deadline=_timestamp(view.deadline),
+        data_removed=view.data_removed,
+    )
+    if view.ended is not None:
+        metadata.end_time.CopyFrom(_timestamp(view.ended))
+    operation = operations_pb2.Operation(name=view.name, metadata=_packed(metadata), done=view.done)
+    if view.error is not None:
+        operation.error.CopyFrom(status_proto(view.error))
+    elif isinstance(view.result, TextResult):
+        operation.response.CopyFrom(_packed(text_response(view.result)))
+    elif isinstance(view.result, ImageResult):
+        operation.response.CopyFrom(_packed(image_response(view.result)))
+    return operation
 
 
 def _defaults_struct(defaults: Mapping[str, object]) -> struct_pb2.Struct:
@@ -316,9 +386,10 @@ def _defaults_struct(defaults: Mapping[str, object]) -> struct_pb2.Struct:
 class InferenceGatewayServicer(pb_grpc.InferenceGatewayServicer):
     """Each call's caller, named by its metadata, goes into the core's request with it."""
 
-    def __init__(self, gateway: Gateway, identify: Identify) -> None:
+    def __init__(self, gateway: Gateway, identify: Identify, operations: Operations) -> None:
         self._gateway = gateway
         self._identify = identify
+        self._operations = operations
 
     def _caller(self, context: Context) -> CallerConfig:
         return self._identify(cast("Metadata | None", context.invocation_metadata()))
@@ -329,11 +400,7 @@ class InferenceGatewayServicer(pb_grpc.InferenceGatewayServicer):
         result = await self._gateway.generate_text(
             text_request(request, self._caller(context)), time_remaining=context.time_remaining()
         )
-        return pb.GenerateTextResponse(
-            text=result.text,
-            prediction=prediction_message(result.prediction),
-            template=result.template,
-        )
+        return text_response(result)
 
     async def StreamText(
         self, request: pb.GenerateTextRequest | Undecodable, context: Context
@@ -356,13 +423,7 @@ class InferenceGatewayServicer(pb_grpc.InferenceGatewayServicer):
         result = await self._gateway.generate_image(
             image_request(request, self._caller(context)), time_remaining=context.time_remaining()
         )
-        return pb.GenerateImageResponse(
-            images=[
-                pb.Image(uri=image.uri, mime_type=image.mime_type, data=image.data or b"")
-                for image in result.images
-            ],
-            prediction=prediction_message(result.prediction),
-        )
+        return image_response(result)
 
     async def ListModels(
         self, request: pb.ListModelsRequest, context: Context
@@ -380,3 +441,31 @@ class InferenceGatewayServicer(pb_grpc.InferenceGatewayServicer):
                 for info in self._gateway.list_models(self._caller(context))
             ]
         )
+
+    async def SubmitText(
+        self, request: pb.SubmitTextRequest | Undecodable, context: Context
+    ) -> operations_pb2.Operation:
+        submit = decoded(request)
+        view = await self._operations.submit(
+            text_request(submit.request, self._caller(context)),
+            deadline_seconds=_deadline(submit),
+            time_remaining=context.time_remaining(),
+        )
+        return operation_message(view)
+
+    async def SubmitImage(
+        self, request: pb.SubmitImageRequest | Undecodable, context: Context
+    ) -> operations_pb2.Operation:
+        submit = decoded(request)
+        view = await self._operations.submit(
+            image_request(submit.request, self._caller(context)),
+            deadline_seconds=_deadline(submit),
+            time_remaining=context.time_remaining(),
+        )
+        return operation_message(view)
+
+
+def _deadline(request: pb.SubmitTextRequest | pb.SubmitImageRequest) -> float | None:
+    if not request.HasField("deadline"):
+        return None
+    return float(request.deadline.ToTimedelta().total_seconds())

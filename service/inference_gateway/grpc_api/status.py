@@ -12,7 +12,7 @@ from grpc_status import rpc_status
 
 from inference_gateway.errors import ERROR_DOMAIN, GatewayError, Internal
 
-__all__ = ["INTERNAL_ERROR", "to_rpc_status"]
+__all__ = ["INTERNAL_ERROR", "status_proto", "to_rpc_status"]
 
 INTERNAL_ERROR = Internal(
     "the gateway hit an internal error; it has been logged", reason="INTERNAL_ERROR"
@@ -62,6 +62,16 @@ def _pack(message: object) -> any_pb2.Any:
 
 def to_rpc_status(error: GatewayError) -> grpc.Status:
     """The status a caller receives; its message and details never carry a secret."""
+    status = rpc_status.to_status(status_proto(error))
+    if error.retry_after_seconds is None:
+        return status
+    # gRPC's built-in retry policy reads only this trailer, never RetryInfo.
+    pushback = ("grpc-retry-pushback-ms", str(math.ceil(error.retry_after_seconds * 1000)))
+    return _Status(status.code, status.details, (*status.trailing_metadata, pushback))
+
+
+def status_proto(error: GatewayError) -> status_pb2.Status:
+    """The google.rpc.Status of `error`: a call's status, or a failed operation's error."""
     code: grpc.StatusCode = error.grpc_code
     metadata = {key: _clip(value, _VALUE_BYTES) for key, value in error.metadata.items()}
     details = [
@@ -87,17 +97,11 @@ def to_rpc_status(error: GatewayError) -> grpc.Status:
         delay = duration_pb2.Duration()
         delay.FromNanoseconds(math.ceil(error.retry_after_seconds * 1e9))
         details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
-    proto = status_pb2.Status(
+    return status_pb2.Status(
         code=getattr(code_pb2, code.name),
         message=_clip(error.message, _MESSAGE_COST, percent_encoded=True),
         details=details,
     )
-    status = rpc_status.to_status(proto)
-    if error.retry_after_seconds is None:
-        return status
-    # gRPC's built-in retry policy reads only this trailer, never RetryInfo.
-    pushback = ("grpc-retry-pushback-ms", str(math.ceil(error.retry_after_seconds * 1000)))
-    return _Status(status.code, status.details, (*status.trailing_metadata, pushback))
 
 
 class _Status(

@@ -42,6 +42,7 @@ class Guarantee(StrEnum):
     CONCURRENCY = "concurrency"
     QUOTA = "quota"
     IDEMPOTENCY = "idempotency"
+    OPERATIONS = "operations"
 
 
 class FailurePolicy(StrEnum):
@@ -51,7 +52,11 @@ class FailurePolicy(StrEnum):
 
 # Limits fail open (a replica keeps serving within its own share); an idempotent request
 # fails closed, since serving it on one replica's records could create a prediction twice.
-DEFAULT_POLICIES = "budget=fail-open,concurrency=fail-open,quota=fail-open,idempotency=fail-closed"
+# An operation recorded on one replica's own state is one no other replica can answer for.
+DEFAULT_POLICIES = (
+    "budget=fail-open,concurrency=fail-open,quota=fail-open,idempotency=fail-closed,"
+    "operations=fail-closed"
+)
 
 
 def parse_policies(text: str) -> dict[Guarantee, FailurePolicy]:

@@ -48,6 +48,9 @@ class _Tables:
     leases: dict[str, dict[str, float]] = field(default_factory=dict)
     windows: dict[str, _Window] = field(default_factory=dict)
     records: dict[str, _Record] = field(default_factory=dict)
+    # key -> (value, expiry); index key -> {member: (added, expiry)}
+    values: dict[str, tuple[bytes, float]] = field(default_factory=dict)
+    indexes: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
 
 
 class MemoryStore:
@@ -71,6 +74,10 @@ class MemoryStore:
         t = self._t
         for key in [k for k, r in t.records.items() if r.expires <= now]:
             del t.records[key]
+        for key in [k for k, (_, expires) in t.values.items() if expires <= now]:
+            del t.values[key]
+        for key in list(t.indexes):
+            self._live_members(key, now)
         for key, holders in list(t.leases.items()):
             live = {h: until for h, until in holders.items() if until > now}
             if live:
@@ -196,6 +203,47 @@ class MemoryStore:
         record = self._t.records.get(key)
         if record is not None and record.holder == holder and record.response is None:
             del self._t.records[key]
+
+    async def put(self, key: str, value: bytes, ttl: float) -> None:
+        self._t.values[key] = (value, self._now() + ttl)
+
+    async def put_new(self, key: str, value: bytes, ttl: float) -> bool:
+        now = self._now()
+        held = self._t.values.get(key)
+        if held is not None and held[1] > now:
+            return False
+        self._t.values[key] = (value, now + ttl)
+        return True
+
+    async def get(self, key: str) -> bytes | None:
+        now = self._now()
+        held = self._t.values.get(key)
+        if held is None or held[1] <= now:
+            self._t.values.pop(key, None)
+            return None
+        return held[0]
+
+    async def index_add(self, key: str, member: str, ttl: float) -> None:
+        now = self._now()
+        members = self._t.indexes.setdefault(key, {})
+        added = members[member][0] if member in members else now
+        members[member] = (added, now + ttl)
+
+    async def index_remove(self, key: str, member: str) -> None:
+        self._now()
+        self._t.indexes.get(key, {}).pop(member, None)
+
+    async def index_members(self, key: str) -> list[str]:
+        members = self._live_members(key, self._now())
+        return sorted(members, key=lambda member: members[member][0])
+
+    def _live_members(self, key: str, now: float) -> dict[str, tuple[float, float]]:
+        members = {m: times for m, times in self._t.indexes.get(key, {}).items() if times[1] > now}
+        if members:
+            self._t.indexes[key] = members
+        else:
+            self._t.indexes.pop(key, None)
+        return members
 
     async def close(self) -> None:
         self._t = _Tables()

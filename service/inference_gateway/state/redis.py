@@ -10,6 +10,7 @@ server (a primary, or a proxy in front of one); see the README on Cluster and Se
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -155,6 +156,42 @@ return 1
 """
 )
 
+# KEYS[1] index: a hash member -> "added expiry"; ARGV op, member, ttl. Members expire
+# one by one (a sorted set's scores could order them, or expire them, not both).
+_INDEX = (
+    _PRELUDE
+    + """
+local t = now()
+local op = ARGV[1]
+if op == 'add' then
+  local old = redis.call('HGET', KEYS[1], ARGV[2])
+  local added = old and string.match(old, '^(%S+)') or tostring(t)
+  local until_ = t + tonumber(ARGV[3])
+  redis.call('HSET', KEYS[1], ARGV[2], added .. ' ' .. tostring(until_))
+  if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) * 1000 then expire(KEYS[1], ARGV[3]) end
+  return {}
+end
+if op == 'remove' then
+  redis.call('HDEL', KEYS[1], ARGV[2])
+  return {}
+end
+local live = {}
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local added, until_ = string.match(all[i + 1], '^(%S+) (%S+)$')
+  if tonumber(until_) > t then
+    table.insert(live, {tonumber(added), all[i]})
+  else
+    redis.call('HDEL', KEYS[1], all[i])
+  end
+end
+table.sort(live, function(a, b) return a[1] < b[1] end)
+local names = {}
+for i, entry in ipairs(live) do names[i] = entry[2] end
+return names
+"""
+)
+
 
 def redacted_url(url: str) -> str:
     """The URL without its password, for logs."""
@@ -193,6 +230,7 @@ class RedisStore:
         self._window = self._redis.register_script(_WINDOW)
         self._claim = self._redis.register_script(_CLAIM)
         self._record = self._redis.register_script(_RECORD)
+        self._index = self._redis.register_script(_INDEX)
 
     def _key(self, name: str) -> str:
         return f"{self._prefix}:{{{name}}}"
@@ -257,6 +295,39 @@ class RedisStore:
 
     async def release_claim(self, key: str, holder: str) -> None:
         await self._run(self._record, key, "release", holder, 0, "")
+
+    async def _set(self, key: str, value: bytes, ttl: float, *, new: bool) -> bool:
+        try:
+            done = await self._redis.set(
+                self._key(key), value, px=max(1, math.ceil(ttl * 1000)), nx=new
+            )
+        except (RedisError, OSError) as exc:
+            raise StoreError(f"{type(exc).__name__}: {exc}") from exc
+        return bool(done)
+
+    async def put(self, key: str, value: bytes, ttl: float) -> None:
+        await self._set(key, value, ttl, new=False)
+
+    async def put_new(self, key: str, value: bytes, ttl: float) -> bool:
+        return await self._set(key, value, ttl, new=True)
+
+    async def get(self, key: str) -> bytes | None:
+        try:
+            value = await self._redis.get(self._key(key))
+        except (RedisError, OSError) as exc:
+            raise StoreError(f"{type(exc).__name__}: {exc}") from exc
+        if value is None:
+            return None
+        return value if isinstance(value, bytes) else value.encode()
+
+    async def index_add(self, key: str, member: str, ttl: float) -> None:
+        await self._run(self._index, key, "add", member, ttl)
+
+    async def index_remove(self, key: str, member: str) -> None:
+        await self._run(self._index, key, "remove", member, 0)
+
+    async def index_members(self, key: str) -> list[str]:
+        return [_text(name) for name in await self._run(self._index, key, "list", "", 0)]
 
     async def close(self) -> None:
         await self._redis.aclose()

@@ -22,53 +22,65 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.longrunning import operations_pb2 as google_dot_longrunning_dot_operations__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"inference/gateway/v1/gateway.proto\x12\x14inference.gateway.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\"^\n\x0b\x43hatMessage\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12\x30\n\x05parts\x18\x03 \x03(\x0b\x32!.inference.gateway.v1.ContentPart\"\x1b\n\x0b\x43ontentPart\x12\x0c\n\x04text\x18\x01 \x01(\t\"\xc1\x04\n\x13GenerateTextRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x33\n\x08messages\x18\x03 \x03(\x0b\x32!.inference.gateway.v1.ChatMessage\x12\x18\n\x0btemperature\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x17\n\nmax_length\x18\x05 \x01(\x05H\x01\x88\x01\x01\x12\x1b\n\x0emax_new_tokens\x18\x06 \x01(\x05H\x02\x88\x01\x01\x12\x12\n\x05top_p\x18\x07 \x01(\x01H\x03\x88\x01\x01\x12\x12\n\x05top_k\x18\x08 \x01(\x05H\x04\x88\x01\x01\x12\x1f\n\x12repetition_penalty\x18\t \x01(\x01H\x05\x88\x01\x01\x12\x1a\n\rsystem_prompt\x18\n \x01(\tH\x06\x88\x01\x01\x12\x16\n\x0estop_sequences\x18\x0b \x03(\t\x12\x11\n\x04seed\x18\x0c \x01(\x03H\x07\x88\x01\x01\x12,\n\x0b\x65xtra_input\x18\r \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x13\n\x06prefix\x18\x0e \x01(\tH\x08\x88\x01\x01\x12\x13\n\x06suffix\x18\x0f \x01(\tH\t\x88\x01\x01\x12\x10\n\x08template\x18\x10 \x01(\tB\x0e\n\x0c_temperatureB\r\n\x0b_max_lengthB\x11\n\x0f_max_new_tokensB\x08\n\x06_top_pB\x08\n\x06_top_kB\x15\n\x13_repetition_penaltyB\x10\n\x0e_system_promptB\x07\n\x05_seedB\t\n\x07_prefixB\t\n\x07_suffix\"\xb6\x01\n\x06Timing\x12\x31\n\x0equeue_duration\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x33\n\x10predict_duration\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x31\n\x0etotal_duration\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x11\n\tcold_boot\x18\x04 \x01(\x08\"u\n\x05Usage\x12\x1e\n\x11input_token_count\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x1f\n\x12output_token_count\x18\x02 \x01(\x05H\x01\x88\x01\x01\x42\x14\n\x12_input_token_countB\x15\n\x13_output_token_count\"\xca\x01\n\nPrediction\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x36\n\x06status\x18\x04 \x01(\x0e\x32&.inference.gateway.v1.PredictionStatus\x12,\n\x06timing\x18\x05 \x01(\x0b\x32\x1c.inference.gateway.v1.Timing\x12*\n\x05usage\x18\x06 \x01(\x0b\x32\x1b.inference.gateway.v1.Usage\"l\n\x14GenerateTextResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x34\n\nprediction\x18\x02 \x01(\x0b\x32 .inference.gateway.v1.Prediction\x12\x10\n\x08template\x18\x03 \x01(\t\"j\n\x12StreamTextResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x34\n\nprediction\x18\x02 \x01(\x0b\x32 .inference.gateway.v1.Prediction\x12\x10\n\x08template\x18\x03 \x01(\t\"N\n\nInputImage\x12\x12\n\ninput_name\x18\x01 \x01(\t\x12\x0b\n\x03uri\x18\x02 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x11\n\tmime_type\x18\x04 \x01(\t\"\xfb\x02\n\x14GenerateImageRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x12\n\x05width\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x13\n\x06height\x18\x04 \x01(\x05H\x01\x88\x01\x01\x12\x13\n\x06refine\x18\x05 \x01(\tH\x02\x88\x01\x01\x12\x1c\n\x0f\x61pply_watermark\x18\x06 \x01(\x08H\x03\x88\x01\x01\x12 \n\x13num_inference_steps\x18\x07 \x01(\x05H\x04\x88\x01\x01\x12,\n\x0b\x65xtra_input\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x36\n\x0cinput_images\x18\t \x03(\x0b\x32 .inference.gateway.v1.InputImage\x12\x14\n\x0cinclude_data\x18\n \x01(\x08\x42\x08\n\x06_widthB\t\n\x07_heightB\t\n\x07_refineB\x12\n\x10_apply_watermarkB\x16\n\x14_num_inference_steps\"5\n\x05Image\x12\x0b\n\x03uri\x18\x01 \x01(\t\x12\x11\n\tmime_type\x18\x02 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"z\n\x15GenerateImageResponse\x12+\n\x06images\x18\x01 \x03(\x0b\x32\x1b.inference.gateway.v1.Image\x12\x34\n\nprediction\x18\x02 \x01(\x0b\x32 .inference.gateway.v1.Prediction\"\x13\n\x11ListModelsRequest\"\xcc\x01\n\nModelAlias\x12\r\n\x05\x61lias\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x39\n\rendpoint_kind\x18\x03 \x01(\x0e\x32\".inference.gateway.v1.EndpointKind\x12(\n\x04task\x18\x04 \x01(\x0e\x32\x1a.inference.gateway.v1.Task\x12)\n\x08\x64\x65\x66\x61ults\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x10\n\x08template\x18\x06 \x01(\t\"F\n\x12ListModelsResponse\x12\x30\n\x06models\x18\x01 \x03(\x0b\x32 .inference.gateway.v1.ModelAlias*\xf5\x01\n\x10PredictionStatus\x12!\n\x1dPREDICTION_STATUS_UNSPECIFIED\x10\x00\x12\x1e\n\x1aPREDICTION_STATUS_STARTING\x10\x01\x12 \n\x1cPREDICTION_STATUS_PROCESSING\x10\x02\x12\x1f\n\x1bPREDICTION_STATUS_SUCCEEDED\x10\x03\x12\x1c\n\x18PREDICTION_STATUS_FAILED\x10\x04\x12\x1e\n\x1aPREDICTION_STATUS_CANCELED\x10\x05\x12\x1d\n\x19PREDICTION_STATUS_ABORTED\x10\x06*\x88\x01\n\x0c\x45ndpointKind\x12\x1d\n\x19\x45NDPOINT_KIND_UNSPECIFIED\x10\x00\x12 \n\x1c\x45NDPOINT_KIND_OFFICIAL_MODEL\x10\x01\x12\x19\n\x15\x45NDPOINT_KIND_VERSION\x10\x02\x12\x1c\n\x18\x45NDPOINT_KIND_DEPLOYMENT\x10\x03*;\n\x04Task\x12\x14\n\x10TASK_UNSPECIFIED\x10\x00\x12\r\n\tTASK_TEXT\x10\x01\x12\x0e\n\nTASK_IMAGE\x10\x02\x32\xa9\x03\n\x10InferenceGateway\x12\x65\n\x0cGenerateText\x12).inference.gateway.v1.GenerateTextRequest\x1a*.inference.gateway.v1.GenerateTextResponse\x12\x63\n\nStreamText\x12).inference.gateway.v1.GenerateTextRequest\x1a(.inference.gateway.v1.StreamTextResponse0\x01\x12h\n\rGenerateImage\x12*.inference.gateway.v1.GenerateImageRequest\x1a+.inference.gateway.v1.GenerateImageResponse\x12_\n\nListModels\x12\'.inference.gateway.v1.ListModelsRequest\x1a(.inference.gateway.v1.ListModelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"inference/gateway/v1/gateway.proto\x12\x14inference.gateway.v1\x1a#google/longrunning/operations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"^\n\x0b\x43hatMessage\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12\x30\n\x05parts\x18\x03 \x03(\x0b\x32!.inference.gateway.v1.ContentPart\"\x1b\n\x0b\x43ontentPart\x12\x0c\n\x04text\x18\x01 \x01(\t\"\xc1\x04\n\x13GenerateTextRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x33\n\x08messages\x18\x03 \x03(\x0b\x32!.inference.gateway.v1.ChatMessage\x12\x18\n\x0btemperature\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x17\n\nmax_length\x18\x05 \x01(\x05H\x01\x88\x01\x01\x12\x1b\n\x0emax_new_tokens\x18\x06 \x01(\x05H\x02\x88\x01\x01\x12\x12\n\x05top_p\x18\x07 \x01(\x01H\x03\x88\x01\x01\x12\x12\n\x05top_k\x18\x08 \x01(\x05H\x04\x88\x01\x01\x12\x1f\n\x12repetition_penalty\x18\t \x01(\x01H\x05\x88\x01\x01\x12\x1a\n\rsystem_prompt\x18\n \x01(\tH\x06\x88\x01\x01\x12\x16\n\x0estop_sequences\x18\x0b \x03(\t\x12\x11\n\x04seed\x18\x0c \x01(\x03H\x07\x88\x01\x01\x12,\n\x0b\x65xtra_input\x18\r \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x13\n\x06prefix\x18\x0e \x01(\tH\x08\x88\x01\x01\x12\x13\n\x06suffix\x18\x0f \x01(\tH\t\x88\x01\x01\x12\x10\n\x08template\x18\x10 \x01(\tB\x0e\n\x0c_temperatureB\r\n\x0b_max_lengthB\x11\n\x0f_max_new_tokensB\x08\n\x06_top_pB\x08\n\x06_top_kB\x15\n\x13_repetition_penaltyB\x10\n\x0e_system_promptB\x07\n\x05_seedB\t\n\x07_prefixB\t\n\x07_suffix\"\xb6\x01\n\x06Timing\x12\x31\n\x0equeue_duration\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x33\n\x10predict_duration\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x31\n\x0etotal_duration\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x11\n\tcold_boot\x18\x04 \x01(\x08\"u\n\x05Usage\x12\x1e\n\x11input_token_count\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x1f\n\x12output_token_count\x18\x02 \x01(\x05H\x01\x88\x01\x01\x42\x14\n\x12_input_token_countB\x15\n\x13_output_token_count\"\xca\x01\n\nPrediction\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x36\n\x06status\x18\x04 \x01(\x0e\x32&.inference.gateway.v1.PredictionStatus\x12,\n\x06timing\x18\x05 \x01(\x0b\x32\x1c.inference.gateway.v1.Timing\x12*\n\x05usage\x18\x06 \x01(\x0b\x32\x1b.inference.gateway.v1.Usage\"l\n\x14GenerateTextResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x34\n\nprediction\x18\x02 \x01(\x0b\x32 .inference.gateway.v1.Prediction\x12\x10\n\x08template\x18\x03 \x01(\t\"j\n\x12StreamTextResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x34\n\nprediction\x18\x02 \x01(\x0b\x32 .inference.gateway.v1.Prediction\x12\x10\n\x08template\x18\x03 \x01(\t\"N\n\nInputImage\x12\x12\n\ninput_name\x18\x01 \x01(\t\x12\x0b\n\x03uri\x18\x02 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x11\n\tmime_type\x18\x04 \x01(\t\"\xfb\x02\n\x14GenerateImageRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x12\n\x05width\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x13\n\x06height\x18\x04 \x01(\x05H\x01\x88\x01\x01\x12\x13\n\x06refine\x18\x05 \x01(\tH\x02\x88\x01\x01\x12\x1c\n\x0f\x61pply_watermark\x18\x06 \x01(\x08H\x03\x88\x01\x01\x12 \n\x13num_inference_steps\x18\x07 \x01(\x05H\x04\x88\x01\x01\x12,\n\x0b\x65xtra_input\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x36\n\x0cinput_images\x18\t \x03(\x0b\x32 .inference.gateway.v1.InputImage\x12\x14\n\x0cinclude_data\x18\n \x01(\x08\x42\x08\n\x06_widthB\t\n\x07_heightB\t\n\x07_refineB\x12\n\x10_apply_watermarkB\x16\n\x14_num_inference_steps\"5\n\x05Image\x12\x0b\n\x03uri\x18\x01 \x01(\t\x12\x11\n\tmime_type\x18\x02 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"z\n\x15GenerateImageResponse\x12+\n\x06images\x18\x01 \x03(\x0b\x32\x1b.inference.gateway.v1.Image\x12\x34\n\nprediction\x18\x02 \x01(\x0b\x32 .inference.gateway.v1.Prediction\"\x13\n\x11ListModelsRequest\"\xcc\x01\n\nModelAlias\x12\r\n\x05\x61lias\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x39\n\rendpoint_kind\x18\x03 \x01(\x0e\x32\".inference.gateway.v1.EndpointKind\x12(\n\x04task\x18\x04 \x01(\x0e\x32\x1a.inference.gateway.v1.Task\x12)\n\x08\x64\x65\x66\x61ults\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x10\n\x08template\x18\x06 \x01(\t\"F\n\x12ListModelsResponse\x12\x30\n\x06models\x18\x01 \x03(\x0b\x32 .inference.gateway.v1.ModelAlias\"|\n\x11SubmitTextRequest\x12:\n\x07request\x18\x01 \x01(\x0b\x32).inference.gateway.v1.GenerateTextRequest\x12+\n\x08\x64\x65\x61\x64line\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"~\n\x12SubmitImageRequest\x12;\n\x07request\x18\x01 \x01(\x0b\x32*.inference.gateway.v1.GenerateImageRequest\x12+\n\x08\x64\x65\x61\x64line\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xc3\x02\n\x11OperationMetadata\x12\x16\n\x0eprediction_ids\x18\x01 \x03(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x36\n\x06status\x18\x03 \x01(\x0e\x32&.inference.gateway.v1.PredictionStatus\x12,\n\x06timing\x18\x04 \x01(\x0b\x32\x1c.inference.gateway.v1.Timing\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x64\x65\x61\x64line\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x64\x61ta_removed\x18\x08 \x01(\x08*\xf5\x01\n\x10PredictionStatus\x12!\n\x1dPREDICTION_STATUS_UNSPECIFIED\x10\x00\x12\x1e\n\x1aPREDICTION_STATUS_STARTING\x10\x01\x12 \n\x1cPREDICTION_STATUS_PROCESSING\x10\x02\x12\x1f\n\x1bPREDICTION_STATUS_SUCCEEDED\x10\x03\x12\x1c\n\x18PREDICTION_STATUS_FAILED\x10\x04\x12\x1e\n\x1aPREDICTION_STATUS_CANCELED\x10\x05\x12\x1d\n\x19PREDICTION_STATUS_ABORTED\x10\x06*\x88\x01\n\x0c\x45ndpointKind\x12\x1d\n\x19\x45NDPOINT_KIND_UNSPECIFIED\x10\x00\x12 \n\x1c\x45NDPOINT_KIND_OFFICIAL_MODEL\x10\x01\x12\x19\n\x15\x45NDPOINT_KIND_VERSION\x10\x02\x12\x1c\n\x18\x45NDPOINT_KIND_DEPLOYMENT\x10\x03*;\n\x04Task\x12\x14\n\x10TASK_UNSPECIFIED\x10\x00\x12\r\n\tTASK_TEXT\x10\x01\x12\x0e\n\nTASK_IMAGE\x10\x02\x32\xb6\x05\n\x10InferenceGateway\x12\x65\n\x0cGenerateText\x12).inference.gateway.v1.GenerateTextRequest\x1a*.inference.gateway.v1.GenerateTextResponse\x12\x63\n\nStreamText\x12).inference.gateway.v1.GenerateTextRequest\x1a(.inference.gateway.v1.StreamTextResponse0\x01\x12h\n\rGenerateImage\x12*.inference.gateway.v1.GenerateImageRequest\x1a+.inference.gateway.v1.GenerateImageResponse\x12_\n\nListModels\x12\'.inference.gateway.v1.ListModelsRequest\x1a(.inference.gateway.v1.ListModelsResponse\x12\x82\x01\n\nSubmitText\x12\'.inference.gateway.v1.SubmitTextRequest\x1a\x1d.google.longrunning.Operation\",\xca\x41)\n\x14GenerateTextResponse\x12\x11OperationMetadata\x12\x85\x01\n\x0bSubmitImage\x12(.inference.gateway.v1.SubmitImageRequest\x1a\x1d.google.longrunning.Operation\"-\xca\x41*\n\x15GenerateImageResponse\x12\x11OperationMetadatab\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'inference.gateway.v1.gateway_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PREDICTIONSTATUS']._serialized_start=2496
-  _globals['_PREDICTIONSTATUS']._serialized_end=2741
-  _globals['_ENDPOINTKIND']._serialized_start=2744
-  _globals['_ENDPOINTKIND']._serialized_end=2880
-  _globals['_TASK']._serialized_start=2882
-  _globals['_TASK']._serialized_end=2941
-  _globals['_CHATMESSAGE']._serialized_start=122
-  _globals['_CHATMESSAGE']._serialized_end=216
-  _globals['_CONTENTPART']._serialized_start=218
-  _globals['_CONTENTPART']._serialized_end=245
-  _globals['_GENERATETEXTREQUEST']._serialized_start=248
-  _globals['_GENERATETEXTREQUEST']._serialized_end=825
-  _globals['_TIMING']._serialized_start=828
-  _globals['_TIMING']._serialized_end=1010
-  _globals['_USAGE']._serialized_start=1012
-  _globals['_USAGE']._serialized_end=1129
-  _globals['_PREDICTION']._serialized_start=1132
-  _globals['_PREDICTION']._serialized_end=1334
-  _globals['_GENERATETEXTRESPONSE']._serialized_start=1336
-  _globals['_GENERATETEXTRESPONSE']._serialized_end=1444
-  _globals['_STREAMTEXTRESPONSE']._serialized_start=1446
-  _globals['_STREAMTEXTRESPONSE']._serialized_end=1552
-  _globals['_INPUTIMAGE']._serialized_start=1554
-  _globals['_INPUTIMAGE']._serialized_end=1632
-  _globals['_GENERATEIMAGEREQUEST']._serialized_start=1635
-  _globals['_GENERATEIMAGEREQUEST']._serialized_end=2014
-  _globals['_IMAGE']._serialized_start=2016
-  _globals['_IMAGE']._serialized_end=2069
-  _globals['_GENERATEIMAGERESPONSE']._serialized_start=2071
-  _globals['_GENERATEIMAGERESPONSE']._serialized_end=2193
-  _globals['_LISTMODELSREQUEST']._serialized_start=2195
-  _globals['_LISTMODELSREQUEST']._serialized_end=2214
-  _globals['_MODELALIAS']._serialized_start=2217
-  _globals['_MODELALIAS']._serialized_end=2421
-  _globals['_LISTMODELSRESPONSE']._serialized_start=2423
-  _globals['_LISTMODELSRESPONSE']._serialized_end=2493
-  _globals['_INFERENCEGATEWAY']._serialized_start=2944
-  _globals['_INFERENCEGATEWAY']._serialized_end=3369
+  _globals['_INFERENCEGATEWAY'].methods_by_name['SubmitText']._loaded_options = None
+  _globals['_INFERENCEGATEWAY'].methods_by_name['SubmitText']._serialized_options = b'\312A)\n\024GenerateTextResponse\022\021OperationMetadata'
+  _globals['_INFERENCEGATEWAY'].methods_by_name['SubmitImage']._loaded_options = None
+  _globals['_INFERENCEGATEWAY'].methods_by_name['SubmitImage']._serialized_options = b'\312A*\n\025GenerateImageResponse\022\021OperationMetadata'
+  _globals['_PREDICTIONSTATUS']._serialized_start=3146
+  _globals['_PREDICTIONSTATUS']._serialized_end=3391
+  _globals['_ENDPOINTKIND']._serialized_start=3394
+  _globals['_ENDPOINTKIND']._serialized_end=3530
+  _globals['_TASK']._serialized_start=3532
+  _globals['_TASK']._serialized_end=3591
+  _globals['_CHATMESSAGE']._serialized_start=192
+  _globals['_CHATMESSAGE']._serialized_end=286
+  _globals['_CONTENTPART']._serialized_start=288
+  _globals['_CONTENTPART']._serialized_end=315
+  _globals['_GENERATETEXTREQUEST']._serialized_start=318
+  _globals['_GENERATETEXTREQUEST']._serialized_end=895
+  _globals['_TIMING']._serialized_start=898
+  _globals['_TIMING']._serialized_end=1080
+  _globals['_USAGE']._serialized_start=1082
+  _globals['_USAGE']._serialized_end=1199
+  _globals['_PREDICTION']._serialized_start=1202
+  _globals['_PREDICTION']._serialized_end=1404
+  _globals['_GENERATETEXTRESPONSE']._serialized_start=1406
+  _globals['_GENERATETEXTRESPONSE']._serialized_end=1514
+  _globals['_STREAMTEXTRESPONSE']._serialized_start=1516
+  _globals['_STREAMTEXTRESPONSE']._serialized_end=1622
+  _globals['_INPUTIMAGE']._serialized_start=1624
+  _globals['_INPUTIMAGE']._serialized_end=1702
+  _globals['_GENERATEIMAGEREQUEST']._serialized_start=1705
+  _globals['_GENERATEIMAGEREQUEST']._serialized_end=2084
+  _globals['_IMAGE']._serialized_start=2086
+  _globals['_IMAGE']._serialized_end=2139
+  _globals['_GENERATEIMAGERESPONSE']._serialized_start=2141
+  _globals['_GENERATEIMAGERESPONSE']._serialized_end=2263
+  _globals['_LISTMODELSREQUEST']._serialized_start=2265
+  _globals['_LISTMODELSREQUEST']._serialized_end=2284
+  _globals['_MODELALIAS']._serialized_start=2287
+  _globals['_MODELALIAS']._serialized_end=2491
+  _globals['_LISTMODELSRESPONSE']._serialized_start=2493
+  _globals['_LISTMODELSRESPONSE']._serialized_end=2563
+  _globals['_SUBMITTEXTREQUEST']._serialized_start=2565
+  _globals['_SUBMITTEXTREQUEST']._serialized_end=2689
+  _globals['_SUBMITIMAGEREQUEST']._serialized_start=2691
+  _globals['_SUBMITIMAGEREQUEST']._serialized_end=2817
+  _globals['_OPERATIONMETADATA']._serialized_start=2820
+  _globals['_OPERATIONMETADATA']._serialized_end=3143
+  _globals['_INFERENCEGATEWAY']._serialized_start=3594
+  _globals['_INFERENCEGATEWAY']._serialized_end=4288
 # @@protoc_insertion_point(module_scope)

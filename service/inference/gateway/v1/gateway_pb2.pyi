@@ -11,6 +11,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
@@ -751,3 +752,134 @@ class ListModelsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListModelsResponse: _TypeAlias = ListModelsResponse  # noqa: Y015
+
+@_typing.final
+class SubmitTextRequest(_message.Message):
+    """A text prediction to run as a long-running operation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_FIELD_NUMBER: _builtins.int
+    DEADLINE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def request(self) -> Global___GenerateTextRequest:
+        """What to run, resolved and checked exactly as GenerateText does."""
+
+    @_builtins.property
+    def deadline(self) -> _duration_pb2.Duration:
+        """How long the prediction may take, from submission; Replicate cancels it
+        after that (its Cancel-After), watched or not. Unset or longer than the
+        gateway's maximum (GATEWAY_OPERATION_MAX_DEADLINE) means that maximum.
+        """
+
+    def __init__(
+        self,
+        *,
+        request: Global___GenerateTextRequest | None = ...,
+        deadline: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "request", b"request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "request", b"request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitTextRequest: _TypeAlias = SubmitTextRequest  # noqa: Y015
+
+@_typing.final
+class SubmitImageRequest(_message.Message):
+    """An image prediction to run as a long-running operation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_FIELD_NUMBER: _builtins.int
+    DEADLINE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def request(self) -> Global___GenerateImageRequest:
+        """What to run, resolved and checked exactly as GenerateImage does. With
+        include_data, the gateway fetches the images' bytes when the prediction
+        ends and keeps them for the retention window, after Replicate removes its
+        own copies.
+        """
+
+    @_builtins.property
+    def deadline(self) -> _duration_pb2.Duration:
+        """As SubmitTextRequest.deadline."""
+
+    def __init__(
+        self,
+        *,
+        request: Global___GenerateImageRequest | None = ...,
+        deadline: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "request", b"request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "request", b"request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitImageRequest: _TypeAlias = SubmitImageRequest  # noqa: Y015
+
+@_typing.final
+class OperationMetadata(_message.Message):
+    """google.longrunning.Operation.metadata of a submitted prediction."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PREDICTION_IDS_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    TIMING_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
+    DEADLINE_FIELD_NUMBER: _builtins.int
+    DATA_REMOVED_FIELD_NUMBER: _builtins.int
+    model: _builtins.str
+    """The alias or model id the request named."""
+    status: Global___PredictionStatus.ValueType
+    """The prediction's last known status."""
+    data_removed: _builtins.bool
+    """Replicate has removed the prediction's output files (about an hour after
+    it ends); bytes fetched with include_data are kept regardless.
+    """
+    @_builtins.property
+    def prediction_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Replicate's prediction ids, in the order they were created (one today)."""
+
+    @_builtins.property
+    def timing(self) -> Global___Timing:
+        """Where the time went so far: queue (a cold boot shows here), prediction,
+        and submission to now, or to the end once done.
+        """
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When the operation was submitted."""
+
+    @_builtins.property
+    def end_time(self) -> _timestamp_pb2.Timestamp:
+        """When it ended; unset while it runs."""
+
+    @_builtins.property
+    def deadline(self) -> _timestamp_pb2.Timestamp:
+        """When Replicate cancels the prediction if it has not ended."""
+
+    def __init__(
+        self,
+        *,
+        prediction_ids: _abc.Iterable[_builtins.str] | None = ...,
+        model: _builtins.str = ...,
+        status: Global___PredictionStatus.ValueType = ...,
+        timing: Global___Timing | None = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        end_time: _timestamp_pb2.Timestamp | None = ...,
+        deadline: _timestamp_pb2.Timestamp | None = ...,
+        data_removed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "deadline", b"deadline", "end_time", b"end_time", "timing", b"timing"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "data_removed", b"data_removed", "deadline", b"deadline", "end_time", b"end_time", "model", b"model", "prediction_ids", b"prediction_ids", "status", b"status", "timing", b"timing"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OperationMetadata: _TypeAlias = OperationMetadata  # noqa: Y015

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from google.longrunning import operations_pb2 as google_dot_longrunning_dot_operations__pb2
 from inference.gateway.v1 import gateway_pb2 as inference_dot_gateway_dot_v1_dot_gateway__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -55,6 +56,16 @@ class InferenceGatewayStub:
                 request_serializer=inference_dot_gateway_dot_v1_dot_gateway__pb2.ListModelsRequest.SerializeToString,
                 response_deserializer=inference_dot_gateway_dot_v1_dot_gateway__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
+        self.SubmitText = channel.unary_unary(
+                '/inference.gateway.v1.InferenceGateway/SubmitText',
+                request_serializer=inference_dot_gateway_dot_v1_dot_gateway__pb2.SubmitTextRequest.SerializeToString,
+                response_deserializer=google_dot_longrunning_dot_operations__pb2.Operation.FromString,
+                _registered_method=True)
+        self.SubmitImage = channel.unary_unary(
+                '/inference.gateway.v1.InferenceGateway/SubmitImage',
+                request_serializer=inference_dot_gateway_dot_v1_dot_gateway__pb2.SubmitImageRequest.SerializeToString,
+                response_deserializer=google_dot_longrunning_dot_operations__pb2.Operation.FromString,
+                _registered_method=True)
 
 
 class InferenceGatewayServicer:
@@ -90,6 +101,29 @@ class InferenceGatewayServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitText(self, request, context):
+        """SubmitText starts a text prediction and returns at once with a
+        google.longrunning.Operation; read it with the google.longrunning.Operations
+        service (Get, Wait, Cancel, List) on any replica. Two typed Submit RPCs
+        rather than one with a oneof: each names its own response type below, as
+        AIP-151 asks, mirrors the blocking RPC whose request it wraps, and lets a
+        caller's permissions and metrics tell text from images by method name.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        AIP-151: a long-running method returns google.longrunning.Operation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitImage(self, request, context):
+        """SubmitImage starts an image prediction and returns at once; see SubmitText.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        AIP-151: a long-running method returns google.longrunning.Operation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InferenceGatewayServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -112,6 +146,16 @@ def add_InferenceGatewayServicer_to_server(servicer, server):
                     servicer.ListModels,
                     request_deserializer=inference_dot_gateway_dot_v1_dot_gateway__pb2.ListModelsRequest.FromString,
                     response_serializer=inference_dot_gateway_dot_v1_dot_gateway__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'SubmitText': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitText,
+                    request_deserializer=inference_dot_gateway_dot_v1_dot_gateway__pb2.SubmitTextRequest.FromString,
+                    response_serializer=google_dot_longrunning_dot_operations__pb2.Operation.SerializeToString,
+            ),
+            'SubmitImage': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitImage,
+                    request_deserializer=inference_dot_gateway_dot_v1_dot_gateway__pb2.SubmitImageRequest.FromString,
+                    response_serializer=google_dot_longrunning_dot_operations__pb2.Operation.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -223,6 +267,60 @@ class InferenceGateway:
             '/inference.gateway.v1.InferenceGateway/ListModels',
             inference_dot_gateway_dot_v1_dot_gateway__pb2.ListModelsRequest.SerializeToString,
             inference_dot_gateway_dot_v1_dot_gateway__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitText(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inference.gateway.v1.InferenceGateway/SubmitText',
+            inference_dot_gateway_dot_v1_dot_gateway__pb2.SubmitTextRequest.SerializeToString,
+            google_dot_longrunning_dot_operations__pb2.Operation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitImage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inference.gateway.v1.InferenceGateway/SubmitImage',
+            inference_dot_gateway_dot_v1_dot_gateway__pb2.SubmitImageRequest.SerializeToString,
+            google_dot_longrunning_dot_operations__pb2.Operation.FromString,
             options,
             channel_credentials,
             insecure,

@@ -7,6 +7,7 @@ ErrorInfo (always), RetryInfo and BadRequest details where they apply.
 """
 
 from collections import abc as _abc
+from google.longrunning import operations_pb2 as _operations_pb2
 from grpc import aio as _aio
 from inference.gateway.v1 import gateway_pb2 as _gateway_pb2
 import abc as _abc_1
@@ -46,6 +47,21 @@ class InferenceGatewayStub:
     """GenerateImage runs an image model and returns every image it produced."""
     ListModels: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.ListModelsRequest, _gateway_pb2.ListModelsResponse]
     """ListModels lists the configured aliases and what each resolves to."""
+    SubmitText: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.SubmitTextRequest, _operations_pb2.Operation]
+    """SubmitText starts a text prediction and returns at once with a
+    google.longrunning.Operation; read it with the google.longrunning.Operations
+    service (Get, Wait, Cancel, List) on any replica. Two typed Submit RPCs
+    rather than one with a oneof: each names its own response type below, as
+    AIP-151 asks, mirrors the blocking RPC whose request it wraps, and lets a
+    caller's permissions and metrics tell text from images by method name.
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    AIP-151: a long-running method returns google.longrunning.Operation.
+    """
+    SubmitImage: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.SubmitImageRequest, _operations_pb2.Operation]
+    """SubmitImage starts an image prediction and returns at once; see SubmitText.
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    AIP-151: a long-running method returns google.longrunning.Operation.
+    """
 
 @_typing.type_check_only
 class InferenceGatewayAsyncStub(InferenceGatewayStub):
@@ -62,6 +78,21 @@ class InferenceGatewayAsyncStub(InferenceGatewayStub):
     """GenerateImage runs an image model and returns every image it produced."""
     ListModels: _aio.UnaryUnaryMultiCallable[_gateway_pb2.ListModelsRequest, _gateway_pb2.ListModelsResponse]  # type: ignore[assignment]
     """ListModels lists the configured aliases and what each resolves to."""
+    SubmitText: _aio.UnaryUnaryMultiCallable[_gateway_pb2.SubmitTextRequest, _operations_pb2.Operation]  # type: ignore[assignment]
+    """SubmitText starts a text prediction and returns at once with a
+    google.longrunning.Operation; read it with the google.longrunning.Operations
+    service (Get, Wait, Cancel, List) on any replica. Two typed Submit RPCs
+    rather than one with a oneof: each names its own response type below, as
+    AIP-151 asks, mirrors the blocking RPC whose request it wraps, and lets a
+    caller's permissions and metrics tell text from images by method name.
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    AIP-151: a long-running method returns google.longrunning.Operation.
+    """
+    SubmitImage: _aio.UnaryUnaryMultiCallable[_gateway_pb2.SubmitImageRequest, _operations_pb2.Operation]  # type: ignore[assignment]
+    """SubmitImage starts an image prediction and returns at once; see SubmitText.
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    AIP-151: a long-running method returns google.longrunning.Operation.
+    """
 
 class InferenceGatewayServicer(metaclass=_abc_1.ABCMeta):
     """InferenceGateway runs predictions on Replicate on behalf of its callers."""
@@ -99,5 +130,32 @@ class InferenceGatewayServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_gateway_pb2.ListModelsResponse, _abc.Awaitable[_gateway_pb2.ListModelsResponse]]:
         """ListModels lists the configured aliases and what each resolves to."""
+
+    @_abc_1.abstractmethod
+    def SubmitText(
+        self,
+        request: _gateway_pb2.SubmitTextRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operations_pb2.Operation, _abc.Awaitable[_operations_pb2.Operation]]:
+        """SubmitText starts a text prediction and returns at once with a
+        google.longrunning.Operation; read it with the google.longrunning.Operations
+        service (Get, Wait, Cancel, List) on any replica. Two typed Submit RPCs
+        rather than one with a oneof: each names its own response type below, as
+        AIP-151 asks, mirrors the blocking RPC whose request it wraps, and lets a
+        caller's permissions and metrics tell text from images by method name.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        AIP-151: a long-running method returns google.longrunning.Operation.
+        """
+
+    @_abc_1.abstractmethod
+    def SubmitImage(
+        self,
+        request: _gateway_pb2.SubmitImageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operations_pb2.Operation, _abc.Awaitable[_operations_pb2.Operation]]:
+        """SubmitImage starts an image prediction and returns at once; see SubmitText.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        AIP-151: a long-running method returns google.longrunning.Operation.
+        """
 
 def add_InferenceGatewayServicer_to_server(servicer: InferenceGatewayServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,846 @@
+"""Long-running operations: submit a prediction, then read, wait for or cancel it anywhere.
+
+A submission is resolved, checked and created exactly as a blocking call is (the core's
+`prepare`), without `Prefer: wait`, and with the caller's deadline as Replicate's
+Cancel-After, so a prediction nobody watches still ends. Its record lives in the shared
+state store, so any replica answers for it. One replica at a time follows it to its end
+(over its stream, or polls, as the blocking path does), holding a lease on it in the
+store; when that replica stops (a shutdown, a crash), its lease lapses and another
+replica, sweeping the store or asked about the operation, takes over. Nobody leaving
+cancels a submitted prediction: only CancelOperation or its deadline does.
+
+Operation names are `operations/<payload>.<signature>`: the payload carries the
+operation id, the prediction ids, the model as the request named it (the reference to
+the token to use, never the token) and a keyed tag of the caller; the signature is an
+HMAC over it with the operations key. A name that does not verify (forged, altered,
+truncated, or signed with another key) is INVALID_ARGUMENT. A valid name presented by
+another caller is PERMISSION_DENIED, as AIP-211 asks whether or not the caller could
+know the resource exists: a signed name can only come from this gateway, so saying so
+tells its holder nothing new, and PERMISSION_DENIED names the real fix (call as the
+submitting caller) where NOT_FOUND would send them looking for a typo.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextvars
+import hashlib
+import hmac
+import json
+import logging
+import math
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from inference_gateway.config import CallerConfig
+from inference_gateway.core import Gateway
+from inference_gateway.deadlines import Deadline
+from inference_gateway.domain import (
+    ImageOutput,
+    ImageRequest,
+    ImageResult,
+    PredictionSummary,
+    TextRequest,
+    TextResult,
+)
+from inference_gateway.errors import (
+    Cancelled,
+    FailedPrecondition,
+    FieldViolation,
+    GatewayError,
+    Internal,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    Unimplemented,
+)
+from inference_gateway.metrics import Metrics
+from inference_gateway.model_ids import Task
+from inference_gateway.predictions import PredictionRunner, output_text
+from inference_gateway.replicate import Prediction, ReplicateClient
+from inference_gateway.state import Guarantee, Lease, SharedState, StateStore
+
+__all__ = ["OperationSettings", "OperationView", "Operations", "OperationsPage"]
+
+_LOGGER = logging.getLogger(__name__)
+T = TypeVar("T")
+
+NAME_PREFIX = "operations/"
+_VERSION = 1
+_SIGNATURE_BYTES = 16
+_CALLER_TAG_BYTES = 9
+# Replicate's shortest Cancel-After.
+_MIN_DEADLINE = 5.0
+# Replicate ends a prediction at its deadline; allow it this long to say so.
+_DEADLINE_SLACK = 30.0
+# Fetching an include_data operation's images, once it has ended.
+_FETCH_SECONDS = 120.0
+# A follower that lost Replicate (an outage) tries again after this long, doubling.
+_RETRY_FIRST, _RETRY_MAX = 1.0, 30.0
+# Waiting on an operation another replica follows: store reads, never upstream requests.
+_WAIT_POLL_FIRST, _WAIT_POLL_MAX = 0.1, 1.0
+_DEFAULT_PAGE, _MAX_PAGE = 50, 1000
+_STATUSES = ("starting", "processing", "succeeded", "failed", "canceled", "aborted")
+_ERRORS: dict[str, type[GatewayError]] = {
+    cls.grpc_code.name: cls for cls in GatewayError.__subclasses__()
+}
+
+
+@dataclass(frozen=True, slots=True)
+class OperationSettings:
+    # Signs operation names; every replica that shares a store needs the same key.
+    key: bytes
+    # How long a record is kept after its operation ends (and include_data bytes with it).
+    retention_seconds: float = 3600.0
+    # The longest deadline a submission may ask for, and the default.
+    max_deadline_seconds: float = 86_400.0
+    # The most image bytes an include_data operation keeps.
+    max_bytes: int = 32 * 1024 * 1024
+    # A follower's lease: a replica that stops refreshing it loses the operation this fast.
+    lease_seconds: float = 15.0
+    # A done image operation without bytes asks Replicate at most this often whether its
+    # files are gone (data_removed).
+    output_check_seconds: float = 60.0
+    # The limit on a WaitOperation that gives neither a timeout nor a deadline.
+    default_wait_seconds: float = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class OperationView:
+    """What an operation looks like to its caller, free of protobuf."""
+
+    name: str
+    done: bool
+    prediction_ids: tuple[str, ...]
+    model: str
+    status: str
+    created: float
+    ended: float | None
+    deadline: float
+    queue_seconds: float | None
+    predict_seconds: float | None
+    cold_boot: bool
+    data_removed: bool
+    result: TextResult | ImageResult | None
+    error: GatewayError | None
+
+    @property
+    def total_seconds(self) -> float:
+        return (self.ended if self.ended is not None else time.time()) - self.created
+
+
+@dataclass(frozen=True, slots=True)
+class OperationsPage:
+    operations: tuple[OperationView, ...]
+    next_page_token: str
+
+
+@dataclass(slots=True)
+class _Record:
+    """An operation in the store: enough for any replica to follow it and answer for it."""
+
+    id: str
+    name: str
+    caller_tag: str
+    task: str
+    model: str
+    label: str
+    template: str
+    include_data: bool
+    prediction_ids: list[str]
+    stream_url: str | None
+    status: str
+    created: float
+    deadline: float
+    ended: float | None = None
+    queue_seconds: float | None = None
+    predict_seconds: float | None = None
+    cold_boot: bool = False
+    data_removed: bool = False
+    checked: float = 0.0
+    response: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.ended is not None
+
+    def dump(self) -> bytes:
+        return json.dumps(
+            {name: getattr(self, name) for name in self.__dataclass_fields__},
+            separators=(",", ":"),
+        ).encode()
+
+    @classmethod
+    def load(cls, data: bytes) -> _Record:
+        return cls(**json.loads(data))
+
+
+@dataclass(frozen=True, slots=True)
+class _Claims:
+    operation_id: str
+    caller_tag: str
+    prediction_ids: tuple[str, ...]
+    model: str
+    task: str
+
+
+class OperationNames:
+    """Issues and verifies signed operation names (see the module's docstring)."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def caller_tag(self, caller: str) -> str:
+        """A stable tag for a caller that does not spell its name."""
+        digest = hmac.new(self._key, b"caller\0" + caller.encode(), hashlib.sha256).digest()
+        return _b64(digest[:_CALLER_TAG_BYTES])
+
+    def _sign(self, payload: str) -> str:
+        digest = hmac.new(self._key, f"op{_VERSION}.{payload}".encode(), hashlib.sha256).digest()
+        return _b64(digest[:_SIGNATURE_BYTES])
+
+    def issue(self, claims: _Claims) -> str:
+        body = {
+            "v": _VERSION,
+            "o": claims.operation_id,
+            "c": claims.caller_tag,
+            "p": list(claims.prediction_ids),
+            "m": claims.model,
+            "t": claims.task,
+        }
+        payload = _b64(json.dumps(body, separators=(",", ":")).encode())
+        return f"{NAME_PREFIX}{payload}.{self._sign(payload)}"
+
+    def read(self, name: str, caller: CallerConfig) -> _Claims:
+        """The claims of a name this gateway issued to `caller`; refuses anything else."""
+        payload, _, signature = name.removeprefix(NAME_PREFIX).partition(".")
+        if not name.startswith(NAME_PREFIX) or not hmac.compare_digest(
+            signature.encode(), self._sign(payload).encode()
+        ):
+            raise _not_issued(name)
+        try:
+            body = json.loads(_unb64(payload))
+            claims = _Claims(
+                operation_id=str(body["o"]),
+                caller_tag=str(body["c"]),
+                prediction_ids=tuple(str(p) for p in body["p"]),
+                model=str(body["m"]),
+                task=str(body["t"]),
+            )
+        except (ValueError, KeyError, TypeError, binascii.Error):
+            # Signed by this key yet unreadable: a key shared with something else.
+            raise _not_issued(name) from None
+        if not hmac.compare_digest(claims.caller_tag, self.caller_tag(caller.name)):
+            raise PermissionDenied(
+                f"operation {_short(name)} belongs to another caller; only the caller that "
+                f"submitted it may read, wait for or cancel it (you are {caller.name!r})",
+                reason="OPERATION_OF_ANOTHER_CALLER",
+                metadata={"caller": caller.name},
+            )
+        return claims
+
+
+class Operations:
+    """Submitted predictions, their records in the shared store, and their followers."""
+
+    def __init__(
+        self,
+        *,
+        gateway: Gateway,
+        runner: PredictionRunner,
+        client: ReplicateClient,
+        state: SharedState,
+        metrics: Metrics,
+        settings: OperationSettings,
+    ) -> None:
+        self._gateway = gateway
+        self._runner = runner
+        self._client = client
+        self._state = state
+        self._metrics = metrics
+        self._settings = settings
+        self._names = OperationNames(settings.key)
+        # Operation id -> the task following it on this replica, and its end.
+        self._followers: dict[str, asyncio.Task[None]] = {}
+        self._ended: dict[str, asyncio.Event] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Starts sweeping the store for operations whose follower has gone."""
+        self._sweeper = asyncio.get_running_loop().create_task(
+            self._sweep(), context=contextvars.Context()
+        )
+
+    async def stop(self) -> None:
+        """Stops following, leaving every prediction running for another replica to follow."""
+        tasks = [*self._followers.values(), *([self._sweeper] if self._sweeper else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # --- the API ---------------------------------------------------------------------------
+
+    async def submit(
+        self,
+        request: TextRequest | ImageRequest,
+        *,
+        deadline_seconds: float | None,
+        time_remaining: float | None,
+    ) -> OperationView:
+        """Creates the prediction and records the operation; returns without waiting."""
+        if request.caller is None:
+            raise Internal("a submission without a caller", reason="INTERNAL_ERROR")
+        cancel_after = self._cancel_after(deadline_seconds)
+        prepared = await self._gateway.prepare(request, time_remaining=time_remaining)
+        task = Task.IMAGE if isinstance(request, ImageRequest) else Task.TEXT
+        slot = AsyncExitStack()
+        call_deadline = Deadline.after(_call_limit(time_remaining))
+        await slot.enter_async_context(
+            self._gateway.hold(request, prepared.resolved, call_deadline)
+        )
+        try:
+            created = await self._runner.submit(
+                prepared.path,
+                prepared.body,
+                token=prepared.token,
+                deadline=call_deadline,
+                cancel_after_seconds=cancel_after,
+            )
+        except BaseException:
+            await slot.aclose()
+            raise
+        now = time.time()
+        tag = self._names.caller_tag(request.caller.name)
+        operation_id = uuid.uuid4().hex
+        name = self._names.issue(
+            _Claims(operation_id, tag, (created.id,), request.model, task.value)
+        )
+        record = _Record(
+            id=operation_id,
+            name=name,
+            caller_tag=tag,
+            task=task.value,
+            model=request.model,
+            label=prepared.label,
+            template=prepared.template,
+            include_data=isinstance(request, ImageRequest) and request.include_data,
+            prediction_ids=[created.id],
+            stream_url=created.stream_url,
+            status=created.status,
+            created=now,
+            deadline=now + cancel_after,
+        )
+        try:
+            lives = cancel_after + _DEADLINE_SLACK + self._settings.retention_seconds
+            await self._save(record, lives)
+            await self._store("index_add", lambda s: s.index_add(_caller_index(tag), name, lives))
+            await self._store("index_add", lambda s: s.index_add(_PENDING, operation_id, lives))
+            lease = await self._lease(operation_id)
+        except BaseException:
+            # Nobody could ever read it: do not leave it running.
+            self._runner.cancel_soon(created.id, prepared.token, "operation_not_recorded")
+            await slot.aclose()
+            raise
+        if lease is None:
+            await slot.aclose()
+        else:
+            self._follow_here(operation_id, lease, slot)
+        return self._view(record)
+
+    async def get(self, name: str, caller: CallerConfig) -> OperationView:
+        record = await self._read(name, caller)
+        if not record.done:
+            await self._adopt(record.id)
+        return self._view(await self._checked(record))
+
+    async def wait(
+        self,
+        name: str,
+        caller: CallerConfig,
+        *,
+        wait_seconds: float | None,
+        time_remaining: float | None,
+    ) -> OperationView:
+        """Returns when the operation ends, or with its latest state when time runs out.
+
+        The caller leaving ends only this wait. A follower on this replica wakes it at
+        once; one on another replica is watched through the store, never through Replicate.
+        """
+        record = await self._read(name, caller)
+        limit = _call_limit(time_remaining, self._settings.default_wait_seconds)
+        if wait_seconds is not None:
+            limit = min(limit, wait_seconds)
+        until = time.monotonic() + limit
+        delay = _WAIT_POLL_FIRST
+        while not record.done:
+            await self._adopt(record.id)
+            left = until - time.monotonic()
+            if left <= 0:
+                break
+            ended = self._ended.get(record.id)
+            if ended is not None:
+                try:
+                    async with asyncio.timeout(left):
+                        await ended.wait()
+                except TimeoutError:
+                    pass
+            else:
+                await asyncio.sleep(min(delay, left))
+                delay = min(_WAIT_POLL_MAX, delay * 2)
+            record = await self._read(name, caller)
+        return self._view(await self._checked(record))
+
+    async def cancel(self, name: str, caller: CallerConfig) -> None:
+        """Cancels the prediction on Replicate, once however often or wherever it is asked."""
+        record = await self._read(name, caller)
+        if record.done:
+            return
+        marker = _cancel_key(record.id)
+        lives = max(0.0, record.deadline - time.time()) + self._settings.retention_seconds
+        first = await self._store("put_new", lambda s: s.put_new(marker, b"1", lives + 1))
+        if not first:
+            return
+        token = self._gateway.token_for(record.model, Task(record.task))
+        for prediction_id in record.prediction_ids:
+            self._metrics.cancel_sent("operation_canceled")
+            try:
+                await self._client.cancel_prediction(
+                    prediction_id, token=token, deadline=Deadline.after(_call_limit(None, 10.0))
+                )
+            except GatewayError:
+                # Let a retry of CancelOperation send it again.
+                await self._store("put", lambda s: s.put(marker, b"", 0.001))
+                raise
+        await self._adopt(record.id)
+
+    async def delete(self, name: str, caller: CallerConfig) -> None:
+        await self._read(name, caller)
+        raise Unimplemented(
+            "DeleteOperation is not offered: an operation's record goes by itself "
+            "GATEWAY_RECORD_RETENTION seconds after it ends; CancelOperation stops one "
+            "that runs",
+            reason="DELETE_NOT_SUPPORTED",
+        )
+
+    async def list(
+        self, caller: CallerConfig, *, filter_text: str, page_size: int, page_token: str
+    ) -> OperationsPage:
+        """The caller's own operations, oldest first, filtered and paged."""
+        keep = _parse_filter(filter_text)
+        start = _parse_page_token(page_token)
+        size = _MAX_PAGE if page_size > _MAX_PAGE else page_size or _DEFAULT_PAGE
+        if page_size < 0:
+            raise InvalidArgument(
+                f"page_size is {page_size}; give 0 (for {_DEFAULT_PAGE}) up to {_MAX_PAGE}",
+                reason="INVALID_PAGE_SIZE",
+                violations=(FieldViolation("page_size", "must not be negative"),),
+            )
+        tag = self._names.caller_tag(caller.name)
+        names = await self._store("index_members", lambda s: s.index_members(_caller_index(tag)))
+        views: list[OperationView] = []
+        for name in names:
+            claims = self._names.read(name, caller)
+            record = await self._load(claims.operation_id)
+            if record is not None and keep(record):
+                views.append(self._view(record))
+        page = views[start : start + size]
+        more = start + size < len(views)
+        return OperationsPage(tuple(page), str(start + size) if more else "")
+
+    # --- following -------------------------------------------------------------------------
+
+    async def _adopt(self, operation_id: str) -> None:
+        """Follows the operation here if nobody holds its lease (its follower has gone)."""
+        if operation_id in self._followers:
+            return
+        lease = await self._lease(operation_id)
+        if lease is not None:
+            self._follow_here(operation_id, lease, AsyncExitStack())
+
+    async def _lease(self, operation_id: str) -> Lease | None:
+        return await self._state.acquire_lease(
+            Guarantee.OPERATIONS,
+            _follow_key(operation_id),
+            1,
+            self._settings.lease_seconds,
+            Deadline.after(_call_limit(None, 5.0)),
+        )
+
+    def _follow_here(self, operation_id: str, lease: Lease, slot: AsyncExitStack) -> None:
+        self._ended.setdefault(operation_id, asyncio.Event())
+        # A context of its own: the follower outlives the call that started it.
+        self._followers[operation_id] = asyncio.get_running_loop().create_task(
+            self._follow(operation_id, lease, slot), context=contextvars.Context()
+        )
+
+    async def _follow(self, operation_id: str, lease: Lease, slot: AsyncExitStack) -> None:
+        self._metrics.operations_in_flight.inc()
+        retry = _RETRY_FIRST
+        try:
+            while True:
+                record = await self._load(operation_id)
+                if record is None or record.done:
+                    return
+                try:
+                    final = await self._await_end(record)
+                except GatewayError as error:
+                    if time.time() < record.deadline + _DEADLINE_SLACK:
+                        _LOGGER.warning(
+                            "operation %s: lost its prediction %s (%s); trying again in %.0fs",
+                            operation_id,
+                            record.prediction_ids[-1],
+                            error,
+                            retry,
+                        )
+                        await asyncio.sleep(retry)
+                        retry = min(_RETRY_MAX, retry * 2)
+                        continue
+                    await self._end(record, None, error)
+                    return
+                await self._settle(record, final)
+                return
+        except GatewayError as error:
+            _LOGGER.warning("operation %s: stopped following (%s)", operation_id, error)
+        finally:
+            self._metrics.operations_in_flight.dec()
+            self._followers.pop(operation_id, None)
+            ended = self._ended.pop(operation_id, None)
+            if ended is not None:
+                ended.set()
+            await lease.release()
+            await slot.aclose()
+
+    async def _await_end(self, record: _Record) -> Prediction:
+        prediction_id = record.prediction_ids[-1]
+        urls = {"stream": record.stream_url} if record.stream_url else {}
+        created = Prediction(
+            id=prediction_id,
+            status=record.status,
+            raw={"id": prediction_id, "status": record.status, "urls": urls},
+        )
+        token = self._gateway.token_for(record.model, Task(record.task))
+        left = record.deadline + _DEADLINE_SLACK - time.time()
+        return await self._runner.follow(created, token, Deadline.after(max(0.0, left)))
+
+    async def _settle(self, record: _Record, final: Prediction) -> None:
+        """Records how the prediction ended: its answer, or its error, as a blocking call's."""
+        started = time.monotonic() - (time.time() - record.created)
+        rpc = "SubmitImage" if record.task == Task.IMAGE.value else "SubmitText"
+        try:
+            try:
+                summary = self._gateway.settle(final, record.label, rpc, started)
+            except GatewayError:
+                if final.status == "canceled" and await self._was_canceled(record.id):
+                    raise Cancelled(
+                        f"operation canceled by CancelOperation (prediction {final.id})",
+                        reason="OPERATION_CANCELLED",
+                        metadata={"predictionId": final.id},
+                    ) from None
+                raise
+            if record.task == Task.TEXT.value:
+                text = TextResult(output_text(final.output), summary, record.template)
+                response = _dump_result(text)
+            else:
+                token = self._gateway.token_for(record.model, Task(record.task))
+                images = await self._gateway.images(
+                    final, record.include_data, token, Deadline.after(_FETCH_SECONDS)
+                )
+                self._check_bytes(images, final.id)
+                response = _dump_result(ImageResult(images, summary))
+        except GatewayError as error:
+            await self._end(record, final, error)
+            return
+        record.response = response
+        await self._end(record, final, None)
+
+    async def _end(
+        self, record: _Record, final: Prediction | None, error: GatewayError | None
+    ) -> None:
+        record.ended = record.checked = time.time()
+        if final is not None:
+            record.status = final.status
+            record.queue_seconds = final.queue_seconds
+            record.predict_seconds = final.metric("predict_time")
+            record.cold_boot = self._gateway.cold_boot(final)
+        if error is not None:
+            record.error = _dump_error(error)
+        await self._save(record, self._settings.retention_seconds)
+        retention = self._settings.retention_seconds
+        tag = record.caller_tag
+        await self._store(
+            "index_add", lambda s: s.index_add(_caller_index(tag), record.name, retention)
+        )
+        await self._store("index_remove", lambda s: s.index_remove(_PENDING, record.id))
+        self._metrics.operation_duration.labels(record.label, record.status).observe(
+            record.ended - record.created
+        )
+
+    def _check_bytes(self, images: tuple[ImageOutput, ...], prediction_id: str) -> None:
+        total = sum(len(image.data or b"") for image in images)
+        limit = self._settings.max_bytes
+        if total > limit:
+            raise ResourceExhausted(
+                f"prediction {prediction_id} made {total} bytes of images, more than the "
+                f"{limit} an operation keeps (GATEWAY_OPERATION_MAX_BYTES); submit without "
+                "include_data to get their URLs only",
+                reason="OPERATION_OUTPUT_TOO_LARGE",
+                metadata={"predictionId": prediction_id, "limit": str(limit), "actual": str(total)},
+            )
+
+    async def _sweep(self) -> None:
+        """Adopts pending operations whose follower has gone, every third of a lease."""
+        while True:
+            await asyncio.sleep(self._settings.lease_seconds / 3)
+            try:
+                pending = await self._store("index_members", lambda s: s.index_members(_PENDING))
+                for operation_id in pending:
+                    await self._adopt(operation_id)
+            except GatewayError as error:
+                _LOGGER.warning("operations sweep: %s", error)
+
+    # --- records ---------------------------------------------------------------------------
+
+    async def _read(self, name: str, caller: CallerConfig) -> _Record:
+        claims = self._names.read(name, caller)
+        record = await self._load(claims.operation_id)
+        if record is None:
+            raise NotFound(
+                f"operation {_short(name)} has no record: it ended more than "
+                "GATEWAY_RECORD_RETENTION seconds ago, or the state store lost it",
+                reason="OPERATION_NOT_FOUND",
+                metadata={"predictionId": claims.prediction_ids[-1]},
+            )
+        return record
+
+    async def _load(self, operation_id: str) -> _Record | None:
+        data = await self._store("get", lambda s: s.get(_record_key(operation_id)))
+        return None if data is None else _Record.load(data)
+
+    async def _save(self, record: _Record, ttl: float) -> None:
+        data = record.dump()
+        await self._store("put", lambda s: s.put(_record_key(record.id), data, ttl))
+
+    async def _was_canceled(self, operation_id: str) -> bool:
+        return bool(await self._store("get", lambda s: s.get(_cancel_key(operation_id))))
+
+    async def _store(self, op: str, fn: Callable[[StateStore], Awaitable[T]]) -> T:
+        return await self._state.call(
+            Guarantee.OPERATIONS, op, Deadline.after(_call_limit(None, 5.0)), fn
+        )
+
+    async def _checked(self, record: _Record) -> _Record:
+        """A done image operation without bytes, told whether Replicate removed its files."""
+        if (
+            not record.done
+            or record.include_data
+            or record.task != Task.IMAGE.value
+            or record.error is not None
+            or time.time() - record.checked < self._settings.output_check_seconds
+        ):
+            return record
+        token = self._gateway.token_for(record.model, Task(record.task))
+        current = await self._client.get_prediction(
+            record.prediction_ids[-1], token=token, deadline=Deadline.after(10.0)
+        )
+        record.checked = time.time()
+        if current.raw.get("data_removed") is True:
+            record.data_removed = True
+            record.response = None
+            record.error = _dump_error(
+                FailedPrecondition(
+                    f"Replicate has removed the output of prediction {current.id} (data_removed, "
+                    "about an hour after it ends); submit again, with include_data to keep the "
+                    "images' bytes for GATEWAY_RECORD_RETENTION seconds",
+                    reason="OUTPUT_REMOVED",
+                    metadata={"predictionId": current.id},
+                )
+            )
+        ended = record.ended or record.checked
+        await self._save(record, max(1.0, ended + self._settings.retention_seconds - time.time()))
+        return record
+
+    def _cancel_after(self, seconds: float | None) -> int:
+        limit = self._settings.max_deadline_seconds
+        if seconds is None:
+            return math.ceil(limit)
+        if not _MIN_DEADLINE <= seconds <= limit:
+            raise InvalidArgument(
+                f"deadline is {seconds:g}s; give {_MIN_DEADLINE:g}s (Replicate's shortest "
+                f"Cancel-After) up to {limit:g}s (GATEWAY_OPERATION_MAX_DEADLINE), or leave it "
+                "unset for the longest",
+                reason="INVALID_DEADLINE",
+                metadata={"limit": f"{limit:g}", "actual": f"{seconds:g}"},
+                violations=(FieldViolation("deadline", "outside the allowed range"),),
+            )
+        return math.ceil(seconds)
+
+    def _view(self, record: _Record) -> OperationView:
+        result = None
+        if record.response is not None:
+            result = _load_result(record.response)
+        return OperationView(
+            name=record.name,
+            done=record.done,
+            prediction_ids=tuple(record.prediction_ids),
+            model=record.model,
+            status=record.status,
+            created=record.created,
+            ended=record.ended,
+            deadline=record.deadline,
+            queue_seconds=record.queue_seconds,
+            predict_seconds=record.predict_seconds,
+            cold_boot=record.cold_boot,
+            data_removed=record.data_removed,
+            result=result,
+            error=None if record.error is None else _load_error(record.error),
+        )
+
+
+# --- store keys ------------------------------------------------------------------------------
+
+_PENDING = "operations:pending"
+
+
+def _record_key(operation_id: str) -> str:
+    return f"operation:{operation_id}"
+
+
+def _follow_key(operation_id: str) -> str:
+    return f"operation-follower:{operation_id}"
+
+
+def _cancel_key(operation_id: str) -> str:
+    return f"operation-cancel:{operation_id}"
+
+
+def _caller_index(tag: str) -> str:
+    return f"operations:caller:{tag}"
+
+
+# --- names, filters, pages -------------------------------------------------------------------
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _short(name: str) -> str:
+    return name if len(name) <= 48 else name[:45] + "..."
+
+
+def _not_issued(name: str) -> InvalidArgument:
+    return InvalidArgument(
+        f"{_short(name)!r} is not an operation name this gateway issued (they look like "
+        f"{NAME_PREFIX}<payload>.<signature>, exactly as SubmitText or SubmitImage returned "
+        "them); it may be altered or cut, or signed with another GATEWAY_OPERATIONS_KEY",
+        reason="INVALID_OPERATION_NAME",
+        violations=(FieldViolation("name", "not a name this gateway issued"),),
+    )
+
+
+def _call_limit(time_remaining: float | None, default: float = 30.0) -> float:
+    return default if time_remaining is None else max(0.0, time_remaining - 0.05)
+
+
+def _parse_filter(text: str) -> Callable[[_Record], bool]:
+    """AIP-160's simplest subset: `done=true|false` and `status=<status>`, joined by AND."""
+    tests: list[Callable[[_Record], bool]] = []
+    for term in filter(None, (part.strip() for part in text.split(" AND "))):
+        key, sep, value = (piece.strip() for piece in term.partition("="))
+        value = value.strip('"').lower()
+        status = value.removeprefix("prediction_status_")
+        if sep and key == "done" and value in ("true", "false"):
+            wanted = value == "true"
+            tests.append(lambda r, wanted=wanted: r.done == wanted)  # type: ignore[misc]
+        elif sep and key == "status" and status in _STATUSES:
+            tests.append(lambda r, status=status: r.status == status)  # type: ignore[misc]
+        else:
+            raise InvalidArgument(
+                f"filter term {term!r} is not understood; give done=true, done=false or "
+                f"status=<{'|'.join(_STATUSES)}>, joined by AND",
+                reason="INVALID_FILTER",
+                violations=(FieldViolation("filter", "unknown term"),),
+            )
+    return lambda record: all(test(record) for test in tests)
+
+
+def _parse_page_token(token: str) -> int:
+    if not token:
+        return 0
+    if not token.isdigit() or len(token) > 9:
+        raise InvalidArgument(
+            "page_token is not one this gateway gave; pass next_page_token from the previous "
+            "page unchanged, or none for the first page",
+            reason="INVALID_PAGE_TOKEN",
+            violations=(FieldViolation("page_token", "not issued by this gateway"),),
+        )
+    return int(token)
+
+
+# --- results in records ----------------------------------------------------------------------
+
+
+def _dump_result(result: TextResult | ImageResult) -> dict[str, Any]:
+    summary = {
+        name: getattr(result.prediction, name) for name in PredictionSummary.__dataclass_fields__
+    }
+    if isinstance(result, TextResult):
+        return {"text": result.text, "template": result.template, "prediction": summary}
+    images = [
+        {
+            "uri": image.uri,
+            "mime_type": image.mime_type,
+            "data": None if image.data is None else base64.b64encode(image.data).decode(),
+        }
+        for image in result.images
+    ]
+    return {"images": images, "prediction": summary}
+
+
+def _load_result(data: Mapping[str, Any]) -> TextResult | ImageResult:
+    summary = PredictionSummary(**data["prediction"])
+    if "text" in data:
+        return TextResult(data["text"], summary, data["template"])
+    images = tuple(
+        ImageOutput(
+            uri=image["uri"],
+            mime_type=image["mime_type"],
+            data=None if image["data"] is None else base64.b64decode(image["data"]),
+        )
+        for image in data["images"]
+    )
+    return ImageResult(images, summary)
+
+
+def _dump_error(error: GatewayError) -> dict[str, Any]:
+    return {
+        "code": error.grpc_code.name,
+        "message": error.message,
+        "reason": error.reason,
+        "metadata": dict(error.metadata),
+        "violations": [[v.field, v.description] for v in error.violations],
+    }
+
+
+def _load_error(data: Mapping[str, Any]) -> GatewayError:
+    kind = _ERRORS.get(data["code"], Internal)
+    return kind(
+        data["message"],
+        reason=data["reason"],
+        metadata=data["metadata"],
+        violations=tuple(FieldViolation(f, d) for f, d in data["violations"]),
+    )

@@ -1,0 +1,260 @@
+"""Long-running operations end to end: real gRPC, real HTTP, the simulator, and a shared store.
+
+Two gateways share one store in these tests: a real `redis-server` where a test is about
+replicas, else one in-process store. Each gateway is its own server, client, runner and
+operations follower; only the store and the simulator are shared, as between processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import grpc
+import pytest
+from google.longrunning import operations_pb2, operations_pb2_grpc
+from google.protobuf import duration_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+from inference.gateway.v1 import gateway_pb2 as pb
+from inference.gateway.v1 import gateway_pb2_grpc
+from inference_gateway.config import GatewayConfig, load_config
+from inference_gateway.grpc_api.server import RunningGateway, start_gateway
+from inference_gateway.operations import OperationSettings
+from inference_gateway.state import MemoryStore, SharedState
+from inference_gateway.state.redis import RedisStore
+from replicate_simulator import RunningSimulator, SimulatorConfig, start_simulator
+from tests.gateway_harness import test_settings as gateway_settings
+from tests.redis_fixtures import RedisServer, redis_server
+from tests.support.models import LLAMA3, SDXL, SDXL_VERSION
+
+KEY = b"k" * 32
+ALICE, BOB = "r8_test_alice_operations_token_0001", "r8_test_bob_operations_token_00002"
+SDXL_PINNED = f"{SDXL}:{SDXL_VERSION}"
+
+
+def _config(tmp_path: Path) -> GatewayConfig:
+    def digest(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    path = tmp_path / "gateway.yaml"
+    path.write_text(
+        "callers:\n"
+        f"  alice: {{token_sha256: '{digest(ALICE)}', aliases: ['*']}}\n"
+        f"  bob: {{token_sha256: '{digest(BOB)}', aliases: ['*']}}\n"
+    )
+    return load_config(path, {})
+
+
+def _auth(token: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token}"),)
+
+
+@dataclass
+class Replica:
+    running: RunningGateway
+    channel: grpc.aio.Channel
+    stub: gateway_pb2_grpc.InferenceGatewayAsyncStub
+    ops: operations_pb2_grpc.OperationsStub
+
+
+@dataclass
+class Cluster:
+    simulator: RunningSimulator
+    replicas: list[Replica]
+
+
+async def _replica(
+    simulator: RunningSimulator,
+    state: SharedState,
+    settings: OperationSettings,
+    config: GatewayConfig,
+    stack: contextlib.AsyncExitStack,
+) -> Replica:
+    running = await start_gateway(
+        gateway_settings(base_url=simulator.base_url),
+        config,
+        {},
+        serve_metrics=False,
+        state=state,
+        operation_settings=settings,
+    )
+    stack.push_async_callback(running.stop, 0.1)
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
+    stack.push_async_callback(channel.close, None)
+    return Replica(
+        running,
+        channel,
+        gateway_pb2_grpc.InferenceGatewayStub(channel),  # the async stub, typed so
+        operations_pb2_grpc.OperationsStub(channel),
+    )
+
+
+@contextlib.asynccontextmanager
+async def cluster(
+    *,
+    stores: Sequence[SharedState],
+    config: GatewayConfig | None = None,
+    simulator_config: SimulatorConfig | None = None,
+    settings: OperationSettings | None = None,
+) -> AsyncIterator[Cluster]:
+    settings = settings or OperationSettings(key=KEY, lease_seconds=1.5)
+    simulator_config = simulator_config or SimulatorConfig(token_interval_seconds=0.002)
+    async with contextlib.AsyncExitStack() as stack:
+        simulator = await start_simulator(simulator_config, "127.0.0.1", 0)
+        stack.push_async_callback(simulator.stop)
+        replicas = [
+            await _replica(simulator, state, settings, config or GatewayConfig.empty(), stack)
+            for state in stores
+        ]
+        yield Cluster(simulator, replicas)
+
+
+def _redis_state(server: RedisServer, prefix: str = "ops-test") -> SharedState:
+    return SharedState(RedisStore(server.url, prefix=prefix, timeout=1.0), timeout=1.0)
+
+
+def _metadata(operation: operations_pb2.Operation) -> pb.OperationMetadata:
+    metadata = pb.OperationMetadata()
+    assert operation.metadata.Unpack(metadata)
+    return metadata
+
+
+def _image_response(operation: operations_pb2.Operation) -> pb.GenerateImageResponse:
+    response = pb.GenerateImageResponse()
+    assert operation.WhichOneof("result") == "response", operation.error
+    assert operation.response.Unpack(response)
+    return response
+
+
+def _text_response(operation: operations_pb2.Operation) -> pb.GenerateTextResponse:
+    response = pb.GenerateTextResponse()
+    assert operation.WhichOneof("result") == "response", operation.error
+    assert operation.response.Unpack(response)
+    return response
+
+
+def _reason(status: status_pb2.Status) -> str:
+    for detail in status.details:
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            return str(info.reason)
+    raise AssertionError(f"no ErrorInfo in {status}")
+
+
+def _seconds(value: float) -> duration_pb2.Duration:
+    duration = duration_pb2.Duration()
+    duration.FromMilliseconds(round(value * 1000))
+    return duration
+
+
+def _image_request(**fields: object) -> pb.SubmitImageRequest:
+    return pb.SubmitImageRequest(
+        request=pb.GenerateImageRequest(model=SDXL_PINNED, prompt="a red fox", **fields)  # type: ignore[arg-type]
+    )
+
+
+async def test_submit_image_returns_in_a_cold_boot_and_another_replica_waits_for_it(
+    tmp_path: Path,
+) -> None:
+    # 90 simulated seconds of cold boot last 3 s; each replica has its own Redis client.
+    with redis_server(tmp_path) as server:
+        simulator_config = SimulatorConfig(time_scale=30.0, token_interval_seconds=0.0)
+        async with cluster(
+            stores=[_redis_state(server), _redis_state(server)],
+            simulator_config=simulator_config,
+        ) as world:
+            first, second = world.replicas
+            requests = world.simulator.state.requests
+            # The blocking path, for the same prediction, first: its request count is the bar.
+            # (Its deadline, 120 s, becomes a Cancel-After the simulator reads as simulated.)
+            world.simulator.state.force_cold_boot(SDXL, 90.0)
+            blocking = await first.stub.GenerateImage(
+                pb.GenerateImageRequest(model=SDXL_PINNED, prompt="a red fox"), timeout=120
+            )
+            assert blocking.prediction.timing.cold_boot
+            bar = requests.count("get") + requests.count("stream")
+            requests.clear()
+
+            world.simulator.state.force_cold_boot(SDXL, 90.0)
+            operation = await first.stub.SubmitImage(_image_request(), timeout=10)
+            metadata = _metadata(operation)
+            assert not operation.done
+            assert metadata.status == pb.PREDICTION_STATUS_STARTING
+            (prediction_id,) = metadata.prediction_ids
+            assert world.simulator.state.predictions[prediction_id].status == "starting"
+
+            waited = await second.ops.WaitOperation(
+                operations_pb2.WaitOperationRequest(name=operation.name, timeout=_seconds(60)),
+                timeout=70,
+            )
+            assert waited.done, _metadata(waited)
+            response = _image_response(waited)
+            assert response.prediction.id == prediction_id
+            assert response.prediction.timing.cold_boot
+            assert [image.uri for image in response.images]
+            assert _metadata(waited).status == pb.PREDICTION_STATUS_SUCCEEDED
+            assert requests.count("create") == 1
+            assert requests.count("get") + requests.count("stream") <= bar
+
+
+async def test_another_caller_is_refused_and_altered_names_are_invalid(tmp_path: Path) -> None:
+    state = SharedState(MemoryStore())
+    async with cluster(stores=[state], config=_config(tmp_path)) as world:
+        (replica,) = world.replicas
+        operation = await replica.stub.SubmitText(
+            pb.SubmitTextRequest(request=pb.GenerateTextRequest(model=LLAMA3, prompt="hi")),
+            metadata=_auth(ALICE),
+            timeout=10,
+        )
+        name = operation.name
+        for call in (
+            replica.ops.GetOperation(
+                operations_pb2.GetOperationRequest(name=name), metadata=_auth(BOB)
+            ),
+            replica.ops.WaitOperation(
+                operations_pb2.WaitOperationRequest(name=name), metadata=_auth(BOB)
+            ),
+            replica.ops.CancelOperation(
+                operations_pb2.CancelOperationRequest(name=name), metadata=_auth(BOB)
+            ),
+        ):
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await call
+            assert refused.value.code() is grpc.StatusCode.PERMISSION_DENIED
+        payload, signature = name.removeprefix("operations/").split(".")
+        altered = [
+            f"operations/{payload[:-1]}{'A' if payload[-1] != 'A' else 'B'}.{signature}",
+            f"operations/{payload}.{signature[:-2]}",
+            f"operations/{payload}",
+            "operations/",
+            payload,
+            "",
+        ]
+        for bad in altered:
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await replica.ops.GetOperation(
+                    operations_pb2.GetOperationRequest(name=bad), metadata=_auth(ALICE)
+                )
+            assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT, bad
+        # Its owner reads it to the end.
+        done = await replica.ops.WaitOperation(
+            operations_pb2.WaitOperationRequest(name=name, timeout=_seconds(30)),
+            metadata=_auth(ALICE),
+        )
+        assert done.done
+        assert _text_response(done).text == world.simulator.state.expected_text(
+            LLAMA3, world.simulator.state.predictions[_metadata(done).prediction_ids[0]].input
+        )
+        # Without a token, the Operations service is closed like the gateway's own.
+        with pytest.raises(grpc.aio.AioRpcError) as anonymous:
+            await replica.ops.GetOperation(operations_pb2.GetOperationRequest(name=name))
+        assert anonymous.value.code() is grpc.StatusCode.UNAUTHENTICATED
+
+
+_ = (asyncio, base64, replace, code_pb2)
