@@ -8,11 +8,10 @@ operations follower; only the store and the simulator are shared, as between pro
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import hashlib
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -31,6 +30,7 @@ from inference_gateway.state.redis import RedisStore
 from replicate_simulator import RunningSimulator, SimulatorConfig, start_simulator
 from tests.gateway_harness import test_settings as gateway_settings
 from tests.redis_fixtures import RedisServer, redis_server
+from tests.simulator_fixtures import wait_until
 from tests.support.models import LLAMA3, SDXL, SDXL_VERSION
 
 KEY = b"k" * 32
@@ -108,6 +108,8 @@ async def cluster(
     async with contextlib.AsyncExitStack() as stack:
         simulator = await start_simulator(simulator_config, "127.0.0.1", 0)
         stack.push_async_callback(simulator.stop)
+        for state in stores:
+            stack.push_async_callback(state.close)
         replicas = [
             await _replica(simulator, state, settings, config or GatewayConfig.empty(), stack)
             for state in stores
@@ -257,4 +259,191 @@ async def test_another_caller_is_refused_and_altered_names_are_invalid(tmp_path:
         assert anonymous.value.code() is grpc.StatusCode.UNAUTHENTICATED
 
 
-_ = (asyncio, base64, replace, code_pb2)
+def _submit_text(prompt: str = "hi", **fields: object) -> pb.SubmitTextRequest:
+    return pb.SubmitTextRequest(
+        request=pb.GenerateTextRequest(model=LLAMA3, prompt=prompt),
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+async def _wait(replica: Replica, name: str, token: str | None = None) -> operations_pb2.Operation:
+    metadata = _auth(token) if token else None
+    operation = await replica.ops.WaitOperation(
+        operations_pb2.WaitOperationRequest(name=name, timeout=_seconds(30)),
+        metadata=metadata,
+        timeout=40,
+    )
+    assert operation.done
+    return operation
+
+
+async def test_cancel_operation_cancels_upstream_exactly_once_from_any_replica(
+    tmp_path: Path,
+) -> None:
+    with redis_server(tmp_path) as server:
+        async with cluster(stores=[_redis_state(server), _redis_state(server)]) as world:
+            first, second = world.replicas
+            world.simulator.state.set_behaviour(LLAMA3, {"never_finishes": True})
+            operation = await first.stub.SubmitText(_submit_text(), timeout=10)
+            cancels = [
+                replica.ops.CancelOperation(
+                    operations_pb2.CancelOperationRequest(name=operation.name), timeout=10
+                )
+                for replica in (first, second, first, second)
+            ]
+            await asyncio.gather(*cancels)
+            ended = await _wait(second, operation.name)
+            await first.ops.CancelOperation(
+                operations_pb2.CancelOperationRequest(name=operation.name), timeout=10
+            )
+            assert world.simulator.state.requests.count("cancel") == 1
+            assert ended.error.code == code_pb2.CANCELLED
+            assert _reason(ended.error) == "OPERATION_CANCELLED"
+            assert _metadata(ended).status == pb.PREDICTION_STATUS_CANCELED
+            (prediction_id,) = _metadata(ended).prediction_ids
+            assert world.simulator.state.predictions[prediction_id].status == "canceled"
+
+
+async def test_an_unwatched_prediction_ends_at_its_deadline(tmp_path: Path) -> None:
+    # A 5 s deadline lasts 0.5 s at this scale; the model never gets a worker.
+    async with cluster(
+        stores=[SharedState(MemoryStore())],
+        simulator_config=SimulatorConfig(time_scale=10.0, token_interval_seconds=0.0),
+    ) as world:
+        (replica,) = world.replicas
+        world.simulator.state.force_cold_boot(LLAMA3, 10_000.0)
+        operation = await replica.stub.SubmitText(_submit_text(deadline=_seconds(5)), timeout=10)
+        (create,) = world.simulator.state.requests.matching("create")
+        assert create.headers["cancel-after"] == "5s"
+        assert "prefer" not in create.headers
+        (prediction_id,) = _metadata(operation).prediction_ids
+        prediction = world.simulator.state.predictions[prediction_id]
+        await wait_until(prediction, lambda p: p.is_terminal)
+        assert prediction.status == "aborted"
+        ended = await _wait(replica, operation.name)
+        assert ended.error.code == code_pb2.DEADLINE_EXCEEDED
+        assert _reason(ended.error) == "PREDICTION_ABORTED"
+        assert _metadata(ended).status == pb.PREDICTION_STATUS_ABORTED
+        assert world.simulator.state.requests.count("cancel") == 0
+
+
+async def test_a_deadline_outside_the_range_is_refused_before_anything_is_created() -> None:
+    async with cluster(stores=[SharedState(MemoryStore())]) as world:
+        (replica,) = world.replicas
+        for seconds in (1.0, 86_401.0):
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await replica.stub.SubmitText(_submit_text(deadline=_seconds(seconds)))
+            assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+            assert "GATEWAY_OPERATION_MAX_DEADLINE" in (refused.value.details() or "")
+        assert world.simulator.state.requests.count("create") == 0
+
+
+async def test_list_operations_lists_the_callers_own_filtered_and_paged(tmp_path: Path) -> None:
+    async with cluster(stores=[SharedState(MemoryStore())], config=_config(tmp_path)) as world:
+        (replica,) = world.replicas
+        world.simulator.state.set_behaviour(LLAMA3, {"never_finishes": True})
+        running = await replica.stub.SubmitText(_submit_text("a"), metadata=_auth(ALICE))
+        canceled = await replica.stub.SubmitText(_submit_text("b"), metadata=_auth(ALICE))
+        bobs = await replica.stub.SubmitText(_submit_text("c"), metadata=_auth(BOB))
+        await replica.ops.CancelOperation(
+            operations_pb2.CancelOperationRequest(name=canceled.name), metadata=_auth(ALICE)
+        )
+        await _wait(replica, canceled.name, ALICE)
+
+        async def names(filter_text: str = "", **page: object) -> tuple[list[str], str]:
+            listed = await replica.ops.ListOperations(
+                operations_pb2.ListOperationsRequest(
+                    name="operations",
+                    filter=filter_text,
+                    **page,  # type: ignore[arg-type]
+                ),
+                metadata=_auth(ALICE),
+            )
+            return [o.name for o in listed.operations], listed.next_page_token
+
+        assert (await names())[0] == [running.name, canceled.name]
+        assert bobs.name not in (await names())[0]
+        assert (await names("done=true"))[0] == [canceled.name]
+        assert (await names("done=false"))[0] == [running.name]
+        assert (await names("status=CANCELED"))[0] == [canceled.name]
+        assert (await names("status=PREDICTION_STATUS_STARTING AND done=false"))[0] == [
+            running.name
+        ]
+        first_page, token = await names(page_size=1)
+        assert first_page == [running.name]
+        assert token
+        assert await names(page_size=1, page_token=token) == ([canceled.name], "")
+        for bad in ({"filter_text": "colour=red"}, {"page_token": "not-a-token"}):
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await names(**bad)  # type: ignore[arg-type]
+            assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_removed_outputs_are_reported_and_include_data_keeps_the_bytes() -> None:
+    async with cluster(
+        stores=[SharedState(MemoryStore())],
+        # The follower polls every 5 s (as a blocking call does after its held create):
+        # outputs last 6 s here, SDXL runs 0.1 s.
+        simulator_config=SimulatorConfig(
+            time_scale=10.0, output_retention_seconds=60.0, token_interval_seconds=0.0
+        ),
+        settings=OperationSettings(key=KEY, output_check_seconds=0.0),
+    ) as world:
+        (replica,) = world.replicas
+        plain = await replica.stub.SubmitImage(_image_request(), timeout=10)
+        kept = await replica.stub.SubmitImage(_image_request(include_data=True), timeout=10)
+        plain_done = await _wait(replica, plain.name)
+        kept_done = await _wait(replica, kept.name)
+        for operation in (plain_done, kept_done):
+            (prediction_id,) = _metadata(operation).prediction_ids
+            prediction = world.simulator.state.predictions[prediction_id]
+            await wait_until(prediction, lambda p: p.data_removed)
+
+        removed = await replica.ops.GetOperation(
+            operations_pb2.GetOperationRequest(name=plain.name)
+        )
+        assert removed.done
+        assert removed.error.code == code_pb2.FAILED_PRECONDITION
+        assert _reason(removed.error) == "OUTPUT_REMOVED"
+        assert _metadata(removed).data_removed
+        still = await replica.ops.GetOperation(operations_pb2.GetOperationRequest(name=kept.name))
+        images = _image_response(still).images
+        assert images
+        assert all(image.data.startswith(b"\x89PNG\r\n\x1a\n") for image in images)
+        assert _image_response(kept_done).images == images
+
+
+async def test_leaving_a_wait_or_shutting_a_replica_down_cancels_nothing(tmp_path: Path) -> None:
+    with redis_server(tmp_path) as server:
+        async with cluster(stores=[_redis_state(server)]) as world:
+            (survivor,) = world.replicas
+            # A replica of its own, stopped by the test (a rolling update, say).
+            async with contextlib.AsyncExitStack() as own:
+                state = _redis_state(server)
+                own.push_async_callback(state.close)
+                leaving = await _replica(
+                    world.simulator,
+                    state,
+                    OperationSettings(key=KEY, lease_seconds=1.5),
+                    GatewayConfig.empty(),
+                    own,
+                )
+                world.simulator.state.set_behaviour(LLAMA3, {"token_interval_seconds": 0.1})
+                operation = await leaving.stub.SubmitText(_submit_text(), timeout=10)
+                # A wait held to the caller's deadline answers with the state so far.
+                waited = await leaving.ops.WaitOperation(
+                    operations_pb2.WaitOperationRequest(name=operation.name), timeout=0.5
+                )
+                assert not waited.done
+                assert leaving.running.metrics.operations_in_flight._value.get() == 1
+            # `leaving` has stopped: its lease lapses and the survivor follows the prediction.
+            ended = await _wait(survivor, operation.name)
+            (prediction_id,) = _metadata(ended).prediction_ids
+            prediction = world.simulator.state.predictions[prediction_id]
+            assert prediction.status == "succeeded"
+            assert _text_response(ended).text == world.simulator.state.expected_text(
+                LLAMA3, prediction.input
+            )
+            assert world.simulator.state.requests.count("cancel") == 0
+            histogram = survivor.running.metrics.operation_duration
+            assert histogram.labels(LLAMA3, "succeeded")._sum.get() > 0

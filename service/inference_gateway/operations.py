@@ -537,6 +537,8 @@ class Operations:
         started = time.monotonic() - (time.time() - record.created)
         rpc = "SubmitImage" if record.task == Task.IMAGE.value else "SubmitText"
         try:
+            if final.raw.get("data_removed") is True:
+                raise _output_removed(final.id)
             try:
                 summary = self._gateway.settle(final, record.label, rpc, started)
             except GatewayError:
@@ -656,15 +658,7 @@ class Operations:
         if current.raw.get("data_removed") is True:
             record.data_removed = True
             record.response = None
-            record.error = _dump_error(
-                FailedPrecondition(
-                    f"Replicate has removed the output of prediction {current.id} (data_removed, "
-                    "about an hour after it ends); submit again, with include_data to keep the "
-                    "images' bytes for GATEWAY_RECORD_RETENTION seconds",
-                    reason="OUTPUT_REMOVED",
-                    metadata={"predictionId": current.id},
-                )
-            )
+            record.error = _dump_error(_output_removed(current.id))
         ended = record.ended or record.checked
         await self._save(record, max(1.0, ended + self._settings.retention_seconds - time.time()))
         return record
@@ -749,6 +743,16 @@ def _not_issued(name: str) -> InvalidArgument:
         "them); it may be altered or cut, or signed with another GATEWAY_OPERATIONS_KEY",
         reason="INVALID_OPERATION_NAME",
         violations=(FieldViolation("name", "not a name this gateway issued"),),
+    )
+
+
+def _output_removed(prediction_id: str) -> FailedPrecondition:
+    return FailedPrecondition(
+        f"Replicate has removed the output of prediction {prediction_id} (data_removed, about "
+        "an hour after it ends); submit again, with include_data to keep the images' bytes "
+        "for GATEWAY_RECORD_RETENTION seconds",
+        reason="OUTPUT_REMOVED",
+        metadata={"predictionId": prediction_id},
     )
 
 
