@@ -98,6 +98,8 @@ METRICS: dict[str, MetricFamily] = {
     "inference_gateway_input_tokens_total": _family("counter", "model"),
     "inference_gateway_output_tokens_total": _family("counter", "model"),
     "inference_gateway_requests_in_flight": _family("gauge", "rpc"),
+    "inference_gateway_operations_in_flight": _family("gauge"),
+    "inference_gateway_operation_duration_seconds": _family("histogram", "model", "status"),
     "inference_gateway_build_info": _family("gauge", "version"),
     "inference_gateway_replicate_auth_ok": _family("gauge"),
     "inference_gateway_state_store_duration_seconds": _family("histogram", "backend", "op"),

@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -36,6 +38,8 @@ from tests.support.models import LLAMA3, SDXL, SDXL_VERSION
 KEY = b"k" * 32
 ALICE, BOB = "r8_test_alice_operations_token_0001", "r8_test_bob_operations_token_00002"
 SDXL_PINNED = f"{SDXL}:{SDXL_VERSION}"
+OPERATIONS = "google.longrunning.Operations"
+BUF = Path(__file__).resolve().parents[1] / "node_modules" / ".bin" / "buf"
 
 
 def _config(tmp_path: Path) -> GatewayConfig:
@@ -355,7 +359,7 @@ async def test_list_operations_lists_the_callers_own_filtered_and_paged(tmp_path
                 operations_pb2.ListOperationsRequest(
                     name="operations",
                     filter=filter_text,
-                    **page,  # type: ignore[arg-type]
+                    **page,
                 ),
                 metadata=_auth(ALICE),
             )
@@ -375,7 +379,7 @@ async def test_list_operations_lists_the_callers_own_filtered_and_paged(tmp_path
         assert await names(page_size=1, page_token=token) == ([canceled.name], "")
         for bad in ({"filter_text": "colour=red"}, {"page_token": "not-a-token"}):
             with pytest.raises(grpc.aio.AioRpcError) as refused:
-                await names(**bad)  # type: ignore[arg-type]
+                await names(**bad)
             assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
 
 
@@ -447,3 +451,54 @@ async def test_leaving_a_wait_or_shutting_a_replica_down_cancels_nothing(tmp_pat
             assert world.simulator.state.requests.count("cancel") == 0
             histogram = survivor.running.metrics.operation_duration
             assert histogram.labels(LLAMA3, "succeeded")._sum.get() > 0
+
+
+async def _buf_curl(port: int, method: str, data: dict[str, object]) -> dict[str, Any]:
+    process = await asyncio.create_subprocess_exec(
+        str(BUF), "curl", "--protocol", "grpc", "--http2-prior-knowledge",
+        "--data", json.dumps(data), f"http://127.0.0.1:{port}/{method}",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 0, err.decode()
+    answer: dict[str, Any] = json.loads(out)
+    return answer
+
+
+async def test_buf_curl_drives_submit_get_wait_and_cancel_through_reflection() -> None:
+    assert BUF.exists(), "buf is missing: `make test` installs it with npm"
+    async with cluster(stores=[SharedState(MemoryStore())]) as world:
+        (replica,) = world.replicas
+        port = replica.running.port
+        submitted = await _buf_curl(
+            port,
+            "inference.gateway.v1.InferenceGateway/SubmitText",
+            {"request": {"model": LLAMA3, "prompt": "Hello"}},
+        )
+        name = submitted["name"]
+        assert submitted["metadata"]["@type"].endswith("inference.gateway.v1.OperationMetadata")
+        got = await _buf_curl(port, f"{OPERATIONS}/GetOperation", {"name": name})
+        assert got["name"] == name
+        waited = await _buf_curl(
+            port, f"{OPERATIONS}/WaitOperation", {"name": name, "timeout": "30s"}
+        )
+        assert waited["done"] is True
+        assert waited["response"]["@type"].endswith("inference.gateway.v1.GenerateTextResponse")
+        prediction = world.simulator.state.predictions[waited["response"]["prediction"]["id"]]
+        expected = world.simulator.state.expected_text(LLAMA3, prediction.input)
+        assert waited["response"]["text"] == expected
+
+        world.simulator.state.set_behaviour(LLAMA3, {"never_finishes": True})
+        running = await _buf_curl(
+            port,
+            "inference.gateway.v1.InferenceGateway/SubmitText",
+            {"request": {"model": LLAMA3, "prompt": "Hello"}, "deadline": "600s"},
+        )
+        assert (
+            await _buf_curl(port, f"{OPERATIONS}/CancelOperation", {"name": running["name"]}) == {}
+        )
+        canceled = await _buf_curl(
+            port, f"{OPERATIONS}/WaitOperation", {"name": running["name"], "timeout": "30s"}
+        )
+        assert canceled["error"]["code"] == code_pb2.CANCELLED
+        assert world.simulator.state.requests.count("cancel") == 1

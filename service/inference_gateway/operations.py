@@ -651,9 +651,14 @@ class Operations:
         ):
             return record
         token = self._gateway.token_for(record.model, Task(record.task))
-        current = await self._client.get_prediction(
-            record.prediction_ids[-1], token=token, deadline=Deadline.after(10.0)
-        )
+        try:
+            current = await self._client.get_prediction(
+                record.prediction_ids[-1], token=token, deadline=Deadline.after(10.0)
+            )
+        except GatewayError as error:
+            # The answer the gateway holds is still the best it has.
+            _LOGGER.info("operation %s: could not check its output (%s)", record.id, error)
+            return record
         record.checked = time.time()
         if current.raw.get("data_removed") is True:
             record.data_removed = True
@@ -785,7 +790,7 @@ def _parse_filter(text: str) -> Callable[[_Record], bool]:
 def _parse_page_token(token: str) -> int:
     if not token:
         return 0
-    if not token.isdigit() or len(token) > 9:
+    if not (token.isascii() and token.isdigit()) or len(token) > 9:
         raise InvalidArgument(
             "page_token is not one this gateway gave; pass next_page_token from the previous "
             "page unchanged, or none for the first page",
