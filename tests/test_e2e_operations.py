@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,8 +27,7 @@ from inference.gateway.v1 import gateway_pb2_grpc
 from inference_gateway.config import GatewayConfig, load_config
 from inference_gateway.grpc_api.server import RunningGateway, start_gateway
 from inference_gateway.operations import OperationSettings
-from inference_gateway.state import MemoryStore, SharedState
-from inference_gateway.state.redis import RedisStore
+from inference_gateway.outputs import parse_origin
 from replicate_simulator import RunningSimulator, SimulatorConfig, start_simulator
 from tests.gateway_harness import test_settings as gateway_settings
 from tests.redis_fixtures import RedisServer, redis_server
@@ -75,17 +74,22 @@ class Cluster:
 
 async def _replica(
     simulator: RunningSimulator,
-    state: SharedState,
+    store: RedisServer | None,
     settings: OperationSettings,
     config: GatewayConfig,
     stack: contextlib.AsyncExitStack,
 ) -> Replica:
+    """A gateway of its own; with `store`, its state is in that Redis, as in production."""
+    shared = {"redis_url": store.url, "redis_timeout": 2.0} if store is not None else {}
     running = await start_gateway(
-        gateway_settings(base_url=simulator.base_url),
+        gateway_settings(
+            base_url=simulator.base_url,
+            output_file_origins=(parse_origin(simulator.files_url),),
+            **shared,
+        ),
         config,
         {},
         serve_metrics=False,
-        state=state,
         operation_settings=settings,
     )
     stack.push_async_callback(running.stop, 0.1)
@@ -102,7 +106,8 @@ async def _replica(
 @contextlib.asynccontextmanager
 async def cluster(
     *,
-    stores: Sequence[SharedState],
+    replicas: int = 1,
+    store: RedisServer | None = None,
     config: GatewayConfig | None = None,
     simulator_config: SimulatorConfig | None = None,
     settings: OperationSettings | None = None,
@@ -112,17 +117,11 @@ async def cluster(
     async with contextlib.AsyncExitStack() as stack:
         simulator = await start_simulator(simulator_config, "127.0.0.1", 0)
         stack.push_async_callback(simulator.stop)
-        for state in stores:
-            stack.push_async_callback(state.close)
-        replicas = [
-            await _replica(simulator, state, settings, config or GatewayConfig.empty(), stack)
-            for state in stores
+        gateways = [
+            await _replica(simulator, store, settings, config or GatewayConfig.empty(), stack)
+            for _ in range(replicas)
         ]
-        yield Cluster(simulator, replicas)
-
-
-def _redis_state(server: RedisServer, prefix: str = "ops-test") -> SharedState:
-    return SharedState(RedisStore(server.url, prefix=prefix, timeout=1.0), timeout=1.0)
+        yield Cluster(simulator, gateways)
 
 
 def _metadata(operation: operations_pb2.Operation) -> pb.OperationMetadata:
@@ -172,7 +171,8 @@ async def test_submit_image_returns_in_a_cold_boot_and_another_replica_waits_for
     with redis_server(tmp_path) as server:
         simulator_config = SimulatorConfig(time_scale=30.0, token_interval_seconds=0.0)
         async with cluster(
-            stores=[_redis_state(server), _redis_state(server)],
+            replicas=2,
+            store=server,
             simulator_config=simulator_config,
         ) as world:
             first, second = world.replicas
@@ -210,8 +210,7 @@ async def test_submit_image_returns_in_a_cold_boot_and_another_replica_waits_for
 
 
 async def test_another_caller_is_refused_and_altered_names_are_invalid(tmp_path: Path) -> None:
-    state = SharedState(MemoryStore())
-    async with cluster(stores=[state], config=_config(tmp_path)) as world:
+    async with cluster(config=_config(tmp_path)) as world:
         (replica,) = world.replicas
         operation = await replica.stub.SubmitText(
             pb.SubmitTextRequest(request=pb.GenerateTextRequest(model=LLAMA3, prompt="hi")),
@@ -285,7 +284,7 @@ async def test_cancel_operation_cancels_upstream_exactly_once_from_any_replica(
     tmp_path: Path,
 ) -> None:
     with redis_server(tmp_path) as server:
-        async with cluster(stores=[_redis_state(server), _redis_state(server)]) as world:
+        async with cluster(replicas=2, store=server) as world:
             first, second = world.replicas
             world.simulator.state.set_behaviour(LLAMA3, {"never_finishes": True})
             operation = await first.stub.SubmitText(_submit_text(), timeout=10)
@@ -311,7 +310,6 @@ async def test_cancel_operation_cancels_upstream_exactly_once_from_any_replica(
 async def test_an_unwatched_prediction_ends_at_its_deadline(tmp_path: Path) -> None:
     # A 5 s deadline lasts 0.5 s at this scale; the model never gets a worker.
     async with cluster(
-        stores=[SharedState(MemoryStore())],
         simulator_config=SimulatorConfig(time_scale=10.0, token_interval_seconds=0.0),
     ) as world:
         (replica,) = world.replicas
@@ -332,7 +330,7 @@ async def test_an_unwatched_prediction_ends_at_its_deadline(tmp_path: Path) -> N
 
 
 async def test_a_deadline_outside_the_range_is_refused_before_anything_is_created() -> None:
-    async with cluster(stores=[SharedState(MemoryStore())]) as world:
+    async with cluster() as world:
         (replica,) = world.replicas
         for seconds in (1.0, 86_401.0):
             with pytest.raises(grpc.aio.AioRpcError) as refused:
@@ -343,7 +341,7 @@ async def test_a_deadline_outside_the_range_is_refused_before_anything_is_create
 
 
 async def test_list_operations_lists_the_callers_own_filtered_and_paged(tmp_path: Path) -> None:
-    async with cluster(stores=[SharedState(MemoryStore())], config=_config(tmp_path)) as world:
+    async with cluster(config=_config(tmp_path)) as world:
         (replica,) = world.replicas
         world.simulator.state.set_behaviour(LLAMA3, {"never_finishes": True})
         running = await replica.stub.SubmitText(_submit_text("a"), metadata=_auth(ALICE))
@@ -385,7 +383,6 @@ async def test_list_operations_lists_the_callers_own_filtered_and_paged(tmp_path
 
 async def test_removed_outputs_are_reported_and_include_data_keeps_the_bytes() -> None:
     async with cluster(
-        stores=[SharedState(MemoryStore())],
         # The follower polls every 5 s (as a blocking call does after its held create):
         # outputs last 6 s here, SDXL runs 0.1 s.
         simulator_config=SimulatorConfig(
@@ -419,15 +416,13 @@ async def test_removed_outputs_are_reported_and_include_data_keeps_the_bytes() -
 
 async def test_leaving_a_wait_or_shutting_a_replica_down_cancels_nothing(tmp_path: Path) -> None:
     with redis_server(tmp_path) as server:
-        async with cluster(stores=[_redis_state(server)]) as world:
+        async with cluster(store=server) as world:
             (survivor,) = world.replicas
             # A replica of its own, stopped by the test (a rolling update, say).
             async with contextlib.AsyncExitStack() as own:
-                state = _redis_state(server)
-                own.push_async_callback(state.close)
                 leaving = await _replica(
                     world.simulator,
-                    state,
+                    server,
                     OperationSettings(key=KEY, lease_seconds=1.5),
                     GatewayConfig.empty(),
                     own,
@@ -467,7 +462,7 @@ async def _buf_curl(port: int, method: str, data: dict[str, object]) -> dict[str
 
 async def test_buf_curl_drives_submit_get_wait_and_cancel_through_reflection() -> None:
     assert BUF.exists(), "buf is missing: `make test` installs it with npm"
-    async with cluster(stores=[SharedState(MemoryStore())]) as world:
+    async with cluster() as world:
         (replica,) = world.replicas
         port = replica.running.port
         submitted = await _buf_curl(
