@@ -384,6 +384,7 @@ def test_without_a_url_state_stays_in_process_with_stated_policies() -> None:
         Guarantee.CONCURRENCY: FailurePolicy.FAIL_OPEN,
         Guarantee.QUOTA: FailurePolicy.FAIL_OPEN,
         Guarantee.IDEMPOTENCY: FailurePolicy.FAIL_CLOSED,
+        Guarantee.OPERATIONS: FailurePolicy.FAIL_CLOSED,
     }
 
 
