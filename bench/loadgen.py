@@ -42,8 +42,8 @@ from bench.jobs import (
 from bench.sse import EventReader
 from bench.stats import gaps
 from bench.wire import decode, encode
-from inference.gateway.v1 import gateway_pb2 as pb
-from inference.gateway.v1 import gateway_pb2_grpc as pb_grpc
+from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as pb
+from inference_gateway_protos.inference.gateway.v1 import gateway_pb2_grpc as pb_grpc
 
 __all__ = ["emit", "main", "run_job"]
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2_grpc
 
-from inference.gateway.v1 import gateway_pb2_grpc
 from inference_gateway.config import GatewayConfig, load_config
 from inference_gateway.grpc_api.server import RunningGateway, start_gateway
 from inference_gateway.outputs import parse_origin
 from inference_gateway.settings import Settings
+from inference_gateway_protos.inference.gateway.v1 import gateway_pb2_grpc
 from replicate_simulator import (
     RequestLog,
     RunningSimulator,

@@ -21,7 +21,6 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from hypothesis import given
 from hypothesis import strategies as st
 
-from inference.gateway.v1 import gateway_pb2 as pb
 from inference_gateway.access import check_permission
 from inference_gateway.config import (
     CallerConfig,
@@ -36,6 +35,7 @@ from inference_gateway.grpc_api.auth import CallerDirectory
 from inference_gateway.model_ids import Task, parse_model_id
 from inference_gateway.registry import ModelRegistry
 from inference_gateway.settings import SettingsError, add_server_arguments, settings_from
+from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as pb
 from tests.gateway_harness import Harness, running_gateway
 from tests.simulator_fixtures import wait_until
 from tests.support.models import LLAMA3

@@ -33,7 +33,7 @@ from grpc_reflection.v1alpha import reflection
 from hypothesis import given
 from hypothesis import strategies as st
 
-from inference.gateway.v1 import gateway_pb2
+from inference_gateway_protos.inference.gateway.v1 import gateway_pb2
 
 # The slow tier: these run the deploy tools (kubectl, kubernetes-validate, promtool).
 pytestmark = pytest.mark.slow
@@ -936,7 +936,10 @@ def test_stubs_are_generated_in_the_build_stage_only(
     assert "[dev]" not in runtime_text
     assert "pip install" not in runtime_text
     # The build context must not carry the committed stubs, or the generation proves nothing.
-    assert "service/inference/gateway/v1/*_pb2*" in DOCKERIGNORE.read_text().splitlines()
+    assert (
+        "service/inference_gateway_protos/inference/gateway/v1/*_pb2*"
+        in DOCKERIGNORE.read_text().splitlines()
+    )
 
 
 def test_image_bakes_in_no_secret() -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from inference.gateway.v1 import gateway_pb2 as pb
+from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as pb
 from tests.gateway_harness import TEST_TOKEN, running_gateway
 
 CONFIGS = Path(__file__).parent / "data" / "configs"

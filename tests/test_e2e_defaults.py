@@ -8,8 +8,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from inference.gateway.v1 import gateway_pb2 as pb
 from inference_gateway.defaults import env_defaults
+from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as pb
 from replicate_simulator import SimulatorConfig
 from tests.gateway_harness import running_gateway
 from tests.support.models import LLAMA3

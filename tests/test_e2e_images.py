@@ -19,13 +19,13 @@ from google.protobuf import struct_pb2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inference.gateway.v1 import gateway_pb2 as pb
-from inference.gateway.v1 import gateway_pb2_grpc
 from inference_gateway.config import GatewayConfig
 from inference_gateway.domain import InputImage
 from inference_gateway.errors import InvalidArgument
 from inference_gateway.grpc_api.server import start_gateway
 from inference_gateway.inputs import image_data_uri
+from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as pb
+from inference_gateway_protos.inference.gateway.v1 import gateway_pb2_grpc
 from replicate_simulator import RunningSimulator, SimulatorConfig, start_simulator
 from tests.gateway_harness import TEST_TOKEN, Harness, running_gateway
 from tests.gateway_harness import test_settings as gateway_settings

@@ -13,7 +13,7 @@ import grpc
 import pytest
 from google.protobuf import struct_pb2
 
-from inference.gateway.v1 import gateway_pb2 as pb
+from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as pb
 from tests.gateway_harness import running_gateway
 from tests.support.models import LLAMA3
 from tests.support.rpc_status import error_info

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterable
 import grpc
 import pytest
 
-from inference.gateway.v1 import gateway_pb2 as pb
+from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as pb
 from replicate_simulator import SimulatorConfig
 from tests.gateway_harness import Harness, running_gateway
 from tests.simulator_fixtures import wait_until

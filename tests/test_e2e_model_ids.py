@@ -8,7 +8,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from inference.gateway.v1 import gateway_pb2 as pb
+from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as pb
 from replicate_simulator import default_catalogue
 from tests.gateway_harness import running_gateway
 from tests.support.models import LLAMA3

@@ -22,12 +22,12 @@ from google.longrunning import operations_pb2, operations_pb2_grpc
 from google.protobuf import duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
-from inference.gateway.v1 import gateway_pb2 as pb
-from inference.gateway.v1 import gateway_pb2_grpc
 from inference_gateway.config import GatewayConfig, load_config
 from inference_gateway.grpc_api.server import RunningGateway, start_gateway
 from inference_gateway.operations import OperationSettings
 from inference_gateway.outputs import parse_origin
+from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as pb
+from inference_gateway_protos.inference.gateway.v1 import gateway_pb2_grpc
 from replicate_simulator import RunningSimulator, SimulatorConfig, start_simulator
 from tests.gateway_harness import test_settings as gateway_settings
 from tests.redis_fixtures import RedisServer, redis_server

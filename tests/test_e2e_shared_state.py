@@ -17,10 +17,10 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 
-from inference.gateway.v1 import gateway_pb2 as pb
-from inference.gateway.v1 import gateway_pb2_grpc
 from inference_gateway.config import GatewayConfig, hash_token, load_config
 from inference_gateway.grpc_api.server import start_gateway
+from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as pb
+from inference_gateway_protos.inference.gateway.v1 import gateway_pb2_grpc
 from replicate_simulator import RunningSimulator, SimulatorConfig, start_simulator
 from tests import gateway_harness
 from tests.redis_fixtures import RedisServer, redis_server

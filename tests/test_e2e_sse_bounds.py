@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import grpc
 import pytest
 
-from inference.gateway.v1 import gateway_pb2 as pb
 from inference_gateway.replicate._sse import MAX_EVENT_BYTES, EventTooLarge, SSEDecoder
+from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as pb
 from replicate_simulator import SimulatorConfig
 from tests.gateway_harness import Harness, running_gateway
 from tests.support.models import LLAMA3

@@ -31,10 +31,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
-from inference.gateway.v1 import gateway_pb2 as pb
-from inference.gateway.v1 import gateway_pb2_grpc
 from inference_gateway.errors import FieldViolation, InvalidArgument
 from inference_gateway.grpc_api.status import to_rpc_status
+from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as pb
+from inference_gateway_protos.inference.gateway.v1 import gateway_pb2_grpc
 from replicate_simulator import SimulatorConfig
 from tests.gateway_harness import Harness, running_gateway
 from tests.support.models import LLAMA2_VERSION, LLAMA3, LLAMA3_VERSION, SDXL, SDXL_VERSION

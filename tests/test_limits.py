@@ -17,7 +17,6 @@ from google.protobuf import struct_pb2
 from hypothesis import given
 from hypothesis import strategies as st
 
-from inference.gateway.v1 import gateway_pb2 as pb
 from inference_gateway.config import AliasConfig
 from inference_gateway.deadlines import Deadline
 from inference_gateway.domain import ImageRequest, InputImage, TextRequest
@@ -34,6 +33,7 @@ from inference_gateway.model_ids import Task, parse_model_id
 from inference_gateway.prompts import ChatMessage
 from inference_gateway.settings import SettingsError, add_server_arguments, settings_from
 from inference_gateway.state import MemoryStore, SharedState
+from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as pb
 from tests.gateway_harness import running_gateway
 from tests.support.models import LLAMA3
 from tests.support.models import SDXL_PINNED as SDXL

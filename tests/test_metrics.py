@@ -24,8 +24,8 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from inference.gateway.v1 import gateway_pb2 as pb
 from inference_gateway.metrics import OTHER_MODEL, Metrics, MetricsError, ModelLabels
+from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as pb
 from replicate_simulator import RecordedRequest
 from tests.gateway_harness import TEST_TOKEN, Harness, running_gateway
 from tests.support.models import LLAMA3, SDXL

@@ -26,14 +26,14 @@ from google.rpc import error_details_pb2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inference.gateway.v1 import gateway_pb2 as pb
-from inference.gateway.v1 import gateway_pb2_grpc
 from inference_gateway.config import GatewayConfig
 from inference_gateway.errors import Internal
 from inference_gateway.grpc_api.server import RunningGateway, start_gateway
 from inference_gateway.outputs import MAX_REDIRECTS, FilePolicy, Origin, Refusal, parse_origin
 from inference_gateway.replicate import Prediction
 from inference_gateway.settings import Settings, SettingsError
+from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as pb
+from inference_gateway_protos.inference.gateway.v1 import gateway_pb2_grpc
 from replicate_simulator import RequestLog, RunningSimulator, SimulatorConfig, start_simulator
 from tests.gateway_harness import TEST_TOKEN, running_gateway
 from tests.gateway_harness import test_settings as gateway_settings

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from inference.gateway.v1 import gateway_pb2 as pb
+from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as pb
 from tests.gateway_harness import Harness, running_gateway
 from tests.support.models import LLAMA3
 from tests.support.traffic import traffic_of_every_kind

@@ -11,7 +11,7 @@ import pytest
 from inference_gateway.protogen import generate
 
 REPO = Path(__file__).resolve().parents[1]
-STUBS = REPO / "service" / "inference" / "gateway" / "v1"
+STUBS = REPO / "service" / "inference_gateway_protos" / "inference" / "gateway" / "v1"
 PROTOS = REPO / "protos"
 RELEASED = PROTOS / "releases" / "v1.binpb"
 BUF = REPO / "node_modules" / ".bin" / "buf"
@@ -20,7 +20,7 @@ PROTO = Path("inference") / "gateway" / "v1" / "gateway.proto"
 
 def test_committed_stubs_match_the_proto(tmp_path: Path) -> None:
     generate(tmp_path)
-    fresh = tmp_path / "inference" / "gateway" / "v1"
+    fresh = tmp_path / "inference_gateway_protos" / "inference" / "gateway" / "v1"
     generated = sorted(p.name for p in fresh.iterdir() if p.is_file())
     assert generated, "protoc produced nothing"
     for name in generated:

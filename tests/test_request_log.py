@@ -27,8 +27,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from inference.gateway.v1 import gateway_pb2 as pb
-from inference.gateway.v1 import gateway_pb2_grpc
 from inference_gateway.config import hash_token
 from inference_gateway.request_log import (
     LOG_FORMATS,
@@ -40,6 +38,8 @@ from inference_gateway.request_log import (
     request_record,
     set_prompt_logging,
 )
+from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as pb
+from inference_gateway_protos.inference.gateway.v1 import gateway_pb2_grpc
 from tests.gateway_harness import TEST_TOKEN, Harness, running_gateway
 from tests.support.models import LLAMA3, SDXL
 from tests.support.traffic import (

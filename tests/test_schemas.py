@@ -15,11 +15,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from inference.gateway.v1 import gateway_pb2 as pb
 from inference_gateway.deadlines import Deadline
 from inference_gateway.model_ids import parse_model_id
 from inference_gateway.replicate import ClientSettings, ReplicateClient
 from inference_gateway.schemas import InputField, ModelSchema, SchemaCache, parse_model_schema
+from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as pb
 from tests.gateway_harness import running_gateway
 
 VERSION = "5c7d5dc6dd8bf75c1acaa8565735e7986bc5b66206b55cca93cb72c9bf15ccaa"

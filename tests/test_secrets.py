@@ -21,8 +21,8 @@ import httpx
 import pytest
 from google.rpc import status_pb2
 
-from inference.gateway.v1 import gateway_pb2 as pb
 from inference_gateway.config import ConfigError, hash_token, load_config
+from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as pb
 from tests.gateway_harness import Harness, running_gateway
 from tests.support.models import LLAMA3
 from tests.support.models import SDXL_PINNED as SDXL

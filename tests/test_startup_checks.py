@@ -11,9 +11,9 @@ import httpx
 import pytest
 from grpc_health.v1 import health_pb2
 
-from inference.gateway.v1 import gateway_pb2 as pb
 from inference_gateway.grpc_api.server import check_replicate_token
 from inference_gateway.settings import SettingsError
+from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as pb
 from replicate_simulator import SimulatorConfig
 from tests.gateway_harness import TEST_TOKEN, Harness, running_gateway
 from tests.simulator_fixtures import openapi_response_validator, running_simulator

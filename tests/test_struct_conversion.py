@@ -10,10 +10,10 @@ from google.protobuf import struct_pb2
 from hypothesis import given
 from hypothesis import strategies as st
 
-from inference.gateway.v1 import gateway_pb2 as pb
 from inference_gateway.access import ANONYMOUS
 from inference_gateway.errors import InvalidArgument
 from inference_gateway.grpc_api.servicer import text_request
+from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as pb
 
 EXACT = 2**53  # the README: whole doubles within ±2^53 become integers
 

@@ -16,9 +16,9 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from inference.gateway.v1 import gateway_pb2 as pb
-from inference.gateway.v1 import gateway_pb2_grpc
 from inference_gateway.settings import Settings, SettingsError, add_server_arguments, settings_from
+from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as pb
+from inference_gateway_protos.inference.gateway.v1 import gateway_pb2_grpc
 from tests.gateway_harness import Harness, running_gateway
 from tests.support.models import LLAMA3
 

@@ -2,6 +2,11 @@
 
 The stubs are committed; tests/test_protos.py regenerates them into a temporary
 folder and fails when the committed ones differ.
+
+Python names a generated module after the .proto's path, and `inference` is an unrelated
+PyPI package: protoc's virtual path (`-IPREFIX=protos`) files the .proto under
+PYTHON_PACKAGE/, so the stubs import as `inference_gateway_protos.inference.gateway.v1`
+while the proto package, and so every name on the wire, stays `inference.gateway.v1`.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from grpc_tools import protoc
 
 PROTO_ROOT = Path(__file__).resolve().parents[2] / "protos"
 PROTO_FILES = ("inference/gateway/v1/gateway.proto",)
+PYTHON_PACKAGE = "inference_gateway_protos"
 
 
 def _plugin(name: str) -> str:
@@ -32,6 +38,7 @@ def generate(out_dir: Path, proto_root: Path = PROTO_ROOT) -> None:
     well_known = Path(protoc.__file__).parent / "_proto"
     args = [
         "grpc_tools.protoc",
+        f"-I{PYTHON_PACKAGE}={proto_root}",
         f"-I{proto_root}",
         f"-I{well_known}",
         f"--plugin=protoc-gen-mypy={_plugin('protoc-gen-mypy')}",
@@ -40,7 +47,7 @@ def generate(out_dir: Path, proto_root: Path = PROTO_ROOT) -> None:
         f"--grpc_python_out={out_dir}",
         f"--mypy_out=quiet:{out_dir}",
         f"--mypy_grpc_out=quiet:{out_dir}",
-        *(str(proto_root / name) for name in PROTO_FILES),
+        *(f"{PYTHON_PACKAGE}/{name}" for name in PROTO_FILES),
     ]
     status = protoc.main(args)
     if status != 0:
@@ -48,7 +55,7 @@ def generate(out_dir: Path, proto_root: Path = PROTO_ROOT) -> None:
 
 
 def main() -> None:
-    # The stubs land in OUT/inference/gateway/v1, mirroring the proto package.
+    # The stubs land in OUT/inference_gateway_protos/inference/gateway/v1.
     out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("service")
     generate(out)
     print(f"generated stubs below {os.path.relpath(out)}")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import grpc
 import pytest
 
-from inference.gateway.v1 import gateway_pb2 as pb
+from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as pb
 from replicate_simulator import Prediction
 from tests.gateway_harness import Harness
 from tests.simulator_fixtures import wait_until

@@ -26,7 +26,6 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
-from inference.gateway.v1 import gateway_pb2
 from inference_gateway.config import GatewayConfig
 from inference_gateway.core import CoreSettings, Gateway
 from inference_gateway.deadlines import Deadline
@@ -50,6 +49,7 @@ from inference_gateway.schemas import SchemaCache
 from inference_gateway.settings import Settings, SettingsError
 from inference_gateway.state import SharedState, open_store, parse_policies
 from inference_gateway.state.redis import redacted_url
+from inference_gateway_protos.inference.gateway.v1 import gateway_pb2
 
 __all__ = [
     "LIVENESS",

@@ -14,8 +14,6 @@ from google.protobuf import any_pb2, duration_pb2, message_factory, struct_pb2, 
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import DecodeError, Message
 
-from inference.gateway.v1 import gateway_pb2 as pb
-from inference.gateway.v1 import gateway_pb2_grpc as pb_grpc
 from inference_gateway.config import CallerConfig
 from inference_gateway.core import Gateway
 from inference_gateway.domain import (
@@ -35,6 +33,8 @@ from inference_gateway.model_ids import EndpointKind, Task
 from inference_gateway.operations import Operations, OperationView
 from inference_gateway.prompts import ChatMessage
 from inference_gateway.schemas import whole_number
+from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as pb
+from inference_gateway_protos.inference.gateway.v1 import gateway_pb2_grpc as pb_grpc
 
 __all__ = [
     "InferenceGatewayServicer",

@@ -9,7 +9,7 @@ ErrorInfo (always), RetryInfo and BadRequest details where they apply.
 from collections import abc as _abc
 from google.longrunning import operations_pb2 as _operations_pb2
 from grpc import aio as _aio
-from inference.gateway.v1 import gateway_pb2 as _gateway_pb2
+from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as _gateway_pb2
 import abc as _abc_1
 import grpc as _grpc
 import sys

@@ -4,7 +4,7 @@ import grpc
 import warnings
 
 from google.longrunning import operations_pb2 as google_dot_longrunning_dot_operations__pb2
-from inference.gateway.v1 import gateway_pb2 as inference_dot_gateway_dot_v1_dot_gateway__pb2
+from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -19,7 +19,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in inference/gateway/v1/gateway_pb2_grpc.py depends on'
+        + ' but the generated code in inference_gateway_protos/inference/gateway/v1/gateway_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -38,32 +38,32 @@ class InferenceGatewayStub:
         """
         self.GenerateText = channel.unary_unary(
                 '/inference.gateway.v1.InferenceGateway/GenerateText',
-                request_serializer=inference_dot_gateway_dot_v1_dot_gateway__pb2.GenerateTextRequest.SerializeToString,
-                response_deserializer=inference_dot_gateway_dot_v1_dot_gateway__pb2.GenerateTextResponse.FromString,
+                request_serializer=inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.GenerateTextRequest.SerializeToString,
+                response_deserializer=inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.GenerateTextResponse.FromString,
                 _registered_method=True)
         self.StreamText = channel.unary_stream(
                 '/inference.gateway.v1.InferenceGateway/StreamText',
-                request_serializer=inference_dot_gateway_dot_v1_dot_gateway__pb2.GenerateTextRequest.SerializeToString,
-                response_deserializer=inference_dot_gateway_dot_v1_dot_gateway__pb2.StreamTextResponse.FromString,
+                request_serializer=inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.GenerateTextRequest.SerializeToString,
+                response_deserializer=inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.StreamTextResponse.FromString,
                 _registered_method=True)
         self.GenerateImage = channel.unary_unary(
                 '/inference.gateway.v1.InferenceGateway/GenerateImage',
-                request_serializer=inference_dot_gateway_dot_v1_dot_gateway__pb2.GenerateImageRequest.SerializeToString,
-                response_deserializer=inference_dot_gateway_dot_v1_dot_gateway__pb2.GenerateImageResponse.FromString,
+                request_serializer=inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.GenerateImageRequest.SerializeToString,
+                response_deserializer=inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.GenerateImageResponse.FromString,
                 _registered_method=True)
         self.ListModels = channel.unary_unary(
                 '/inference.gateway.v1.InferenceGateway/ListModels',
-                request_serializer=inference_dot_gateway_dot_v1_dot_gateway__pb2.ListModelsRequest.SerializeToString,
-                response_deserializer=inference_dot_gateway_dot_v1_dot_gateway__pb2.ListModelsResponse.FromString,
+                request_serializer=inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.ListModelsRequest.SerializeToString,
+                response_deserializer=inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
         self.SubmitText = channel.unary_unary(
                 '/inference.gateway.v1.InferenceGateway/SubmitText',
-                request_serializer=inference_dot_gateway_dot_v1_dot_gateway__pb2.SubmitTextRequest.SerializeToString,
+                request_serializer=inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.SubmitTextRequest.SerializeToString,
                 response_deserializer=google_dot_longrunning_dot_operations__pb2.Operation.FromString,
                 _registered_method=True)
         self.SubmitImage = channel.unary_unary(
                 '/inference.gateway.v1.InferenceGateway/SubmitImage',
-                request_serializer=inference_dot_gateway_dot_v1_dot_gateway__pb2.SubmitImageRequest.SerializeToString,
+                request_serializer=inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.SubmitImageRequest.SerializeToString,
                 response_deserializer=google_dot_longrunning_dot_operations__pb2.Operation.FromString,
                 _registered_method=True)
 
@@ -129,32 +129,32 @@ def add_InferenceGatewayServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'GenerateText': grpc.unary_unary_rpc_method_handler(
                     servicer.GenerateText,
-                    request_deserializer=inference_dot_gateway_dot_v1_dot_gateway__pb2.GenerateTextRequest.FromString,
-                    response_serializer=inference_dot_gateway_dot_v1_dot_gateway__pb2.GenerateTextResponse.SerializeToString,
+                    request_deserializer=inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.GenerateTextRequest.FromString,
+                    response_serializer=inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.GenerateTextResponse.SerializeToString,
             ),
             'StreamText': grpc.unary_stream_rpc_method_handler(
                     servicer.StreamText,
-                    request_deserializer=inference_dot_gateway_dot_v1_dot_gateway__pb2.GenerateTextRequest.FromString,
-                    response_serializer=inference_dot_gateway_dot_v1_dot_gateway__pb2.StreamTextResponse.SerializeToString,
+                    request_deserializer=inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.GenerateTextRequest.FromString,
+                    response_serializer=inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.StreamTextResponse.SerializeToString,
             ),
             'GenerateImage': grpc.unary_unary_rpc_method_handler(
                     servicer.GenerateImage,
-                    request_deserializer=inference_dot_gateway_dot_v1_dot_gateway__pb2.GenerateImageRequest.FromString,
-                    response_serializer=inference_dot_gateway_dot_v1_dot_gateway__pb2.GenerateImageResponse.SerializeToString,
+                    request_deserializer=inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.GenerateImageRequest.FromString,
+                    response_serializer=inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.GenerateImageResponse.SerializeToString,
             ),
             'ListModels': grpc.unary_unary_rpc_method_handler(
                     servicer.ListModels,
-                    request_deserializer=inference_dot_gateway_dot_v1_dot_gateway__pb2.ListModelsRequest.FromString,
-                    response_serializer=inference_dot_gateway_dot_v1_dot_gateway__pb2.ListModelsResponse.SerializeToString,
+                    request_deserializer=inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.ListModelsRequest.FromString,
+                    response_serializer=inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.ListModelsResponse.SerializeToString,
             ),
             'SubmitText': grpc.unary_unary_rpc_method_handler(
                     servicer.SubmitText,
-                    request_deserializer=inference_dot_gateway_dot_v1_dot_gateway__pb2.SubmitTextRequest.FromString,
+                    request_deserializer=inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.SubmitTextRequest.FromString,
                     response_serializer=google_dot_longrunning_dot_operations__pb2.Operation.SerializeToString,
             ),
             'SubmitImage': grpc.unary_unary_rpc_method_handler(
                     servicer.SubmitImage,
-                    request_deserializer=inference_dot_gateway_dot_v1_dot_gateway__pb2.SubmitImageRequest.FromString,
+                    request_deserializer=inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.SubmitImageRequest.FromString,
                     response_serializer=google_dot_longrunning_dot_operations__pb2.Operation.SerializeToString,
             ),
     }
@@ -184,8 +184,8 @@ class InferenceGateway:
             request,
             target,
             '/inference.gateway.v1.InferenceGateway/GenerateText',
-            inference_dot_gateway_dot_v1_dot_gateway__pb2.GenerateTextRequest.SerializeToString,
-            inference_dot_gateway_dot_v1_dot_gateway__pb2.GenerateTextResponse.FromString,
+            inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.GenerateTextRequest.SerializeToString,
+            inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.GenerateTextResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -211,8 +211,8 @@ class InferenceGateway:
             request,
             target,
             '/inference.gateway.v1.InferenceGateway/StreamText',
-            inference_dot_gateway_dot_v1_dot_gateway__pb2.GenerateTextRequest.SerializeToString,
-            inference_dot_gateway_dot_v1_dot_gateway__pb2.StreamTextResponse.FromString,
+            inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.GenerateTextRequest.SerializeToString,
+            inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.StreamTextResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -238,8 +238,8 @@ class InferenceGateway:
             request,
             target,
             '/inference.gateway.v1.InferenceGateway/GenerateImage',
-            inference_dot_gateway_dot_v1_dot_gateway__pb2.GenerateImageRequest.SerializeToString,
-            inference_dot_gateway_dot_v1_dot_gateway__pb2.GenerateImageResponse.FromString,
+            inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.GenerateImageRequest.SerializeToString,
+            inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.GenerateImageResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -265,8 +265,8 @@ class InferenceGateway:
             request,
             target,
             '/inference.gateway.v1.InferenceGateway/ListModels',
-            inference_dot_gateway_dot_v1_dot_gateway__pb2.ListModelsRequest.SerializeToString,
-            inference_dot_gateway_dot_v1_dot_gateway__pb2.ListModelsResponse.FromString,
+            inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.ListModelsRequest.SerializeToString,
+            inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.ListModelsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -292,7 +292,7 @@ class InferenceGateway:
             request,
             target,
             '/inference.gateway.v1.InferenceGateway/SubmitText',
-            inference_dot_gateway_dot_v1_dot_gateway__pb2.SubmitTextRequest.SerializeToString,
+            inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.SubmitTextRequest.SerializeToString,
             google_dot_longrunning_dot_operations__pb2.Operation.FromString,
             options,
             channel_credentials,
@@ -319,7 +319,7 @@ class InferenceGateway:
             request,
             target,
             '/inference.gateway.v1.InferenceGateway/SubmitImage',
-            inference_dot_gateway_dot_v1_dot_gateway__pb2.SubmitImageRequest.SerializeToString,
+            inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.SubmitImageRequest.SerializeToString,
             google_dot_longrunning_dot_operations__pb2.Operation.FromString,
             options,
             channel_credentials,
