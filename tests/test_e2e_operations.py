@@ -1,8 +1,9 @@
 """Long-running operations end to end: real gRPC, real HTTP, the simulator, and a shared store.
 
-Two gateways share one store in these tests: a real `redis-server` where a test is about
-replicas, else one in-process store. Each gateway is its own server, client, runner and
-operations follower; only the store and the simulator are shared, as between processes.
+Replicas share a real `redis-server` where a test is about replicas: the cold-boot test
+waits from a second gateway *process* (`inference-gateway serve`); others run a second
+gateway in the test's process, with its own server, Redis client, runner and follower,
+sharing only Redis and the simulator, so it can be stopped mid-test.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import os
+import socket
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +33,7 @@ from inference_gateway.outputs import parse_origin
 from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as pb
 from inference_gateway_protos.inference.gateway.v1 import gateway_pb2_grpc
 from replicate_simulator import RunningSimulator, SimulatorConfig, start_simulator
+from tests.gateway_harness import TEST_TOKEN
 from tests.gateway_harness import test_settings as gateway_settings
 from tests.redis_fixtures import RedisServer, redis_server
 from tests.simulator_fixtures import wait_until
@@ -124,6 +129,54 @@ async def cluster(
         yield Cluster(simulator, gateways)
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def gateway_process(
+    simulator: RunningSimulator, store: RedisServer
+) -> AsyncIterator[operations_pb2_grpc.OperationsStub]:
+    """`inference-gateway serve` in a process of its own, sharing `store` and the key."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REPLICATE_", "GATEWAY_"))}
+    env.update(
+        REPLICATE_API_TOKEN=TEST_TOKEN,
+        REPLICATE_BASE_URL=simulator.base_url,
+        GATEWAY_REDIS_URL=store.url,
+        GATEWAY_REDIS_TIMEOUT="2",
+        GATEWAY_OPERATIONS_KEY=KEY.decode(),
+        GATEWAY_OUTPUT_FILE_ORIGINS=simulator.files_url,
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "inference_gateway", "serve",
+        "--host", "127.0.0.1", "--port", str(port), "--metrics-port", str(_free_port()),
+        env=env, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stderr is not None
+    lines: list[str] = []
+    while not any("serving gRPC" in line for line in lines):
+        line = await asyncio.wait_for(process.stderr.readline(), timeout=30)
+        assert line, "the gateway process stopped early:\n" + "".join(lines)
+        lines.append(line.decode())
+
+    async def drain() -> None:  # its request log, so the pipe never fills
+        assert process.stderr is not None
+        while await process.stderr.readline():
+            pass
+
+    drained = asyncio.ensure_future(drain())
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            yield operations_pb2_grpc.OperationsStub(channel)
+    finally:
+        process.terminate()
+        assert await asyncio.wait_for(process.wait(), timeout=30) == 0
+        await drained
+
+
 def _metadata(operation: operations_pb2.Operation) -> pb.OperationMetadata:
     metadata = pb.OperationMetadata()
     assert operation.metadata.Unpack(metadata)
@@ -164,18 +217,17 @@ def _image_request(**fields: object) -> pb.SubmitImageRequest:
     )
 
 
-async def test_submit_image_returns_in_a_cold_boot_and_another_replica_waits_for_it(
+async def test_submit_image_returns_in_a_cold_boot_and_another_process_waits_for_it(
     tmp_path: Path,
 ) -> None:
-    # 90 simulated seconds of cold boot last 3 s; each replica has its own Redis client.
+    # 90 simulated seconds of cold boot last 3 s.
     with redis_server(tmp_path) as server:
         simulator_config = SimulatorConfig(time_scale=30.0, token_interval_seconds=0.0)
-        async with cluster(
-            replicas=2,
-            store=server,
-            simulator_config=simulator_config,
-        ) as world:
-            first, second = world.replicas
+        async with (
+            cluster(store=server, simulator_config=simulator_config) as world,
+            gateway_process(world.simulator, server) as second,
+        ):
+            (first,) = world.replicas
             requests = world.simulator.state.requests
             # The blocking path, for the same prediction, first: its request count is the bar.
             # (Its deadline, 120 s, becomes a Cancel-After the simulator reads as simulated.)
@@ -195,7 +247,7 @@ async def test_submit_image_returns_in_a_cold_boot_and_another_replica_waits_for
             (prediction_id,) = metadata.prediction_ids
             assert world.simulator.state.predictions[prediction_id].status == "starting"
 
-            waited = await second.ops.WaitOperation(
+            waited = await second.WaitOperation(
                 operations_pb2.WaitOperationRequest(name=operation.name, timeout=_seconds(60)),
                 timeout=70,
             )
@@ -256,6 +308,14 @@ async def test_another_caller_is_refused_and_altered_names_are_invalid(tmp_path:
         assert _text_response(done).text == world.simulator.state.expected_text(
             LLAMA3, world.simulator.state.predictions[_metadata(done).prediction_ids[0]].input
         )
+        # Metrics and the request log see the Operations service like the gateway's own.
+        handled = replica.running.metrics.grpc_handled.labels(
+            "unary", "google.longrunning.Operations", "GetOperation", "PERMISSION_DENIED"
+        )
+        assert handled._value.get() == 1
+        registry = replica.running.metrics.registry
+        in_flight = {"rpc": "GetOperation"}
+        assert registry.get_sample_value("inference_gateway_requests_in_flight", in_flight) == 0
         # Without a token, the Operations service is closed like the gateway's own.
         with pytest.raises(grpc.aio.AioRpcError) as anonymous:
             await replica.ops.GetOperation(operations_pb2.GetOperationRequest(name=name))
