@@ -106,6 +106,7 @@ METRICS: dict[str, MetricFamily] = {
     "inference_gateway_state_store_errors_total": _family("counter", "backend", "op"),
     "inference_gateway_state_fail_open_total": _family("counter", "guarantee"),
     "inference_gateway_quota_refusals_total": _family("counter", "caller", "quota"),
+    "inference_gateway_idempotent_replays_total": _family("counter", "outcome"),
 }
 # Labels the Prometheus Operator gives every target of a ServiceMonitor.
 OPERATOR_TARGET_LABELS = frozenset(

@@ -1,15 +1,10 @@
-"""Several gateway processes' worth of gateways on one simulator account, sharing state.
-
-Each gateway here is a full server on its own port (its own gRPC server, client and
-budgets), as a replica would be; only the store between them differs.
-"""
+"""Rate budgets, alias slots and callers' quotas held across replicas sharing one Redis."""
 
 from __future__ import annotations
 
 import asyncio
 import textwrap
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import cast
 
@@ -18,13 +13,11 @@ import pytest
 from google.rpc import error_details_pb2
 
 from inference_gateway.config import GatewayConfig, hash_token, load_config
-from inference_gateway.grpc_api.server import start_gateway
 from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as pb
 from inference_gateway_protos.inference.gateway.v1 import gateway_pb2_grpc
-from replicate_simulator import RunningSimulator, SimulatorConfig, start_simulator
-from tests import gateway_harness
-from tests.redis_fixtures import RedisServer, redis_server
+from tests.redis_fixtures import RedisServer
 from tests.support.models import LLAMA3
+from tests.support.replicas import replicas, simulator
 from tests.support.rpc_status import error_info, has_detail
 
 CALLER_TOKEN = "caller-token-for-team-a"
@@ -46,48 +39,6 @@ def quota_config(tmp_path: Path, caller: str, alias: str = "") -> GatewayConfig:
         )
     )
     return load_config(path, {})
-
-
-@pytest.fixture
-def redis(tmp_path: Path) -> Iterator[RedisServer]:
-    with redis_server(tmp_path) as server:
-        yield server
-
-
-@asynccontextmanager
-async def replicas(
-    count: int,
-    simulator: RunningSimulator,
-    config: GatewayConfig | None = None,
-    **settings: object,
-) -> AsyncIterator[list[gateway_pb2_grpc.InferenceGatewayAsyncStub]]:
-    async with AsyncExitStack() as stack:
-        stubs = []
-        for _ in range(count):
-            gateway = await start_gateway(
-                gateway_harness.test_settings(base_url=simulator.base_url, **settings),
-                config or GatewayConfig.empty(),
-                {},
-                serve_metrics=False,
-            )
-            stack.push_async_callback(gateway.stop, 0.1)
-            channel = grpc.aio.insecure_channel(f"127.0.0.1:{gateway.port}")
-            stack.push_async_callback(channel.close, None)
-            stubs.append(gateway_pb2_grpc.InferenceGatewayStub(channel))
-        yield stubs
-
-
-@asynccontextmanager
-async def simulator(predict_seconds: float = 0.0) -> AsyncIterator[RunningSimulator]:
-    config = SimulatorConfig(
-        token_interval_seconds=0.0,
-        model_behaviour={LLAMA3: {"predict_seconds": predict_seconds}},
-    )
-    running = await start_simulator(config, "127.0.0.1", 0)
-    try:
-        yield running
-    finally:
-        await running.stop()
 
 
 async def _generate(

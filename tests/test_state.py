@@ -198,9 +198,9 @@ async def test_simultaneous_claims_make_one_owner(replicas: list[StateStore]) ->
 
 async def test_a_released_claim_lets_a_repeat_create(replicas: list[StateStore]) -> None:
     await replicas[0].claim("r", "fp", "a", 30, 3600)
-    await replicas[1].release_claim("r", "b")  # not the owner: no effect
+    assert not await replicas[1].release_claim("r", "b"), "not the owner: no effect"
     assert (await replicas[1].claim("r", "fp", "b", 30, 3600)).outcome is ClaimOutcome.RUNNING
-    await replicas[0].release_claim("r", "a")
+    assert await replicas[0].release_claim("r", "a")
     assert (await replicas[1].claim("r", "fp", "b", 30, 3600)).outcome is ClaimOutcome.CLAIMED
 
 
@@ -215,6 +215,22 @@ async def test_an_expired_claim_is_taken_over_or_adopted(replicas: list[StateSto
     adopted = await replicas[1].claim("some", "fp", "b", 30, 3600)
     assert (adopted.outcome, adopted.prediction_id) == (ClaimOutcome.ADOPTED, "pred-9")
     assert not await replicas[0].renew_claim("some", "dead", 30)
+
+
+async def test_an_abandoned_claim_is_adopted_at_once_or_released_after_its_grace(
+    replicas: list[StateStore],
+) -> None:
+    for key in ("adopted", "left"):
+        await replicas[0].claim(key, "fp", "a", 30, 3600)
+        await replicas[0].renew_claim(key, "a", 30, f"pred-{key}")
+        assert not await replicas[1].abandon_claim(key, "b", 5), "only the owner abandons"
+        assert await replicas[0].abandon_claim(key, "a", 5)
+    adopted = await replicas[1].claim("adopted", "fp", "b", 30, 3600)
+    assert (adopted.outcome, adopted.prediction_id) == (ClaimOutcome.ADOPTED, "pred-adopted")
+    # The grace ends: the abandoning replica releases only what nobody adopted.
+    assert not await replicas[0].release_claim("adopted", "")
+    assert await replicas[0].release_claim("left", "")
+    assert (await replicas[2].claim("left", "fp", "c", 30, 3600)).outcome is ClaimOutcome.CLAIMED
 
 
 async def test_a_finished_record_is_forgotten_after_its_retention(

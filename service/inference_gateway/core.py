@@ -6,6 +6,7 @@ results (or the GatewayError it raises) back to protobuf.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -34,6 +35,13 @@ from inference_gateway.errors import (
     GatewayError,
     InvalidArgument,
     from_prediction_outcome,
+)
+from inference_gateway.idempotency import (
+    DEFAULT_GRACE_SECONDS,
+    DEFAULT_RETENTION_SECONDS,
+    Idempotency,
+    IdempotencySettings,
+    Ticket,
 )
 from inference_gateway.inputs import ModelInput, apply_schema, image_data_uri, layer_inputs
 from inference_gateway.limits import DEFAULT_LEASE_SECONDS, Admission, RequestLimits
@@ -70,6 +78,10 @@ class CoreSettings:
     limits: RequestLimits | None = None
     # How long an alias's or caller's slot outlives a replica killed while holding it.
     lease_seconds: float = DEFAULT_LEASE_SECONDS
+    # How long a finished request_id's answer is kept for repeats.
+    idempotency_retention_seconds: float = DEFAULT_RETENTION_SECONDS
+    # How long an abandoned request_id's prediction waits for a repeat before its cancel.
+    idempotency_grace_seconds: float = DEFAULT_GRACE_SECONDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +124,15 @@ class Gateway:
         self._admission = Admission(
             self.state, lease_seconds=self._settings.lease_seconds, observer=metrics
         )
+        self._idempotency = Idempotency(
+            self.state,
+            IdempotencySettings(
+                lease_seconds=self._settings.lease_seconds,
+                retention_seconds=self._settings.idempotency_retention_seconds,
+                grace_seconds=self._settings.idempotency_grace_seconds,
+            ),
+            metrics,
+        )
         self._outputs = outputs
 
     # --- requests --------------------------------------------------------------------------
@@ -124,9 +145,7 @@ class Gateway:
         deadline = self._deadline(time_remaining, resolved)
         async with self._admission.hold(request.caller, resolved.alias, deadline):
             prepared = await self._prepare_text(request, resolved, deadline)
-            prediction = await self._runner.run(
-                prepared.path, prepared.body, token=prepared.token, deadline=deadline
-            )
+            prediction = await self._run(request, prepared, deadline)
             summary = self._finish(prediction, prepared.label, "GenerateText", started)
         return TextResult(output_text(prediction.output), summary, prepared.template)
 
@@ -138,12 +157,11 @@ class Gateway:
         deadline = self._deadline(time_remaining, resolved)
         async with self._admission.hold(request.caller, resolved.alias, deadline):
             prepared = await self._prepare_text(request, resolved, deadline)
+            ticket = await self._idempotency.begin(request.caller, request.request_id, deadline)
             yield StreamStart(prepared.template)
             first = True
             final: Prediction | None = None
-            stream = self._runner.stream(
-                prepared.path, prepared.body, token=prepared.token, deadline=deadline
-            )
+            stream = self._text_stream(prepared, deadline, ticket)
             try:
                 async with aclosing(stream):
                     async for item in stream:
@@ -163,7 +181,19 @@ class Gateway:
                 status = error.metadata.get("predictionStatus")
                 if status in TERMINAL_STATUSES:
                     self._metrics.predictions.labels(prepared.label, status).inc()
+                if ticket is not None:
+                    await ticket.fail()
                 raise
+            except (asyncio.CancelledError, GeneratorExit):
+                if ticket is not None:
+                    ticket.left()
+                raise
+            except BaseException:
+                if ticket is not None:
+                    await ticket.fail()
+                raise
+            if ticket is not None and final is not None:
+                await ticket.finish(final)
             if final is not None:
                 yield StreamEnd(self._finish(final, prepared.label, "StreamText", started))
 
@@ -175,9 +205,7 @@ class Gateway:
         deadline = self._deadline(time_remaining, resolved)
         async with self._admission.hold(request.caller, resolved.alias, deadline):
             prepared = await self._prepare_image(request, resolved, deadline)
-            prediction = await self._runner.run(
-                prepared.path, prepared.body, token=prepared.token, deadline=deadline
-            )
+            prediction = await self._run(request, prepared, deadline)
             summary = self._finish(prediction, prepared.label, "GenerateImage", started)
             images = await self._outputs.images(
                 prediction, request.include_data, prepared.token, deadline
@@ -209,6 +237,63 @@ class Gateway:
         return infos
 
     # --- steps -----------------------------------------------------------------------------
+
+    async def _run(
+        self, request: TextRequest | ImageRequest, prepared: Prepared, deadline: Deadline
+    ) -> Prediction:
+        """Runs the prediction; a request_id seen before attaches to its prediction."""
+        ticket = await self._idempotency.begin(request.caller, request.request_id, deadline)
+        token = prepared.token
+        if ticket is None:
+            return await self._runner.run(
+                prepared.path, prepared.body, token=token, deadline=deadline
+            )
+        try:
+            if ticket.done is not None:
+                prediction = ticket.done
+            elif ticket.prediction_id is not None:
+                prediction = await self._runner.attach(
+                    ticket.prediction_id, token=token, deadline=deadline, on_leave=ticket.leave
+                )
+            else:
+                prediction = await self._runner.run(
+                    prepared.path,
+                    prepared.body,
+                    token=token,
+                    deadline=deadline,
+                    on_created=ticket.created,
+                    on_leave=ticket.leave,
+                )
+        except asyncio.CancelledError:
+            ticket.left()
+            raise
+        except BaseException:
+            await ticket.fail()
+            raise
+        await ticket.finish(prediction)
+        return prediction
+
+    def _text_stream(
+        self, prepared: Prepared, deadline: Deadline, ticket: Ticket | None
+    ) -> AsyncGenerator[TextDelta | Prediction, None]:
+        """The runner's stream; for a request_id seen before, its prediction's from the start."""
+        token = prepared.token
+        if ticket is None:
+            return self._runner.stream(prepared.path, prepared.body, token=token, deadline=deadline)
+        if ticket.done is not None:
+            return _replay(ticket.done)
+        if ticket.prediction_id is not None:
+            return self._runner.attach_stream(
+                ticket.prediction_id, token=token, deadline=deadline, on_leave=ticket.leave
+            )
+        return self._runner.stream(
+            prepared.path,
+            prepared.body,
+            token=token,
+            deadline=deadline,
+            on_created=ticket.created,
+            on_leave=ticket.leave,
+        )
 
     def _admit(self, request: TextRequest | ImageRequest, task: Task) -> ResolvedModel:
         """The model to run, once the caller may use it and the request keeps the limits."""
@@ -487,3 +572,11 @@ def _template_name(alias: AliasConfig) -> str:
     if alias.template is None or isinstance(alias.template, str):
         return alias.template or ""
     return "custom" if isinstance(alias.template, CustomTemplate) else "jinja"
+
+
+async def _replay(prediction: Prediction) -> AsyncGenerator[TextDelta | Prediction, None]:
+    """A finished prediction as a stream: its whole text, then itself."""
+    text = output_text(prediction.output)
+    if text:
+        yield TextDelta(text)
+    yield prediction

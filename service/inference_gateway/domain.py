@@ -16,12 +16,25 @@ __all__ = [
     "ImageResult",
     "InputImage",
     "PredictionSummary",
+    "RequestId",
     "StreamEnd",
     "StreamStart",
     "TextDelta",
     "TextRequest",
     "TextResult",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class RequestId:
+    """An AIP-155 request_id, with a digest of everything else its request says.
+
+    Repeats are recognised by `value`; `fingerprint` tells a repeat from a different
+    request that reuses the id.
+    """
+
+    value: str
+    fingerprint: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +50,7 @@ class TextRequest:
     template: str | None = None
     # Who asks, as the transport authenticated it; the core refuses a request without one.
     caller: CallerConfig | None = None
+    request_id: RequestId | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +71,7 @@ class ImageRequest:
     include_data: bool = False
     # Who asks, as the transport authenticated it; the core refuses a request without one.
     caller: CallerConfig | None = None
+    request_id: RequestId | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -292,6 +292,13 @@ class Metrics:
             ("caller", "quota"),
             registry=r,
         )
+        self.idempotent_replays = _Counter(
+            f"{p}_idempotent_replays_total",
+            "Calls whose request_id was seen before: attached to its running prediction, "
+            "or replayed from its stored end.",
+            ("outcome",),
+            registry=r,
+        )
         self.state_fail_open = _Counter(
             f"{p}_state_fail_open_total",
             "Decisions made on this replica's own state because the shared store failed.",
@@ -317,6 +324,10 @@ class Metrics:
     # The QuotaObserver protocol of admission.
     def quota_refused(self, caller: str, quota: str) -> None:
         self.quota_refusals.labels(caller, quota).inc()
+
+    # The ReplayObserver protocol of idempotency.
+    def idempotent_replay(self, outcome: str) -> None:
+        self.idempotent_replays.labels(outcome).inc()
 
     # The StoreObserver protocol of the shared state.
     def store_call(self, backend: str, op: str, seconds: float, ok: bool) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import aclosing, suppress
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -55,6 +55,12 @@ def output_text(output: object) -> str:
     if isinstance(output, list):
         return "".join(item for item in output if isinstance(item, str))
     return ""
+
+
+# Told of a prediction as soon as it exists.
+OnCreated = Callable[[Prediction], Awaitable[None]]
+# Given the way to cancel a prediction whose caller left; returns what to do instead.
+OnLeave = Callable[[Callable[[], Awaitable[None]]], Awaitable[None]]
 
 
 class CancelObserver(Protocol):
@@ -102,14 +108,49 @@ class PredictionRunner:
         return max(_MIN_CANCEL_AFTER, math.ceil(deadline.remaining()))
 
     async def run(
-        self, path: str, body: Mapping[str, Any], *, token: str, deadline: Deadline
+        self,
+        path: str,
+        body: Mapping[str, Any],
+        *,
+        token: str,
+        deadline: Deadline,
+        on_created: OnCreated | None = None,
+        on_leave: OnLeave | None = None,
     ) -> Prediction:
-        """Runs a prediction to its end and returns it, whatever its final status."""
+        """Runs a prediction to its end and returns it, whatever its final status.
+
+        `on_created` hears of the prediction as soon as it exists; `on_leave`, when set,
+        decides what happens to it if the caller leaves (by default it is canceled).
+        """
         held = self._wait_for(deadline)
-        created = await self._create(path, body, token=token, deadline=deadline, wait_seconds=held)
+        created = await self._create(
+            path,
+            body,
+            token=token,
+            deadline=deadline,
+            wait_seconds=held,
+            hooks=(on_created, on_leave),
+        )
+        return await self._see_through(created, token, deadline, held, on_leave)
+
+    async def attach(
+        self, prediction_id: str, *, token: str, deadline: Deadline, on_leave: OnLeave | None
+    ) -> Prediction:
+        """Sees an existing prediction (an idempotent request's) through to its end."""
+        current = await self._client.get_prediction(prediction_id, token=token, deadline=deadline)
+        return await self._see_through(current, token, deadline, 0.0, on_leave)
+
+    async def _see_through(
+        self,
+        created: Prediction,
+        token: str,
+        deadline: Deadline,
+        held: float,
+        on_leave: OnLeave | None,
+    ) -> Prediction:
         if created.terminal:
             return created
-        async with self._following(created, token):
+        async with self._following(created, token, on_leave):
             try:
                 async with asyncio.timeout(deadline.remaining()):
                     return await self._follow(created, token, deadline, held)
@@ -169,7 +210,14 @@ class PredictionRunner:
             raise deadline_exceeded(prediction_id=created.id, last_status=created.status) from None
 
     async def stream(
-        self, path: str, body: Mapping[str, Any], *, token: str, deadline: Deadline
+        self,
+        path: str,
+        body: Mapping[str, Any],
+        *,
+        token: str,
+        deadline: Deadline,
+        on_created: OnCreated | None = None,
+        on_leave: OnLeave | None = None,
     ) -> AsyncGenerator[TextDelta | Prediction, None]:
         """Yields text as the model produces it, then the final prediction.
 
@@ -178,7 +226,31 @@ class PredictionRunner:
         final prediction is yielded after the follow ends, so a consumer may stop
         there without the prediction being taken for abandoned.
         """
-        created = await self._create(path, body, token=token, deadline=deadline, wait_seconds=None)
+        created = await self._create(
+            path,
+            body,
+            token=token,
+            deadline=deadline,
+            wait_seconds=None,
+            hooks=(on_created, on_leave),
+        )
+        async with aclosing(self._stream_from(created, token, deadline, on_leave)) as items:
+            async for item in items:
+                yield item
+
+    async def attach_stream(
+        self, prediction_id: str, *, token: str, deadline: Deadline, on_leave: OnLeave | None
+    ) -> AsyncGenerator[TextDelta | Prediction, None]:
+        """An existing prediction's text from its start (its stream replays what it
+        missed), then the final prediction."""
+        current = await self._client.get_prediction(prediction_id, token=token, deadline=deadline)
+        async with aclosing(self._stream_from(current, token, deadline, on_leave)) as items:
+            async for item in items:
+                yield item
+
+    async def _stream_from(
+        self, created: Prediction, token: str, deadline: Deadline, on_leave: OnLeave | None
+    ) -> AsyncGenerator[TextDelta | Prediction, None]:
         if created.terminal:
             text = output_text(created.output)
             if text:
@@ -188,7 +260,7 @@ class PredictionRunner:
         sent = 0
         streamed = False
         final = created
-        async with self._following(created, token):
+        async with self._following(created, token, on_leave):
             if created.stream_url is not None:
                 try:
                     events = self._client.stream_events(
@@ -272,9 +344,11 @@ class PredictionRunner:
         deadline: Deadline,
         wait_seconds: int | None,
         cancel_after_seconds: int | None = None,
+        hooks: tuple[OnCreated | None, OnLeave | None] = (None, None),
     ) -> Prediction:
         """Creates a prediction; if the caller leaves while Replicate holds the request,
-        the create is let finish so the prediction's id is known, and it is canceled then.
+        the create is let finish so the prediction's id is known, and it is canceled then
+        (or handed to `hooks`: told it exists, then left as `on_leave` says).
 
         Dropping the connection instead would leave a prediction nobody can name running
         until its Cancel-After.
@@ -294,31 +368,56 @@ class PredictionRunner:
         try:
             created = await asyncio.shield(task)
         except asyncio.CancelledError:
-            task.add_done_callback(lambda done: self._cancel_orphan(done, token))
+            task.add_done_callback(lambda done: self._orphaned(done, token, hooks))
             raise
         record = current_record()
         if record is not None:
             record.prediction_id = created.id
+        if hooks[0] is not None:
+            await hooks[0](created)
         return created
 
-    def _cancel_orphan(self, done: asyncio.Task[Prediction], token: str) -> None:
+    def _orphaned(
+        self,
+        done: asyncio.Task[Prediction],
+        token: str,
+        hooks: tuple[OnCreated | None, OnLeave | None],
+    ) -> None:
         if done.cancelled() or done.exception() is not None:
             return
         created = done.result()
-        if not created.terminal:
-            self.cancel_soon(created.id, token, self._leave_reason())
+        on_created, on_leave = hooks
+        if on_leave is None or self._shutting_down:
+            if not created.terminal:
+                self.cancel_soon(created.id, token, self._leave_reason())
+            return
+
+        async def hand_over() -> None:
+            if on_created is not None:
+                await on_created(created)
+            if not created.terminal:
+                await on_leave(lambda: self.cancel(created.id, token, self._leave_reason()))
+
+        self.track(hand_over())
 
     def _leave_reason(self) -> str:
         return "shutdown" if self._shutting_down else "caller_cancelled"
 
-    def _following(self, created: Prediction, token: str) -> _Following:
-        return _Following(self, created.id, token)
+    def _following(
+        self, created: Prediction, token: str, on_leave: OnLeave | None = None
+    ) -> _Following:
+        return _Following(self, created.id, token, on_leave)
 
     # --- cancellation ----------------------------------------------------------------------
 
     def cancel_soon(self, prediction_id: str, token: str, reason: str) -> asyncio.Task[None]:
         """Cancels in the background, so a canceled handler need not wait for it."""
-        task = asyncio.get_running_loop().create_task(self.cancel(prediction_id, token, reason))
+        return self.track(self.cancel(prediction_id, token, reason))
+
+    def track(self, work: Awaitable[None]) -> asyncio.Task[None]:
+        """Runs `work` (a cancel, or a wait before one) in the background; shutdown
+        waits for it with the cancels."""
+        task = asyncio.ensure_future(work)
         self._cancels.add(task)
         task.add_done_callback(self._cancels.discard)
         return task
@@ -362,10 +461,13 @@ class _Following:
     reported; leaving with a terminal prediction or an upstream error sends nothing.
     """
 
-    def __init__(self, runner: PredictionRunner, prediction_id: str, token: str) -> None:
+    def __init__(
+        self, runner: PredictionRunner, prediction_id: str, token: str, on_leave: OnLeave | None
+    ) -> None:
         self._runner = runner
         self._id = prediction_id
         self._token = token
+        self._on_leave = on_leave
 
     async def __aenter__(self) -> None:
         self._runner._running[self._id] = self._token
@@ -381,7 +483,11 @@ class _Following:
         if exc is None:
             return
         if isinstance(exc, asyncio.CancelledError | GeneratorExit):
-            self._runner.cancel_soon(self._id, self._token, self._runner._leave_reason())
+            reason = self._runner._leave_reason()
+            if self._on_leave is None or runner._shutting_down:
+                runner.cancel_soon(self._id, self._token, reason)
+            else:
+                runner.track(self._on_leave(lambda: runner.cancel(self._id, self._token, reason)))
         elif isinstance(exc, DeadlineExceeded):
             task = self._runner.cancel_soon(self._id, self._token, "deadline")
             # If the handler is torn down meanwhile, the cancel still goes out.

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from inference_gateway.idempotency import DEFAULT_GRACE_SECONDS, DEFAULT_RETENTION_SECONDS
 from inference_gateway.limits import DEFAULT_LEASE_SECONDS
 from inference_gateway.outputs import FilePolicy, Origin, api_origin, parse_origin
 from inference_gateway.request_log import LOG_FORMATS, LOG_LEVELS
@@ -68,6 +69,8 @@ class Settings:
     redis_timeout: float = 0.25
     redis_on_failure: str = DEFAULT_POLICIES
     lease_seconds: float = DEFAULT_LEASE_SECONDS
+    idempotency_retention: float = DEFAULT_RETENTION_SECONDS
+    idempotency_grace: float = DEFAULT_GRACE_SECONDS
     # The gRPC send limit, and so the most bytes of one GenerateImage reply.
     max_response_bytes: int = 64 * _MIB
     max_output_file_bytes: int = 20 * _MIB
@@ -284,6 +287,12 @@ _OPTIONS = (
     _Option("lease_seconds", "GATEWAY_LEASE_SECONDS",
             "seconds a concurrency slot outlives a replica that stopped refreshing it "
             "(killed)", _positive(float)),
+    _Option("idempotency_retention", "GATEWAY_IDEMPOTENCY_RETENTION",
+            "seconds a finished request_id's answer is kept for repeats (AIP-155: 1 h at "
+            "least)", _positive(float)),
+    _Option("idempotency_grace", "GATEWAY_IDEMPOTENCY_GRACE",
+            "seconds the prediction of a request_id call whose caller left waits for a "
+            "repeat before it is canceled", _non_negative),
     _Option("max_response_bytes", "GATEWAY_MAX_RESPONSE_BYTES",
             "largest response message (gRPC send limit), so the most bytes of one "
             "GenerateImage reply with include_data", _positive(int)),

@@ -167,6 +167,8 @@ def build_gateway(
                 max_input_image_bytes=settings.max_input_image_bytes,
             ),
             lease_seconds=settings.lease_seconds,
+            idempotency_retention_seconds=settings.idempotency_retention,
+            idempotency_grace_seconds=settings.idempotency_grace,
         ),
         state=state,
     )

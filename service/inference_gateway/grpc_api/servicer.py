@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
+import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ from inference_gateway.domain import (
     ImageResult,
     InputImage,
     PredictionSummary,
+    RequestId,
     StreamEnd,
     StreamStart,
     TextRequest,
@@ -264,7 +267,33 @@ def text_request(
         suffix=_optional(request, "suffix"),
         template=request.template or None,
         caller=caller,
+        request_id=_request_id(request),
     )
+
+
+def _request_id(request: pb.GenerateTextRequest | pb.GenerateImageRequest) -> RequestId | None:
+    """The request_id, checked to be a UUID (AIP-155), and a digest of the rest.
+
+    The digest covers every other field, in protobuf's deterministic encoding, and the
+    message type: a GenerateText repeated as StreamText is the same request, an image
+    request under a text request's id is not.
+    """
+    if not request.request_id:
+        return None
+    try:
+        value = uuid.UUID(request.request_id)
+    except ValueError:
+        raise InvalidArgument(
+            "request_id must be a UUID (for example from uuid4()), or empty for a call "
+            "that is not retried safely",
+            reason="INVALID_REQUEST_ID",
+            violations=(FieldViolation("request_id", "not a UUID"),),
+        ) from None
+    rest = type(request).FromString(request.SerializeToString())
+    rest.ClearField("request_id")
+    digest = hashlib.sha256(request.DESCRIPTOR.full_name.encode() + b"\0")
+    digest.update(rest.SerializeToString(deterministic=True))
+    return RequestId(str(value), digest.hexdigest())
 
 
 def image_request(
@@ -287,6 +316,7 @@ def image_request(
         ),
         include_data=request.include_data,
         caller=caller,
+        request_id=_request_id(request),
     )
 
 

@@ -22,8 +22,9 @@ class StoreError(Exception):
 class ClaimOutcome(Enum):
     # This holder owns the record and must create the prediction.
     CLAIMED = "claimed"
-    # This holder took over a record whose owner's lease expired after it recorded a
-    # prediction id: it follows that prediction instead of creating another.
+    # This holder took over a record whose owner's lease expired, or whose owner's caller
+    # left, after it recorded a prediction id: it follows that prediction instead of
+    # creating another.
     ADOPTED = "adopted"
     # Another holder owns it and its lease is live: attach (or wait for the prediction id).
     RUNNING = "running"
@@ -101,8 +102,17 @@ class StateStore(Protocol):
         """Stores the final response for repeats, for `retention` seconds."""
         ...
 
-    async def release_claim(self, key: str, holder: str) -> None:
-        """Drops a claim whose create failed, so a repeat may create again."""
+    async def release_claim(self, key: str, holder: str) -> bool:
+        """Drops a claim `holder` still owns and has not completed; whether it did.
+
+        A create that failed is released so a repeat may create again; an abandoned
+        record (holder "") is released when no repeat adopted it within its grace.
+        """
+        ...
+
+    async def abandon_claim(self, key: str, holder: str, grace: float) -> bool:
+        """The holder's caller left: the record waits `grace` seconds with no holder, and
+        the first repeat adopts it at once. False when `holder` no longer owns it."""
         ...
 
     # Plain values that expire (operation records), and indexes of members that each

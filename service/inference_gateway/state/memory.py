@@ -172,7 +172,7 @@ class MemoryStore:
             return Claim(ClaimOutcome.MISMATCH)
         if record.response is not None:
             return Claim(ClaimOutcome.DONE, record.prediction_id, record.response)
-        if record.holder != holder and record.lease_until > now:
+        if record.holder not in (holder, "") and record.lease_until > now:
             return Claim(ClaimOutcome.RUNNING, record.prediction_id)
         record.holder, record.lease_until = holder, now + lease
         if record.prediction_id is None:
@@ -198,11 +198,22 @@ class MemoryStore:
         if record is not None and record.holder == holder:
             record.response, record.expires = response, now + retention
 
-    async def release_claim(self, key: str, holder: str) -> None:
+    async def release_claim(self, key: str, holder: str) -> bool:
         self._now()
         record = self._t.records.get(key)
-        if record is not None and record.holder == holder and record.response is None:
-            del self._t.records[key]
+        if record is None or record.holder != holder or record.response is not None:
+            return False
+        del self._t.records[key]
+        return True
+
+    async def abandon_claim(self, key: str, holder: str, grace: float) -> bool:
+        now = self._now()
+        record = self._t.records.get(key)
+        if record is None or record.holder != holder or record.response is not None:
+            return False
+        record.holder, record.lease_until = "", now + grace
+        record.expires = max(record.expires, now + grace)
+        return True
 
     async def put(self, key: str, value: bytes, ttl: float) -> None:
         self._t.values[key] = (value, self._now() + ttl)

@@ -127,14 +127,15 @@ if not s[1] then
 end
 if s[1] ~= fingerprint then return {'mismatch'} end
 if s[5] == '1' then return {'done', s[4] or '', s[6]} end
-if s[2] ~= holder and tonumber(s[3]) > t then return {'running', s[4] or ''} end
+if s[2] ~= holder and s[2] ~= '' and tonumber(s[3]) > t then return {'running', s[4] or ''} end
 redis.call('HSET', KEYS[1], 'h', holder, 'l', tostring(t + lease))
 if not s[4] then return {'claimed'} end
 return {'adopted', s[4]}
 """
 )
 
-# KEYS[1] record; ARGV op, holder, lease or retention, prediction id or response.
+# KEYS[1] record; ARGV op, holder, seconds (lease, retention or grace), prediction id or
+# response. Returns 1, or 0 when `holder` does not own an unfinished record.
 _RECORD = (
     _PRELUDE
     + """
@@ -149,6 +150,9 @@ if op == 'renew' then
 elseif op == 'complete' then
   redis.call('HSET', KEYS[1], 'd', '1', 'r', ARGV[4])
   expire(KEYS[1], seconds)
+elseif op == 'abandon' then
+  redis.call('HSET', KEYS[1], 'h', '', 'l', tostring(t + seconds))
+  if redis.call('PTTL', KEYS[1]) < seconds * 1000 then expire(KEYS[1], seconds) end
 else
   redis.call('DEL', KEYS[1])
 end
@@ -293,8 +297,11 @@ class RedisStore:
     async def complete(self, key: str, holder: str, response: bytes, retention: float) -> None:
         await self._run(self._record, key, "complete", holder, retention, response)
 
-    async def release_claim(self, key: str, holder: str) -> None:
-        await self._run(self._record, key, "release", holder, 0, "")
+    async def release_claim(self, key: str, holder: str) -> bool:
+        return bool(await self._run(self._record, key, "release", holder, 0, ""))
+
+    async def abandon_claim(self, key: str, holder: str, grace: float) -> bool:
+        return bool(await self._run(self._record, key, "abandon", holder, grace, ""))
 
     async def _set(self, key: str, value: bytes, ttl: float, *, new: bool) -> bool:
         try:

@@ -195,6 +195,7 @@ class GenerateTextRequest(_message.Message):
     PREFIX_FIELD_NUMBER: _builtins.int
     SUFFIX_FIELD_NUMBER: _builtins.int
     TEMPLATE_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """An alias from the configuration or a model id, for example
     "meta/meta-llama-3-8b-instruct", "replicate:owner/name:VERSION" or
@@ -227,6 +228,12 @@ class GenerateTextRequest(_message.Message):
     and the one chosen by model id: "llama2", "llama3", "mistral",
     "chatml", "gemma" or "none".
     """
+    request_id: _builtins.str
+    """Optional idempotency key (AIP-155): a UUID the caller chooses. A repeat with the
+    same request_id from the same caller, on any replica, attaches to the first call's
+    prediction instead of creating another; the same id with a different request is
+    INVALID_ARGUMENT. GenerateText and StreamText share it.
+    """
     @_builtins.property
     def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChatMessage]:
         """Chat turns, rendered through a chat template."""
@@ -258,10 +265,11 @@ class GenerateTextRequest(_message.Message):
         prefix: _builtins.str | None = ...,
         suffix: _builtins.str | None = ...,
         template: _builtins.str = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_max_length", b"_max_length", "_max_new_tokens", b"_max_new_tokens", "_prefix", b"_prefix", "_repetition_penalty", b"_repetition_penalty", "_seed", b"_seed", "_suffix", b"_suffix", "_system_prompt", b"_system_prompt", "_temperature", b"_temperature", "_top_k", b"_top_k", "_top_p", b"_top_p", "extra_input", b"extra_input", "max_length", b"max_length", "max_new_tokens", b"max_new_tokens", "prefix", b"prefix", "repetition_penalty", b"repetition_penalty", "seed", b"seed", "suffix", b"suffix", "system_prompt", b"system_prompt", "temperature", b"temperature", "top_k", b"top_k", "top_p", b"top_p"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_length", b"_max_length", "_max_new_tokens", b"_max_new_tokens", "_prefix", b"_prefix", "_repetition_penalty", b"_repetition_penalty", "_seed", b"_seed", "_suffix", b"_suffix", "_system_prompt", b"_system_prompt", "_temperature", b"_temperature", "_top_k", b"_top_k", "_top_p", b"_top_p", "extra_input", b"extra_input", "max_length", b"max_length", "max_new_tokens", b"max_new_tokens", "messages", b"messages", "model", b"model", "prefix", b"prefix", "prompt", b"prompt", "repetition_penalty", b"repetition_penalty", "seed", b"seed", "stop_sequences", b"stop_sequences", "suffix", b"suffix", "system_prompt", b"system_prompt", "temperature", b"temperature", "template", b"template", "top_k", b"top_k", "top_p", b"top_p"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_length", b"_max_length", "_max_new_tokens", b"_max_new_tokens", "_prefix", b"_prefix", "_repetition_penalty", b"_repetition_penalty", "_seed", b"_seed", "_suffix", b"_suffix", "_system_prompt", b"_system_prompt", "_temperature", b"_temperature", "_top_k", b"_top_k", "_top_p", b"_top_p", "extra_input", b"extra_input", "max_length", b"max_length", "max_new_tokens", b"max_new_tokens", "messages", b"messages", "model", b"model", "prefix", b"prefix", "prompt", b"prompt", "repetition_penalty", b"repetition_penalty", "request_id", b"request_id", "seed", b"seed", "stop_sequences", b"stop_sequences", "suffix", b"suffix", "system_prompt", b"system_prompt", "temperature", b"temperature", "template", b"template", "top_k", b"top_k", "top_p", b"top_p"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__max_length: _TypeAlias = _typing.Literal["max_length"]  # noqa: Y015
     _WhichOneofArgType__max_length: _TypeAlias = _typing.Literal["_max_length", b"_max_length"]  # noqa: Y015
@@ -539,6 +547,7 @@ class GenerateImageRequest(_message.Message):
     EXTRA_INPUT_FIELD_NUMBER: _builtins.int
     INPUT_IMAGES_FIELD_NUMBER: _builtins.int
     INCLUDE_DATA_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """An alias or a model id, for example "stability-ai/sdxl" or
     "replicate:image:stability-ai/sdxl:VERSION".
@@ -559,6 +568,8 @@ class GenerateImageRequest(_message.Message):
     """Number of denoising steps."""
     include_data: _builtins.bool
     """Also return each image's bytes (Replicate's file URLs expire)."""
+    request_id: _builtins.str
+    """Optional idempotency key (AIP-155), as in GenerateTextRequest."""
     @_builtins.property
     def extra_input(self) -> _struct_pb2.Struct:
         """Model-specific inputs, merged verbatim into the prediction's input."""
@@ -580,10 +591,11 @@ class GenerateImageRequest(_message.Message):
         extra_input: _struct_pb2.Struct | None = ...,
         input_images: _abc.Iterable[Global___InputImage] | None = ...,
         include_data: _builtins.bool = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_apply_watermark", b"_apply_watermark", "_height", b"_height", "_num_inference_steps", b"_num_inference_steps", "_refine", b"_refine", "_width", b"_width", "apply_watermark", b"apply_watermark", "extra_input", b"extra_input", "height", b"height", "num_inference_steps", b"num_inference_steps", "refine", b"refine", "width", b"width"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_apply_watermark", b"_apply_watermark", "_height", b"_height", "_num_inference_steps", b"_num_inference_steps", "_refine", b"_refine", "_width", b"_width", "apply_watermark", b"apply_watermark", "extra_input", b"extra_input", "height", b"height", "include_data", b"include_data", "input_images", b"input_images", "model", b"model", "num_inference_steps", b"num_inference_steps", "prompt", b"prompt", "refine", b"refine", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_apply_watermark", b"_apply_watermark", "_height", b"_height", "_num_inference_steps", b"_num_inference_steps", "_refine", b"_refine", "_width", b"_width", "apply_watermark", b"apply_watermark", "extra_input", b"extra_input", "height", b"height", "include_data", b"include_data", "input_images", b"input_images", "model", b"model", "num_inference_steps", b"num_inference_steps", "prompt", b"prompt", "refine", b"refine", "request_id", b"request_id", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__apply_watermark: _TypeAlias = _typing.Literal["apply_watermark"]  # noqa: Y015
     _WhichOneofArgType__apply_watermark: _TypeAlias = _typing.Literal["_apply_watermark", b"_apply_watermark"]  # noqa: Y015
