@@ -14,6 +14,7 @@ from collections.abc import AsyncGenerator, Mapping
 from contextlib import AbstractAsyncContextManager, aclosing
 from dataclasses import dataclass
 
+from inference_gateway import tracing
 from inference_gateway.access import check_permission, may_use_alias
 from inference_gateway.config import AliasConfig, CallerConfig
 from inference_gateway.deadlines import Deadline
@@ -490,6 +491,19 @@ class Gateway:
             m.predict_duration.labels(label).observe(predict)
         tokens_in = prediction.metric("input_token_count")
         tokens_out = prediction.metric("output_token_count")
+        if tracing.enabled():
+            tracing.annotate_call(
+                {
+                    "gen_ai.response.id": prediction.id,
+                    "gen_ai.response.model": _response_model(prediction),
+                    "gen_ai.response.finish_reasons": (prediction.status,),
+                    "gen_ai.usage.input_tokens": tokens_in,
+                    "gen_ai.usage.output_tokens": tokens_out,
+                    "replicate.queue_seconds": queue,
+                    "replicate.predict_seconds": predict,
+                    "replicate.cold_boot": cold,
+                }
+            )
         if tokens_in is not None:
             m.input_tokens.labels(label).inc(tokens_in)
         if tokens_out is not None:
@@ -554,6 +568,13 @@ class Gateway:
     ) -> tuple[ImageOutput, ...]:
         """A finished image prediction's files, fetched under the blocking calls' rules."""
         return await self._outputs.images(prediction, include_data, token, deadline)
+
+
+def _response_model(prediction: Prediction) -> str | None:
+    """owner/name:version as Replicate ran it."""
+    if prediction.model and prediction.version:
+        return f"{prediction.model}:{prediction.version}"
+    return prediction.model or prediction.version
 
 
 def _fields_of(request: TextRequest | ImageRequest) -> dict[str, str]:

@@ -19,6 +19,7 @@ from contextlib import aclosing, suppress
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from inference_gateway import tracing
 from inference_gateway.deadlines import Deadline
 from inference_gateway.domain import TextDelta
 from inference_gateway.errors import (
@@ -153,7 +154,9 @@ class PredictionRunner:
         async with self._following(created, token, on_leave):
             try:
                 async with asyncio.timeout(deadline.remaining()):
-                    return await self._follow(created, token, deadline, held)
+                    return await tracing.traced(
+                        "replicate.wait", self._follow(created, token, deadline, held)
+                    )
             except TimeoutError:
                 raise deadline_exceeded(
                     prediction_id=created.id, last_status=created.status
@@ -260,30 +263,33 @@ class PredictionRunner:
         sent = 0
         streamed = False
         final = created
-        async with self._following(created, token, on_leave):
-            if created.stream_url is not None:
-                try:
-                    events = self._client.stream_events(
-                        created.stream_url, token=token, deadline=deadline
-                    )
-                    async with aclosing(events):
-                        async for event in events:
-                            if event.event == "output" and event.data:
-                                sent += len(event.data)
-                                yield TextDelta(event.data)
-                            elif event.event in ("done", "error"):
-                                # The prediction itself says how it ended, with its logs.
-                                streamed = True
-                                break
-                except StreamUnavailable as exc:
-                    _LOGGER.info("prediction %s: %s; reading its output", created.id, exc)
-            # Whatever the stream did not deliver (all of it, without a stream) comes
-            # from the prediction's output.
-            async for item in self._poll_text(created, sent, token, deadline, now=streamed):
-                if isinstance(item, Prediction):
-                    final = item
-                else:
-                    yield item
+        # The stream's span ends before the final prediction goes out: what the caller
+        # does with it is not Replicate's time.
+        with tracing.span("replicate.stream"):
+            async with self._following(created, token, on_leave):
+                if created.stream_url is not None:
+                    try:
+                        events = self._client.stream_events(
+                            created.stream_url, token=token, deadline=deadline
+                        )
+                        async with aclosing(events):
+                            async for event in events:
+                                if event.event == "output" and event.data:
+                                    sent += len(event.data)
+                                    yield TextDelta(event.data)
+                                elif event.event in ("done", "error"):
+                                    # The prediction itself says how it ended, with its logs.
+                                    streamed = True
+                                    break
+                    except StreamUnavailable as exc:
+                        _LOGGER.info("prediction %s: %s; reading its output", created.id, exc)
+                # Whatever the stream did not deliver (all of it, without a stream) comes
+                # from the prediction's output.
+                async for item in self._poll_text(created, sent, token, deadline, now=streamed):
+                    if isinstance(item, Prediction):
+                        final = item
+                    else:
+                        yield item
         yield final
 
     async def _poll_text(
@@ -353,16 +359,15 @@ class PredictionRunner:
         Dropping the connection instead would leave a prediction nobody can name running
         until its Cancel-After.
         """
-        task = asyncio.get_running_loop().create_task(
-            self._client.create_prediction(
-                path,
-                body,
-                token=token,
-                deadline=deadline,
-                wait_seconds=wait_seconds,
-                cancel_after_seconds=cancel_after_seconds or self._cancel_after(deadline),
-            )
+        create = self._client.create_prediction(
+            path,
+            body,
+            token=token,
+            deadline=deadline,
+            wait_seconds=wait_seconds,
+            cancel_after_seconds=cancel_after_seconds or self._cancel_after(deadline),
         )
+        task = asyncio.get_running_loop().create_task(tracing.traced("replicate.create", create))
         self._creates.add(task)
         task.add_done_callback(self._creates.discard)
         try:
@@ -426,8 +431,11 @@ class PredictionRunner:
         """Best effort and bounded: logged, never raised."""
         self._on_cancel.cancel_sent(reason)
         try:
-            await self._client.cancel_prediction(
-                prediction_id, token=token, deadline=Deadline.after(_CANCEL_TIMEOUT)
+            await tracing.traced(
+                "replicate.cancel",
+                self._client.cancel_prediction(
+                    prediction_id, token=token, deadline=Deadline.after(_CANCEL_TIMEOUT)
+                ),
             )
         except GatewayError as exc:
             _LOGGER.warning("cancel of prediction %s (%s) failed: %s", prediction_id, reason, exc)

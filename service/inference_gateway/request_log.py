@@ -3,7 +3,7 @@
 A request's record lives in a context variable, so the core and the Replicate client
 can add to it (model, prediction id, upstream request count) without being handed it.
 Prompts are left out unless asked for (`configure_logging(..., log_prompts=True)`);
-tokens never enter a record.
+tokens never enter a record. Every line carries trace_id and span_id while a span is current.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from inference_gateway import tracing
 
 __all__ = [
     "LOG_FORMATS",
@@ -150,6 +152,7 @@ class _JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        line.update(tracing.log_ids())
         request = getattr(record, "request", None)
         if isinstance(request, dict):
             line.update(request)
@@ -175,6 +178,8 @@ class _TextFormatter(logging.Formatter):
         request = getattr(record, "request", None)
         if isinstance(request, dict):
             text += " " + " ".join(f"{k}={_logfmt_value(v)}" for k, v in request.items())
+        for key, value in tracing.log_ids():
+            text += f" {key}={value}"
         return text
 
 

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from inference_gateway import tracing
 from inference_gateway.deadlines import Deadline
 from inference_gateway.errors import GatewayError
 from inference_gateway.model_ids import EndpointKind, ModelRef, Task
@@ -232,7 +233,8 @@ class SchemaCache:
         future: asyncio.Future[ModelSchema | None] = asyncio.get_running_loop().create_future()
         self._pending[key] = future
         try:
-            schema = await self._fetch(ref, token=token, deadline=deadline)
+            fetch = self._fetch(ref, token=token, deadline=deadline)
+            schema = await tracing.traced("replicate.schema", fetch)
         except GatewayError as exc:
             _LOGGER.info("input schema of %s unavailable (%s); sending unchecked", key, exc)
             schema, ttl = None, self._failure_ttl

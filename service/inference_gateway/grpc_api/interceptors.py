@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 import grpc
 
+from inference_gateway import tracing
 from inference_gateway.errors import REPLICATE_AUTH_FAILED, GatewayError
 from inference_gateway.grpc_api.auth import OPEN_SERVICES, Identify, Metadata
 from inference_gateway.grpc_api.status import INTERNAL_ERROR, to_rpc_status
 from inference_gateway.metrics import Metrics
-from inference_gateway.request_log import finish_record, request_record
+from inference_gateway.request_log import RequestRecord, finish_record, request_record
 
 __all__ = ["ObservingInterceptor", "wrap_handler"]
 
@@ -143,6 +144,7 @@ class _Call:
         if self._own:
             metrics.in_flight.labels(name).inc()
             self._record, self._token = request_record(name, caller=_UNAUTHENTICATED)
+            tracing.call_started()
 
     async def __aenter__(self) -> _Call:
         return self
@@ -191,16 +193,46 @@ class _Call:
     def end(self) -> None:
         m = self._metrics
         elapsed = time.monotonic() - self._started
+        # Links a slow bucket to a trace of it, when tracing is on.
+        exemplar = tracing.exemplar()
         m.grpc_handled.labels(*self._labels, self.code).inc()
-        m.grpc_handling.labels(*self._labels).observe(elapsed)
+        m.grpc_handling.labels(*self._labels).observe(elapsed, exemplar)
         if self._own:
             m.in_flight.labels(self._labels[2]).dec()
             if self._record is not None:
                 # End to end, whatever the outcome, once the model is known.
                 if self._record.model is not None:
-                    m.request_duration.labels(self._labels[2], self._record.model).observe(elapsed)
+                    m.request_duration.labels(self._labels[2], self._record.model).observe(
+                        elapsed, exemplar
+                    )
                 self._record.grpc_code = self.code
+                if tracing.enabled():
+                    tracing.annotate_call(_call_attributes(self._record))
                 finish_record(self._token, self._record)
+
+
+# The GenAI semantic conventions' operation names, by RPC.
+_GEN_AI_OPERATIONS = {
+    "GenerateText": "text_completion",
+    "StreamText": "text_completion",
+    "SubmitText": "text_completion",
+    "GenerateImage": "generate_content",
+    "SubmitImage": "generate_content",
+}
+
+
+def _call_attributes(record: RequestRecord) -> dict[str, object]:
+    """The server span's attributes from the call's record: what it ran, how it ended."""
+    return {
+        "gen_ai.operation.name": _GEN_AI_OPERATIONS.get(record.rpc),
+        "gen_ai.provider.name": "replicate",
+        "gen_ai.request.model": record.model,
+        "replicate.prediction.id": record.prediction_id,
+        "replicate.prediction.status": record.prediction_status,
+        "error.type": record.error_reason,
+        # Present only when prompt logging is on (request_log.record_prompt decides).
+        "gen_ai.prompt": record.prompt,
+    }
 
 
 class ObservingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import signal
 from collections.abc import Mapping
@@ -26,6 +27,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
+from inference_gateway import tracing
 from inference_gateway.config import GatewayConfig
 from inference_gateway.core import CoreSettings, Gateway
 from inference_gateway.deadlines import Deadline
@@ -102,6 +104,8 @@ class RunningGateway:
         await self.runner.drain_cancels()
         await self.client.aclose()
         await self.gateway.state.close()
+        # The last export blocks until it is sent: off the loop, which may serve its receiver.
+        await asyncio.to_thread(tracing.shutdown)
         if self._metrics_http is not None:
             http_server, _ = self._metrics_http
             # shutdown() waits for the server thread's next poll: keep the loop free meanwhile.
@@ -308,12 +312,21 @@ async def start_gateway(
     # Files and settings first: a bad one stops start-up before anything is opened.
     credentials = _server_credentials(settings)
     identify = _identify(settings, config)
+    try:
+        tracing.start_from_environment(os.environ)
+    except tracing.TracingSetupError as error:
+        raise SettingsError(str(error)) from None
+    traced = tracing.server_interceptor()
     gateway, runner, client, metrics = build_gateway(
         settings, config, env_defaults, transport=transport
     )
     age_ms = int(settings.max_connection_age * 1000)
     server = grpc.aio.server(
-        interceptors=[ObservingInterceptor(metrics, identify)],
+        # The server span (when tracing is on) wraps everything the gateway's own does.
+        interceptors=[
+            *([traced] if traced is not None else []),
+            ObservingInterceptor(metrics, identify),
+        ],
         options=[
             # gRPC turns port sharing on by default: a second gateway would bind the same
             # port and take half the calls. Off unless asked for.

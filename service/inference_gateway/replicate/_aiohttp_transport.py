@@ -7,6 +7,10 @@ keeps idle connections per host and hands one over in constant time. The client
 keeps httpx's requests, responses, timeouts and exception types; only the wire
 moves.
 
+With tracing on, each exchange is a client span, started here and ended when its body
+is closed, so a stream's span lasts as long as the stream (httpx's instrumentation wraps
+only httpx's own transports).
+
 Compressed bodies are inflated here, never more than `INFLATE_PIECE` bytes per step: a
 64 KiB gzip chunk can expand to 64 MiB in one call, past every bound the client sets
 on what it reads.
@@ -16,9 +20,15 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import aiohttp
 import httpx
+
+from inference_gateway import tracing
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
 
 __all__ = ["INFLATE_PIECE", "AiohttpTransport"]
 
@@ -69,11 +79,17 @@ class _ResponseBody(httpx.AsyncByteStream):
     """The body as aiohttp reads it; closing it returns (or drops) the connection."""
 
     def __init__(
-        self, response: aiohttp.ClientResponse, request: httpx.Request, *, inflate: bool
+        self,
+        response: aiohttp.ClientResponse,
+        request: httpx.Request,
+        *,
+        inflate: bool,
+        span: Span | None,
     ) -> None:
         self._response = response
         self._request = request
         self._inflate = inflate
+        self._span = span
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         # gzip or zlib framing, told apart by the header (wbits + 32).
@@ -89,7 +105,9 @@ class _ResponseBody(httpx.AsyncByteStream):
                     if piece:
                         yield piece
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise _translate(exc, self._request) from exc
+            error = _translate(exc, self._request)
+            _span_failed(self._span, error)
+            raise error from exc
         except zlib.error as exc:
             message = f"a compressed body is corrupt ({exc})"
             raise httpx.DecodingError(message, request=self._request) from exc
@@ -97,6 +115,38 @@ class _ResponseBody(httpx.AsyncByteStream):
     async def aclose(self) -> None:
         # Back to the pool if the body was read to the end, otherwise closed.
         self._response.release()
+        if self._span is not None:
+            self._span.end()
+            self._span = None
+
+
+def _exchange_span(request: httpx.Request) -> Span | None:
+    """The exchange's client span (HTTP semantic conventions), or None with tracing off.
+
+    The URL has no query (none of Replicate's carry one that matters) and no header is
+    recorded: the token travels in one.
+    """
+    if not tracing.enabled():
+        return None
+    url = request.url
+    return tracing.client_span(
+        request.method,
+        {
+            "http.request.method": request.method,
+            "url.full": str(url.copy_with(query=None)),
+            "server.address": url.host,
+            "server.port": url.port or (443 if url.scheme == "https" else 80),
+        },
+    )
+
+
+def _span_failed(span: Span | None, error: BaseException) -> None:
+    if span is None:
+        return
+    from opentelemetry.trace import StatusCode
+
+    span.set_attribute("error.type", type(error).__name__)
+    span.set_status(StatusCode.ERROR, str(error))
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
@@ -134,17 +184,26 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         ]
         headers.append(("Accept-Encoding", _ACCEPT_ENCODING))
         body = await request.aread()
+        span = _exchange_span(request)
         try:
-            response = await self._open().request(
-                request.method,
-                str(request.url),
-                headers=headers,
-                data=body or None,
-                allow_redirects=False,
-                timeout=_timeout(request),
-            )
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise _translate(exc, request) from exc
+            try:
+                response = await self._open().request(
+                    request.method,
+                    str(request.url),
+                    headers=headers,
+                    data=body or None,
+                    allow_redirects=False,
+                    timeout=_timeout(request),
+                )
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise _translate(exc, request) from exc
+        except BaseException as error:  # a cancel ends the span too
+            _span_failed(span, error)
+            if span is not None:
+                span.end()
+            raise
+        if span is not None:
+            span.set_attribute("http.response.status_code", response.status)
         inflate = response.headers.get("Content-Encoding", "").strip().lower() in _INFLATED
         response_headers = [
             (name, value)
@@ -154,7 +213,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         return httpx.Response(
             status_code=response.status,
             headers=response_headers,
-            stream=_ResponseBody(response, request, inflate=inflate),
+            stream=_ResponseBody(response, request, inflate=inflate, span=span),
             extensions={
                 "http_version": b"HTTP/1.1",
                 "reason_phrase": (response.reason or "").encode("latin-1"),

@@ -1,0 +1,177 @@
+"""Traces end to end: the gateway exports over OTLP/gRPC to a receiver on loopback.
+
+The receiver is built from opentelemetry-proto's service definitions (tests/support/otlp.py),
+so these tests read what a collector would get, not what the SDK was asked to do.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+
+import grpc
+import pytest
+from opentelemetry.proto.trace.v1 import trace_pb2
+
+from inference_gateway import tracing
+from inference_gateway.settings import SettingsError
+from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as pb
+from tests.gateway_harness import TEST_TOKEN, running_gateway
+from tests.support.models import LLAMA3
+from tests.support.otlp import Receiver, attributes, otlp_receiver
+
+SERVICE = "/inference.gateway.v1.InferenceGateway/"
+PROMPT = "the-private-prompt-7f3a"
+
+
+@pytest.fixture
+def otel_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """Only the standard variables; the batch exporter sends every 50 ms."""
+    for name in ("OTEL_TRACES_EXPORTER", "OTEL_SDK_DISABLED", "OTEL_TRACES_SAMPLER"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_INSECURE", "true")
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
+    yield monkeypatch
+    tracing.shutdown()
+
+
+def caller_context() -> tuple[str, str, tuple[tuple[str, str], ...]]:
+    trace_id, span_id = secrets.token_hex(16), secrets.token_hex(8)
+    return trace_id, span_id, (("traceparent", f"00-{trace_id}-{span_id}-01"),)
+
+
+def trace_of(receiver: Receiver, trace_id: str) -> list[trace_pb2.Span]:
+    return [s for s in receiver.spans() if s.trace_id.hex() == trace_id]
+
+
+def only(spans: list[trace_pb2.Span], name: str) -> trace_pb2.Span:
+    [found] = [s for s in spans if s.name == name]
+    return found
+
+
+def children(spans: list[trace_pb2.Span], parent: trace_pb2.Span) -> list[trace_pb2.Span]:
+    return [s for s in spans if s.parent_span_id == parent.span_id]
+
+
+async def test_spans_of_a_call_a_stream_and_a_failure_continue_the_callers_trace(
+    otel_env: pytest.MonkeyPatch,
+) -> None:
+    async with otlp_receiver() as receiver:
+        otel_env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+        unary_trace, unary_parent, unary_md = caller_context()
+        stream_trace, stream_parent, stream_md = caller_context()
+        failed_trace, _, failed_md = caller_context()
+        async with running_gateway() as h:
+            reply = await h.stub.GenerateText(
+                pb.GenerateTextRequest(model=LLAMA3, prompt=PROMPT), metadata=unary_md, timeout=20
+            )
+            streamed = [
+                m
+                async for m in h.stub.StreamText(
+                    pb.GenerateTextRequest(model=LLAMA3, prompt=PROMPT),
+                    metadata=stream_md,
+                    timeout=20,
+                )
+            ]
+            h.simulator.state.set_behaviour(LLAMA3, fail_error="CUDA out of memory")
+            with pytest.raises(grpc.aio.AioRpcError) as failed:
+                await h.stub.GenerateText(
+                    pb.GenerateTextRequest(model=LLAMA3, prompt=PROMPT),
+                    metadata=failed_md,
+                    timeout=20,
+                )
+        # The gateway's stop flushes its exporter.
+
+    # GenerateText: the server span continues the caller's span; phases and HTTP below it.
+    spans = trace_of(receiver, unary_trace)
+    server = only(spans, SERVICE + "GenerateText")
+    assert server.parent_span_id.hex() == unary_parent
+    assert server.kind == trace_pb2.Span.SPAN_KIND_SERVER
+    attrs = attributes(server)
+    assert attrs["gen_ai.operation.name"] == "text_completion"
+    assert attrs["gen_ai.provider.name"] == "replicate"
+    assert attrs["gen_ai.request.model"] == LLAMA3
+    assert str(attrs["gen_ai.response.model"]).startswith(LLAMA3 + ":")
+    assert attrs["gen_ai.response.id"] == reply.prediction.id
+    assert attrs["replicate.prediction.id"] == reply.prediction.id
+    assert attrs["gen_ai.response.finish_reasons"] == ("succeeded",)
+    assert attrs["gen_ai.usage.output_tokens"] == reply.prediction.usage.output_token_count
+    assert attrs["gen_ai.usage.input_tokens"] == reply.prediction.usage.input_token_count
+    assert attrs["replicate.cold_boot"] is False
+    assert "replicate.queue_seconds" in attrs
+    phases = {s.name for s in children(spans, server)}
+    assert {"replicate.schema", "replicate.create"} <= phases
+    create = only(spans, "replicate.create")
+    [post] = children(spans, create)
+    assert post.kind == trace_pb2.Span.SPAN_KIND_CLIENT
+    post_attrs = attributes(post)
+    assert post_attrs["http.request.method"] == "POST"
+    assert post_attrs["http.response.status_code"] == 201
+    assert str(post_attrs["url.full"]).endswith(f"/v1/models/{LLAMA3}/predictions")
+
+    # StreamText: the stream's span holds the SSE exchange, open until the stream ended.
+    spans = trace_of(receiver, stream_trace)
+    server = only(spans, SERVICE + "StreamText")
+    assert server.parent_span_id.hex() == stream_parent
+    assert attributes(server)["gen_ai.response.id"] == streamed[-1].prediction.id
+    stream = only(spans, "replicate.stream")
+    assert stream.parent_span_id == server.span_id
+    sse = [s for s in children(spans, stream) if attributes(s)["http.request.method"] == "GET"]
+    assert sse, [s.name for s in spans]
+    # The SSE body was read to its end inside the stream span, so its span ended there too.
+    assert all(stream.start_time_unix_nano <= s.end_time_unix_nano for s in sse)
+    assert all(s.end_time_unix_nano <= stream.end_time_unix_nano for s in sse)
+    assert max(s.end_time_unix_nano - s.start_time_unix_nano for s in sse) > 0
+
+    # The failure: its status, code and reason on the server span.
+    assert failed.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    spans = trace_of(receiver, failed_trace)
+    server = only(spans, SERVICE + "GenerateText")
+    # gRPC's conventions: a server span is an error only for server faults, not this one.
+    assert server.status.code == trace_pb2.Status.STATUS_CODE_UNSET
+    attrs = attributes(server)
+    assert attrs["rpc.grpc.status_code"] == grpc.StatusCode.FAILED_PRECONDITION.value[0]
+    assert attrs["error.type"] == "PREDICTION_FAILED"
+    assert attrs["gen_ai.response.finish_reasons"] == ("failed",)
+
+    # Nothing private anywhere: no prompt (prompt logging is off), no token.
+    everything = receiver.raw()
+    assert PROMPT.encode() not in everything
+    assert TEST_TOKEN.encode() not in everything
+    assert b"r8_" not in everything
+
+
+async def test_off_without_the_standard_variables(otel_env: pytest.MonkeyPatch) -> None:
+    otel_env.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
+    otel_env.delenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", raising=False)
+    async with running_gateway() as h:
+        assert not tracing.enabled()
+        await h.stub.GenerateText(pb.GenerateTextRequest(model=LLAMA3, prompt="x"), timeout=20)
+        assert tracing.exemplar() is None
+
+
+async def test_the_sampler_variables_are_honoured(otel_env: pytest.MonkeyPatch) -> None:
+    async with otlp_receiver() as receiver:
+        otel_env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+        otel_env.setenv("OTEL_TRACES_SAMPLER", "always_off")
+        async with running_gateway() as h:
+            assert tracing.enabled()
+            await h.stub.GenerateText(pb.GenerateTextRequest(model=LLAMA3, prompt="x"), timeout=20)
+    assert list(receiver.spans()) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "complaint"),
+    [
+        ("OTEL_TRACES_EXPORTER", "zipkin", "OTEL_TRACES_EXPORTER='zipkin'"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf", "set it to grpc"),
+    ],
+)
+async def test_an_exporter_the_gateway_lacks_stops_start_up(
+    otel_env: pytest.MonkeyPatch, name: str, value: str, complaint: str
+) -> None:
+    otel_env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317")
+    otel_env.setenv(name, value)
+    with pytest.raises(SettingsError, match=complaint):
+        async with running_gateway():
+            pass
