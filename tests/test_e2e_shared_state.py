@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import textwrap
+import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import cast
 
 import grpc
 import pytest
+import redis.asyncio as aioredis
 from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2
 
 from inference_gateway.config import GatewayConfig, hash_token, load_config
 from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as pb
 from inference_gateway_protos.inference.gateway.v1 import gateway_pb2_grpc
+from tests import gateway_harness
 from tests.redis_fixtures import RedisServer
 from tests.support.models import LLAMA3
 from tests.support.replicas import replicas, simulator
@@ -130,3 +135,52 @@ async def test_concurrency_limits_hold_across_replicas(
         creates = len(sim.state.requests.matching("create"))
     assert sorted(outcomes) == ["OK", "OK"] + [f"{refusal} RetryInfo pushback"] * 4
     assert creates == 2
+
+
+async def _reason(
+    stub: gateway_pb2_grpc.InferenceGatewayAsyncStub, request: pb.GenerateTextRequest
+) -> str:
+    try:
+        await stub.GenerateText(request, timeout=10)
+    except grpc.aio.AioRpcError as error:
+        return str(error_info(error).reason)
+    return "OK"
+
+
+async def test_redis_stopped_mid_run_fail_open_serves_fail_closed_refuses_then_both_resume(
+    redis: RedisServer,
+) -> None:
+    async with gateway_harness.running_gateway(redis_url=redis.url, redis_timeout=0.5) as h:
+        registry = h.gateway.metrics.registry
+        plain = pb.GenerateTextRequest(model=LLAMA3, prompt="hi")
+        keyed = pb.GenerateTextRequest(model=LLAMA3, prompt="hi", request_id=str(uuid.uuid4()))
+        await h.stub.GenerateText(plain, timeout=10)
+        redis.stop()
+        started = time.monotonic()
+        # Budgets fail open: served on this replica's own state, and counted.
+        await h.stub.GenerateText(plain, timeout=10)
+        fail_open = registry.get_sample_value(
+            "inference_gateway_state_fail_open_total", {"guarantee": "budget"}
+        )
+        assert fail_open is not None
+        assert fail_open >= 1
+        # Idempotency fails closed: UNAVAILABLE, at once rather than at the deadline.
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await h.stub.GenerateText(keyed, timeout=10)
+        assert refused.value.code() is grpc.StatusCode.UNAVAILABLE
+        assert error_info(refused.value).reason == "STATE_STORE_UNAVAILABLE"
+        assert time.monotonic() - started < 5
+        health = await h.health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+        assert health.status == health_pb2.HealthCheckResponse.SERVING
+        redis.start()
+        # Back: after the store's retry interval (1 s) the shared state serves again.
+        while (reason := await _reason(h.stub, keyed)) == "STATE_STORE_UNAVAILABLE":
+            assert time.monotonic() - started < 30
+            await asyncio.sleep(0.25)
+        assert reason == "OK"
+        assert h.requests.matching("create")
+    client = aioredis.Redis.from_url(redis.url)
+    try:
+        assert await client.keys("inference-gateway:{idem:*"), "the record is in Redis"
+    finally:
+        await client.aclose()

@@ -6,8 +6,14 @@ as a replica would be; only the store between them differs.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import os
+import socket
+import sys
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
 
 import grpc
 
@@ -44,14 +50,85 @@ async def replicas(
 
 @asynccontextmanager
 async def simulator(
-    predict_seconds: float = 0.0, token_interval_seconds: float = 0.0
+    predict_seconds: float = 0.0, token_interval_seconds: float = 0.0, **config: Any
 ) -> AsyncIterator[RunningSimulator]:
-    config = SimulatorConfig(
+    """The simulator, with LLAMA3 running `predict_seconds` (simulated) and `config` on top."""
+    settings = SimulatorConfig(
         token_interval_seconds=token_interval_seconds,
         model_behaviour={LLAMA3: {"predict_seconds": predict_seconds}},
+        **config,
     )
-    running = await start_simulator(config, "127.0.0.1", 0)
+    running = await start_simulator(settings, "127.0.0.1", 0)
     try:
         yield running
     finally:
         await running.stop()
+
+
+@dataclass
+class GatewayProcess:
+    """`inference-gateway serve` in a process of its own."""
+
+    process: asyncio.subprocess.Process
+    stub: gateway_pb2_grpc.InferenceGatewayAsyncStub
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@asynccontextmanager
+async def gateway_process(
+    simulator: RunningSimulator, env: Mapping[str, str]
+) -> AsyncIterator[GatewayProcess]:
+    """A gateway process on `simulator`'s account, with `env` on top of a clean environment;
+    stopped with SIGTERM at the end, unless the test killed it."""
+    port = _free_port()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("REPLICATE_", "GATEWAY_"))}
+    environ.update(
+        REPLICATE_API_TOKEN=gateway_harness.TEST_TOKEN,
+        REPLICATE_BASE_URL=simulator.base_url,
+        GATEWAY_GRACE_PERIOD="2",
+        GATEWAY_DRAIN_DELAY="0",
+        **env,
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "inference_gateway", "serve",
+        "--host", "127.0.0.1", "--port", str(port), "--metrics-port", str(_free_port()),
+        env=environ, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stderr is not None
+    lines: list[str] = []
+    while not any("serving gRPC" in line for line in lines):
+        line = await asyncio.wait_for(process.stderr.readline(), timeout=60)
+        assert line, "the gateway process stopped early:\n" + "".join(lines)
+        lines.append(line.decode())
+
+    async def drain() -> None:  # its request log, so the pipe never fills
+        assert process.stderr is not None
+        while await process.stderr.readline():
+            pass
+
+    drained = asyncio.ensure_future(drain())
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            yield GatewayProcess(process, gateway_pb2_grpc.InferenceGatewayStub(channel))
+    finally:
+        if process.returncode is None:
+            process.terminate()
+        await asyncio.wait_for(process.wait(), timeout=30)
+        await drained
+
+
+@asynccontextmanager
+async def gateway_processes(
+    count: int, simulator: RunningSimulator, env: Mapping[str, str]
+) -> AsyncIterator[list[GatewayProcess]]:
+    async with AsyncExitStack() as stack:
+        yield list(
+            await asyncio.gather(
+                *(stack.enter_async_context(gateway_process(simulator, env)) for _ in range(count))
+            )
+        )
