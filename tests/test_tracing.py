@@ -6,19 +6,29 @@ so these tests read what a collector would get, not what the SDK was asked to do
 
 from __future__ import annotations
 
+import asyncio
+import io
+import json
+import logging
 import secrets
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import grpc
+import httpx
 import pytest
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from inference_gateway import tracing
+from inference_gateway.request_log import configure_logging
 from inference_gateway.settings import SettingsError
 from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as pb
 from tests.gateway_harness import TEST_TOKEN, running_gateway
 from tests.support.models import LLAMA3
 from tests.support.otlp import Receiver, attributes, otlp_receiver
+from tests.support.prometheus import PROMETHEUS_PATIENCE_S, prometheus_scraping
 
 SERVICE = "/inference.gateway.v1.InferenceGateway/"
 PROMPT = "the-private-prompt-7f3a"
@@ -175,3 +185,76 @@ async def test_an_exporter_the_gateway_lacks_stops_start_up(
     with pytest.raises(SettingsError, match=complaint):
         async with running_gateway():
             pass
+
+
+@pytest.fixture
+def json_logs() -> Iterator[Callable[[], list[dict[str, Any]]]]:
+    """The gateway's own JSON log lines, as configure_logging writes them (into a buffer)."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    configure_logging("info", "json")
+    buffer = io.StringIO()
+    [handler] = root.handlers
+    assert isinstance(handler, logging.StreamHandler)
+    handler.setStream(buffer)
+
+    def lines() -> list[dict[str, Any]]:
+        return [json.loads(line) for line in buffer.getvalue().splitlines()]
+
+    yield lines
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+async def test_a_log_line_and_an_exemplar_in_a_real_prometheus_carry_the_calls_trace_id(
+    otel_env: pytest.MonkeyPatch, json_logs: Callable[[], list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    trace_id, _, metadata = caller_context()
+    async with otlp_receiver() as receiver:
+        otel_env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+        async with running_gateway(serve_metrics=True) as h:
+            started = time.time()
+            reply = await h.stub.GenerateText(
+                pb.GenerateTextRequest(model=LLAMA3, prompt="hello"), metadata=metadata, timeout=20
+            )
+            async with (
+                prometheus_scraping(
+                    h.gateway.metrics_port, tmp_path, features=("exemplar-storage",)
+                ) as prometheus,
+                httpx.AsyncClient(timeout=5) as client,
+            ):
+                await prometheus.get(client, "/-/ready")
+                query = (
+                    f'inference_gateway_request_duration_seconds_bucket{{model="{LLAMA3}",'
+                    'rpc="GenerateText"}'
+                )
+                async with asyncio.timeout(PROMETHEUS_PATIENCE_S):
+                    while True:
+                        answer = await prometheus.get(
+                            client,
+                            "/api/v1/query_exemplars",
+                            query=query,
+                            start=str(started - 60),
+                            end=str(time.time() + 60),
+                        )
+                        found = [
+                            exemplar["labels"]
+                            for series in answer.json()["data"]
+                            for exemplar in series["exemplars"]
+                        ]
+                        if found:
+                            break
+                        await asyncio.sleep(0.2)
+
+    assert [labels["trace_id"] for labels in found] == [trace_id]
+    [line] = [
+        line
+        for line in json_logs()
+        if line["message"] == "request" and line.get("prediction_id") == reply.prediction.id
+    ]
+    assert line["trace_id"] == trace_id
+    assert len(line["span_id"]) == 16
+    # The server span the line names is the one the receiver got.
+    assert line["span_id"] in {s.span_id.hex() for s in trace_of(receiver, trace_id)}
