@@ -16,7 +16,7 @@ import os
 import socket
 import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,11 @@ from google.protobuf import duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from inference_gateway.config import GatewayConfig, load_config
-from inference_gateway.grpc_api.server import RunningGateway, start_gateway
+from inference_gateway.grpc_api.server import (
+    RunningGateway,
+    settings_for_operations,
+    start_gateway,
+)
 from inference_gateway.operations import OperationSettings
 from inference_gateway.outputs import parse_origin
 from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as pb
@@ -61,6 +65,12 @@ def _config(tmp_path: Path) -> GatewayConfig:
 
 def _auth(token: str) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),)
+
+
+def _operation_settings(**changes: Any) -> OperationSettings:
+    """The gateway's own, with a shared key and a lease short enough for a test to outlast."""
+    settings = settings_for_operations(gateway_settings(operations_key=KEY.decode()))
+    return replace(settings, lease_seconds=1.5, **changes)
 
 
 @dataclass
@@ -117,7 +127,7 @@ async def cluster(
     simulator_config: SimulatorConfig | None = None,
     settings: OperationSettings | None = None,
 ) -> AsyncIterator[Cluster]:
-    settings = settings or OperationSettings(key=KEY, lease_seconds=1.5)
+    settings = settings or _operation_settings()
     simulator_config = simulator_config or SimulatorConfig(token_interval_seconds=0.002)
     async with contextlib.AsyncExitStack() as stack:
         simulator = await start_simulator(simulator_config, "127.0.0.1", 0)
@@ -448,7 +458,7 @@ async def test_removed_outputs_are_reported_and_include_data_keeps_the_bytes() -
         simulator_config=SimulatorConfig(
             time_scale=10.0, output_retention_seconds=60.0, token_interval_seconds=0.0
         ),
-        settings=OperationSettings(key=KEY, output_check_seconds=0.0),
+        settings=_operation_settings(output_check_seconds=0.0),
     ) as world:
         (replica,) = world.replicas
         plain = await replica.stub.SubmitImage(_image_request(), timeout=10)
@@ -483,7 +493,7 @@ async def test_leaving_a_wait_or_shutting_a_replica_down_cancels_nothing(tmp_pat
                 leaving = await _replica(
                     world.simulator,
                     server,
-                    OperationSettings(key=KEY, lease_seconds=1.5),
+                    _operation_settings(),
                     GatewayConfig.empty(),
                     own,
                 )

@@ -95,21 +95,23 @@ _ERRORS: dict[str, type[GatewayError]] = {
 
 @dataclass(frozen=True, slots=True)
 class OperationSettings:
+    """Built from the gateway's Settings (server.py), where each default is defined."""
+
     # Signs operation names; every replica that shares a store needs the same key.
     key: bytes
     # How long a record is kept after its operation ends (and include_data bytes with it).
-    retention_seconds: float = 3600.0
+    retention_seconds: float
     # The longest deadline a submission may ask for, and the default.
-    max_deadline_seconds: float = 86_400.0
+    max_deadline_seconds: float
     # The most image bytes an include_data operation keeps.
-    max_bytes: int = 32 * 1024 * 1024
+    max_bytes: int
     # A follower's lease: a replica that stops refreshing it loses the operation this fast.
-    lease_seconds: float = 15.0
+    lease_seconds: float
+    # The limit on a WaitOperation that gives neither a timeout nor a deadline.
+    default_wait_seconds: float
     # A done image operation without bytes asks Replicate at most this often whether its
     # files are gone (data_removed).
     output_check_seconds: float = 60.0
-    # The limit on a WaitOperation that gives neither a timeout nor a deadline.
-    default_wait_seconds: float = 600.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -204,7 +204,8 @@ def _shared_state(settings: Settings, metrics: Metrics) -> SharedState:
     )
 
 
-def _operation_settings(settings: Settings) -> OperationSettings:
+def settings_for_operations(settings: Settings) -> OperationSettings:
+    """The operations' settings; a per-process key, with a warning, when none is set."""
     key = settings.operations_key
     if key is None:
         _LOGGER.warning(
@@ -218,6 +219,7 @@ def _operation_settings(settings: Settings) -> OperationSettings:
         max_deadline_seconds=settings.operation_max_deadline,
         max_bytes=settings.operation_max_bytes,
         lease_seconds=settings.lease_seconds,
+        default_wait_seconds=settings.default_timeout,
     )
 
 
@@ -353,7 +355,7 @@ async def start_gateway(
         client=client,
         state=gateway.state,
         metrics=metrics,
-        settings=operation_settings or _operation_settings(settings),
+        settings=operation_settings or settings_for_operations(settings),
     )
     add_to_server(InferenceGatewayServicer(gateway, identify, operations), server)
     add_operations_to_server(OperationsServicer(operations, identify), server)
