@@ -482,6 +482,12 @@ async def test_removed_outputs_are_reported_and_include_data_keeps_the_bytes() -
         assert images
         assert all(image.data.startswith(b"\x89PNG\r\n\x1a\n") for image in images)
         assert _image_response(kept_done).images == images
+        # A listing leaves the bytes out, so it stays small whatever was kept.
+        listed = await replica.ops.ListOperations(operations_pb2.ListOperationsRequest())
+        (kept_listed,) = [o for o in listed.operations if o.name == kept.name]
+        listed_images = _image_response(kept_listed).images
+        assert [image.uri for image in listed_images] == [image.uri for image in images]
+        assert not any(image.data for image in listed_images)
 
 
 async def test_leaving_a_wait_or_shutting_a_replica_down_cancels_nothing(tmp_path: Path) -> None:

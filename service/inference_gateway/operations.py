@@ -35,7 +35,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from inference_gateway.config import CallerConfig
@@ -167,6 +167,8 @@ class _Record:
     cold_boot: bool = False
     data_removed: bool = False
     checked: float = 0.0
+    # include_data bytes live under a key of their own, so listing never loads them.
+    kept_bytes: bool = False
     response: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
 
@@ -363,7 +365,7 @@ class Operations:
         record = await self._read(name, caller)
         if not record.done:
             await self._adopt(record.id)
-        return self._view(await self._checked(record))
+        return await self._full_view(await self._checked(record))
 
     async def wait(
         self,
@@ -400,7 +402,7 @@ class Operations:
                 await asyncio.sleep(min(delay, left))
                 delay = min(_WAIT_POLL_MAX, delay * 2)
             record = await self._read(name, caller)
-        return self._view(await self._checked(record))
+        return await self._full_view(await self._checked(record))
 
     async def cancel(self, name: str, caller: CallerConfig) -> None:
         """Cancels the prediction on Replicate, once however often or wherever it is asked."""
@@ -434,7 +436,7 @@ class Operations:
             reason="DELETE_NOT_SUPPORTED",
         )
 
-    async def list(
+    async def list_operations(
         self, caller: CallerConfig, *, filter_text: str, page_size: int, page_token: str
     ) -> OperationsPage:
         """The caller's own operations, oldest first, filtered and paged."""
@@ -560,6 +562,9 @@ class Operations:
                     final, record.include_data, token, Deadline.after(_FETCH_SECONDS)
                 )
                 self._check_bytes(images, final.id)
+                if any(image.data is not None for image in images):
+                    await self._keep_bytes(record, images)
+                    images = tuple(replace(image, data=None) for image in images)
                 response = _dump_result(ImageResult(images, summary))
         except GatewayError as error:
             await self._end(record, final, error)
@@ -588,6 +593,14 @@ class Operations:
         self._metrics.operation_duration.labels(record.label, record.status).observe(
             record.ended - record.created
         )
+
+    async def _keep_bytes(self, record: _Record, images: tuple[ImageOutput, ...]) -> None:
+        blob = json.dumps(
+            [None if i.data is None else base64.b64encode(i.data).decode() for i in images]
+        ).encode()
+        ttl = self._settings.retention_seconds
+        await self._store("put", lambda s: s.put(_bytes_key(record.id), blob, ttl))
+        record.kept_bytes = True
 
     def _check_bytes(self, images: tuple[ImageOutput, ...], prediction_id: str) -> None:
         total = sum(len(image.data or b"") for image in images)
@@ -685,10 +698,23 @@ class Operations:
             )
         return math.ceil(seconds)
 
-    def _view(self, record: _Record) -> OperationView:
+    async def _full_view(self, record: _Record) -> OperationView:
+        """The view with include_data bytes, which only Get and Wait return."""
+        kept = None
+        if record.kept_bytes and record.response is not None:
+            data = await self._store("get", lambda s: s.get(_bytes_key(record.id)))
+            kept = None if data is None else [_unb64_or_none(item) for item in json.loads(data)]
+        return self._view(record, kept)
+
+    def _view(self, record: _Record, kept: list[bytes | None] | None = None) -> OperationView:
         result = None
         if record.response is not None:
             result = _load_result(record.response)
+        if kept is not None and isinstance(result, ImageResult):
+            images = tuple(
+                replace(image, data=data) for image, data in zip(result.images, kept, strict=True)
+            )
+            result = replace(result, images=images)
         return OperationView(
             name=record.name,
             done=record.done,
@@ -716,6 +742,10 @@ def _record_key(operation_id: str) -> str:
     return f"operation:{operation_id}"
 
 
+def _bytes_key(operation_id: str) -> str:
+    return f"operation-bytes:{operation_id}"
+
+
 def _follow_key(operation_id: str) -> str:
     return f"operation-follower:{operation_id}"
 
@@ -737,6 +767,10 @@ def _b64(data: bytes) -> str:
 
 def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _unb64_or_none(text: str | None) -> bytes | None:
+    return None if text is None else base64.b64decode(text)
 
 
 def _short(name: str) -> str:

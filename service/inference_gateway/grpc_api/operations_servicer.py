@@ -81,7 +81,7 @@ class OperationsServicer:
         self, message: operations_pb2.ListOperationsRequest | Undecodable, context: Context
     ) -> operations_pb2.ListOperationsResponse:
         request = decoded(message)
-        page = await self._operations.list(
+        page = await self._operations.list_operations(
             self._caller(context),
             filter_text=request.filter,
             page_size=request.page_size,
