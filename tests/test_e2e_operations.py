@@ -15,6 +15,7 @@ import json
 import os
 import socket
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -573,3 +574,68 @@ async def test_buf_curl_drives_submit_get_wait_and_cancel_through_reflection() -
         )
         assert canceled["error"]["code"] == code_pb2.CANCELLED
         assert world.simulator.state.requests.count("cancel") == 1
+
+
+async def test_a_request_id_makes_one_prediction_across_submits_and_blocking_calls(
+    tmp_path: Path,
+) -> None:
+    with redis_server(tmp_path) as server:
+        async with cluster(replicas=2, store=server) as world:
+            first, second = world.replicas
+            requests = world.simulator.state.requests
+            request_id = str(uuid.uuid4())
+            submit = _submit_text("once")
+            submit.request.request_id = request_id
+            operations = await asyncio.gather(
+                first.stub.SubmitText(submit, timeout=10),
+                second.stub.SubmitText(submit, timeout=10),
+            )
+            assert operations[0].name == operations[1].name
+            done = await _wait(second, operations[0].name)
+            again = await first.stub.SubmitText(submit, timeout=10)
+            assert again.name == operations[0].name
+            assert again.done
+            assert _text_response(again).text == _text_response(done).text
+            assert requests.count("create") == 1
+
+            # A blocking call's request_id, submitted afterwards, follows its prediction.
+            blocking_id = str(uuid.uuid4())
+            blocking = pb.GenerateTextRequest(model=LLAMA3, prompt="twice", request_id=blocking_id)
+            answer = await first.stub.GenerateText(blocking, timeout=30)
+            follow = await second.stub.SubmitText(
+                pb.SubmitTextRequest(request=blocking), timeout=10
+            )
+            assert _metadata(follow).prediction_ids == [answer.prediction.id]
+            followed = await _wait(first, follow.name)
+            assert _text_response(followed).text == answer.text
+            assert requests.count("create") == 2
+
+            # The same request_id with another request is refused.
+            reused = _submit_text("something else")
+            reused.request.request_id = request_id
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await first.stub.SubmitText(reused, timeout=10)
+            assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+            assert requests.count("create") == 2
+
+
+async def test_a_submission_holds_its_alias_slot_until_its_prediction_ends(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "gateway.yaml"
+    path.write_text(f"aliases:\n  solo: {{model: {LLAMA3}, max_concurrency: 1}}\n")
+    async with cluster(config=load_config(path, {})) as world:
+        (replica,) = world.replicas
+        world.simulator.state.set_behaviour(LLAMA3, {"never_finishes": True})
+        solo = pb.SubmitTextRequest(request=pb.GenerateTextRequest(model="solo", prompt="hi"))
+        running = await replica.stub.SubmitText(solo, timeout=10)
+        for call in (replica.stub.SubmitText(solo), replica.stub.GenerateText(solo.request)):
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await call
+            assert refused.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        await replica.ops.CancelOperation(operations_pb2.CancelOperationRequest(name=running.name))
+        await _wait(replica, running.name)
+        world.simulator.state.reset_behaviour(LLAMA3)
+        # The slot is free by the time the operation says it ended.
+        again = await replica.stub.SubmitText(solo, timeout=10)
+        assert (await _wait(replica, again.name)).WhichOneof("result") == "response"

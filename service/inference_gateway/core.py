@@ -548,6 +548,10 @@ class Gateway:
         it ends."""
         return self._admission.hold(request.caller, resolved.alias, deadline)
 
+    async def claim(self, request: TextRequest | ImageRequest, deadline: Deadline) -> Ticket | None:
+        """The request_id's record, claimed exactly as the blocking calls claim it."""
+        return await self._idempotency.begin(request.caller, request.request_id, deadline)
+
     def token_for(self, model: str, task: Task) -> str:
         """The token for a model as the request named it: the key reference operations keep."""
         return self._token(self._registry.resolve(model, task).alias)

@@ -39,7 +39,7 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from inference_gateway.config import CallerConfig
-from inference_gateway.core import Gateway
+from inference_gateway.core import Gateway, Prepared
 from inference_gateway.deadlines import Deadline
 from inference_gateway.domain import (
     ImageOutput,
@@ -50,6 +50,7 @@ from inference_gateway.domain import (
     TextResult,
 )
 from inference_gateway.errors import (
+    Aborted,
     Cancelled,
     FailedPrecondition,
     FieldViolation,
@@ -64,7 +65,7 @@ from inference_gateway.errors import (
 from inference_gateway.metrics import Metrics
 from inference_gateway.model_ids import Task
 from inference_gateway.predictions import PredictionRunner, output_text
-from inference_gateway.replicate import Prediction, ReplicateClient
+from inference_gateway.replicate import Prediction, ReplicateClient, parse_timestamp
 from inference_gateway.state import Guarantee, Lease, SharedState, StateStore
 
 __all__ = ["OperationSettings", "OperationView", "Operations", "OperationsPage"]
@@ -301,29 +302,109 @@ class Operations:
         deadline_seconds: float | None,
         time_remaining: float | None,
     ) -> OperationView:
-        """Creates the prediction and records the operation; returns without waiting."""
+        """Creates the prediction and records the operation; returns without waiting.
+
+        A request_id seen before (AIP-155) creates nothing: the answer is the operation
+        already following its prediction, or a new one that follows the prediction a
+        blocking call made with it.
+        """
         if request.caller is None:
             raise Internal("a submission without a caller", reason="INTERNAL_ERROR")
         cancel_after = self._cancel_after(deadline_seconds)
         prepared = await self._gateway.prepare(request, time_remaining=time_remaining)
-        task = Task.IMAGE if isinstance(request, ImageRequest) else Task.TEXT
-        slot = AsyncExitStack()
         call_deadline = Deadline.after(_call_limit(time_remaining))
-        await slot.enter_async_context(
-            self._gateway.hold(request, prepared.resolved, call_deadline)
-        )
+        slot = AsyncExitStack()
         try:
-            created = await self._runner.submit(
-                prepared.path,
-                prepared.body,
-                token=prepared.token,
-                deadline=call_deadline,
-                cancel_after_seconds=cancel_after,
+            await slot.enter_async_context(
+                self._gateway.hold(request, prepared.resolved, call_deadline)
             )
+            ticket = await self._gateway.claim(request, call_deadline)
+            if ticket is not None and (ticket.done or ticket.prediction_id):
+                ticket.left()
+                await slot.aclose()
+                earlier = ticket.done or ticket.prediction_id
+                assert earlier is not None
+                return await self._attach(earlier, request, prepared, cancel_after, call_deadline)
+            try:
+                created = await self._runner.submit(
+                    prepared.path,
+                    prepared.body,
+                    token=prepared.token,
+                    deadline=call_deadline,
+                    cancel_after_seconds=cancel_after,
+                )
+            except BaseException:
+                if ticket is not None:
+                    await ticket.fail()
+                raise
+            try:
+                record = await self._record(created, request, prepared, time.time() + cancel_after)
+            except BaseException:
+                # Nobody could ever read it: do not leave it running.
+                self._runner.cancel_soon(created.id, prepared.token, "operation_not_recorded")
+                if ticket is not None:
+                    await ticket.fail()
+                raise
+            if ticket is not None:
+                # Repeats find this operation from now on; the claim's lease ends with
+                # this call, and a later repeat adopts the prediction.
+                await ticket.created(created)
+                ticket.left()
         except BaseException:
             await slot.aclose()
             raise
-        now = time.time()
+        await self._follow_if_free(record.id, slot)
+        return self._view(record)
+
+    async def _attach(
+        self,
+        earlier: Prediction | str,
+        request: TextRequest | ImageRequest,
+        prepared: Prepared,
+        cancel_after: int,
+        deadline: Deadline,
+    ) -> OperationView:
+        """The operation for a prediction a request_id already made."""
+        prediction_id = earlier.id if isinstance(earlier, Prediction) else earlier
+        assert request.caller is not None
+        tag = self._names.caller_tag(request.caller.name)
+        while deadline.allows(_WAIT_POLL_FIRST):
+            known = await self._store("get", lambda s: s.get(_of_prediction_key(prediction_id)))
+            if known is None:
+                break
+            record = await self._load(known.decode())
+            if record is not None and record.caller_tag == tag:
+                return await self._full_view(record)
+            # Another submission is recording it right now.
+            await asyncio.sleep(_WAIT_POLL_FIRST)
+        # A blocking call made it: an operation follows it from here on.
+        current = (
+            earlier
+            if isinstance(earlier, Prediction)
+            else await self._client.get_prediction(
+                prediction_id, token=prepared.token, deadline=deadline
+            )
+        )
+        ends = parse_timestamp(current.raw.get("deadline"))
+        record = await self._record(
+            current,
+            request,
+            prepared,
+            ends.timestamp() if ends is not None else time.time() + cancel_after,
+        )
+        await self._follow_if_free(record.id, AsyncExitStack())
+        return self._view(record)
+
+    async def _record(
+        self,
+        created: Prediction,
+        request: TextRequest | ImageRequest,
+        prepared: Prepared,
+        deadline: float,
+    ) -> _Record:
+        """Records a new operation over `created`, where every replica can find it."""
+        assert request.caller is not None
+        task = Task.IMAGE if isinstance(request, ImageRequest) else Task.TEXT
         tag = self._names.caller_tag(request.caller.name)
         operation_id = uuid.uuid4().hex
         name = self._names.issue(
@@ -341,25 +422,34 @@ class Operations:
             prediction_ids=[created.id],
             stream_url=created.stream_url,
             status=created.status,
-            created=now,
-            deadline=now + cancel_after,
+            created=time.time(),
+            deadline=deadline,
         )
-        try:
-            lives = cancel_after + _DEADLINE_SLACK + self._settings.retention_seconds
-            await self._save(record, lives)
-            await self._store("index_add", lambda s: s.index_add(_caller_index(tag), name, lives))
-            await self._store("index_add", lambda s: s.index_add(_PENDING, operation_id, lives))
-            lease = await self._lease(operation_id)
-        except BaseException:
-            # Nobody could ever read it: do not leave it running.
-            self._runner.cancel_soon(created.id, prepared.token, "operation_not_recorded")
-            await slot.aclose()
-            raise
+        lives = (
+            max(0.0, deadline - time.time()) + _DEADLINE_SLACK + self._settings.retention_seconds
+        )
+        if request.request_id is not None:
+            mapping = operation_id.encode()
+            key = _of_prediction_key(created.id)
+            if not await self._store("put_new", lambda s: s.put_new(key, mapping, lives)):
+                raise Aborted(
+                    f"another submission with request_id {request.request_id.value} is "
+                    "recording its operation right now; retry with the same request_id",
+                    reason="REQUEST_ID_IN_FLIGHT",
+                    metadata={"requestId": request.request_id.value},
+                    retry_after_seconds=1.0,
+                )
+        await self._save(record, lives)
+        await self._store("index_add", lambda s: s.index_add(_caller_index(tag), name, lives))
+        await self._store("index_add", lambda s: s.index_add(_PENDING, operation_id, lives))
+        return record
+
+    async def _follow_if_free(self, operation_id: str, slot: AsyncExitStack) -> None:
+        lease = await self._lease(operation_id)
         if lease is None:
             await slot.aclose()
         else:
             self._follow_here(operation_id, lease, slot)
-        return self._view(record)
 
     async def get(self, name: str, caller: CallerConfig) -> OperationView:
         record = await self._read(name, caller)
@@ -431,7 +521,7 @@ class Operations:
         await self._read(name, caller)
         raise Unimplemented(
             "DeleteOperation is not offered: an operation's record goes by itself "
-            "GATEWAY_RECORD_RETENTION seconds after it ends; CancelOperation stops one "
+            "GATEWAY_IDEMPOTENCY_RETENTION seconds after it ends; CancelOperation stops one "
             "that runs",
             reason="DELETE_NOT_SUPPORTED",
         )
@@ -465,11 +555,8 @@ class Operations:
 
     async def _adopt(self, operation_id: str) -> None:
         """Follows the operation here if nobody holds its lease (its follower has gone)."""
-        if operation_id in self._followers:
-            return
-        lease = await self._lease(operation_id)
-        if lease is not None:
-            self._follow_here(operation_id, lease, AsyncExitStack())
+        if operation_id not in self._followers:
+            await self._follow_if_free(operation_id, AsyncExitStack())
 
     async def _lease(self, operation_id: str) -> Lease | None:
         return await self._state.acquire_lease(
@@ -511,6 +598,8 @@ class Operations:
                         continue
                     await self._end(record, None, error)
                     return
+                # The prediction has ended: its slots are free before anyone hears so.
+                await slot.aclose()
                 await self._settle(record, final)
                 return
         except GatewayError as error:
@@ -533,6 +622,11 @@ class Operations:
             raw={"id": prediction_id, "status": record.status, "urls": urls},
         )
         token = self._gateway.token_for(record.model, Task(record.task))
+        if created.terminal:
+            # Known to have ended (a request_id's earlier prediction): read how.
+            return await self._client.get_prediction(
+                prediction_id, token=token, deadline=Deadline.after(_FETCH_SECONDS)
+            )
         left = record.deadline + _DEADLINE_SLACK - time.time()
         return await self._runner.follow(created, token, Deadline.after(max(0.0, left)))
 
@@ -633,7 +727,7 @@ class Operations:
         if record is None:
             raise NotFound(
                 f"operation {_short(name)} has no record: it ended more than "
-                "GATEWAY_RECORD_RETENTION seconds ago, or the state store lost it",
+                "GATEWAY_IDEMPOTENCY_RETENTION seconds ago, or the state store lost it",
                 reason="OPERATION_NOT_FOUND",
                 metadata={"predictionId": claims.prediction_ids[-1]},
             )
@@ -746,6 +840,10 @@ def _bytes_key(operation_id: str) -> str:
     return f"operation-bytes:{operation_id}"
 
 
+def _of_prediction_key(prediction_id: str) -> str:
+    return f"operation-of:{prediction_id}"
+
+
 def _follow_key(operation_id: str) -> str:
     return f"operation-follower:{operation_id}"
 
@@ -791,7 +889,7 @@ def _output_removed(prediction_id: str) -> FailedPrecondition:
     return FailedPrecondition(
         f"Replicate has removed the output of prediction {prediction_id} (data_removed, about "
         "an hour after it ends); submit again, with include_data to keep the images' bytes "
-        "for GATEWAY_RECORD_RETENTION seconds",
+        "for GATEWAY_IDEMPOTENCY_RETENTION seconds",
         reason="OUTPUT_REMOVED",
         metadata={"predictionId": prediction_id},
     )

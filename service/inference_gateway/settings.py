@@ -80,10 +80,9 @@ class Settings:
     output_file_origins: tuple[Origin, ...] = ()
     output_file_token: bool = False
     # Long-running operations: names signed with this key (generated per process when
-    # unset), records kept this long after they end, a deadline no submission exceeds,
-    # and the most include_data bytes kept for one operation.
+    # unset), a deadline no submission exceeds, and the most include_data bytes kept for
+    # one operation; their records are kept as long as request_id records.
     operations_key: str | None = field(default=None, repr=False)
-    record_retention: float = 3600.0
     operation_max_deadline: float = 86_400.0
     operation_max_bytes: int = 32 * _MIB
 
@@ -309,9 +308,6 @@ _OPTIONS = (
             "secret that signs operation names; give every replica the same one (unset: "
             "a per-process key, so names work on this process only, until it restarts)",
             _operations_key, secret=True),
-    _Option("record_retention", "GATEWAY_RECORD_RETENTION",
-            "seconds request_id and operation records are kept after they end",
-            _positive(float)),
     _Option("operation_max_deadline", "GATEWAY_OPERATION_MAX_DEADLINE",
             "longest deadline (Replicate's Cancel-After) of a submitted prediction, in "
             "seconds; also the default", _at_least(5.0)),

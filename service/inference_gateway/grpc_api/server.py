@@ -215,7 +215,7 @@ def settings_for_operations(settings: Settings) -> OperationSettings:
         )
     return OperationSettings(
         key=key.encode() if key is not None else secrets.token_bytes(32),
-        retention_seconds=settings.record_retention,
+        retention_seconds=settings.idempotency_retention,
         max_deadline_seconds=settings.operation_max_deadline,
         max_bytes=settings.operation_max_bytes,
         lease_seconds=settings.lease_seconds,
