@@ -250,6 +250,35 @@ class Lab:
             yield server
 
     @asynccontextmanager
+    async def redis(self) -> AsyncIterator[str]:
+        """A redis-server on loopback with no persistence (deploy/install-tools.sh installs
+        it); yields its URL."""
+        port = _free_port()
+        log = self.workdir / f"{next(self._names):02d}-redis.log"
+        process = await asyncio.create_subprocess_exec(
+            "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "no", "--dir", str(self.workdir), "--logfile", "",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        assert process.stdout is not None
+        seen: list[bytes] = []
+        while not seen or b"Ready to accept connections" not in seen[-1]:
+            line = await asyncio.wait_for(process.stdout.readline(), _READY_TIMEOUT)
+            if not line:
+                raise RuntimeError(
+                    "redis-server exited before serving:\n" + b"".join(seen).decode()
+                )
+            seen.append(line)
+        log.write_bytes(b"".join(seen))
+        drained = asyncio.ensure_future(process.stdout.read())
+        try:
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            process.terminate()
+            await asyncio.wait_for(process.wait(), _STOP_TIMEOUT)
+            await drained
+
+    @asynccontextmanager
     async def forwarder(self, simulator: Simulator) -> AsyncIterator[GrpcServer]:
         """The minimal grpc.aio + aiohttp forwarder the gateway is compared with."""
         port = _free_port()

@@ -20,6 +20,7 @@ from pathlib import Path
 from bench import (
     fig_concurrency,
     fig_latency,
+    fig_shared_state,
     fig_startup,
     fig_streaming,
     fig_throughput,
@@ -61,7 +62,14 @@ async def run_suite(plan: Plan, workdir: Path, log: Log) -> list[Figure]:
     await asyncio.wait({upstream, started}, return_when=asyncio.FIRST_COMPLETED)
     started.cancel()
     figures = []
-    for module in (fig_startup, fig_latency, fig_streaming, fig_throughput, fig_concurrency):
+    for module in (
+        fig_startup,
+        fig_latency,
+        fig_streaming,
+        fig_throughput,
+        fig_concurrency,
+        fig_shared_state,
+    ):
         log(f"figure {module.NUMBER}: {module.TITLE}")
         figures.append(await _guarded(module.NUMBER, module.TITLE, module.measure(lab, plan), log))
     if not upstream.done():
