@@ -10,7 +10,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, aclosing
 from dataclasses import dataclass
 
@@ -26,6 +26,7 @@ from inference_gateway.domain import (
     ImageResult,
     PredictionSummary,
     StreamEnd,
+    StreamProgress,
     StreamStart,
     TextDelta,
     TextRequest,
@@ -59,6 +60,7 @@ from inference_gateway.prompts import (
 from inference_gateway.registry import ModelRegistry, ResolvedModel, check_task
 from inference_gateway.replicate import TERMINAL_STATUSES, Prediction, ReplicateClient
 from inference_gateway.request_log import current_record, record_prompt
+from inference_gateway.routing import Attempt, Candidate, Route, Router
 from inference_gateway.schemas import SchemaCache
 from inference_gateway.state import MemoryStore, SharedState
 
@@ -83,6 +85,8 @@ class CoreSettings:
     idempotency_retention_seconds: float = DEFAULT_RETENTION_SECONDS
     # How long an abandoned request_id's prediction waits for a repeat before its cancel.
     idempotency_grace_seconds: float = DEFAULT_GRACE_SECONDS
+    # While a stream waits for its first text: one GET per this many seconds, for progress.
+    progress_interval_seconds: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +139,13 @@ class Gateway:
             metrics,
         )
         self._outputs = outputs
+        self._router = Router(
+            state=self.state,
+            runner=runner,
+            observer=metrics,
+            label=self._label,
+            progress_interval=self._settings.progress_interval_seconds,
+        )
 
     # --- requests --------------------------------------------------------------------------
 
@@ -142,27 +153,47 @@ class Gateway:
         self, request: TextRequest, *, time_remaining: float | None
     ) -> TextResult:
         started = time.monotonic()
-        resolved = self._admit(request, Task.TEXT)
-        deadline = self._deadline(time_remaining, resolved)
-        async with self._admission.hold(request.caller, resolved.alias, deadline):
-            prepared = await self._prepare_text(request, resolved, deadline)
-            prediction = await self._run(request, prepared, deadline)
-            summary = self._finish(prediction, prepared.label, "GenerateText", started)
-        return TextResult(output_text(prediction.output), summary, prepared.template)
+        route = self._route(request, Task.TEXT)
+        deadline = self._deadline(time_remaining, route.candidates[0].resolved)
+
+        async def run(attempt: Attempt, deadline: Deadline) -> TextResult:
+            resolved = attempt.candidate.resolved
+            async with self._admission.hold(request.caller, resolved.alias, deadline):
+                prepared = await self._prepare_text(request, resolved, deadline)
+                prediction = await self._run(request, prepared, deadline, attempt)
+                summary = self._finish(prediction, prepared.label, started, attempt)
+            return TextResult(output_text(prediction.output), summary, prepared.template)
+
+        return await self._router.answer(route, run, deadline)
 
     async def stream_text(
         self, request: TextRequest, *, time_remaining: float | None
-    ) -> AsyncGenerator[StreamStart | TextDelta | StreamEnd, None]:
+    ) -> AsyncGenerator[StreamStart | StreamProgress | TextDelta | StreamEnd, None]:
         started = time.monotonic()
-        resolved = self._admit(request, Task.TEXT)
-        deadline = self._deadline(time_remaining, resolved)
+        route = self._route(request, Task.TEXT)
+        deadline = self._deadline(time_remaining, route.candidates[0].resolved)
+
+        def open_stream(
+            attempt: Attempt, deadline: Deadline
+        ) -> AsyncGenerator[StreamStart | TextDelta | StreamEnd, None]:
+            return self._stream_attempt(request, attempt, deadline, started)
+
+        stream = self._router.stream(route, open_stream, deadline)
+        async with aclosing(stream):
+            async for item in stream:
+                yield item
+
+    async def _stream_attempt(
+        self, request: TextRequest, attempt: Attempt, deadline: Deadline, started: float
+    ) -> AsyncGenerator[StreamStart | TextDelta | StreamEnd, None]:
+        resolved = attempt.candidate.resolved
         async with self._admission.hold(request.caller, resolved.alias, deadline):
             prepared = await self._prepare_text(request, resolved, deadline)
             ticket = await self._idempotency.begin(request.caller, request.request_id, deadline)
             yield StreamStart(prepared.template)
             first = True
             final: Prediction | None = None
-            stream = self._text_stream(prepared, deadline, ticket)
+            stream = self._text_stream(prepared, deadline, ticket, attempt)
             try:
                 async with aclosing(stream):
                     async for item in stream:
@@ -196,22 +227,27 @@ class Gateway:
             if ticket is not None and final is not None:
                 await ticket.finish(final)
             if final is not None:
-                yield StreamEnd(self._finish(final, prepared.label, "StreamText", started))
+                yield StreamEnd(self._finish(final, prepared.label, started, attempt))
 
     async def generate_image(
         self, request: ImageRequest, *, time_remaining: float | None
     ) -> ImageResult:
         started = time.monotonic()
-        resolved = self._admit(request, Task.IMAGE)
-        deadline = self._deadline(time_remaining, resolved)
-        async with self._admission.hold(request.caller, resolved.alias, deadline):
-            prepared = await self._prepare_image(request, resolved, deadline)
-            prediction = await self._run(request, prepared, deadline)
-            summary = self._finish(prediction, prepared.label, "GenerateImage", started)
-            images = await self._outputs.images(
-                prediction, request.include_data, prepared.token, deadline
-            )
-        return ImageResult(images, summary)
+        route = self._route(request, Task.IMAGE)
+        deadline = self._deadline(time_remaining, route.candidates[0].resolved)
+
+        async def run(attempt: Attempt, deadline: Deadline) -> ImageResult:
+            resolved = attempt.candidate.resolved
+            async with self._admission.hold(request.caller, resolved.alias, deadline):
+                prepared = await self._prepare_image(request, resolved, deadline)
+                prediction = await self._run(request, prepared, deadline, attempt)
+                summary = self._finish(prediction, prepared.label, started, attempt)
+                images = await self._outputs.images(
+                    prediction, request.include_data, prepared.token, deadline
+                )
+            return ImageResult(images, summary)
+
+        return await self._router.answer(route, run, deadline)
 
     def list_models(self, caller: CallerConfig) -> list[AliasInfo]:
         """The aliases `caller` may use, with their defaults; secret-named inputs left out."""
@@ -240,14 +276,23 @@ class Gateway:
     # --- steps -----------------------------------------------------------------------------
 
     async def _run(
-        self, request: TextRequest | ImageRequest, prepared: Prepared, deadline: Deadline
+        self,
+        request: TextRequest | ImageRequest,
+        prepared: Prepared,
+        deadline: Deadline,
+        attempt: Attempt,
     ) -> Prediction:
         """Runs the prediction; a request_id seen before attaches to its prediction."""
         ticket = await self._idempotency.begin(request.caller, request.request_id, deadline)
         token = prepared.token
         if ticket is None:
             return await self._runner.run(
-                prepared.path, prepared.body, token=token, deadline=deadline
+                prepared.path,
+                prepared.body,
+                token=token,
+                deadline=deadline,
+                on_created=attempt.created,
+                hold_seconds=attempt.hold_seconds,
             )
         try:
             if ticket.done is not None:
@@ -275,12 +320,18 @@ class Gateway:
         return prediction
 
     def _text_stream(
-        self, prepared: Prepared, deadline: Deadline, ticket: Ticket | None
+        self, prepared: Prepared, deadline: Deadline, ticket: Ticket | None, attempt: Attempt
     ) -> AsyncGenerator[TextDelta | Prediction, None]:
         """The runner's stream; for a request_id seen before, its prediction's from the start."""
         token = prepared.token
         if ticket is None:
-            return self._runner.stream(prepared.path, prepared.body, token=token, deadline=deadline)
+            return self._runner.stream(
+                prepared.path,
+                prepared.body,
+                token=token,
+                deadline=deadline,
+                on_created=attempt.created,
+            )
         if ticket.done is not None:
             return _replay(ticket.done)
         if ticket.prediction_id is not None:
@@ -308,6 +359,34 @@ class Gateway:
         if self._settings.limits is not None:
             self._settings.limits.check(request)
         return resolved
+
+    def _route(self, request: TextRequest | ImageRequest, task: Task) -> Route:
+        """The model asked for (see _admit), then the alias's fallbacks the caller may use.
+
+        A request with a request_id runs its one model only: its record names one
+        prediction, which a repeat on any replica attaches to.
+        """
+        resolved = self._admit(request, task)
+        candidates = [Candidate(request.model, resolved, self._token(resolved.alias))]
+        alias = resolved.alias
+        if alias is not None and not request.no_fallbacks and request.request_id is None:
+            candidates.extend(self._fallbacks(alias, task, request.caller))
+        return Route(tuple(candidates), alias)
+
+    def _fallbacks(
+        self, alias: AliasConfig, task: Task, caller: CallerConfig | None
+    ) -> Iterator[Candidate]:
+        """The alias's fallbacks the caller is allowed too: an alias does not grant its
+        fallbacks, so a caller never reaches through one a model it may not name."""
+        for name in alias.fallbacks:
+            try:
+                fallback = self._registry.resolve(name, task)
+                check_permission(caller, fallback)
+                token = self._token(fallback.alias)
+            except GatewayError as error:
+                _LOGGER.debug("fallback %s of %s skipped: %s", name, alias.name, error)
+                continue
+            yield Candidate(name, fallback, token)
 
     def _deadline(self, time_remaining: float | None, resolved: ResolvedModel) -> Deadline:
         """The caller's deadline, capped by the alias's timeout, else the default."""
@@ -468,9 +547,12 @@ class Gateway:
         )
 
     def _finish(
-        self, prediction: Prediction, label: str, rpc: str, started: float
+        self, prediction: Prediction, label: str, started: float, attempt: Attempt | None = None
     ) -> PredictionSummary:
-        """Records the prediction's metrics; raises its error when it did not succeed."""
+        """Records the prediction's metrics; raises its error when it did not succeed.
+
+        `attempt` is the routed candidate that ran it; a submitted prediction has none.
+        """
         m = self._metrics
         m.predictions.labels(label, prediction.status).inc()
         queue = prediction.queue_seconds
@@ -487,6 +569,7 @@ class Gateway:
             m.queue_duration.labels(label).observe(queue)
         if cold:
             m.cold_boots.labels(label).inc()
+        m.model_ran(label, queue if cold else None)
         if predict is not None:
             m.predict_duration.labels(label).observe(predict)
         tokens_in = prediction.metric("input_token_count")
@@ -515,6 +598,8 @@ class Gateway:
                 error=prediction.error,
                 logs=prediction.logs,
             )
+        role = str(attempt.role) if attempt is not None else "primary"
+        m.answers.labels(label, role).inc()
         return PredictionSummary(
             id=prediction.id,
             model=prediction.model,
@@ -526,6 +611,8 @@ class Gateway:
             cold_boot=cold,
             input_tokens=int(tokens_in) if tokens_in is not None else None,
             output_tokens=int(tokens_out) if tokens_out is not None else None,
+            answered_by=attempt.candidate.name if attempt is not None else "",
+            role=role,
         )
 
     # --- submitted predictions (operations.py) --------------------------------------------
@@ -560,7 +647,7 @@ class Gateway:
         self, prediction: Prediction, label: str, rpc: str, started: float
     ) -> PredictionSummary:
         """A finished prediction's summary and metrics, as the blocking calls record them."""
-        return self._finish(prediction, label, rpc, started)
+        return self._finish(prediction, label, started)
 
     def cold_boot(self, prediction: Prediction) -> bool:
         """Whether the prediction's queue time shows a cold boot."""

@@ -18,6 +18,7 @@ __all__ = [
     "PredictionSummary",
     "RequestId",
     "StreamEnd",
+    "StreamProgress",
     "StreamStart",
     "TextDelta",
     "TextRequest",
@@ -51,6 +52,8 @@ class TextRequest:
     # Who asks, as the transport authenticated it; the core refuses a request without one.
     caller: CallerConfig | None = None
     request_id: RequestId | None = None
+    # Only the model asked for: no fallback, no hedge (evaluations, pinned versions).
+    no_fallbacks: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +75,8 @@ class ImageRequest:
     # Who asks, as the transport authenticated it; the core refuses a request without one.
     caller: CallerConfig | None = None
     request_id: RequestId | None = None
+    # Only the model asked for: no fallback, no hedge (evaluations, pinned versions).
+    no_fallbacks: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +91,9 @@ class PredictionSummary:
     cold_boot: bool
     input_tokens: int | None = None
     output_tokens: int | None = None
+    # The alias or model id that answered, and whether as asked, a fallback or a hedge.
+    answered_by: str = ""
+    role: str = "primary"
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +111,18 @@ class StreamStart:
 @dataclass(frozen=True, slots=True)
 class TextDelta:
     text: str
+
+
+@dataclass(frozen=True, slots=True)
+class StreamProgress:
+    """Where a prediction stands before its first text: starting (booting) or processing."""
+
+    prediction_id: str
+    status: str
+    # Since the gateway created it.
+    seconds: float
+    model: str
+    role: str
 
 
 @dataclass(frozen=True, slots=True)

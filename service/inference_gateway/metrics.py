@@ -305,6 +305,36 @@ class Metrics:
             ("guarantee",),
             registry=r,
         )
+        self.answers = _Counter(
+            f"{p}_answers_total",
+            "Calls answered, by the model that answered and how: primary, fallback or hedge.",
+            ("model", "role"),
+            registry=r,
+        )
+        self.fallbacks = _Counter(
+            f"{p}_fallbacks_total",
+            "Calls moved to a fallback model, by that model and why.",
+            ("model", "reason"),
+            registry=r,
+        )
+        self.hedges = _Counter(
+            f"{p}_hedges_total",
+            "Hedges due on a booting model: started, or refused by hedges_per_minute.",
+            ("model", "outcome"),
+            registry=r,
+        )
+        self.last_run = _Gauge(
+            f"{p}_model_last_run_timestamp_seconds",
+            "When a prediction of the model last finished here (a long gap: likely cold).",
+            ("model",),
+            registry=r,
+        )
+        self.last_boot = _Gauge(
+            f"{p}_model_last_boot_seconds",
+            "Queue time of the model's last cold boot seen here.",
+            ("model",),
+            registry=r,
+        )
 
     # The UpstreamObserver protocol of the Replicate client.
     def request_done(self, endpoint: str, status_class: str, seconds: float) -> None:
@@ -337,6 +367,19 @@ class Metrics:
 
     def store_fail_open(self, guarantee: str) -> None:
         self.state_fail_open.labels(guarantee).inc()
+
+    def model_ran(self, model: str, boot_seconds: float | None) -> None:
+        """A prediction of `model` finished; `boot_seconds` when it booted cold."""
+        self.last_run.labels(model).set_to_current_time()
+        if boot_seconds is not None:
+            self.last_boot.labels(model).set(boot_seconds)
+
+    # The RoutingObserver protocol of the router.
+    def fell_back(self, model: str, reason: str) -> None:
+        self.fallbacks.labels(model, reason).inc()
+
+    def hedge(self, model: str, outcome: str) -> None:
+        self.hedges.labels(model, outcome).inc()
 
     # The CancelObserver protocol of the prediction runner.
     def cancel_sent(self, reason: str) -> None:

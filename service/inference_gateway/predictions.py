@@ -117,13 +117,17 @@ class PredictionRunner:
         deadline: Deadline,
         on_created: OnCreated | None = None,
         on_leave: OnLeave | None = None,
+        hold_seconds: int | None = None,
     ) -> Prediction:
         """Runs a prediction to its end and returns it, whatever its final status.
 
         `on_created` hears of the prediction as soon as it exists; `on_leave`, when set,
         decides what happens to it if the caller leaves (by default it is canceled).
+        `hold_seconds` caps the held create, so a hedged call sees a boot in time.
         """
         held = self._wait_for(deadline)
+        if hold_seconds is not None:
+            held = max(1, min(held, hold_seconds))
         created = await self._create(
             path,
             body,
@@ -311,6 +315,10 @@ class PredictionRunner:
                 return
             current = await self._poll_once(created, token, deadline, delay)
             delay = min(self._settings.poll_max, delay * self._settings.poll_factor)
+
+    async def look(self, prediction_id: str, *, token: str, deadline: Deadline) -> Prediction:
+        """One GET of a prediction being followed (routing's boot checks and progress)."""
+        return await self._client.get_prediction(prediction_id, token=token, deadline=deadline)
 
     def _backoff_after(self, seconds: float) -> float:
         """The poll delay the backoff reaches after polling for `seconds`.

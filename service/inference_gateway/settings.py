@@ -45,6 +45,7 @@ class Settings:
     default_timeout: float = 600.0
     max_wait: int = 60
     cold_boot_threshold: float = 15.0
+    progress_interval: float = 10.0
     create_rate: int = 600
     other_rate: int = 3000
     max_connections: int = 10_000
@@ -239,6 +240,9 @@ _OPTIONS = (
             "seconds a create is held for its output (Prefer: wait, 1 to 60)", _wait_seconds),
     _Option("cold_boot_threshold", "GATEWAY_COLD_BOOT_THRESHOLD",
             "queue seconds above which a prediction counts as a cold boot", _positive(float)),
+    _Option("progress_interval", "GATEWAY_PROGRESS_INTERVAL",
+            "StreamText: seconds between progress GETs while a model boots (one GET each)",
+            _positive(float)),
     _Option("create_rate", "GATEWAY_CREATE_RATE",
             "prediction creates per minute the account may send", _positive(int)),
     _Option("other_rate", "GATEWAY_OTHER_RATE",

@@ -12,6 +12,8 @@ from inference_gateway.model_ids import ModelRef, Task
 from inference_gateway.prompts import Template
 
 __all__ = [
+    "DEFAULT_FALLBACK_RESERVE_SECONDS",
+    "DEFAULT_HEDGES_PER_MINUTE",
     "AliasConfig",
     "ApiKeyRef",
     "CallerConfig",
@@ -20,6 +22,10 @@ __all__ = [
     "GatewayConfig",
     "Secret",
 ]
+
+
+DEFAULT_HEDGES_PER_MINUTE = 10
+DEFAULT_FALLBACK_RESERVE_SECONDS = 30.0
 
 
 class Secret:
@@ -78,6 +84,16 @@ class AliasConfig:
     timeout_seconds: float | None
     max_concurrency: int | None
     source: str
+    # Routing past failures and boots (routing.py): aliases or model ids, tried in order.
+    fallbacks: tuple[str, ...] = ()
+    # Also fall back when the prediction itself fails (its error is free text: opt in).
+    fallback_on_failure: bool = False
+    # Still `starting` this long: run the same input on the first fallback too.
+    hedge_after_seconds: float | None = None
+    # Hedges this alias may start per minute, across replicas.
+    hedges_per_minute: int = DEFAULT_HEDGES_PER_MINUTE
+    # Time kept for a fallback when the alias's own model is still booting near the deadline.
+    fallback_reserve_seconds: float = DEFAULT_FALLBACK_RESERVE_SECONDS
 
 
 @dataclass(frozen=True, slots=True)

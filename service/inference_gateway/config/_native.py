@@ -11,6 +11,11 @@ aliases:
     api_key: os.environ/TEAM_A_REPLICATE_TOKEN
     timeout_seconds: 120
     max_concurrency: 8
+    fallbacks: [mixtral, meta/llama-2-7b-chat]   # aliases or model ids, tried in order
+    fallback_on_failure: false      # also when the prediction fails (Replicate's error is text)
+    hedge_after_seconds: 5          # still booting after 5 s: start the first fallback too
+    hedges_per_minute: 10
+    fallback_reserve_seconds: 30    # booting this close to the deadline: switch to a fallback
 callers:                            # optional; when present, callers must authenticate
   billing-service: {token_file: /var/run/secrets/gateway/billing, aliases: [llama3]}
 
@@ -22,8 +27,12 @@ from __future__ import annotations
 from functools import partial
 
 from inference_gateway.config._callers import CALLERS_SECTION
-from inference_gateway.config._model import AliasConfig
-from inference_gateway.config._reader import Reader, join
+from inference_gateway.config._model import (
+    DEFAULT_FALLBACK_RESERVE_SECONDS,
+    DEFAULT_HEDGES_PER_MINUTE,
+    AliasConfig,
+)
+from inference_gateway.config._reader import Reader, check_fallbacks, join
 from inference_gateway.config._templates import read_affixes, read_template
 from inference_gateway.config._yaml import LocatedMap
 from inference_gateway.defaults import check_input_default
@@ -46,6 +55,11 @@ _ALIAS_KEYS = (
     "api_key",
     "timeout_seconds",
     "max_concurrency",
+    "fallbacks",
+    "fallback_on_failure",
+    "hedge_after_seconds",
+    "hedges_per_minute",
+    "fallback_reserve_seconds",
 )
 _TASKS = {task.value: task for task in Task}
 
@@ -71,6 +85,7 @@ def read_native(reader: Reader, document: LocatedMap) -> list[AliasConfig]:
             alias = _read_alias(reader, name, spec, where, line)
             if alias is not None:
                 found.append(alias)
+    check_fallbacks(reader, found, {a.name: aliases.line_of(a.name) for a in found}, "aliases")
     return found
 
 
@@ -107,6 +122,17 @@ def _read_alias(
     api_key = reader.optional(spec, "api_key", where, reader.env_key)
     timeout = reader.optional(spec, "timeout_seconds", where, reader.positive_number)
     concurrency = reader.optional(spec, "max_concurrency", where, reader.positive_int)
+    fallbacks = reader.optional(spec, "fallbacks", where, reader.names)
+    on_failure = reader.optional(spec, "fallback_on_failure", where, reader.flag)
+    hedge_after = reader.optional(spec, "hedge_after_seconds", where, reader.positive_number)
+    hedges = reader.optional(spec, "hedges_per_minute", where, reader.positive_int)
+    reserve = reader.optional(spec, "fallback_reserve_seconds", where, reader.positive_number)
+    if hedge_after is not None and not fallbacks:
+        reader.problem(
+            spec.line_of("hedge_after_seconds"),
+            join(where, "hedge_after_seconds"),
+            "a hedge runs on the first fallback: add fallbacks: [...]",
+        )
     if ref is None or len(reader.problems) > errors_before:
         return None
     return AliasConfig(
@@ -122,6 +148,11 @@ def _read_alias(
         timeout_seconds=timeout,
         max_concurrency=concurrency,
         source=reader.source(name_line),
+        fallbacks=tuple(fallbacks or ()),
+        fallback_on_failure=bool(on_failure),
+        hedge_after_seconds=hedge_after,
+        hedges_per_minute=hedges or DEFAULT_HEDGES_PER_MINUTE,
+        fallback_reserve_seconds=reserve or DEFAULT_FALLBACK_RESERVE_SECONDS,
     )
 
 

@@ -13,12 +13,12 @@ import re
 from collections.abc import Callable, Collection, Mapping
 from typing import TypeVar
 
-from inference_gateway.config._model import ApiKeyRef, ConfigProblem
+from inference_gateway.config._model import AliasConfig, ApiKeyRef, ConfigProblem
 from inference_gateway.config._yaml import LocatedList, LocatedMap
 from inference_gateway.defaults import names_a_secret, parse_number
 from inference_gateway.model_ids import ACCEPTED_FORMS, ModelIdError, ModelRef, parse_model_id
 
-__all__ = ["ENV_PREFIX", "Reader", "closest", "join", "kind_of"]
+__all__ = ["ENV_PREFIX", "Reader", "check_fallbacks", "closest", "join", "kind_of"]
 
 ENV_PREFIX = "os.environ/"
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -122,6 +122,16 @@ class Reader:
         self.problem(line, key, "expected an integer >= 1")
         return None
 
+    def names(self, value: object, line: int, key: str) -> list[str] | None:
+        """A list of non-empty strings (fallbacks: aliases or model ids)."""
+        items = self.sequence(value, line, key)
+        if items is None:
+            return None
+        if not all(isinstance(item, str) and item for item in items):
+            self.problem(line, key, "expected a list of alias names or model ids")
+            return None
+        return [str(item) for item in items]
+
     def model_ref(self, value: object, line: int, key: str) -> ModelRef | None:
         text = self.text(value, line, key)
         if text is None:
@@ -192,6 +202,38 @@ class Reader:
             self.problem(line, key, f"{problem}; model inputs must be JSON values")
             return None
         return _plain(value)
+
+
+def check_fallbacks(
+    reader: Reader, aliases: list[AliasConfig], lines: Mapping[str, int], where: str
+) -> None:
+    """Each fallback names another alias or a model id, for the same task.
+
+    Fallbacks are not followed further (a fallback's own fallbacks are not used), so a
+    loop cannot form; an alias naming itself is still refused as a mistake.
+    """
+    by_name = {alias.name: alias for alias in aliases}
+    for alias in aliases:
+        key = join(join(where, alias.name), "fallbacks")
+        line = lines.get(alias.name)
+        for name in alias.fallbacks:
+            other = by_name.get(name)
+            if name == alias.name:
+                reader.problem(line, key, f"{name!r} is the alias itself")
+                continue
+            if other is not None:
+                task = other.task
+            else:
+                try:
+                    task = parse_model_id(name).task or alias.task
+                except ModelIdError:
+                    hint = closest(name, by_name)
+                    reader.problem(line, key, f"{name!r} is not an alias or a model id{hint}")
+                    continue
+            if task is not alias.task:
+                reader.problem(
+                    line, key, f"{name!r} makes {task.value}; {alias.name} makes {alias.task.value}"
+                )
 
 
 def join(where: str, key: object) -> str:

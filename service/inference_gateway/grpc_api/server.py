@@ -173,6 +173,7 @@ def build_gateway(
             lease_seconds=settings.lease_seconds,
             idempotency_retention_seconds=settings.idempotency_retention,
             idempotency_grace_seconds=settings.idempotency_grace,
+            progress_interval_seconds=settings.progress_interval,
         ),
         state=state,
     )

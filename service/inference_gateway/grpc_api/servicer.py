@@ -25,6 +25,7 @@ from inference_gateway.domain import (
     PredictionSummary,
     RequestId,
     StreamEnd,
+    StreamProgress,
     StreamStart,
     TextRequest,
     TextResult,
@@ -79,6 +80,11 @@ _ENDPOINT_KIND = {
     EndpointKind.DEPLOYMENT: pb.ENDPOINT_KIND_DEPLOYMENT,
 }
 _TASK = {Task.TEXT: pb.TASK_TEXT, Task.IMAGE: pb.TASK_IMAGE}
+_ROLE = {
+    "primary": pb.PREDICTION_ROLE_PRIMARY,
+    "fallback": pb.PREDICTION_ROLE_FALLBACK,
+    "hedge": pb.PREDICTION_ROLE_HEDGE,
+}
 
 
 # protobuf parses at most 100 nested messages; each level of an extra_input object or list
@@ -268,6 +274,7 @@ def text_request(
         template=request.template or None,
         caller=caller,
         request_id=_request_id(request),
+        no_fallbacks=request.disable_fallbacks,
     )
 
 
@@ -317,6 +324,7 @@ def image_request(
         include_data=request.include_data,
         caller=caller,
         request_id=_request_id(request),
+        no_fallbacks=request.disable_fallbacks,
     )
 
 
@@ -364,6 +372,18 @@ def prediction_message(summary: PredictionSummary) -> pb.Prediction:
         status=status_enum(summary.status),
         timing=timing,
         usage=usage,
+        answered_by=summary.answered_by,
+        role=_ROLE.get(summary.role, pb.PREDICTION_ROLE_UNSPECIFIED),
+    )
+
+
+def progress_message(progress: StreamProgress) -> pb.BootProgress:
+    return pb.BootProgress(
+        prediction_id=progress.prediction_id,
+        status=status_enum(progress.status),
+        waiting=seconds(progress.seconds),
+        model=progress.model,
+        role=_ROLE.get(progress.role, pb.PREDICTION_ROLE_UNSPECIFIED),
     )
 
 
@@ -444,6 +464,8 @@ class InferenceGatewayServicer(pb_grpc.InferenceGatewayServicer):
                     yield pb.StreamTextResponse(template=item.template)
                 elif isinstance(item, StreamEnd):
                     yield pb.StreamTextResponse(prediction=prediction_message(item.prediction))
+                elif isinstance(item, StreamProgress):
+                    yield pb.StreamTextResponse(progress=progress_message(item))
                 else:
                     yield pb.StreamTextResponse(text=item.text)
 

@@ -65,6 +65,34 @@ PREDICTION_STATUS_ABORTED: PredictionStatus.ValueType  # 6
 """Its deadline passed before it started."""
 Global___PredictionStatus: _TypeAlias = PredictionStatus  # noqa: Y015
 
+class _PredictionRole:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PredictionRoleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PredictionRole.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PREDICTION_ROLE_UNSPECIFIED: _PredictionRole.ValueType  # 0
+    """Not reported."""
+    PREDICTION_ROLE_PRIMARY: _PredictionRole.ValueType  # 1
+    """The model asked for."""
+    PREDICTION_ROLE_FALLBACK: _PredictionRole.ValueType  # 2
+    """A fallback, after the model asked for failed or could not boot in time."""
+    PREDICTION_ROLE_HEDGE: _PredictionRole.ValueType  # 3
+    """A fallback started while the model asked for was booting, and finished first."""
+
+class PredictionRole(_PredictionRole, metaclass=_PredictionRoleEnumTypeWrapper):
+    """How the prediction that answered came to run."""
+
+PREDICTION_ROLE_UNSPECIFIED: PredictionRole.ValueType  # 0
+"""Not reported."""
+PREDICTION_ROLE_PRIMARY: PredictionRole.ValueType  # 1
+"""The model asked for."""
+PREDICTION_ROLE_FALLBACK: PredictionRole.ValueType  # 2
+"""A fallback, after the model asked for failed or could not boot in time."""
+PREDICTION_ROLE_HEDGE: PredictionRole.ValueType  # 3
+"""A fallback started while the model asked for was booting, and finished first."""
+Global___PredictionRole: _TypeAlias = PredictionRole  # noqa: Y015
+
 class _EndpointKind:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -196,6 +224,7 @@ class GenerateTextRequest(_message.Message):
     SUFFIX_FIELD_NUMBER: _builtins.int
     TEMPLATE_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    DISABLE_FALLBACKS_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """An alias from the configuration or a model id, for example
     "meta/meta-llama-3-8b-instruct", "replicate:owner/name:VERSION" or
@@ -234,6 +263,8 @@ class GenerateTextRequest(_message.Message):
     prediction instead of creating another; the same id with a different request is
     INVALID_ARGUMENT. GenerateText and StreamText share it.
     """
+    disable_fallbacks: _builtins.bool
+    """Run only the model named: no fallback, no hedge (evaluations, pinned versions)."""
     @_builtins.property
     def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChatMessage]:
         """Chat turns, rendered through a chat template."""
@@ -266,10 +297,11 @@ class GenerateTextRequest(_message.Message):
         suffix: _builtins.str | None = ...,
         template: _builtins.str = ...,
         request_id: _builtins.str = ...,
+        disable_fallbacks: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_max_length", b"_max_length", "_max_new_tokens", b"_max_new_tokens", "_prefix", b"_prefix", "_repetition_penalty", b"_repetition_penalty", "_seed", b"_seed", "_suffix", b"_suffix", "_system_prompt", b"_system_prompt", "_temperature", b"_temperature", "_top_k", b"_top_k", "_top_p", b"_top_p", "extra_input", b"extra_input", "max_length", b"max_length", "max_new_tokens", b"max_new_tokens", "prefix", b"prefix", "repetition_penalty", b"repetition_penalty", "seed", b"seed", "suffix", b"suffix", "system_prompt", b"system_prompt", "temperature", b"temperature", "top_k", b"top_k", "top_p", b"top_p"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_length", b"_max_length", "_max_new_tokens", b"_max_new_tokens", "_prefix", b"_prefix", "_repetition_penalty", b"_repetition_penalty", "_seed", b"_seed", "_suffix", b"_suffix", "_system_prompt", b"_system_prompt", "_temperature", b"_temperature", "_top_k", b"_top_k", "_top_p", b"_top_p", "extra_input", b"extra_input", "max_length", b"max_length", "max_new_tokens", b"max_new_tokens", "messages", b"messages", "model", b"model", "prefix", b"prefix", "prompt", b"prompt", "repetition_penalty", b"repetition_penalty", "request_id", b"request_id", "seed", b"seed", "stop_sequences", b"stop_sequences", "suffix", b"suffix", "system_prompt", b"system_prompt", "temperature", b"temperature", "template", b"template", "top_k", b"top_k", "top_p", b"top_p"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_length", b"_max_length", "_max_new_tokens", b"_max_new_tokens", "_prefix", b"_prefix", "_repetition_penalty", b"_repetition_penalty", "_seed", b"_seed", "_suffix", b"_suffix", "_system_prompt", b"_system_prompt", "_temperature", b"_temperature", "_top_k", b"_top_k", "_top_p", b"_top_p", "disable_fallbacks", b"disable_fallbacks", "extra_input", b"extra_input", "max_length", b"max_length", "max_new_tokens", b"max_new_tokens", "messages", b"messages", "model", b"model", "prefix", b"prefix", "prompt", b"prompt", "repetition_penalty", b"repetition_penalty", "request_id", b"request_id", "seed", b"seed", "stop_sequences", b"stop_sequences", "suffix", b"suffix", "system_prompt", b"system_prompt", "temperature", b"temperature", "template", b"template", "top_k", b"top_k", "top_p", b"top_p"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__max_length: _TypeAlias = _typing.Literal["max_length"]  # noqa: Y015
     _WhichOneofArgType__max_length: _TypeAlias = _typing.Literal["_max_length", b"_max_length"]  # noqa: Y015
@@ -399,6 +431,8 @@ class Prediction(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     TIMING_FIELD_NUMBER: _builtins.int
     USAGE_FIELD_NUMBER: _builtins.int
+    ANSWERED_BY_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Replicate's prediction id."""
     model: _builtins.str
@@ -407,6 +441,10 @@ class Prediction(_message.Message):
     """The resolved version id, when known."""
     status: Global___PredictionStatus.ValueType
     """The final status."""
+    answered_by: _builtins.str
+    """The alias or model id that answered: the one asked for, or one of its fallbacks."""
+    role: Global___PredictionRole.ValueType
+    """How the answering prediction came to run."""
     @_builtins.property
     def timing(self) -> Global___Timing:
         """Where the time went."""
@@ -424,14 +462,56 @@ class Prediction(_message.Message):
         status: Global___PredictionStatus.ValueType = ...,
         timing: Global___Timing | None = ...,
         usage: Global___Usage | None = ...,
+        answered_by: _builtins.str = ...,
+        role: Global___PredictionRole.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["timing", b"timing", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "model", b"model", "status", b"status", "timing", b"timing", "usage", b"usage", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answered_by", b"answered_by", "id", b"id", "model", b"model", "role", b"role", "status", b"status", "timing", b"timing", "usage", b"usage", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Prediction: _TypeAlias = Prediction  # noqa: Y015
+
+@_typing.final
+class BootProgress(_message.Message):
+    """Where a prediction stands before its first text, so a caller can show progress."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PREDICTION_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    WAITING_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    prediction_id: _builtins.str
+    """Replicate's prediction id."""
+    status: Global___PredictionStatus.ValueType
+    """STARTING (waiting for a worker: booting when long) or PROCESSING."""
+    model: _builtins.str
+    """The alias or model id this prediction runs."""
+    role: Global___PredictionRole.ValueType
+    """Why it runs: the model asked for, a fallback or a hedge."""
+    @_builtins.property
+    def waiting(self) -> _duration_pb2.Duration:
+        """Time since the gateway created the prediction."""
+
+    def __init__(
+        self,
+        *,
+        prediction_id: _builtins.str = ...,
+        status: Global___PredictionStatus.ValueType = ...,
+        waiting: _duration_pb2.Duration | None = ...,
+        model: _builtins.str = ...,
+        role: Global___PredictionRole.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["waiting", b"waiting"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["model", b"model", "prediction_id", b"prediction_id", "role", b"role", "status", b"status", "waiting", b"waiting"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BootProgress: _TypeAlias = BootProgress  # noqa: Y015
 
 @_typing.final
 class GenerateTextResponse(_message.Message):
@@ -474,6 +554,7 @@ class StreamTextResponse(_message.Message):
     TEXT_FIELD_NUMBER: _builtins.int
     PREDICTION_FIELD_NUMBER: _builtins.int
     TEMPLATE_FIELD_NUMBER: _builtins.int
+    PROGRESS_FIELD_NUMBER: _builtins.int
     text: _builtins.str
     """New text, in order; empty on the last message."""
     template: _builtins.str
@@ -482,16 +563,21 @@ class StreamTextResponse(_message.Message):
     def prediction(self) -> Global___Prediction:
         """Set on the last message only."""
 
+    @_builtins.property
+    def progress(self) -> Global___BootProgress:
+        """Before the first text only: where a prediction stands (sent alone in its message)."""
+
     def __init__(
         self,
         *,
         text: _builtins.str = ...,
         prediction: Global___Prediction | None = ...,
         template: _builtins.str = ...,
+        progress: Global___BootProgress | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["prediction", b"prediction"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["prediction", b"prediction", "progress", b"progress"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["prediction", b"prediction", "template", b"template", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["prediction", b"prediction", "progress", b"progress", "template", b"template", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -548,6 +634,7 @@ class GenerateImageRequest(_message.Message):
     INPUT_IMAGES_FIELD_NUMBER: _builtins.int
     INCLUDE_DATA_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    DISABLE_FALLBACKS_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """An alias or a model id, for example "stability-ai/sdxl" or
     "replicate:image:stability-ai/sdxl:VERSION".
@@ -570,6 +657,8 @@ class GenerateImageRequest(_message.Message):
     """Also return each image's bytes (Replicate's file URLs expire)."""
     request_id: _builtins.str
     """Optional idempotency key (AIP-155), as in GenerateTextRequest."""
+    disable_fallbacks: _builtins.bool
+    """Run only the model named: no fallback, no hedge (evaluations, pinned versions)."""
     @_builtins.property
     def extra_input(self) -> _struct_pb2.Struct:
         """Model-specific inputs, merged verbatim into the prediction's input."""
@@ -592,10 +681,11 @@ class GenerateImageRequest(_message.Message):
         input_images: _abc.Iterable[Global___InputImage] | None = ...,
         include_data: _builtins.bool = ...,
         request_id: _builtins.str = ...,
+        disable_fallbacks: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_apply_watermark", b"_apply_watermark", "_height", b"_height", "_num_inference_steps", b"_num_inference_steps", "_refine", b"_refine", "_width", b"_width", "apply_watermark", b"apply_watermark", "extra_input", b"extra_input", "height", b"height", "num_inference_steps", b"num_inference_steps", "refine", b"refine", "width", b"width"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_apply_watermark", b"_apply_watermark", "_height", b"_height", "_num_inference_steps", b"_num_inference_steps", "_refine", b"_refine", "_width", b"_width", "apply_watermark", b"apply_watermark", "extra_input", b"extra_input", "height", b"height", "include_data", b"include_data", "input_images", b"input_images", "model", b"model", "num_inference_steps", b"num_inference_steps", "prompt", b"prompt", "refine", b"refine", "request_id", b"request_id", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_apply_watermark", b"_apply_watermark", "_height", b"_height", "_num_inference_steps", b"_num_inference_steps", "_refine", b"_refine", "_width", b"_width", "apply_watermark", b"apply_watermark", "disable_fallbacks", b"disable_fallbacks", "extra_input", b"extra_input", "height", b"height", "include_data", b"include_data", "input_images", b"input_images", "model", b"model", "num_inference_steps", b"num_inference_steps", "prompt", b"prompt", "refine", b"refine", "request_id", b"request_id", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__apply_watermark: _TypeAlias = _typing.Literal["apply_watermark"]  # noqa: Y015
     _WhichOneofArgType__apply_watermark: _TypeAlias = _typing.Literal["_apply_watermark", b"_apply_watermark"]  # noqa: Y015

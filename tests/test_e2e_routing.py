@@ -1,0 +1,218 @@
+"""Fallbacks, hedges past a boot and boot progress, over real gRPC against the simulator."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as pb
+from replicate_simulator import SimulatorConfig
+from tests.gateway_harness import Harness, running_gateway
+from tests.simulator_fixtures import wait_until
+from tests.support.models import LLAMA2, LLAMA3
+
+pytestmark = pytest.mark.asyncio
+
+OTHER_TOKEN = "r8_test_other_account_000000000000000"
+CONFIG = f"""
+aliases:
+  chat:
+    model: {LLAMA3}
+    fallbacks: [backup]
+  strict:
+    model: {LLAMA3}
+    fallbacks: [{LLAMA2}]
+  on-failure:
+    model: {LLAMA3}
+    fallbacks: [{LLAMA2}]
+    fallback_on_failure: true
+  gone:
+    model: deployments/acme/deleted-yesterday
+    fallbacks: [backup]
+  other-account:
+    model: {LLAMA3}
+    fallbacks: [paid-elsewhere]
+  booting:
+    model: {LLAMA3}
+    fallbacks: [backup]
+    fallback_reserve_seconds: 100
+  hedged:
+    model: deployments/acme/llama3-prod
+    fallbacks: [backup]
+    hedge_after_seconds: 5
+  backup:
+    model: {LLAMA2}
+  paid-elsewhere:
+    model: {LLAMA2}
+    api_key: os.environ/OTHER_TOKEN
+"""
+
+
+@pytest.fixture
+async def h(tmp_path: Path) -> AsyncIterator[Harness]:
+    path = tmp_path / "gateway.yaml"
+    path.write_text(CONFIG, encoding="utf-8")
+    async with running_gateway(config=path, env={"OTHER_TOKEN": OTHER_TOKEN}) as harness:
+        yield harness
+
+
+def answers(h: Harness, model: str, role: str) -> float:
+    value = h.gateway.metrics.registry.get_sample_value(
+        "inference_gateway_answers_total", {"model": model, "role": role}
+    )
+    return value or 0.0
+
+
+def creates(h: Harness, model: str) -> int:
+    return h.requests.count(kind="create", model=model)
+
+
+async def ask(h: Harness, alias: str, **fields: object) -> pb.GenerateTextResponse:
+    request = pb.GenerateTextRequest(model=alias, prompt="hello", **fields)  # type: ignore[arg-type]
+    return await h.stub.GenerateText(request, timeout=20)
+
+
+async def test_unavailable_upstream_falls_back_and_says_who_answered(h: Harness) -> None:
+    h.simulator.state.faults.add(kind="create", model=LLAMA3, status=503)
+    reply = await ask(h, "chat")
+    assert reply.prediction.answered_by == "backup"
+    assert reply.prediction.role == pb.PREDICTION_ROLE_FALLBACK
+    assert reply.prediction.model == LLAMA2
+    [create] = h.requests.matching(kind="create", model=LLAMA2)
+    assert reply.text == h.simulator.state.expected_text(LLAMA2, create.body["input"])
+    assert (creates(h, LLAMA3), creates(h, LLAMA2)) == (1, 1)
+    assert answers(h, "backup", "fallback") == 1
+    assert answers(h, "chat", "primary") == 0
+
+
+async def test_a_model_that_answers_is_the_primary(h: Harness) -> None:
+    reply = await ask(h, "chat")
+    assert (reply.prediction.answered_by, reply.prediction.role) == (
+        "chat",
+        pb.PREDICTION_ROLE_PRIMARY,
+    )
+    assert creates(h, LLAMA2) == 0
+    assert answers(h, "chat", "primary") == 1
+
+
+async def test_a_deleted_deployment_falls_back(h: Harness) -> None:
+    reply = await ask(h, "gone")
+    assert reply.prediction.answered_by == "backup"
+    assert h.requests.count(kind="create") == 2
+
+
+async def test_a_failed_prediction_falls_back_only_where_the_alias_opts_in(h: Harness) -> None:
+    h.simulator.state.set_behaviour(LLAMA3, fail_error="CUDA out of memory")
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await ask(h, "strict")
+    assert refused.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+    assert creates(h, LLAMA2) == 0
+    reply = await ask(h, "on-failure")
+    assert reply.prediction.answered_by == LLAMA2
+    assert reply.prediction.role == pb.PREDICTION_ROLE_FALLBACK
+
+
+async def test_never_on_the_callers_invalid_argument(h: Harness) -> None:
+    h.simulator.state.faults.add(kind="create", model=LLAMA3, status=400)
+    with pytest.raises(grpc.aio.AioRpcError) as upstream:
+        await ask(h, "chat")
+    assert upstream.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.aio.AioRpcError) as schema:
+        await ask(h, "chat", top_k=-5)
+    assert schema.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert creates(h, LLAMA2) == 0
+
+
+async def test_a_request_may_opt_out(h: Harness) -> None:
+    h.simulator.state.faults.add(kind="create", model=LLAMA3, status=503)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await ask(h, "chat", disable_fallbacks=True)
+    assert refused.value.code() is grpc.StatusCode.UNAVAILABLE
+    assert creates(h, LLAMA2) == 0
+
+
+async def test_rate_limits_fall_back_only_to_another_account(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTHER_TOKEN", OTHER_TOKEN)  # read when the call is made
+    for _ in range(2):
+        h.simulator.state.faults.add(kind="create", model=LLAMA3, status=429, retry_after=3600)
+    with pytest.raises(grpc.aio.AioRpcError) as same_account:
+        await ask(h, "chat")
+    assert same_account.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert creates(h, LLAMA2) == 0
+    reply = await ask(h, "other-account")
+    assert reply.prediction.answered_by == "paid-elsewhere"
+    [create] = h.requests.matching(kind="create", model=LLAMA2)
+    assert create.headers["authorization"] == f"Bearer {OTHER_TOKEN}"
+
+
+async def test_a_model_booting_near_the_deadline_is_left_for_the_fallback(h: Harness) -> None:
+    state = h.simulator.state
+    state.force_cold_boot(LLAMA3, 120.0)
+    started = time.monotonic()
+    # 6 s to go, 100 s reserve: the boot is given half of it, then the fallback runs.
+    reply = await h.stub.GenerateText(
+        pb.GenerateTextRequest(model="booting", prompt="hello"), timeout=6
+    )
+    assert reply.prediction.answered_by == "backup"
+    assert time.monotonic() - started < 6
+    [booted] = [p for p in state.predictions.values() if p.model.full_name == LLAMA3]
+    await wait_until(booted, lambda p: p.status == "canceled")
+
+
+async def test_a_hedge_answers_a_120s_deployment_boot_and_the_boot_is_canceled(
+    h: Harness,
+) -> None:
+    state = h.simulator.state
+    state.force_cold_boot(LLAMA3, 120.0)
+    started = time.monotonic()
+    reply = await ask(h, "hedged")
+    elapsed = time.monotonic() - started
+    assert reply.prediction.answered_by == "backup"
+    assert reply.prediction.role == pb.PREDICTION_ROLE_HEDGE
+    timing = reply.prediction.timing
+    fallback_run = sum(
+        duration.ToTimedelta().total_seconds()
+        for duration in (timing.queue_duration, timing.predict_duration)
+    )
+    assert elapsed < 5 + fallback_run + 2
+    assert h.requests.count(kind="create") == 2
+    [booted] = [p for p in state.predictions.values() if p.deployment == "acme/llama3-prod"]
+    await wait_until(booted, lambda p: p.status == "canceled")
+    await h.gateway.runner.drain_cancels()
+    assert h.requests.count(kind="cancel") == 1
+    assert answers(h, "backup", "hedge") == 1
+
+
+async def test_streamtext_reports_a_30s_boot_before_its_first_token_only(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.yaml"
+    path.write_text(CONFIG, encoding="utf-8")
+    simulator = SimulatorConfig(token_interval_seconds=0.002, time_scale=10)
+    async with running_gateway(
+        config=path,
+        env={"OTHER_TOKEN": OTHER_TOKEN},
+        simulator_config=simulator,
+        progress_interval=1.0,
+    ) as h:
+        h.simulator.state.force_cold_boot(LLAMA3, 30.0)  # 3 s real
+        # Cancel-After is read in simulated seconds: 90 s of deadline outlasts the boot.
+        call = h.stub.StreamText(pb.GenerateTextRequest(model=LLAMA3, prompt="hi"), timeout=90)
+        seen: list[str] = []
+        statuses = []
+        async for message in call:
+            if message.HasField("progress"):
+                seen.append("progress")
+                statuses.append(message.progress.status)
+            elif message.text:
+                seen.append("text")
+        first_text = seen.index("text")
+        assert "progress" in seen[:first_text]
+        assert "progress" not in seen[first_text:]
+        assert statuses[0] == pb.PREDICTION_STATUS_STARTING
+        # One GET a second of a 3 s boot, and one for the summary: the budget holds.
+        assert h.requests.count(kind="get") <= 3 + 2
