@@ -45,7 +45,7 @@ def decode(text: str, kinds: Mapping[str, type[M]]) -> M:
     if not isinstance(data, dict):
         raise WireError("a message must be a JSON object")
     kind = data.pop("kind", None)
-    if kind not in kinds:
+    if not isinstance(kind, str) or kind not in kinds:
         raise WireError(f"kind must be one of {', '.join(sorted(kinds))}, got {kind!r}")
     message: M = _build(kinds[kind], data, str(kind))
     return message
