@@ -25,6 +25,7 @@ _FIELD_FLAGS = {
     "token_interval": "token_interval_seconds",
     "cold_boot_seconds": "cold_boot_seconds",
     "cold_boot_idle_seconds": "cold_boot_idle_seconds",
+    "output_retention": "output_retention_seconds",
     "create_rate": "create_rate_per_minute",
     "other_rate": "other_rate_per_minute",
     "tls_cert": "tls_certfile",
@@ -80,6 +81,13 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="idle time after which a model boots cold "
         f"(default: {_DEFAULTS.cold_boot_idle_seconds})",
+    )
+    parser.add_argument(
+        "--output-retention",
+        type=float,
+        metavar="SECONDS",
+        help="time after a prediction ends when its input, output and files are removed "
+        "(data_removed), as Replicate does after about an hour (default: never)",
     )
     parser.add_argument(
         "--create-rate",
