@@ -147,8 +147,10 @@ def test_litellm_file_maps_every_kind_of_key() -> None:
         "model_list[0] (chatml-llama): ignored LiteLLM-only keys"
         " api_base, input_cost_per_token, rpm, stream_timeout, tpm" in notes
     )
-    for section in ("litellm_settings", "router_settings", "general_settings"):
+    for section in ("litellm_settings", "general_settings"):
         assert f"{section}: LiteLLM proxy settings, ignored" in notes
+    # router_settings.fallbacks is read (test_config_routing.py); the rest is named.
+    assert "router_settings: ignored by this gateway: routing_strategy" in notes
     assert "export REDIS_HOST" in notes
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from inference_gateway.config import hash_token
 from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as pb
 from replicate_simulator import SimulatorConfig
 from tests.gateway_harness import Harness, running_gateway
@@ -216,3 +217,59 @@ async def test_streamtext_reports_a_30s_boot_before_its_first_token_only(tmp_pat
         assert statuses[0] == pb.PREDICTION_STATUS_STARTING
         # One GET a second of a 3 s boot, and one for the summary: the budget holds.
         assert h.requests.count(kind="get") <= 3 + 2
+
+
+async def test_streamtext_hedge_the_first_token_wins(h: Harness) -> None:
+    state = h.simulator.state
+    state.force_cold_boot(LLAMA3, 120.0)
+    call = h.stub.StreamText(pb.GenerateTextRequest(model="hedged", prompt="hi"), timeout=30)
+    kinds: list[str] = []
+    last = pb.Prediction()
+    async for message in call:
+        if message.HasField("progress"):
+            kinds.append("progress")
+        elif message.text:
+            kinds.append("text")
+        if message.HasField("prediction"):
+            last = message.prediction
+    assert kinds.index("text") > 0
+    assert "progress" not in kinds[kinds.index("text") :]
+    assert (last.answered_by, last.role) == ("backup", pb.PREDICTION_ROLE_HEDGE)
+    assert h.requests.count(kind="create") == 2
+    [booted] = [p for p in state.predictions.values() if p.deployment == "acme/llama3-prod"]
+    await wait_until(booted, lambda p: p.status == "canceled")
+    await h.gateway.runner.drain_cancels()
+    assert h.requests.count(kind="cancel") == 1
+
+
+CALLERS = (
+    CONFIG
+    + f"""
+callers:
+  chat-only:
+    token_sha256: "{hash_token("chat-only-token")}"
+    aliases: [chat]
+  chat-and-backup:
+    token_sha256: "{hash_token("both-token")}"
+    aliases: [chat, backup]
+"""
+)
+
+
+def bearer(token: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token}"),)
+
+
+async def test_a_caller_gets_only_fallbacks_it_may_use_itself(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.yaml"
+    path.write_text(CALLERS, encoding="utf-8")
+    async with running_gateway(config=path, env={"OTHER_TOKEN": OTHER_TOKEN}) as h:
+        request = pb.GenerateTextRequest(model="chat", prompt="hello")
+        h.simulator.state.faults.add(kind="create", model=LLAMA3, status=503)
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await h.stub.GenerateText(request, timeout=20, metadata=bearer("chat-only-token"))
+        assert refused.value.code() is grpc.StatusCode.UNAVAILABLE
+        assert creates(h, LLAMA2) == 0
+        h.simulator.state.faults.add(kind="create", model=LLAMA3, status=503)
+        reply = await h.stub.GenerateText(request, timeout=20, metadata=bearer("both-token"))
+        assert reply.prediction.answered_by == "backup"

@@ -4,7 +4,10 @@ Each entry's `model_name` becomes an alias for its `litellm_params.model`. What 
 would send to Replicate is kept: `os.environ/NAME` is resolved for every value, `max_tokens`
 is renamed as LiteLLM renames it, the prompt-template keys become a role-markup template,
 and every other key is passed through as a model input. Keys that steer LiteLLM itself
-(routing, retries, pricing) are dropped and listed in the config's notes. Values read from
+(routing, retries, pricing) are dropped and listed in the config's notes, except
+`router_settings.fallbacks` (`[{model_name: [fallback, ...]}]`), which becomes each
+alias's `fallbacks`: tried on the failures the gateway falls back on (routing.py), which
+are fewer than LiteLLM's (never the caller's own bad request). Values read from
 `os.environ/NAME` are strings, as in LiteLLM. Deviations, each
 deliberate: `stop` lists are joined with "," (Replicate takes one string), `seed` is sent
 (LiteLLM drops it), and `replicate/owner/name:VERSION` posts the version to /v1/predictions
@@ -14,10 +17,10 @@ deliberate: `stop` lists are joined with "," (Replicate takes one string), `seed
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from inference_gateway.config._model import AliasConfig, ApiKeyRef, Secret
-from inference_gateway.config._reader import ENV_PREFIX, Reader, join
+from inference_gateway.config._reader import ENV_PREFIX, Reader, check_fallbacks, join
 from inference_gateway.config._templates import CUSTOM_TEMPLATE_KEYS, read_custom_template
 from inference_gateway.config._yaml import LocatedList, LocatedMap
 from inference_gateway.model_ids import Task
@@ -77,7 +80,7 @@ _COST_KEY = re.compile(r"(?:^|_)cost(?:_|$)")
 def read_litellm(reader: Reader, document: LocatedMap) -> list[AliasConfig]:
     reader.check_keys(document, LITELLM_SECTIONS + _IGNORED_SECTIONS, "")
     for section in _IGNORED_SECTIONS:
-        if section in document:
+        if section in document and section != "router_settings":
             reader.notes.append(f"{section}: LiteLLM proxy settings, ignored by this gateway")
     variables = document.get("environment_variables")
     if isinstance(variables, LocatedMap) and variables:
@@ -88,7 +91,45 @@ def read_litellm(reader: Reader, document: LocatedMap) -> list[AliasConfig]:
     )
     if entries is None:
         return []
-    return _read_entries(reader, entries)
+    aliases = _read_entries(reader, entries)
+    return _with_fallbacks(reader, document, aliases)
+
+
+def _with_fallbacks(
+    reader: Reader, document: LocatedMap, aliases: list[AliasConfig]
+) -> list[AliasConfig]:
+    """`router_settings.fallbacks` onto the aliases; the router's other settings noted."""
+    settings = document.get("router_settings")
+    if not isinstance(settings, LocatedMap):
+        if "router_settings" in document:
+            reader.notes.append("router_settings: not a mapping, ignored by this gateway")
+        return aliases
+    others = sorted(str(key) for key in settings if key != "fallbacks")
+    if others:
+        reader.notes.append(f"router_settings: ignored by this gateway: {', '.join(others)}")
+    if "fallbacks" not in settings:
+        return aliases
+    where = "router_settings.fallbacks"
+    rules = reader.sequence(settings["fallbacks"], settings.line_of("fallbacks"), where)
+    if rules is None:
+        return aliases
+    by_name = {alias.name: alias for alias in aliases}
+    lines: dict[str, int] = {}
+    for index, (rule, line) in enumerate(zip(rules, rules.item_lines, strict=True)):
+        rule_where = f"{where}[{index}]"
+        mapping = reader.mapping(rule, line, rule_where)
+        for name, targets in (mapping or {}).items():
+            names = reader.names(targets, line, join(rule_where, name))
+            if names is None:
+                continue
+            if name not in by_name:
+                reader.problem(line, rule_where, f"{name!r} is not a model_name in model_list")
+                continue
+            by_name[name] = replace(by_name[name], fallbacks=tuple(names))
+            lines[name] = line
+    found = list(by_name.values())
+    check_fallbacks(reader, found, lines, where)
+    return found
 
 
 def _read_entries(reader: Reader, entries: LocatedList) -> list[AliasConfig]:
