@@ -146,10 +146,17 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@dataclass
+class Process:
+    process: asyncio.subprocess.Process
+    stub: gateway_pb2_grpc.InferenceGatewayAsyncStub
+    ops: operations_pb2_grpc.OperationsStub
+
+
 @contextlib.asynccontextmanager
 async def gateway_process(
     simulator: RunningSimulator, store: RedisServer
-) -> AsyncIterator[operations_pb2_grpc.OperationsStub]:
+) -> AsyncIterator[Process]:
     """`inference-gateway serve` in a process of its own, sharing `store` and the key."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REPLICATE_", "GATEWAY_"))}
@@ -158,6 +165,7 @@ async def gateway_process(
         REPLICATE_BASE_URL=simulator.base_url,
         GATEWAY_REDIS_URL=store.url,
         GATEWAY_REDIS_TIMEOUT="2",
+        GATEWAY_LEASE_SECONDS="1.5",
         GATEWAY_OPERATIONS_KEY=KEY.decode(),
         GATEWAY_OUTPUT_FILE_ORIGINS=simulator.files_url,
     )
@@ -181,10 +189,15 @@ async def gateway_process(
     drained = asyncio.ensure_future(drain())
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            yield operations_pb2_grpc.OperationsStub(channel)
+            yield Process(
+                process,
+                gateway_pb2_grpc.InferenceGatewayStub(channel),  # the async stub, typed so
+                operations_pb2_grpc.OperationsStub(channel),
+            )
     finally:
-        process.terminate()
-        assert await asyncio.wait_for(process.wait(), timeout=30) == 0
+        if process.returncode is None:
+            process.terminate()
+            assert await asyncio.wait_for(process.wait(), timeout=30) == 0
         await drained
 
 
@@ -258,7 +271,7 @@ async def test_submit_image_returns_in_a_cold_boot_and_another_process_waits_for
             (prediction_id,) = metadata.prediction_ids
             assert world.simulator.state.predictions[prediction_id].status == "starting"
 
-            waited = await second.WaitOperation(
+            waited = await second.ops.WaitOperation(
                 operations_pb2.WaitOperationRequest(name=operation.name, timeout=_seconds(60)),
                 timeout=70,
             )
@@ -639,3 +652,26 @@ async def test_a_submission_holds_its_alias_slot_until_its_prediction_ends(
         # The slot is free by the time the operation says it ended.
         again = await replica.stub.SubmitText(solo, timeout=10)
         assert (await _wait(replica, again.name)).WhichOneof("result") == "response"
+
+
+async def test_a_killed_replicas_operations_are_taken_over_when_its_lease_lapses(
+    tmp_path: Path,
+) -> None:
+    with redis_server(tmp_path) as server:
+        async with (
+            cluster(store=server) as world,
+            gateway_process(world.simulator, server) as doomed,
+        ):
+            (survivor,) = world.replicas
+            world.simulator.state.set_behaviour(LLAMA3, {"token_interval_seconds": 0.1})
+            operation = await doomed.stub.SubmitText(_submit_text(), timeout=10)
+            doomed.process.kill()  # SIGKILL: no drain, no lease released
+            await doomed.process.wait()
+            ended = await _wait(survivor, operation.name)
+            (prediction_id,) = _metadata(ended).prediction_ids
+            prediction = world.simulator.state.predictions[prediction_id]
+            assert _text_response(ended).text == world.simulator.state.expected_text(
+                LLAMA3, prediction.input
+            )
+            assert world.simulator.state.requests.count("cancel") == 0
+            assert world.simulator.state.requests.count("create") == 1
