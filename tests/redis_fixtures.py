@@ -28,13 +28,21 @@ def _free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self, directory: Path, *, password: str | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        password: str | None = None,
+        tls: tuple[Path, Path] | None = None,
+    ) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed: run `make deploy-tools`")
         self._binary = binary
         self._directory = directory
         self._password = password
+        # (certificate, key): serve TLS only; the certificate is also the CA clients trust.
+        self._tls = tls
         self.port = _free_port()
         self._process: subprocess.Popen[str] | None = None
         self._drain = threading.Thread()
@@ -43,6 +51,8 @@ class RedisServer:
     @property
     def url(self) -> str:
         auth = f":{self._password}@" if self._password else ""
+        if self._tls is not None:
+            return f"rediss://{auth}127.0.0.1:{self.port}/0?ssl_ca_certs={self._tls[0]}"
         return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 20.0) -> None:
@@ -55,6 +65,12 @@ class RedisServer:
         ]  # fmt: skip
         if self._password:
             args += ["--requirepass", self._password]
+        if self._tls is not None:
+            cert, key = (str(path) for path in self._tls)
+            args += [
+                "--port", "0", "--tls-port", str(self.port), "--tls-cert-file", cert,
+                "--tls-key-file", key, "--tls-ca-cert-file", cert, "--tls-auth-clients", "no",
+            ]  # fmt: skip
         process = subprocess.Popen(
             args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
@@ -88,8 +104,10 @@ class RedisServer:
 
 
 @contextlib.contextmanager
-def redis_server(directory: Path, *, password: str | None = None) -> Iterator[RedisServer]:
-    server = RedisServer(directory, password=password)
+def redis_server(
+    directory: Path, *, password: str | None = None, tls: tuple[Path, Path] | None = None
+) -> Iterator[RedisServer]:
+    server = RedisServer(directory, password=password, tls=tls)
     server.start()
     try:
         yield server

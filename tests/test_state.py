@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -289,6 +290,37 @@ async def test_a_password_in_the_url_authenticates(tmp_path: Path) -> None:
             await wrong.close()
     assert redacted_url(server.url) == f"redis://***@127.0.0.1:{server.port}/0"
     assert redacted_url("rediss://gw:pw@r:6380") == "rediss://gw:***@r:6380"
+
+
+@pytest.fixture
+def self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, by the openssl CLI."""
+    cert, key = tmp_path / "redis.pem", tmp_path / "redis-key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+async def test_rediss_talks_tls_to_a_server_whose_ca_the_url_names(
+    tmp_path: Path, self_signed: tuple[Path, Path]
+) -> None:
+    with redis_server(tmp_path, tls=self_signed) as server:
+        assert server.url.startswith("rediss://")
+        store = RedisStore(server.url, prefix="tls", timeout=5.0)
+        plain = RedisStore(
+            server.url.replace("rediss://", "redis://").split("?")[0], prefix="tls", timeout=2.0
+        )
+        try:
+            assert await store.acquire_lease("l", "h", 1, 30)
+            with pytest.raises(StoreError):
+                await plain.acquire_lease("l", "h", 1, 30)
+        finally:
+            await store.close()
+            await plain.close()
 
 
 # --- Outage policy ----------------------------------------------------------------------------
