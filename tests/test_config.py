@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from inference_gateway.config import (
     AliasConfig,
     ApiKeyRef,
+    CallerLimits,
     ConfigError,
     GatewayConfig,
     Secret,
@@ -472,6 +473,28 @@ def test_native_file_loads_every_key() -> None:
             4,
             "aliases.llama.max_concurrency",
             "expected an integer >= 1",
+        ),
+        (
+            """
+            aliases:
+              llama:
+                model: meta/llama
+                per_caller: {max_concurrency: 0}
+            """,
+            4,
+            "aliases.llama.per_caller.max_concurrency",
+            "expected an integer >= 1",
+        ),
+        (
+            """
+            aliases:
+              llama:
+                model: meta/llama
+                per_caller: {requests_per_hour: 5}
+            """,
+            4,
+            "aliases.llama.per_caller.requests_per_hour",
+            "requests_per_minute",
         ),
         (
             """
@@ -975,3 +998,28 @@ def test_any_file_loads_or_raises_config_error(text: str) -> None:
             assert all(problem.path == str(path) for problem in outcome.problems)
         else:
             describe_config(outcome, {})
+
+
+def test_quotas_are_read_for_callers_and_for_each_caller_of_an_alias(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        f"""
+        aliases:
+          llama:
+            model: meta/llama
+            max_concurrency: 8
+            per_caller: {{requests_per_minute: 60, max_concurrency: 2}}
+        callers:
+          batch:
+            token_sha256: {"a" * 64}
+            aliases: [llama]
+            requests_per_minute: 120
+        """,
+    )
+    config = load_config(path, {})
+    assert config.aliases["llama"].per_caller == CallerLimits(60, 2)
+    assert config.callers is not None
+    assert config.callers["batch"].limits == CallerLimits(requests_per_minute=120)
+    described = describe_config(config, {})
+    assert "60 requests a minute, 2 at once" in described
+    assert "120 requests a minute" in described

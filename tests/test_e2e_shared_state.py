@@ -120,7 +120,13 @@ async def test_a_callers_requests_per_minute_hold_across_replicas(
             "",
             "RESOURCE_EXHAUSTED CALLER_QUOTA_EXCEEDED caller=team-a quota=max_concurrency limit=2",
         ),
+        (
+            "",
+            "per_caller: {max_concurrency: 2}",
+            "RESOURCE_EXHAUSTED CALLER_QUOTA_EXCEEDED caller=team-a quota=max_concurrency limit=2",
+        ),
     ],
+    ids=["alias", "caller", "alias-per-caller"],
 )
 async def test_concurrency_limits_hold_across_replicas(
     redis: RedisServer, tmp_path: Path, caller: str, alias: str, refusal: str

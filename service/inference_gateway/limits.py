@@ -26,7 +26,7 @@ from inference_gateway.deadlines import Deadline
 from inference_gateway.domain import ImageRequest, TextRequest
 from inference_gateway.errors import FieldViolation, InvalidArgument, ResourceExhausted
 from inference_gateway.inputs import ModelInput, is_data_uri
-from inference_gateway.state import Guarantee, Lease, SharedState
+from inference_gateway.state import Guarantee, SharedState
 
 __all__ = [
     "DEFAULT_LEASE_SECONDS",
@@ -191,12 +191,27 @@ class QuotaObserver(Protocol):
     def quota_refused(self, caller: str, quota: str) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class _Quota:
+    """One set of limits a call is held to, where it is kept, and who it names."""
+
+    key: str
+    guarantee: Guarantee
+    per_minute: int | None
+    concurrency: int | None
+    # Where it is configured, for the refusal: "callers: entry", "alias 'x' per_caller".
+    where: str
+    caller: str | None
+    alias: str | None
+
+
 class Admission:
-    """What a call holds while it runs: its caller's quotas and a slot of its alias.
+    """What a call holds while it runs: its caller's quotas, the alias's per-caller limits,
+    and a slot of the alias.
 
     Counted in the shared state, so the limits hold across replicas: slots are leases
     refreshed while the call runs, so a replica killed mid-call frees its slots within
-    `lease_seconds`; a caller's requests a minute are a sliding window.
+    `lease_seconds`; requests a minute are a sliding window.
     """
 
     def __init__(
@@ -212,53 +227,92 @@ class Admission:
     ) -> AsyncIterator[None]:
         """Holds what the call needs for the block; refuses at once what is spent."""
         async with AsyncExitStack() as held:
-            if caller is not None and caller.requests_per_minute is not None:
-                await self._per_minute(caller, caller.requests_per_minute, deadline)
-            if caller is not None and caller.max_concurrency is not None:
-                lease = await self._slot(
-                    Guarantee.QUOTA, f"caller:{caller.name}", caller.max_concurrency, deadline
-                )
-                if lease is None:
-                    raise self._refuse_caller(caller, "max_concurrency", caller.max_concurrency)
-                held.push_async_callback(lease.release)
-            if alias is not None and alias.max_concurrency is not None:
-                lease = await self._slot(
-                    Guarantee.CONCURRENCY, f"alias:{alias.name}", alias.max_concurrency, deadline
-                )
-                if lease is None:
-                    raise ResourceExhausted(
-                        f"alias {alias.name!r} is running its limit of {alias.max_concurrency} "
-                        "concurrent requests (max_concurrency); retry shortly",
-                        reason="ALIAS_CONCURRENCY_LIMIT",
-                        metadata={"alias": alias.name, "limit": str(alias.max_concurrency)},
-                        retry_after_seconds=1.0,
+            for quota in _quotas(caller, alias):
+                if quota.per_minute is not None:
+                    await self._per_minute(quota, quota.per_minute, deadline)
+                if quota.concurrency is not None:
+                    lease = await self._state.acquire_lease(
+                        quota.guarantee,
+                        quota.key,
+                        quota.concurrency,
+                        self._lease_seconds,
+                        deadline,
                     )
-                held.push_async_callback(lease.release)
+                    if lease is None:
+                        raise self._refuse(quota, "max_concurrency", quota.concurrency, 1.0)
+                    held.push_async_callback(lease.release)
             yield
 
-    async def _slot(
-        self, guarantee: Guarantee, key: str, limit: int, deadline: Deadline
-    ) -> Lease | None:
-        return await self._state.acquire_lease(guarantee, key, limit, self._lease_seconds, deadline)
-
-    async def _per_minute(self, caller: CallerConfig, limit: int, deadline: Deadline) -> None:
+    async def _per_minute(self, quota: _Quota, limit: int, deadline: Deadline) -> None:
         retry = await self._state.call(
-            Guarantee.QUOTA,
+            quota.guarantee,
             "hit_window",
             deadline,
-            lambda s: s.hit_window(f"caller-rpm:{caller.name}", limit, 60.0),
+            lambda s: s.hit_window(f"rpm:{quota.key}", limit, 60.0),
         )
         if retry > 0:
-            raise self._refuse_caller(caller, "requests_per_minute", limit, retry)
+            raise self._refuse(quota, "requests_per_minute", limit, retry)
 
-    def _refuse_caller(
-        self, caller: CallerConfig, quota: str, limit: int, retry: float = 1.0
-    ) -> ResourceExhausted:
-        self._observer.quota_refused(caller.name, quota)
+    def _refuse(self, quota: _Quota, name: str, limit: int, retry: float) -> ResourceExhausted:
+        if quota.caller is None:
+            assert quota.alias is not None
+            return ResourceExhausted(
+                f"alias {quota.alias!r} is running its limit of {limit} concurrent requests "
+                "(max_concurrency); retry shortly",
+                reason="ALIAS_CONCURRENCY_LIMIT",
+                metadata={"alias": quota.alias, "limit": str(limit)},
+                retry_after_seconds=retry,
+            )
+        self._observer.quota_refused(quota.caller, name)
+        metadata = {"caller": quota.caller, "quota": name, "limit": str(limit)}
+        if quota.alias is not None:
+            metadata["alias"] = quota.alias
         return ResourceExhausted(
-            f"caller {caller.name!r} is at its limit of {limit} ({quota} in its callers: "
-            f"entry); retry in {retry:.1f}s, or ask the operators to raise it",
+            f"caller {quota.caller!r} is at its limit of {limit} ({name} in {quota.where}); "
+            f"retry in {retry:.1f}s, or ask the operators to raise it",
             reason="CALLER_QUOTA_EXCEEDED",
-            metadata={"caller": caller.name, "quota": quota, "limit": str(limit)},
+            metadata=metadata,
             retry_after_seconds=retry,
         )
+
+
+def _quotas(caller: CallerConfig | None, alias: AliasConfig | None) -> list[_Quota]:
+    """The caller's own quotas, then the alias's per-caller limits, then the alias's slots."""
+    quotas = []
+    if caller is not None:
+        quotas.append(
+            _Quota(
+                f"caller:{caller.name}",
+                Guarantee.QUOTA,
+                caller.limits.requests_per_minute,
+                caller.limits.max_concurrency,
+                "its callers: entry",
+                caller.name,
+                None,
+            )
+        )
+        if alias is not None:
+            quotas.append(
+                _Quota(
+                    f"alias-caller:{alias.name}:{caller.name}",
+                    Guarantee.QUOTA,
+                    alias.per_caller.requests_per_minute,
+                    alias.per_caller.max_concurrency,
+                    f"alias {alias.name!r} per_caller",
+                    caller.name,
+                    alias.name,
+                )
+            )
+    if alias is not None:
+        quotas.append(
+            _Quota(
+                f"alias:{alias.name}",
+                Guarantee.CONCURRENCY,
+                None,
+                alias.max_concurrency,
+                f"alias {alias.name!r}",
+                None,
+                alias.name,
+            )
+        )
+    return quotas

@@ -20,18 +20,17 @@ import hashlib
 import re
 from pathlib import Path
 
-from inference_gateway.config._model import CallerConfig
+from inference_gateway.config._model import CallerConfig, CallerLimits
 from inference_gateway.config._reader import Reader, closest, join
 from inference_gateway.config._yaml import LocatedMap
 from inference_gateway.model_ids import ModelRef
 
-__all__ = ["CALLERS_SECTION", "hash_token", "read_callers"]
+__all__ = ["CALLERS_SECTION", "LIMIT_KEYS", "hash_token", "read_callers", "read_limits"]
 
 CALLERS_SECTION = "callers"
 EVERYTHING = "*"
-_KEYS = (
-    "token_sha256", "token_file", "aliases", "models", "requests_per_minute", "max_concurrency"
-)  # fmt: skip
+LIMIT_KEYS = ("requests_per_minute", "max_concurrency")
+_KEYS = ("token_sha256", "token_file", "aliases", "models", *LIMIT_KEYS)
 _TOKEN_KEYS = ("token_sha256", "token_file")
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 _PLAIN_TOKEN = (
@@ -93,8 +92,7 @@ def _read_caller(
     reader.check_keys(spec, (*_KEYS, "token"), where)
     token = _read_token(reader, spec, where)
     aliases = _names(reader, spec, "aliases", where)
-    per_minute = reader.optional(spec, "requests_per_minute", where, reader.positive_int)
-    concurrency = reader.optional(spec, "max_concurrency", where, reader.positive_int)
+    limits = read_limits(reader, spec, where)
     for alias, alias_line in aliases:
         if alias != EVERYTHING and alias not in known:
             reader.problem(
@@ -128,8 +126,18 @@ def _read_caller(
         models=tuple(models),
         all_models=every or any(model == EVERYTHING for model, _ in model_names),
         source=reader.source(line),
-        requests_per_minute=per_minute,
-        max_concurrency=concurrency,
+        limits=limits,
+    )
+
+
+def read_limits(reader: Reader, spec: LocatedMap, where: str) -> CallerLimits:
+    """`requests_per_minute` and `max_concurrency`, each optional: a caller's quotas, or an
+    alias's `per_caller` limits."""
+    return CallerLimits(
+        requests_per_minute=reader.optional(
+            spec, "requests_per_minute", where, reader.positive_int
+        ),
+        max_concurrency=reader.optional(spec, "max_concurrency", where, reader.positive_int),
     )
 
 

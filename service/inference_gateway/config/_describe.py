@@ -5,7 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from inference_gateway.config._model import AliasConfig, CallerConfig, GatewayConfig
+from inference_gateway.config._model import (
+    AliasConfig,
+    CallerConfig,
+    CallerLimits,
+    GatewayConfig,
+)
 from inference_gateway.defaults import names_a_secret
 from inference_gateway.model_ids import Task
 from inference_gateway.prompts import CustomTemplate, JinjaTemplate, Template
@@ -63,6 +68,8 @@ def _describe_alias(alias: AliasConfig, env_defaults: Mapping[str, object]) -> l
         rows.append(("timeout", f"{alias.timeout_seconds:g} s"))
     if alias.max_concurrency is not None:
         rows.append(("max concurrency", str(alias.max_concurrency)))
+    if quotas := _limits(alias.per_caller):
+        rows.append(("per caller", quotas))
     return [f"{alias.name}    (defined at {alias.source})"] + [_ROW.format(*row) for row in rows]
 
 
@@ -77,9 +84,20 @@ def _describe_callers(callers: Mapping[str, CallerConfig]) -> list[str]:
             named = ", ".join(map(str, caller.models))
             models = "any model id" if caller.all_models else named or "none"
         rows = [("token", caller.token_source), ("aliases", aliases), ("model ids", models)]
+        if quotas := _limits(caller.limits):
+            rows.append(("quotas", quotas))
         lines.append(f"{caller.name}    (defined at {caller.source})")
         lines += [_ROW.format(*row) for row in rows]
     return lines
+
+
+def _limits(limits: CallerLimits) -> str:
+    parts = []
+    if limits.requests_per_minute is not None:
+        parts.append(f"{limits.requests_per_minute} requests a minute")
+    if limits.max_concurrency is not None:
+        parts.append(f"{limits.max_concurrency} at once")
+    return ", ".join(parts)
 
 
 def _template(template: Template | None) -> str:

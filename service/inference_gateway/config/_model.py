@@ -17,6 +17,7 @@ __all__ = [
     "AliasConfig",
     "ApiKeyRef",
     "CallerConfig",
+    "CallerLimits",
     "ConfigError",
     "ConfigProblem",
     "GatewayConfig",
@@ -69,6 +70,14 @@ class ApiKeyRef:
 
 
 @dataclass(frozen=True, slots=True)
+class CallerLimits:
+    """Quotas on a caller: requests a minute and calls at once; None is unlimited."""
+
+    requests_per_minute: int | None = None
+    max_concurrency: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class AliasConfig:
     """A name callers use, the model it stands for, and the defaults that go with it."""
 
@@ -94,6 +103,8 @@ class AliasConfig:
     hedges_per_minute: int = DEFAULT_HEDGES_PER_MINUTE
     # Time kept for a fallback when the alias's own model is still booting near the deadline.
     fallback_reserve_seconds: float = DEFAULT_FALLBACK_RESERVE_SECONDS
+    # Limits on each caller's use of this alias, across replicas.
+    per_caller: CallerLimits = field(default_factory=lambda: CallerLimits())
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,9 +126,8 @@ class CallerConfig:
     # models: ["*"] (or aliases: ["*"]): any model id.
     all_models: bool
     source: str
-    # Quotas across all replicas; None: unlimited.
-    requests_per_minute: int | None = None
-    max_concurrency: int | None = None
+    # Quotas across all replicas.
+    limits: CallerLimits = field(default_factory=lambda: CallerLimits())
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ aliases:
     hedge_after_seconds: 5          # still booting after 5 s: start the first fallback too
     hedges_per_minute: 10
     fallback_reserve_seconds: 30    # booting this close to the deadline: switch to a fallback
+    per_caller: {requests_per_minute: 60, max_concurrency: 2}   # each caller's share
 callers:                            # optional; when present, callers must authenticate
   billing-service: {token_file: /var/run/secrets/gateway/billing, aliases: [llama3]}
 
@@ -26,11 +27,12 @@ from __future__ import annotations
 
 from functools import partial
 
-from inference_gateway.config._callers import CALLERS_SECTION
+from inference_gateway.config._callers import CALLERS_SECTION, LIMIT_KEYS, read_limits
 from inference_gateway.config._model import (
     DEFAULT_FALLBACK_RESERVE_SECONDS,
     DEFAULT_HEDGES_PER_MINUTE,
     AliasConfig,
+    CallerLimits,
 )
 from inference_gateway.config._reader import Reader, check_fallbacks, join
 from inference_gateway.config._templates import read_affixes, read_template
@@ -60,6 +62,7 @@ _ALIAS_KEYS = (
     "hedge_after_seconds",
     "hedges_per_minute",
     "fallback_reserve_seconds",
+    "per_caller",
 )
 _TASKS = {task.value: task for task in Task}
 
@@ -133,6 +136,7 @@ def _read_alias(
             join(where, "hedge_after_seconds"),
             "a hedge runs on the first fallback: add fallbacks: [...]",
         )
+    per_caller = reader.optional(spec, "per_caller", where, partial(_read_per_caller, reader))
     if ref is None or len(reader.problems) > errors_before:
         return None
     return AliasConfig(
@@ -153,7 +157,16 @@ def _read_alias(
         hedge_after_seconds=hedge_after,
         hedges_per_minute=hedges or DEFAULT_HEDGES_PER_MINUTE,
         fallback_reserve_seconds=reserve or DEFAULT_FALLBACK_RESERVE_SECONDS,
+        per_caller=per_caller or CallerLimits(),
     )
+
+
+def _read_per_caller(reader: Reader, value: object, line: int, where: str) -> CallerLimits | None:
+    spec = reader.mapping(value, line, where)
+    if spec is None:
+        return None
+    reader.check_keys(spec, LIMIT_KEYS, where)
+    return read_limits(reader, spec, where)
 
 
 def _read_task(reader: Reader, value: object, line: int, where: str) -> Task | None:
