@@ -870,8 +870,9 @@ class SubmitTextRequest(_message.Message):
     @_builtins.property
     def deadline(self) -> _duration_pb2.Duration:
         """How long the prediction may take, from submission; Replicate cancels it
-        after that (its Cancel-After), watched or not. Unset or longer than the
-        gateway's maximum (GATEWAY_OPERATION_MAX_DEADLINE) means that maximum.
+        after that (its Cancel-After), watched or not. From 5 s (Replicate's
+        shortest) to the gateway's maximum (GATEWAY_OPERATION_MAX_DEADLINE, 24 h
+        by default); unset means that maximum; outside the range, INVALID_ARGUMENT.
         """
 
     def __init__(
