@@ -1209,3 +1209,47 @@ async def test_thousands_of_held_sync_requests_are_served_together() -> None:
     # Held side by side, each for its 1 s of predict time: far less than the count seconds
     # one after another would take (13 s on this machine at load 10).
     assert elapsed < 60, f"{count} held requests took {elapsed:.1f}s"
+
+
+async def test_deployments_update_makes_a_release_and_min_instances_keeps_warm() -> None:
+    """PATCH /v1/deployments/{owner}/{name}: fields replaced, release number bumped, and a
+    deployment with min_instances >= 1 never boots cold from idling."""
+    config = SimulatorConfig(cold_boot_idle_seconds=0.0, cold_boot_seconds=30.0, time_scale=1000)
+    async with running_simulator(config) as simulator:
+        state = simulator.state
+        async with httpx.AsyncClient(base_url=simulator.base_url, headers=auth_headers()) as http:
+            url = "/v1/deployments/acme/sdxl-prod"
+            too_many = await http.patch(url, json={"min_instances": 3, "max_instances": 2})
+            assert too_many.status_code == 400
+            refused = await http.patch(url, json={"min_instances": 6})
+            assert refused.status_code == 422
+            response = await http.patch(url, json={"min_instances": 1})
+            assert response.status_code == 200
+            openapi_response_validator(
+                "/deployments/{deployment_owner}/{deployment_name}", "patch", 200
+            ).validate(response.json())
+            release = response.json()["current_release"]
+            assert release["number"] == 2
+            assert release["configuration"]["min_instances"] == 1
+            fetched = (await http.get(url)).json()["current_release"]
+            assert fetched["configuration"]["min_instances"] == 1
+            created = await http.post(
+                f"{url}/predictions",
+                json={"input": {"prompt": "a fox"}},
+                headers={"Prefer": "wait"},
+            )
+            prediction = state.predictions[created.json()["id"]]
+            await wait_until(prediction, lambda p: p.status == "succeeded")
+            body = prediction.to_json()
+            started = datetime.fromisoformat(body["started_at"].replace("Z", "+00:00"))
+            created_at = datetime.fromisoformat(body["created_at"].replace("Z", "+00:00"))
+            assert (started - created_at).total_seconds() < 30
+            # Back to 0: the next prediction after idling boots cold again.
+            assert (await http.patch(url, json={"min_instances": 0})).status_code == 200
+            again = await http.post(f"{url}/predictions", json={"input": {"prompt": "a fox"}})
+            cold = state.predictions[again.json()["id"]]
+            await wait_until(cold, lambda p: p.started_at is not None)
+            body = cold.to_json()
+            started = datetime.fromisoformat(body["started_at"].replace("Z", "+00:00"))
+            created_at = datetime.fromisoformat(body["created_at"].replace("Z", "+00:00"))
+            assert (started - created_at).total_seconds() >= 30

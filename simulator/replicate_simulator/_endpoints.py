@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ._catalogue import Catalogue, ModelSpec, VersionSpec
+from ._catalogue import Catalogue, DeploymentSpec, ModelSpec, VersionSpec
 from ._faults import Fault
 from ._headers import HeaderError, parse_cancel_after, parse_prefer
 from ._png import render_png
@@ -48,6 +48,17 @@ _PREDICTION_REQUEST: dict[str, Any] = {
         "stream": {"type": "boolean"},
         "webhook": {"type": "string"},
         "webhook_events_filter": _WEBHOOK_EVENTS,
+    },
+}
+# deployments.update: each given field replaces the current release's (min <= max checked).
+_DEPLOYMENT_UPDATE: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "hardware": {"type": "string"},
+        "max_instances": {"type": "integer", "minimum": 0, "maximum": 20},
+        "min_instances": {"type": "integer", "minimum": 0, "maximum": 5},
+        "version": {"type": "string"},
     },
 }
 _VERSION_PREDICTION_REQUEST: dict[str, Any] = {
@@ -249,28 +260,45 @@ async def _get_deployment(call: ApiCall) -> web.StreamResponse:
     deployment = call.state.catalogue.deployment(f"{info['owner']}/{info['name']}")
     if deployment is None:
         raise not_found()
-    return web.json_response(
-        {
-            "owner": deployment.owner,
-            "name": deployment.name,
-            "current_release": {
-                "number": 1,
-                "model": deployment.model,
-                "version": deployment.version,
-                "created_at": deployment.created_at,
-                "created_by": {
-                    "type": "organization",
-                    "username": deployment.owner,
-                    "name": deployment.owner,
-                },
-                "configuration": {
-                    "hardware": deployment.hardware,
-                    "min_instances": deployment.min_instances,
-                    "max_instances": deployment.max_instances,
-                },
+    return web.json_response(_deployment_json(call.state, deployment))
+
+
+async def _update_deployment(call: ApiCall) -> web.StreamResponse:
+    info = call.request.match_info
+    name = f"{info['owner']}/{info['name']}"
+    if call.state.catalogue.deployment(name) is None:
+        raise not_found()
+    changes = _request_body(call, _DEPLOYMENT_UPDATE)
+    if "version" in changes and call.state.catalogue.find_version(changes["version"]) is None:
+        raise invalid_version()
+    try:
+        deployment = call.state.update_deployment(name, changes)
+    except ValueError as exc:
+        raise ApiProblem(400, str(exc), title="Invalid deployment configuration") from None
+    return web.json_response(_deployment_json(call.state, deployment))
+
+
+def _deployment_json(state: SimulatorState, deployment: DeploymentSpec) -> dict[str, Any]:
+    return {
+        "owner": deployment.owner,
+        "name": deployment.name,
+        "current_release": {
+            "number": state.release_number(deployment.full_name),
+            "model": deployment.model,
+            "version": deployment.version,
+            "created_at": deployment.created_at,
+            "created_by": {
+                "type": "organization",
+                "username": deployment.owner,
+                "name": deployment.owner,
             },
-        }
-    )
+            "configuration": {
+                "hardware": deployment.hardware,
+                "min_instances": deployment.min_instances,
+                "max_instances": deployment.max_instances,
+            },
+        },
+    }
 
 
 async def _stream(call: ApiCall) -> web.StreamResponse:
@@ -332,6 +360,7 @@ API_ROUTES: list[tuple[str, str, str, ApiHandler]] = [
     ("GET", "/v1/models/{owner}/{name}", "model", _get_model),
     ("GET", "/v1/models/{owner}/{name}/versions/{version}", "version", _get_version),
     ("GET", "/v1/deployments/{owner}/{name}", "deployment", _get_deployment),
+    ("PATCH", "/v1/deployments/{owner}/{name}", "deployment_update", _update_deployment),
     ("GET", "/v1/streams/{id}", "stream", _stream),
     ("GET", "/v1/account", "account", _get_account),
     ("*", "/v1/{tail:.*}", "other", _unknown_route),

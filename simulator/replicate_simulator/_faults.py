@@ -20,7 +20,8 @@ from ._problems import ApiProblem, canned_problem
 __all__ = ["ENDPOINT_KINDS", "Fault", "FaultError", "FaultQueue"]
 
 ENDPOINT_KINDS = (
-    "create", "get", "cancel", "stream", "model", "version", "deployment", "file", "account",
+    "create", "get", "cancel", "stream", "model", "version", "deployment",
+    "deployment_update", "file", "account",
 )  # fmt: skip
 
 

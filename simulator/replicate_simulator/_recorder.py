@@ -22,7 +22,8 @@ class RecordedRequest:
     """One API request as the simulator saw it."""
 
     kind: str
-    """Endpoint kind: create, get, cancel, stream, model, version, deployment, file or other."""
+    """Endpoint kind: create, get, cancel, stream, model, version, deployment,
+    deployment_update, file or other."""
     method: str
     path: str
     query: dict[str, str]

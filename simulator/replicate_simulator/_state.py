@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -18,7 +19,14 @@ from typing import Any
 from aiohttp import web
 
 from ._behaviour import BehaviourError, ModelBehaviour
-from ._catalogue import Catalogue, ModelSpec, VersionSpec, default_catalogue, load_catalogue
+from ._catalogue import (
+    Catalogue,
+    DeploymentSpec,
+    ModelSpec,
+    VersionSpec,
+    default_catalogue,
+    load_catalogue,
+)
 from ._clock import SimClock
 from ._config import ConfigError, SimulatorConfig
 from ._faults import FaultQueue
@@ -62,6 +70,8 @@ class SimulatorState:
         self._running: Counter[str] = Counter()
         self._born = self.clock.monotonic()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._default_deployments = dict(self.catalogue.deployments)
+        self._releases: Counter[str] = Counter()
 
     # -- models and their behaviour -------------------------------------------------
 
@@ -109,6 +119,34 @@ class SimulatorState:
     def expected_text(self, model: str, input: Mapping[str, object]) -> str:
         """The whole answer a successful run of `model` on `input` gives."""
         return "".join(self.expected_tokens(model, input))
+
+    # -- deployments ----------------------------------------------------------------
+
+    def update_deployment(self, name: str, changes: Mapping[str, Any]) -> DeploymentSpec:
+        """deployments.update: a new release with `changes`; ValueError if min > max."""
+        current = self.catalogue.deployments[name]
+        updated = dataclasses.replace(current, **changes)
+        if updated.min_instances > updated.max_instances:
+            raise ValueError(
+                f"min_instances ({updated.min_instances}) may not exceed max_instances "
+                f"({updated.max_instances})"
+            )
+        if "version" in changes:
+            found = self.catalogue.find_version(changes["version"])
+            assert found is not None, "the endpoint checks the version exists"
+            updated = dataclasses.replace(updated, model=found[0].full_name)
+        self.catalogue.deployments[name] = updated
+        self._releases[name] += 1
+        return updated
+
+    def release_number(self, name: str) -> int:
+        """1 for the catalogue's release, one more for each update."""
+        return 1 + self._releases[name]
+
+    def _kept_warm(self, deployment: str | None) -> bool:
+        """Whether the deployment keeps an instance running (its own, not the model's)."""
+        spec = self.catalogue.deployment(deployment) if deployment is not None else None
+        return spec is not None and spec.min_instances >= 1
 
     # -- predictions --------------------------------------------------------------
 
@@ -181,7 +219,7 @@ class SimulatorState:
             ]
             output_interval = 0.0
         return RunPlan(
-            start_delay=self._start_delay(model.full_name, behaviour),
+            start_delay=self._start_delay(model.full_name, behaviour, prediction.deployment),
             predict_seconds=behaviour.predict_seconds,
             outputs=tuple(outputs),
             output_interval=output_interval,
@@ -192,11 +230,12 @@ class SimulatorState:
             never_finishes=behaviour.never_finishes,
         )
 
-    def _start_delay(self, model: str, behaviour: ModelBehaviour) -> float:
+    def _start_delay(self, model: str, behaviour: ModelBehaviour, deployment: str | None) -> float:
         """Queue time, plus a cold boot when forced or when the model sat idle too long."""
         now = self.clock.monotonic()
         boot = self._forced_cold_boots.pop(model, None)
-        if boot is None and self._running[model] == 0:
+        # Scripted boots still happen; idling never cools a model min_instances keeps warm.
+        if boot is None and self._running[model] == 0 and not self._kept_warm(deployment):
             idle = now - self._idle_since.get(model, self._born)
             if idle > self.config.cold_boot_idle_seconds:
                 configured = behaviour.cold_boot_seconds
@@ -239,6 +278,9 @@ class SimulatorState:
         self.faults.clear()
         self.reset_behaviour()
         self._forced_cold_boots.clear()
+        self.catalogue.deployments.clear()
+        self.catalogue.deployments.update(self._default_deployments)
+        self._releases.clear()
         self.create_limiter.reset()
         self.other_limiter.reset()
 
