@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PROTO_SRC := protos/inference/gateway/v1/gateway.proto
 
 .PHONY: install run test lint typecheck test-fast test-slow protos buf buf-lint buf-breaking \
-	contract-release deploy-tools clean bench
+	contract-release deploy-tools client-tools clients clean bench
 
 # The simulator is its own distribution (simulator/): installed here for `make run`,
 # the tests and the bench, never part of the gateway's wheel or image.
@@ -35,6 +35,18 @@ run: install
 ## protos: regenerate the Python stubs from the .proto (commit the result)
 protos: install
 	$(PY) -m inference_gateway.protogen service
+
+## client-tools: protoc, Go, grpc-java and TypeScript for the client stubs (apt needs root)
+client-tools:
+	clients/install-tools.sh
+
+# What protos/buf.gen.yaml writes; emptied first so a removed message leaves no file behind.
+CLIENT_STUBS := clients/go/inference clients/java/src/main/java clients/typescript/src/gen
+
+## clients: regenerate the Go, Java and TypeScript stubs from the .proto (commit the result)
+clients: buf client-tools
+	rm -rf $(CLIENT_STUBS)
+	cd protos && ../$(BUF) generate
 
 buf-lint: buf
 	cd protos && ../$(BUF) lint
@@ -72,7 +84,7 @@ test-fast: install buf deploy-tools
 	$(PYTEST) -m "not slow"
 
 ## test-slow: the slow tier: real-time minutes, real Prometheus, deploy tools, full-size fuzzing
-test-slow: install buf deploy-tools
+test-slow: install buf deploy-tools client-tools
 	$(PYTEST) -m slow
 
 ## test: install what is needed and run the whole suite, fast tier first
