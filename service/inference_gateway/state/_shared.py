@@ -206,7 +206,7 @@ class SharedState:
         self, guarantee: Guarantee, key: str, limit: int, ttl: float, deadline: Deadline | None
     ) -> Lease | None:
         """A held slot, refreshed in the background until released; None when all are taken."""
-        holder = _new_holder()
+        holder = uuid.uuid4().hex
         granted, store = await self.call_served(
             guarantee, "acquire_lease", deadline, lambda s: s.acquire_lease(key, holder, limit, ttl)
         )
@@ -219,14 +219,14 @@ class SharedState:
 class Lease:
     """A slot held on one store; refreshed every third of its TTL while the call runs."""
 
-    def __init__(self, shared: SharedState, store: StateStore, key: str, holder: str, ttl: float):
-        self._shared, self._store, self._key, self._holder, self._ttl = (
-            shared,
-            store,
-            key,
-            holder,
-            ttl,
-        )
+    def __init__(
+        self, shared: SharedState, store: StateStore, key: str, holder: str, ttl: float
+    ) -> None:
+        self._shared = shared
+        self._store = store
+        self._key = key
+        self._holder = holder
+        self._ttl = ttl
         self._refresher = asyncio.create_task(self._refresh())
 
     async def _refresh(self) -> None:
@@ -257,7 +257,3 @@ class Lease:
         except StoreError as exc:
             # It expires by itself within its TTL.
             _log.warning("could not release a lease on %s: %s", self._key, exc)
-
-
-def _new_holder() -> str:
-    return uuid.uuid4().hex
