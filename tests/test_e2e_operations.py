@@ -43,6 +43,7 @@ from tests.gateway_harness import test_settings as gateway_settings
 from tests.redis_fixtures import RedisServer, redis_server
 from tests.simulator_fixtures import wait_until
 from tests.support.models import LLAMA3, SDXL, SDXL_VERSION
+from tests.support.rpc_status import error_info
 
 KEY = b"k" * 32
 ALICE, BOB = "r8_test_alice_operations_token_0001", "r8_test_bob_operations_token_00002"
@@ -332,6 +333,13 @@ async def test_another_caller_is_refused_and_altered_names_are_invalid(tmp_path:
         assert _text_response(done).text == world.simulator.state.expected_text(
             LLAMA3, world.simulator.state.predictions[_metadata(done).prediction_ids[0]].input
         )
+        # Records go by themselves after the retention window: nothing to delete.
+        with pytest.raises(grpc.aio.AioRpcError) as delete:
+            await replica.ops.DeleteOperation(
+                operations_pb2.DeleteOperationRequest(name=name), metadata=_auth(ALICE)
+            )
+        assert delete.value.code() is grpc.StatusCode.UNIMPLEMENTED
+        assert "GATEWAY_IDEMPOTENCY_RETENTION" in (delete.value.details() or "")
         # Metrics and the request log see the Operations service like the gateway's own.
         handled = replica.running.metrics.grpc_handled.labels(
             "unary", "google.longrunning.Operations", "GetOperation", "PERMISSION_DENIED"
@@ -675,3 +683,24 @@ async def test_a_killed_replicas_operations_are_taken_over_when_its_lease_lapses
             )
             assert world.simulator.state.requests.count("cancel") == 0
             assert world.simulator.state.requests.count("create") == 1
+
+
+async def test_bytes_that_are_not_protobuf_are_invalid_argument_on_every_operations_rpc() -> None:
+    bad_utf8 = b"\x0a\x02\xff\xfe"  # field 1 (name, a proto3 string) that is not UTF-8
+    async with cluster() as world:
+        (replica,) = world.replicas
+        methods = [
+            f"/google.longrunning.Operations/{m}"
+            for m in ("GetOperation", "WaitOperation", "CancelOperation", "DeleteOperation")
+        ]
+        methods += [
+            f"/inference.gateway.v1.InferenceGateway/{m}" for m in ("SubmitText", "SubmitImage")
+        ]
+        for method in methods:
+            call = replica.channel.unary_unary(
+                method, request_serializer=lambda b: b, response_deserializer=lambda b: b
+            )
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await call(bad_utf8, timeout=10)
+            assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT, method
+            assert error_info(refused.value).reason == "UNDECODABLE_REQUEST", method
