@@ -212,6 +212,9 @@ class Prediction:
                 metrics["time_to_first_token"] = round(self.first_output_at - self.started_at, 6)
             if predict_time > 0:
                 metrics["tokens_per_second"] = round(self.output_count / predict_time, 3)
+        elif self.model.official:
+            # Official image models are billed per image, and report how many they made.
+            metrics["image_count"] = self.output_count
         return metrics
 
 
