@@ -433,6 +433,7 @@ def test_without_a_url_state_stays_in_process_with_stated_policies() -> None:
         Guarantee.QUOTA: FailurePolicy.FAIL_OPEN,
         Guarantee.IDEMPOTENCY: FailurePolicy.FAIL_CLOSED,
         Guarantee.OPERATIONS: FailurePolicy.FAIL_CLOSED,
+        Guarantee.SPEND: FailurePolicy.FAIL_CLOSED,
     }
 
 

@@ -12,10 +12,12 @@ import os
 import time
 from collections.abc import AsyncGenerator, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from inference_gateway import tracing
 from inference_gateway.access import check_permission, may_use_alias
+from inference_gateway.accounting import Accounting, Charge, UsageReport, note_cost
+from inference_gateway.cache import CacheSettings, ResponseCache
 from inference_gateway.config import AliasConfig, CallerConfig
 from inference_gateway.deadlines import Deadline
 from inference_gateway.defaults import names_a_secret
@@ -97,6 +99,8 @@ class Prepared:
     body: Mapping[str, object]
     template: str
     label: str
+    # The version that will run, where known before the create (the response cache's key).
+    version: str | None = None
 
 
 class Gateway:
@@ -115,6 +119,8 @@ class Gateway:
         outputs: OutputFetcher,
         settings: CoreSettings | None = None,
         state: SharedState | None = None,
+        accounting: Accounting | None = None,
+        cache: ResponseCache | None = None,
     ) -> None:
         # State shared by replicas (slots, quotas, idempotency records); closed at stop.
         self.state = state if state is not None else SharedState(MemoryStore())
@@ -146,6 +152,8 @@ class Gateway:
             label=self._label,
             progress_interval=self._settings.progress_interval_seconds,
         )
+        self._accounting = accounting or Accounting(None, self.state, metrics)
+        self._cache = cache or ResponseCache(self.state, metrics, CacheSettings())
 
     # --- requests --------------------------------------------------------------------------
 
@@ -160,9 +168,16 @@ class Gateway:
             resolved = attempt.candidate.resolved
             async with self._admission.hold(request.caller, resolved.alias, deadline):
                 prepared = await self._prepare_text(request, resolved, deadline)
-                prediction = await self._run(request, prepared, deadline, attempt)
-                summary = self._finish(prediction, prepared.label, started, attempt)
-            return TextResult(output_text(prediction.output), summary, prepared.template)
+                key = self._cache_key(request, prepared)
+                hit = await self._cached(key, prepared, deadline, started)
+                if isinstance(hit, TextResult):
+                    return hit
+                async with self._charge(request, prepared, deadline, attempt) as charge:
+                    prediction = await self._run(request, prepared, deadline, attempt, charge)
+                    summary = self._finish(prediction, prepared.label, started, attempt, charge)
+                result = TextResult(output_text(prediction.output), summary, prepared.template)
+                await self._remember(key, prepared, prediction, result)
+            return result
 
         return await self._router.answer(route, run, deadline)
 
@@ -189,45 +204,60 @@ class Gateway:
         resolved = attempt.candidate.resolved
         async with self._admission.hold(request.caller, resolved.alias, deadline):
             prepared = await self._prepare_text(request, resolved, deadline)
+            key = self._cache_key(request, prepared)
+            hit = await self._cached(key, prepared, deadline, started)
+            if isinstance(hit, TextResult):
+                yield StreamStart(hit.template)
+                yield TextDelta(hit.text)
+                yield StreamEnd(hit.prediction)
+                return
             ticket = await self._idempotency.begin(request.caller, request.request_id, deadline)
             yield StreamStart(prepared.template)
             first = True
             final: Prediction | None = None
+            summary: PredictionSummary | None = None
             stream = self._text_stream(prepared, deadline, ticket, attempt)
-            try:
-                async with aclosing(stream):
-                    async for item in stream:
-                        if isinstance(item, Prediction):
-                            # The runner's last item. Read on to its end: a runner closed
-                            # early takes its caller for gone and cancels the prediction.
-                            final = item
-                            continue
-                        if first:
-                            first = False
-                            self._metrics.time_to_first_token.labels(prepared.label).observe(
-                                time.monotonic() - started
-                            )
-                        yield TextDelta(item.text)
-            except GatewayError as error:
-                # A failure the stream reports itself ends the call without a final prediction.
-                status = error.metadata.get("predictionStatus")
-                if status in TERMINAL_STATUSES:
-                    self._metrics.predictions.labels(prepared.label, status).inc()
-                if ticket is not None:
-                    await ticket.fail()
-                raise
-            except (asyncio.CancelledError, GeneratorExit):
-                if ticket is not None:
-                    ticket.left()
-                raise
-            except BaseException:
-                if ticket is not None:
-                    await ticket.fail()
-                raise
-            if ticket is not None and final is not None:
-                await ticket.finish(final)
-            if final is not None:
-                yield StreamEnd(self._finish(final, prepared.label, started, attempt))
+            async with self._charge(request, prepared, deadline, attempt) as charge:
+                charge.repeat = _is_repeat(ticket)
+                try:
+                    async with aclosing(stream):
+                        async for item in stream:
+                            if isinstance(item, Prediction):
+                                # The runner's last item. Read on to its end: a runner
+                                # closed early takes its caller for gone and cancels it.
+                                final = item
+                                continue
+                            if first:
+                                first = False
+                                self._metrics.time_to_first_token.labels(prepared.label).observe(
+                                    time.monotonic() - started
+                                )
+                            yield TextDelta(item.text)
+                except GatewayError as error:
+                    # A failure the stream reports itself ends the call without a final
+                    # prediction.
+                    status = error.metadata.get("predictionStatus")
+                    if status in TERMINAL_STATUSES:
+                        self._metrics.predictions.labels(prepared.label, status).inc()
+                    if ticket is not None:
+                        await ticket.fail()
+                    raise
+                except (asyncio.CancelledError, GeneratorExit):
+                    if ticket is not None:
+                        ticket.left()
+                    raise
+                except BaseException:
+                    if ticket is not None:
+                        await ticket.fail()
+                    raise
+                if ticket is not None and final is not None:
+                    await ticket.finish(final)
+                if final is not None:
+                    summary = self._finish(final, prepared.label, started, attempt, charge)
+            if final is not None and summary is not None:
+                yield StreamEnd(summary)
+                text = TextResult(output_text(final.output), summary, prepared.template)
+                await self._remember(key, prepared, final, text)
 
     async def generate_image(
         self, request: ImageRequest, *, time_remaining: float | None
@@ -240,14 +270,28 @@ class Gateway:
             resolved = attempt.candidate.resolved
             async with self._admission.hold(request.caller, resolved.alias, deadline):
                 prepared = await self._prepare_image(request, resolved, deadline)
-                prediction = await self._run(request, prepared, deadline, attempt)
-                summary = self._finish(prediction, prepared.label, started, attempt)
+                key = self._cache_key(request, prepared)
+                hit = await self._cached(key, prepared, deadline, started)
+                if isinstance(hit, ImageResult):
+                    return hit
+                async with self._charge(request, prepared, deadline, attempt) as charge:
+                    prediction = await self._run(request, prepared, deadline, attempt, charge)
+                    summary = self._finish(prediction, prepared.label, started, attempt, charge)
                 images = await self._outputs.images(
                     prediction, request.include_data, prepared.token, deadline
                 )
-            return ImageResult(images, summary)
+                result = ImageResult(images, summary)
+                await self._remember(key, prepared, prediction, result)
+            return result
 
         return await self._router.answer(route, run, deadline)
+
+    async def usage(self, caller: CallerConfig, *, time_remaining: float | None) -> UsageReport:
+        """The caller's own spend and budget in the current period."""
+        limit = self._settings.default_timeout_seconds
+        if time_remaining is not None:
+            limit = min(limit, time_remaining - self._settings.deadline_margin_seconds)
+        return await self._accounting.usage(caller, Deadline.after(max(0.0, limit)))
 
     def list_models(self, caller: CallerConfig) -> list[AliasInfo]:
         """The aliases `caller` may use, with their defaults; secret-named inputs left out."""
@@ -281,9 +325,11 @@ class Gateway:
         prepared: Prepared,
         deadline: Deadline,
         attempt: Attempt,
+        charge: Charge,
     ) -> Prediction:
         """Runs the prediction; a request_id seen before attaches to its prediction."""
         ticket = await self._idempotency.begin(request.caller, request.request_id, deadline)
+        charge.repeat = _is_repeat(ticket)
         token = prepared.token
         if ticket is None:
             return await self._runner.run(
@@ -544,12 +590,79 @@ class Gateway:
             body=ref.create_body(values),
             template=template,
             label=self._label(resolved),
+            version=ref.version or (schema.version if schema is not None else None),
         )
 
+    def _charge(
+        self,
+        request: TextRequest | ImageRequest,
+        prepared: Prepared,
+        deadline: Deadline,
+        attempt: Attempt,
+    ) -> AbstractAsyncContextManager[Charge]:
+        """The attempt's bill against its caller's budget: a hedge or a fallback is charged
+        to the caller whose call started it."""
+        model_input = prepared.body.get("input")
+        return self._accounting.charge(
+            request.caller,
+            prepared.resolved.ref,
+            prepared.resolved.alias,
+            model_input if isinstance(model_input, Mapping) else {},
+            deadline,
+            created=lambda: attempt.prediction is not None,
+        )
+
+    def _cache_key(self, request: TextRequest | ImageRequest, prepared: Prepared) -> str | None:
+        self._cache.bypassed(request.cache, prepared.label)
+        return self._cache.key(
+            request.cache,
+            prepared.resolved.alias,
+            prepared.version,
+            prepared.body,
+            prepared.label,
+            images=isinstance(request, ImageRequest),
+            include_data=isinstance(request, ImageRequest) and request.include_data,
+        )
+
+    async def _cached(
+        self, key: str | None, prepared: Prepared, deadline: Deadline, started: float
+    ) -> TextResult | ImageResult | None:
+        """The cached answer, marked a hit at no cost; None on a miss."""
+        if key is None:
+            return None
+        hit = await self._cache.get(key, prepared.label, deadline, self._accounting.currency)
+        if hit is None:
+            return None
+        summary = replace(hit.prediction, total_seconds=time.monotonic() - started)
+        record = current_record()
+        if record is not None:
+            record.prediction_id = summary.id
+            record.prediction_status = summary.status
+        if summary.cost is not None:
+            note_cost(summary.cost)
+        return replace(hit, prediction=summary)
+
+    async def _remember(
+        self,
+        key: str | None,
+        prepared: Prepared,
+        prediction: Prediction,
+        result: TextResult | ImageResult,
+    ) -> None:
+        version = prediction.version or prepared.version
+        if key is not None and version:
+            await self._cache.put(version, prepared.body.get("input"), result)
+
     def _finish(
-        self, prediction: Prediction, label: str, started: float, attempt: Attempt | None = None
+        self,
+        prediction: Prediction,
+        label: str,
+        started: float,
+        attempt: Attempt | None = None,
+        charge: Charge | None = None,
     ) -> PredictionSummary:
-        """Records the prediction's metrics; raises its error when it did not succeed.
+        """Records the prediction's metrics and cost; raises its error when it did not
+        succeed (a failed or canceled prediction is billed too).
 
         `attempt` is the routed candidate that ran it; a submitted prediction has none.
         """
@@ -591,6 +704,11 @@ class Gateway:
             m.input_tokens.labels(label).inc(tokens_in)
         if tokens_out is not None:
             m.output_tokens.labels(label).inc(tokens_out)
+        endpoint = "deployment" if prediction.raw.get("deployment") else "model"
+        repeat = charge is not None and charge.repeat
+        cost = self._accounting.cost(prediction, None, label, endpoint, counted=not repeat)
+        if charge is not None and not repeat:
+            charge.add(cost)
         if prediction.status != "succeeded":
             raise from_prediction_outcome(
                 prediction.status,
@@ -613,6 +731,7 @@ class Gateway:
             output_tokens=int(tokens_out) if tokens_out is not None else None,
             answered_by=attempt.candidate.name if attempt is not None else "",
             role=role,
+            cost=cost,
         )
 
     # --- submitted predictions (operations.py) --------------------------------------------
@@ -666,6 +785,11 @@ def _response_model(prediction: Prediction) -> str | None:
     if prediction.model and prediction.version:
         return f"{prediction.model}:{prediction.version}"
     return prediction.model or prediction.version
+
+
+def _is_repeat(ticket: Ticket | None) -> bool:
+    """Whether a request_id was seen before: its prediction exists, charged to the first."""
+    return ticket is not None and (ticket.done is not None or ticket.prediction_id is not None)
 
 
 def _fields_of(request: TextRequest | ImageRequest) -> dict[str, str]:

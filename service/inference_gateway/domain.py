@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
 
 from inference_gateway.config import CallerConfig
 from inference_gateway.model_ids import EndpointKind, Task
+from inference_gateway.pricing import Cost
 from inference_gateway.prompts import ChatMessage
 
 __all__ = [
     "AliasInfo",
+    "CacheMode",
     "ImageOutput",
     "ImageRequest",
     "ImageResult",
@@ -23,7 +28,18 @@ __all__ = [
     "TextDelta",
     "TextRequest",
     "TextResult",
+    "dump_result",
+    "load_result",
 ]
+
+
+class CacheMode(Enum):
+    # The alias decides (its `cache:` setting).
+    DEFAULT = "default"
+    # Cache this request though the alias does not opt in (still only when reproducible).
+    USE = "use"
+    # A fresh prediction, not stored either.
+    BYPASS = "bypass"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +70,7 @@ class TextRequest:
     request_id: RequestId | None = None
     # Only the model asked for: no fallback, no hedge (evaluations, pinned versions).
     no_fallbacks: bool = False
+    cache: CacheMode = CacheMode.DEFAULT
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +94,7 @@ class ImageRequest:
     request_id: RequestId | None = None
     # Only the model asked for: no fallback, no hedge (evaluations, pinned versions).
     no_fallbacks: bool = False
+    cache: CacheMode = CacheMode.DEFAULT
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +112,8 @@ class PredictionSummary:
     # The alias or model id that answered, and whether as asked, a fallback or a hedge.
     answered_by: str = ""
     role: str = "primary"
+    # What the call cost: the prediction's estimate, or nothing for a cache hit.
+    cost: Cost | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,3 +171,40 @@ class AliasInfo:
     task: Task
     defaults: Mapping[str, object]
     template: str
+
+
+def dump_result(result: TextResult | ImageResult) -> dict[str, Any]:
+    """A result as JSON, for the records that keep one (operations, the response cache)."""
+    summary: dict[str, Any] = {
+        name: getattr(result.prediction, name) for name in PredictionSummary.__dataclass_fields__
+    }
+    cost = result.prediction.cost
+    summary["cost"] = None if cost is None else cost.to_json()
+    if isinstance(result, TextResult):
+        return {"text": result.text, "template": result.template, "prediction": summary}
+    images = [
+        {
+            "uri": image.uri,
+            "mime_type": image.mime_type,
+            "data": None if image.data is None else base64.b64encode(image.data).decode(),
+        }
+        for image in result.images
+    ]
+    return {"images": images, "prediction": summary}
+
+
+def load_result(data: Mapping[str, Any]) -> TextResult | ImageResult:
+    fields = dict(data["prediction"])
+    cost = fields.pop("cost", None)
+    summary = PredictionSummary(**fields, cost=None if cost is None else Cost.from_json(cost))
+    if "text" in data:
+        return TextResult(data["text"], summary, data["template"])
+    images = tuple(
+        ImageOutput(
+            uri=image["uri"],
+            mime_type=image["mime_type"],
+            data=None if image["data"] is None else base64.b64decode(image["data"]),
+        )
+        for image in data["images"]
+    )
+    return ImageResult(images, summary)

@@ -336,6 +336,57 @@ class Metrics:
             registry=r,
         )
 
+        # Chargeback: what each caller ran, by model label; callers are configured, so the
+        # caller label is bounded as the model label is.
+        chargeback = ("caller", "model")
+        self.cost = _Counter(
+            f"{p}_cost_total",
+            "Estimated cost of predictions, in the price table's currency (pricing: in the "
+            "configuration); unpriced predictions count in unpriced_predictions_total instead.",
+            chargeback,
+            registry=r,
+        )
+        self.unpriced = _Counter(
+            f"{p}_unpriced_predictions_total",
+            "Predictions whose cost is unknown: no price for the model, or a quantity its "
+            "price needs was not reported.",
+            chargeback,
+            registry=r,
+        )
+        self.caller_predict_seconds = _Counter(
+            f"{p}_caller_predict_seconds_total",
+            "Replicate predict time by caller, model and endpoint kind (deployment: to share "
+            "out a deployment's bill, whose boot and idle time no call can be charged).",
+            (*chargeback, "endpoint"),
+            registry=r,
+        )
+        self.caller_tokens = _Counter(
+            f"{p}_caller_tokens_total",
+            "Tokens Replicate reported, by caller, model and direction (input or output).",
+            (*chargeback, "direction"),
+            registry=r,
+        )
+        self.caller_images = _Counter(
+            f"{p}_caller_images_total",
+            "Images made (metrics.image_count, else output files), by caller and model.",
+            chargeback,
+            registry=r,
+        )
+        self.cache_lookups = _Counter(
+            f"{p}_cache_lookups_total",
+            "Response cache decisions by model: hit, miss, bypass (the request said so) or "
+            "unreproducible (no seed reaches the model and the alias is not deterministic).",
+            ("model", "result"),
+            registry=r,
+        )
+        self.cache_stores = _Counter(
+            f"{p}_cache_stores_total",
+            "Answers offered to the response cache: stored, too_large (over "
+            "GATEWAY_CACHE_MAX_ENTRY_BYTES), full (GATEWAY_CACHE_MAX_BYTES) or failed.",
+            ("result",),
+            registry=r,
+        )
+
     # The UpstreamObserver protocol of the Replicate client.
     def request_done(self, endpoint: str, status_class: str, seconds: float) -> None:
         self.upstream_requests.labels(endpoint, status_class).inc()

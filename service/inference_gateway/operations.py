@@ -45,9 +45,10 @@ from inference_gateway.domain import (
     ImageOutput,
     ImageRequest,
     ImageResult,
-    PredictionSummary,
     TextRequest,
     TextResult,
+    dump_result,
+    load_result,
 )
 from inference_gateway.errors import (
     Aborted,
@@ -649,7 +650,7 @@ class Operations:
                 raise
             if record.task == Task.TEXT.value:
                 text = TextResult(output_text(final.output), summary, record.template)
-                response = _dump_result(text)
+                response = dump_result(text)
             else:
                 token = self._gateway.token_for(record.model, Task(record.task))
                 images = await self._gateway.images(
@@ -659,7 +660,7 @@ class Operations:
                 if any(image.data is not None for image in images):
                     await self._keep_bytes(record, images)
                     images = tuple(replace(image, data=None) for image in images)
-                response = _dump_result(ImageResult(images, summary))
+                response = dump_result(ImageResult(images, summary))
         except GatewayError as error:
             await self._end(record, final, error)
             return
@@ -803,7 +804,7 @@ class Operations:
     def _view(self, record: _Record, kept: list[bytes | None] | None = None) -> OperationView:
         result = None
         if record.response is not None:
-            result = _load_result(record.response)
+            result = load_result(record.response)
         if kept is not None and isinstance(result, ImageResult):
             images = tuple(
                 replace(image, data=data) for image, data in zip(result.images, kept, strict=True)
@@ -935,38 +936,6 @@ def _parse_page_token(token: str) -> int:
 
 
 # --- results in records ----------------------------------------------------------------------
-
-
-def _dump_result(result: TextResult | ImageResult) -> dict[str, Any]:
-    summary = {
-        name: getattr(result.prediction, name) for name in PredictionSummary.__dataclass_fields__
-    }
-    if isinstance(result, TextResult):
-        return {"text": result.text, "template": result.template, "prediction": summary}
-    images = [
-        {
-            "uri": image.uri,
-            "mime_type": image.mime_type,
-            "data": None if image.data is None else base64.b64encode(image.data).decode(),
-        }
-        for image in result.images
-    ]
-    return {"images": images, "prediction": summary}
-
-
-def _load_result(data: Mapping[str, Any]) -> TextResult | ImageResult:
-    summary = PredictionSummary(**data["prediction"])
-    if "text" in data:
-        return TextResult(data["text"], summary, data["template"])
-    images = tuple(
-        ImageOutput(
-            uri=image["uri"],
-            mime_type=image["mime_type"],
-            data=None if image["data"] is None else base64.b64decode(image["data"]),
-        )
-        for image in data["images"]
-    )
-    return ImageResult(images, summary)
 
 
 def _dump_error(error: GatewayError) -> dict[str, Any]:

@@ -74,6 +74,11 @@ class RequestRecord:
     cold_boot: bool | None = None
     error_reason: str | None = None
     upstream_requests: int = 0
+    # The estimated cost (a decimal string, or "unknown"), its currency, and whether the
+    # response cache answered.
+    cost: str | None = None
+    currency: str | None = None
+    cache_hit: bool | None = None
     prompt: str | None = None
 
     def note_failure(self, reason: str, metadata: Mapping[str, str]) -> None:

@@ -10,6 +10,7 @@ are strings of format `uri` (an image model's output) and text is strings withou
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import OrderedDict
@@ -105,6 +106,9 @@ class ModelSchema:
     fields: Mapping[str, InputField]
     # IMAGE when the output is files, TEXT when it is strings; None for anything else.
     output_task: Task | None = None
+    # The version this schema is of: for a model or deployment endpoint, the one that
+    # was latest when fetched (the response cache keys by it).
+    version: str | None = None
 
     def accepts(self, name: str) -> bool:
         return name in self.fields
@@ -283,11 +287,19 @@ class SchemaCache:
                 token=token,
                 deadline=budget,
             )
-            return parse_model_schema(body.get("openapi_schema"))
+            return _of_version(parse_model_schema(body.get("openapi_schema")), version)
         body = await self._client.get_json(
             f"/v1/models/{owner}/{name}", endpoint="model", token=token, deadline=budget
         )
         latest = body.get("latest_version")
-        return parse_model_schema(
-            latest.get("openapi_schema") if isinstance(latest, Mapping) else None
+        if not isinstance(latest, Mapping):
+            return None
+        latest_id = latest.get("id")
+        return _of_version(
+            parse_model_schema(latest.get("openapi_schema")),
+            latest_id if isinstance(latest_id, str) else None,
         )
+
+
+def _of_version(schema: ModelSchema | None, version: str | None) -> ModelSchema | None:
+    return None if schema is None else dataclasses.replace(schema, version=version)

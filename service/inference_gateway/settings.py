@@ -86,6 +86,11 @@ class Settings:
     operations_key: str | None = field(default=None, repr=False)
     operation_max_deadline: float = 86_400.0
     operation_max_bytes: int = 32 * _MIB
+    # The response cache in the shared store: how long an answer is kept, and bounds on
+    # one entry and on all of them together (the Redis overlay's server has 200 MB).
+    cache_ttl: float = 3600.0
+    cache_max_bytes: int = 64 * _MIB
+    cache_max_entry_bytes: int = 4 * _MIB
 
     def __post_init__(self) -> None:
         # Checked here, not only in settings_from, so a Settings built in code is held to it.
@@ -286,7 +291,7 @@ _OPTIONS = (
             _positive(float)),
     _Option("redis_on_failure", "GATEWAY_REDIS_ON_FAILURE",
             "when Redis fails: fail-open, fail-closed, or GUARANTEE=POLICY,... for budget, "
-            "concurrency, quota, idempotency, operations", _policies),
+            "concurrency, quota, idempotency, operations, spend", _policies),
     _Option("lease_seconds", "GATEWAY_LEASE_SECONDS",
             "seconds a concurrency slot outlives a replica that stopped refreshing it "
             "(killed)", _positive(float)),
@@ -317,6 +322,14 @@ _OPTIONS = (
             "seconds; also the default", _at_least(5.0)),
     _Option("operation_max_bytes", "GATEWAY_OPERATION_MAX_BYTES",
             "most image bytes one include_data operation keeps", _positive(int)),
+    _Option("cache_ttl", "GATEWAY_CACHE_TTL",
+            "seconds the response cache keeps an answer", _positive(float)),
+    _Option("cache_max_bytes", "GATEWAY_CACHE_MAX_BYTES",
+            "most bytes the response cache holds in the shared store, all entries together",
+            _positive(int)),
+    _Option("cache_max_entry_bytes", "GATEWAY_CACHE_MAX_ENTRY_BYTES",
+            "largest answer the response cache stores, in bytes (images count with their "
+            "bytes)", _positive(int)),
 )  # fmt: skip
 
 

@@ -23,6 +23,7 @@ from inference_gateway.config._model import (
     ConfigProblem,
     GatewayConfig,
     Secret,
+    SpendLimit,
 )
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "ConfigProblem",
     "GatewayConfig",
     "Secret",
+    "SpendLimit",
     "describe_config",
     "hash_token",
     "load_config",

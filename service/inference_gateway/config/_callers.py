@@ -7,6 +7,7 @@ callers:
     aliases: [llama3, sdxl]          # aliases it may use; ["*"]: every alias and model id
     requests_per_minute: 120         # optional quotas, held across replicas
     max_concurrency: 10
+    budget: {amount: "25.00", per: day}             # optional spend limit: day or month (UTC)
     models: [meta/meta-llama-3-8b-instruct]        # model ids it may name; ["*"]: any
 
 The section being present turns authentication on, even when it lists nobody. A plain
@@ -20,7 +21,8 @@ import hashlib
 import re
 from pathlib import Path
 
-from inference_gateway.config._model import CallerConfig, CallerLimits
+from inference_gateway.config._model import CallerConfig, CallerLimits, SpendLimit
+from inference_gateway.config._pricing import read_money
 from inference_gateway.config._reader import Reader, closest, join
 from inference_gateway.config._yaml import LocatedMap
 from inference_gateway.model_ids import ModelRef
@@ -30,7 +32,8 @@ __all__ = ["CALLERS_SECTION", "LIMIT_KEYS", "hash_token", "read_callers", "read_
 CALLERS_SECTION = "callers"
 EVERYTHING = "*"
 LIMIT_KEYS = ("requests_per_minute", "max_concurrency")
-_KEYS = ("token_sha256", "token_file", "aliases", "models", *LIMIT_KEYS)
+_KEYS = ("token_sha256", "token_file", "aliases", "models", *LIMIT_KEYS, "budget")
+_PERIODS = ("day", "month")
 _TOKEN_KEYS = ("token_sha256", "token_file")
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 _PLAIN_TOKEN = (
@@ -93,6 +96,7 @@ def _read_caller(
     token = _read_token(reader, spec, where)
     aliases = _names(reader, spec, "aliases", where)
     limits = read_limits(reader, spec, where)
+    budget = reader.optional(spec, "budget", where, lambda v, n, w: _read_budget(reader, v, n, w))
     for alias, alias_line in aliases:
         if alias != EVERYTHING and alias not in known:
             reader.problem(
@@ -127,6 +131,7 @@ def _read_caller(
         all_models=every or any(model == EVERYTHING for model, _ in model_names),
         source=reader.source(line),
         limits=limits,
+        budget=budget,
     )
 
 
@@ -139,6 +144,24 @@ def read_limits(reader: Reader, spec: LocatedMap, where: str) -> CallerLimits:
         ),
         max_concurrency=reader.optional(spec, "max_concurrency", where, reader.positive_int),
     )
+
+
+def _read_budget(reader: Reader, value: object, line: int, where: str) -> SpendLimit | None:
+    spec = reader.mapping(value, line, where)
+    if spec is None:
+        return None
+    reader.check_keys(spec, ("amount", "per"), where)
+    if "amount" not in spec or "per" not in spec:
+        reader.problem(line, where, 'write budget: {amount: "25.00", per: day} (or per: month)')
+        return None
+    amount = read_money(reader, spec["amount"], spec.line_of("amount"), join(where, "amount"))
+    period = reader.text(spec["per"], spec.line_of("per"), join(where, "per"))
+    if period is not None and period not in _PERIODS:
+        reader.problem(spec.line_of("per"), join(where, "per"), "expected day or month")
+        return None
+    if amount is None or period is None:
+        return None
+    return SpendLimit(amount, period)
 
 
 def _read_token(reader: Reader, spec: LocatedMap, where: str) -> tuple[str, str] | None:

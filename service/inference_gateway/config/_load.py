@@ -13,6 +13,7 @@ from inference_gateway.config._callers import read_callers
 from inference_gateway.config._litellm import LITELLM_SECTIONS, read_litellm
 from inference_gateway.config._model import AliasConfig, ConfigError, ConfigProblem, GatewayConfig
 from inference_gateway.config._native import NATIVE_SECTIONS, read_native
+from inference_gateway.config._pricing import read_pricing
 from inference_gateway.config._promptfoo import PROMPTFOO_SECTIONS, read_promptfoo
 from inference_gateway.config._reader import Reader, closest, kind_of
 from inference_gateway.config._yaml import LocatedList, LocatedMap, read_yaml
@@ -57,9 +58,10 @@ def load_config(path: Path, environ: Mapping[str, str]) -> GatewayConfig:
             f"duplicate key; it is first defined at line {duplicate.first_line}",
         )
     format_name, aliases = _read_document(reader, document.data)
-    callers = None
+    callers = pricing = None
     if format_name == "native" and isinstance(document.data, LocatedMap):
         callers = read_callers(reader, document.data)
+        pricing = read_pricing(reader, document.data)
     if reader.problems:
         raise ConfigError(sorted(reader.problems, key=lambda p: (p.line or 0, p.key)))
     for note in reader.notes:
@@ -72,6 +74,7 @@ def load_config(path: Path, environ: Mapping[str, str]) -> GatewayConfig:
         format=format_name,
         notes=tuple(reader.notes),
         callers=None if callers is None else MappingProxyType(callers),
+        pricing=pricing,
     )
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from types import MappingProxyType
 
 from inference_gateway.model_ids import ModelRef, Task
+from inference_gateway.pricing import PriceTable
 from inference_gateway.prompts import Template
 
 __all__ = [
@@ -22,6 +24,7 @@ __all__ = [
     "ConfigProblem",
     "GatewayConfig",
     "Secret",
+    "SpendLimit",
 ]
 
 
@@ -105,6 +108,19 @@ class AliasConfig:
     fallback_reserve_seconds: float = DEFAULT_FALLBACK_RESERVE_SECONDS
     # Limits on each caller's use of this alias, across replicas.
     per_caller: CallerLimits = field(default_factory=lambda: CallerLimits())
+    # The response cache: opt in, and whether the model is reproducible without a seed.
+    cache: bool = False
+    deterministic: bool = False
+    # The most one call may cost, for budgets where nothing in the input bounds it.
+    max_cost: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SpendLimit:
+    """A caller's budget: at most `amount` per UTC `period` ("day" or "month")."""
+
+    amount: Decimal
+    period: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +144,7 @@ class CallerConfig:
     source: str
     # Quotas across all replicas.
     limits: CallerLimits = field(default_factory=lambda: CallerLimits())
+    budget: SpendLimit | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +159,8 @@ class GatewayConfig:
     format: str
     notes: tuple[str, ...] = ()
     callers: Mapping[str, CallerConfig] | None = None
+    # The `pricing:` section; None: every model is priced unknown.
+    pricing: PriceTable | None = None
 
     @classmethod
     def empty(cls) -> GatewayConfig:

@@ -17,6 +17,10 @@ aliases:
     hedges_per_minute: 10
     fallback_reserve_seconds: 30    # booting this close to the deadline: switch to a fallback
     per_caller: {requests_per_minute: 60, max_concurrency: 2}   # each caller's share
+    cache: true                     # the response cache (needs a seed, or deterministic)
+    deterministic: false            # the model gives the same output for the same input
+    max_cost: "0.50"                # the most one call may cost, for budgets
+pricing: {models: {meta/*: {output_token: "0.00000025"}}}   # read by _pricing.py
 callers:                            # optional; when present, callers must authenticate
   billing-service: {token_file: /var/run/secrets/gateway/billing, aliases: [llama3]}
 
@@ -34,6 +38,7 @@ from inference_gateway.config._model import (
     AliasConfig,
     CallerLimits,
 )
+from inference_gateway.config._pricing import PRICING_SECTION, read_money
 from inference_gateway.config._reader import Reader, check_fallbacks, join
 from inference_gateway.config._templates import read_affixes, read_template
 from inference_gateway.config._yaml import LocatedMap
@@ -45,7 +50,7 @@ __all__ = ["NATIVE_SECTIONS", "read_native"]
 # Every top-level section of the native format, in one place. Sections that later issues
 # add are listed here when they are implemented: until then they are refused, because
 # ignoring a setting (an access rule, say) would be worse than failing.
-NATIVE_SECTIONS = ("aliases", CALLERS_SECTION)
+NATIVE_SECTIONS = ("aliases", CALLERS_SECTION, PRICING_SECTION)
 
 _ALIAS_KEYS = (
     "model",
@@ -63,6 +68,9 @@ _ALIAS_KEYS = (
     "hedges_per_minute",
     "fallback_reserve_seconds",
     "per_caller",
+    "cache",
+    "deterministic",
+    "max_cost",
 )
 _TASKS = {task.value: task for task in Task}
 
@@ -137,6 +145,9 @@ def _read_alias(
             "a hedge runs on the first fallback: add fallbacks: [...]",
         )
     per_caller = reader.optional(spec, "per_caller", where, partial(_read_per_caller, reader))
+    cache = reader.optional(spec, "cache", where, reader.flag)
+    deterministic = reader.optional(spec, "deterministic", where, reader.flag)
+    max_cost = reader.optional(spec, "max_cost", where, partial(read_money, reader))
     if ref is None or len(reader.problems) > errors_before:
         return None
     return AliasConfig(
@@ -158,6 +169,9 @@ def _read_alias(
         hedges_per_minute=hedges or DEFAULT_HEDGES_PER_MINUTE,
         fallback_reserve_seconds=reserve or DEFAULT_FALLBACK_RESERVE_SECONDS,
         per_caller=per_caller or CallerLimits(),
+        cache=bool(cache),
+        deterministic=bool(deterministic),
+        max_cost=max_cost,
     )
 
 

@@ -28,6 +28,8 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
 from inference_gateway import tracing
+from inference_gateway.accounting import Accounting
+from inference_gateway.cache import CacheSettings, ResponseCache
 from inference_gateway.config import GatewayConfig
 from inference_gateway.core import CoreSettings, Gateway
 from inference_gateway.deadlines import Deadline
@@ -176,6 +178,16 @@ def build_gateway(
             progress_interval_seconds=settings.progress_interval,
         ),
         state=state,
+        accounting=Accounting(config.pricing, state, metrics),
+        cache=ResponseCache(
+            state,
+            metrics,
+            CacheSettings(
+                ttl_seconds=settings.cache_ttl,
+                max_bytes=settings.cache_max_bytes,
+                max_entry_bytes=settings.cache_max_entry_bytes,
+            ),
+        ),
     )
     return gateway, runner, client, metrics
 

@@ -16,9 +16,11 @@ from google.protobuf import any_pb2, duration_pb2, message_factory, struct_pb2, 
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import DecodeError, Message
 
+from inference_gateway.accounting import UsageReport
 from inference_gateway.config import CallerConfig
 from inference_gateway.core import Gateway
 from inference_gateway.domain import (
+    CacheMode,
     ImageRequest,
     ImageResult,
     InputImage,
@@ -35,6 +37,7 @@ from inference_gateway.grpc_api.auth import Identify, Metadata
 from inference_gateway.grpc_api.status import status_proto
 from inference_gateway.model_ids import EndpointKind, Task
 from inference_gateway.operations import Operations, OperationView
+from inference_gateway.pricing import Cost, format_amount
 from inference_gateway.prompts import ChatMessage
 from inference_gateway.schemas import whole_number
 from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as pb
@@ -84,6 +87,11 @@ _ROLE = {
     "primary": pb.PREDICTION_ROLE_PRIMARY,
     "fallback": pb.PREDICTION_ROLE_FALLBACK,
     "hedge": pb.PREDICTION_ROLE_HEDGE,
+}
+_CACHE_MODE = {
+    pb.CACHE_MODE_UNSPECIFIED: CacheMode.DEFAULT,
+    pb.CACHE_MODE_USE: CacheMode.USE,
+    pb.CACHE_MODE_BYPASS: CacheMode.BYPASS,
 }
 
 
@@ -275,6 +283,7 @@ def text_request(
         caller=caller,
         request_id=_request_id(request),
         no_fallbacks=request.disable_fallbacks,
+        cache=_CACHE_MODE[request.cache],
     )
 
 
@@ -325,6 +334,7 @@ def image_request(
         caller=caller,
         request_id=_request_id(request),
         no_fallbacks=request.disable_fallbacks,
+        cache=_CACHE_MODE[request.cache],
     )
 
 
@@ -340,7 +350,10 @@ def status_enum(status: str) -> pb.PredictionStatus.ValueType:
 
 def text_response(result: TextResult) -> pb.GenerateTextResponse:
     return pb.GenerateTextResponse(
-        text=result.text, prediction=prediction_message(result.prediction), template=result.template
+        text=result.text,
+        prediction=prediction_message(result.prediction),
+        template=result.template,
+        cost=cost_message(result.prediction.cost),
     )
 
 
@@ -351,6 +364,44 @@ def image_response(result: ImageResult) -> pb.GenerateImageResponse:
             for image in result.images
         ],
         prediction=prediction_message(result.prediction),
+        cost=cost_message(result.prediction.cost),
+    )
+
+
+def cost_message(cost: Cost | None) -> pb.Cost | None:
+    if cost is None:
+        return None
+    amount = cost.amount
+    return pb.Cost(
+        amount="" if amount is None else format_amount(amount),
+        currency=cost.currency,
+        known=amount is not None,
+        items=[
+            pb.CostItem(
+                unit=item.unit.value,
+                quantity=f"{item.quantity:f}",
+                price=f"{item.price:f}",
+                amount=format_amount(item.amount),
+            )
+            for item in cost.items
+        ],
+        hardware=cost.hardware or "",
+        cache_hit=cost.cache_hit,
+    )
+
+
+def usage_response(report: UsageReport) -> pb.GetUsageResponse:
+    remaining = report.remaining
+    return pb.GetUsageResponse(
+        caller=report.caller,
+        period=report.period.name,
+        period_start=_timestamp(report.period.start.timestamp()),
+        resets_at=_timestamp(report.period.end.timestamp()),
+        spent=format_amount(report.spent),
+        reserved=format_amount(report.reserved),
+        limit="" if report.limit is None else format_amount(report.limit),
+        remaining="" if remaining is None else format_amount(remaining),
+        currency=report.currency,
     )
 
 
@@ -463,7 +514,10 @@ class InferenceGatewayServicer(pb_grpc.InferenceGatewayServicer):
                 if isinstance(item, StreamStart):
                     yield pb.StreamTextResponse(template=item.template)
                 elif isinstance(item, StreamEnd):
-                    yield pb.StreamTextResponse(prediction=prediction_message(item.prediction))
+                    yield pb.StreamTextResponse(
+                        prediction=prediction_message(item.prediction),
+                        cost=cost_message(item.prediction.cost),
+                    )
                 elif isinstance(item, StreamProgress):
                     yield pb.StreamTextResponse(progress=progress_message(item))
                 else:
@@ -493,6 +547,15 @@ class InferenceGatewayServicer(pb_grpc.InferenceGatewayServicer):
                 for info in self._gateway.list_models(self._caller(context))
             ]
         )
+
+    async def GetUsage(
+        self, request: pb.GetUsageRequest | Undecodable, context: Context
+    ) -> pb.GetUsageResponse:
+        decoded(request)
+        report = await self._gateway.usage(
+            self._caller(context), time_remaining=context.time_remaining()
+        )
+        return usage_response(report)
 
     async def SubmitText(
         self, request: pb.SubmitTextRequest | Undecodable, context: Context

@@ -43,6 +43,7 @@ class Guarantee(StrEnum):
     QUOTA = "quota"
     IDEMPOTENCY = "idempotency"
     OPERATIONS = "operations"
+    SPEND = "spend"
 
 
 class FailurePolicy(StrEnum):
@@ -53,9 +54,10 @@ class FailurePolicy(StrEnum):
 # Limits fail open (a replica keeps serving within its own share); an idempotent request
 # fails closed, since serving it on one replica's records could create a prediction twice.
 # An operation recorded on one replica's own state is one no other replica can answer for.
+# A caller's spend limit is money: per replica it would multiply by the replica count.
 DEFAULT_POLICIES = (
     "budget=fail-open,concurrency=fail-open,quota=fail-open,idempotency=fail-closed,"
-    "operations=fail-closed"
+    "operations=fail-closed,spend=fail-closed"
 )
 
 

@@ -133,6 +133,25 @@ class StateStore(Protocol):
         """Live members, oldest first."""
         ...
 
+    # Spend records (budgets): settled spend and the reservations of calls in flight, each
+    # reservation dropped when settled or, if its replica died, when it expires. Amounts
+    # are integer nano-units of the price table's currency.
+    async def spend_reserve(
+        self, key: str, holder: str, amount: int, limit: int, hold: float, ttl: float
+    ) -> tuple[bool, int, int]:
+        """Reserves `amount` if settled + reserved + amount <= limit.
+
+        Returns (granted, settled, reserved) as they stand after the call."""
+        ...
+
+    async def spend_settle(self, key: str, holder: str, amount: int, ttl: float) -> None:
+        """Drops the holder's reservation (if any) and adds `amount` to the settled spend."""
+        ...
+
+    async def spend_read(self, key: str) -> tuple[int, int]:
+        """(settled, reserved) now."""
+        ...
+
     async def close(self) -> None: ...
 
 

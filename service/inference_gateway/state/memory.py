@@ -43,6 +43,18 @@ class _Record:
 
 
 @dataclass(slots=True)
+class _Spend:
+    expires: float
+    settled: int = 0
+    # holder -> (amount, expiry)
+    held: dict[str, tuple[int, float]] = field(default_factory=dict)
+
+    def reserved(self, now: float) -> int:
+        self.held = {h: (n, until) for h, (n, until) in self.held.items() if until > now}
+        return sum(n for n, _ in self.held.values())
+
+
+@dataclass(slots=True)
 class _Tables:
     buckets: dict[str, _Bucket] = field(default_factory=dict)
     leases: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -51,6 +63,7 @@ class _Tables:
     # key -> (value, expiry); index key -> {member: (added, expiry)}
     values: dict[str, tuple[bytes, float]] = field(default_factory=dict)
     indexes: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
+    spends: dict[str, _Spend] = field(default_factory=dict)
 
 
 class MemoryStore:
@@ -78,6 +91,8 @@ class MemoryStore:
             del t.values[key]
         for key in list(t.indexes):
             self._live_members(key, now)
+        for key in [k for k, spend in t.spends.items() if spend.expires <= now]:
+            del t.spends[key]
         for key, holders in list(t.leases.items()):
             live = {h: until for h, until in holders.items() if until > now}
             if live:
@@ -255,6 +270,36 @@ class MemoryStore:
         else:
             self._t.indexes.pop(key, None)
         return members
+
+    def _spend(self, key: str, now: float, ttl: float = 0.0) -> _Spend:
+        spend = self._t.spends.get(key)
+        if spend is None or spend.expires <= now:
+            spend = self._t.spends[key] = _Spend(now + ttl)
+        spend.expires = max(spend.expires, now + ttl)
+        return spend
+
+    async def spend_reserve(
+        self, key: str, holder: str, amount: int, limit: int, hold: float, ttl: float
+    ) -> tuple[bool, int, int]:
+        now = self._now()
+        spend = self._spend(key, now, ttl)
+        reserved = spend.reserved(now)
+        if spend.settled + reserved + amount > limit:
+            return False, spend.settled, reserved
+        spend.held[holder] = (amount, now + hold)
+        return True, spend.settled, reserved + amount
+
+    async def spend_settle(self, key: str, holder: str, amount: int, ttl: float) -> None:
+        spend = self._spend(key, self._now(), ttl)
+        spend.held.pop(holder, None)
+        spend.settled += amount
+
+    async def spend_read(self, key: str) -> tuple[int, int]:
+        now = self._now()
+        spend = self._t.spends.get(key)
+        if spend is None or spend.expires <= now:
+            return 0, 0
+        return spend.settled, spend.reserved(now)
 
     async def close(self) -> None:
         self._t = _Tables()

@@ -197,6 +197,48 @@ return names
 )
 
 
+# KEYS[1] spend record: s settled (an integer, by HINCRBY), r:<holder> "amount expiry" per
+# reservation; ARGV op, holder, amount, limit, hold, ttl. Returns {granted, settled,
+# reserved} as decimal strings (Lua's tostring would write 1e+15).
+_SPEND = (
+    _PRELUDE
+    + """
+local t = now()
+local op, holder = ARGV[1], ARGV[2]
+local held = 0
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  if string.sub(all[i], 1, 2) == 'r:' and all[i] ~= 'r:' .. holder then
+    local n, e = string.match(all[i + 1], '^(%S+) (%S+)$')
+    if tonumber(e) <= t then redis.call('HDEL', KEYS[1], all[i]) else held = held + tonumber(n) end
+  end
+end
+local mine = redis.call('HGET', KEYS[1], 'r:' .. holder)
+local settled = tonumber(redis.call('HGET', KEYS[1], 's') or '0')
+local granted = 1
+if op == 'reserve' then
+  local amount = tonumber(ARGV[3])
+  if settled + held + amount > tonumber(ARGV[4]) then
+    granted = 0
+  else
+    redis.call('HSET', KEYS[1], 'r:' .. holder, ARGV[3] .. ' ' .. tostring(t + tonumber(ARGV[5])))
+    held = held + amount
+  end
+elseif op == 'settle' then
+  redis.call('HDEL', KEYS[1], 'r:' .. holder)
+  settled = redis.call('HINCRBY', KEYS[1], 's', ARGV[3])
+elseif mine then
+  local n, e = string.match(mine, '^(%S+) (%S+)$')
+  if tonumber(e) > t then held = held + tonumber(n) end
+end
+if op ~= 'read' and redis.call('PTTL', KEYS[1]) < tonumber(ARGV[6]) * 1000 then
+  expire(KEYS[1], tonumber(ARGV[6]))
+end
+return {granted, string.format('%.0f', settled), string.format('%.0f', held)}
+"""
+)
+
+
 def redacted_url(url: str) -> str:
     """The URL without its password, for logs."""
     scheme, sep, rest = url.partition("://")
@@ -234,6 +276,7 @@ class RedisStore:
         self._window = self._redis.register_script(_WINDOW)
         self._claim = self._redis.register_script(_CLAIM)
         self._record = self._redis.register_script(_RECORD)
+        self._spend = self._redis.register_script(_SPEND)
         self._index = self._redis.register_script(_INDEX)
 
     def _key(self, name: str) -> str:
@@ -335,6 +378,21 @@ class RedisStore:
 
     async def index_members(self, key: str) -> list[str]:
         return [_text(name) for name in await self._run(self._index, key, "list", "", 0)]
+
+    async def spend_reserve(
+        self, key: str, holder: str, amount: int, limit: int, hold: float, ttl: float
+    ) -> tuple[bool, int, int]:
+        granted, settled, held = await self._run(
+            self._spend, key, "reserve", holder, amount, limit, hold, ttl
+        )
+        return bool(granted), int(_text(settled)), int(_text(held))
+
+    async def spend_settle(self, key: str, holder: str, amount: int, ttl: float) -> None:
+        await self._run(self._spend, key, "settle", holder, amount, 0, 0, ttl)
+
+    async def spend_read(self, key: str) -> tuple[int, int]:
+        _, settled, held = await self._run(self._spend, key, "read", "", 0, 0, 0, 0)
+        return int(_text(settled)), int(_text(held))
 
     async def close(self) -> None:
         await self._redis.aclose()

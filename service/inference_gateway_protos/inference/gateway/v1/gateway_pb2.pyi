@@ -145,6 +145,34 @@ TASK_IMAGE: Task.ValueType  # 2
 """Image generation."""
 Global___Task: _TypeAlias = Task  # noqa: Y015
 
+class _CacheMode:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CacheModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CacheMode.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CACHE_MODE_UNSPECIFIED: _CacheMode.ValueType  # 0
+    """The alias decides (its cache: setting); model ids are not cached."""
+    CACHE_MODE_USE: _CacheMode.ValueType  # 1
+    """Use the cache for this request even if the alias does not opt in; still
+    only where the output is reproducible (a seed, or a deterministic alias).
+    """
+    CACHE_MODE_BYPASS: _CacheMode.ValueType  # 2
+    """Force a fresh prediction; its answer is not stored either."""
+
+class CacheMode(_CacheMode, metaclass=_CacheModeEnumTypeWrapper):
+    """Whether a generation request may be answered from the response cache."""
+
+CACHE_MODE_UNSPECIFIED: CacheMode.ValueType  # 0
+"""The alias decides (its cache: setting); model ids are not cached."""
+CACHE_MODE_USE: CacheMode.ValueType  # 1
+"""Use the cache for this request even if the alias does not opt in; still
+only where the output is reproducible (a seed, or a deterministic alias).
+"""
+CACHE_MODE_BYPASS: CacheMode.ValueType  # 2
+"""Force a fresh prediction; its answer is not stored either."""
+Global___CacheMode: _TypeAlias = CacheMode  # noqa: Y015
+
 @_typing.final
 class ChatMessage(_message.Message):
     """A chat turn, rendered into the prompt by the model's chat template."""
@@ -225,6 +253,7 @@ class GenerateTextRequest(_message.Message):
     TEMPLATE_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     DISABLE_FALLBACKS_FIELD_NUMBER: _builtins.int
+    CACHE_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """An alias from the configuration or a model id, for example
     "meta/meta-llama-3-8b-instruct", "replicate:owner/name:VERSION" or
@@ -265,6 +294,8 @@ class GenerateTextRequest(_message.Message):
     """
     disable_fallbacks: _builtins.bool
     """Run only the model named: no fallback, no hedge (evaluations, pinned versions)."""
+    cache: Global___CacheMode.ValueType
+    """Whether the response cache may answer (see CacheMode)."""
     @_builtins.property
     def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChatMessage]:
         """Chat turns, rendered through a chat template."""
@@ -298,10 +329,11 @@ class GenerateTextRequest(_message.Message):
         template: _builtins.str = ...,
         request_id: _builtins.str = ...,
         disable_fallbacks: _builtins.bool = ...,
+        cache: Global___CacheMode.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_max_length", b"_max_length", "_max_new_tokens", b"_max_new_tokens", "_prefix", b"_prefix", "_repetition_penalty", b"_repetition_penalty", "_seed", b"_seed", "_suffix", b"_suffix", "_system_prompt", b"_system_prompt", "_temperature", b"_temperature", "_top_k", b"_top_k", "_top_p", b"_top_p", "extra_input", b"extra_input", "max_length", b"max_length", "max_new_tokens", b"max_new_tokens", "prefix", b"prefix", "repetition_penalty", b"repetition_penalty", "seed", b"seed", "suffix", b"suffix", "system_prompt", b"system_prompt", "temperature", b"temperature", "top_k", b"top_k", "top_p", b"top_p"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_length", b"_max_length", "_max_new_tokens", b"_max_new_tokens", "_prefix", b"_prefix", "_repetition_penalty", b"_repetition_penalty", "_seed", b"_seed", "_suffix", b"_suffix", "_system_prompt", b"_system_prompt", "_temperature", b"_temperature", "_top_k", b"_top_k", "_top_p", b"_top_p", "disable_fallbacks", b"disable_fallbacks", "extra_input", b"extra_input", "max_length", b"max_length", "max_new_tokens", b"max_new_tokens", "messages", b"messages", "model", b"model", "prefix", b"prefix", "prompt", b"prompt", "repetition_penalty", b"repetition_penalty", "request_id", b"request_id", "seed", b"seed", "stop_sequences", b"stop_sequences", "suffix", b"suffix", "system_prompt", b"system_prompt", "temperature", b"temperature", "template", b"template", "top_k", b"top_k", "top_p", b"top_p"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_length", b"_max_length", "_max_new_tokens", b"_max_new_tokens", "_prefix", b"_prefix", "_repetition_penalty", b"_repetition_penalty", "_seed", b"_seed", "_suffix", b"_suffix", "_system_prompt", b"_system_prompt", "_temperature", b"_temperature", "_top_k", b"_top_k", "_top_p", b"_top_p", "cache", b"cache", "disable_fallbacks", b"disable_fallbacks", "extra_input", b"extra_input", "max_length", b"max_length", "max_new_tokens", b"max_new_tokens", "messages", b"messages", "model", b"model", "prefix", b"prefix", "prompt", b"prompt", "repetition_penalty", b"repetition_penalty", "request_id", b"request_id", "seed", b"seed", "stop_sequences", b"stop_sequences", "suffix", b"suffix", "system_prompt", b"system_prompt", "temperature", b"temperature", "template", b"template", "top_k", b"top_k", "top_p", b"top_p"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__max_length: _TypeAlias = _typing.Literal["max_length"]  # noqa: Y015
     _WhichOneofArgType__max_length: _TypeAlias = _typing.Literal["_max_length", b"_max_length"]  # noqa: Y015
@@ -522,6 +554,7 @@ class GenerateTextResponse(_message.Message):
     TEXT_FIELD_NUMBER: _builtins.int
     PREDICTION_FIELD_NUMBER: _builtins.int
     TEMPLATE_FIELD_NUMBER: _builtins.int
+    COST_FIELD_NUMBER: _builtins.int
     text: _builtins.str
     """The model's output, joined."""
     template: _builtins.str
@@ -530,16 +563,21 @@ class GenerateTextResponse(_message.Message):
     def prediction(self) -> Global___Prediction:
         """The prediction that produced it."""
 
+    @_builtins.property
+    def cost(self) -> Global___Cost:
+        """What the call cost."""
+
     def __init__(
         self,
         *,
         text: _builtins.str = ...,
         prediction: Global___Prediction | None = ...,
         template: _builtins.str = ...,
+        cost: Global___Cost | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["prediction", b"prediction"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cost", b"cost", "prediction", b"prediction"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["prediction", b"prediction", "template", b"template", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cost", b"cost", "prediction", b"prediction", "template", b"template", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -555,6 +593,7 @@ class StreamTextResponse(_message.Message):
     PREDICTION_FIELD_NUMBER: _builtins.int
     TEMPLATE_FIELD_NUMBER: _builtins.int
     PROGRESS_FIELD_NUMBER: _builtins.int
+    COST_FIELD_NUMBER: _builtins.int
     text: _builtins.str
     """New text, in order; empty on the last message."""
     template: _builtins.str
@@ -567,6 +606,10 @@ class StreamTextResponse(_message.Message):
     def progress(self) -> Global___BootProgress:
         """Before the first text only: where a prediction stands (sent alone in its message)."""
 
+    @_builtins.property
+    def cost(self) -> Global___Cost:
+        """What the call cost; set on the last message only."""
+
     def __init__(
         self,
         *,
@@ -574,10 +617,11 @@ class StreamTextResponse(_message.Message):
         prediction: Global___Prediction | None = ...,
         template: _builtins.str = ...,
         progress: Global___BootProgress | None = ...,
+        cost: Global___Cost | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["prediction", b"prediction", "progress", b"progress"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cost", b"cost", "prediction", b"prediction", "progress", b"progress"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["prediction", b"prediction", "progress", b"progress", "template", b"template", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cost", b"cost", "prediction", b"prediction", "progress", b"progress", "template", b"template", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -635,6 +679,7 @@ class GenerateImageRequest(_message.Message):
     INCLUDE_DATA_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     DISABLE_FALLBACKS_FIELD_NUMBER: _builtins.int
+    CACHE_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """An alias or a model id, for example "stability-ai/sdxl" or
     "replicate:image:stability-ai/sdxl:VERSION".
@@ -659,6 +704,10 @@ class GenerateImageRequest(_message.Message):
     """Optional idempotency key (AIP-155), as in GenerateTextRequest."""
     disable_fallbacks: _builtins.bool
     """Run only the model named: no fallback, no hedge (evaluations, pinned versions)."""
+    cache: Global___CacheMode.ValueType
+    """Whether the response cache may answer (see CacheMode); images are cached
+    only with include_data.
+    """
     @_builtins.property
     def extra_input(self) -> _struct_pb2.Struct:
         """Model-specific inputs, merged verbatim into the prediction's input."""
@@ -682,10 +731,11 @@ class GenerateImageRequest(_message.Message):
         include_data: _builtins.bool = ...,
         request_id: _builtins.str = ...,
         disable_fallbacks: _builtins.bool = ...,
+        cache: Global___CacheMode.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_apply_watermark", b"_apply_watermark", "_height", b"_height", "_num_inference_steps", b"_num_inference_steps", "_refine", b"_refine", "_width", b"_width", "apply_watermark", b"apply_watermark", "extra_input", b"extra_input", "height", b"height", "num_inference_steps", b"num_inference_steps", "refine", b"refine", "width", b"width"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_apply_watermark", b"_apply_watermark", "_height", b"_height", "_num_inference_steps", b"_num_inference_steps", "_refine", b"_refine", "_width", b"_width", "apply_watermark", b"apply_watermark", "disable_fallbacks", b"disable_fallbacks", "extra_input", b"extra_input", "height", b"height", "include_data", b"include_data", "input_images", b"input_images", "model", b"model", "num_inference_steps", b"num_inference_steps", "prompt", b"prompt", "refine", b"refine", "request_id", b"request_id", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_apply_watermark", b"_apply_watermark", "_height", b"_height", "_num_inference_steps", b"_num_inference_steps", "_refine", b"_refine", "_width", b"_width", "apply_watermark", b"apply_watermark", "cache", b"cache", "disable_fallbacks", b"disable_fallbacks", "extra_input", b"extra_input", "height", b"height", "include_data", b"include_data", "input_images", b"input_images", "model", b"model", "num_inference_steps", b"num_inference_steps", "prompt", b"prompt", "refine", b"refine", "request_id", b"request_id", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__apply_watermark: _TypeAlias = _typing.Literal["apply_watermark"]  # noqa: Y015
     _WhichOneofArgType__apply_watermark: _TypeAlias = _typing.Literal["_apply_watermark", b"_apply_watermark"]  # noqa: Y015
@@ -748,6 +798,7 @@ class GenerateImageResponse(_message.Message):
 
     IMAGES_FIELD_NUMBER: _builtins.int
     PREDICTION_FIELD_NUMBER: _builtins.int
+    COST_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def images(self) -> _containers.RepeatedCompositeFieldContainer[Global___Image]:
         """Every image the model returned, in order."""
@@ -756,15 +807,20 @@ class GenerateImageResponse(_message.Message):
     def prediction(self) -> Global___Prediction:
         """The prediction that produced them."""
 
+    @_builtins.property
+    def cost(self) -> Global___Cost:
+        """What the call cost."""
+
     def __init__(
         self,
         *,
         images: _abc.Iterable[Global___Image] | None = ...,
         prediction: Global___Prediction | None = ...,
+        cost: Global___Cost | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["prediction", b"prediction"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cost", b"cost", "prediction", b"prediction"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["images", b"images", "prediction", b"prediction"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cost", b"cost", "images", b"images", "prediction", b"prediction"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -986,3 +1042,166 @@ class OperationMetadata(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___OperationMetadata: _TypeAlias = OperationMetadata  # noqa: Y015
+
+@_typing.final
+class CostItem(_message.Message):
+    """One line of a cost: quantity x price."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    UNIT_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    PRICE_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    unit: _builtins.str
+    """The billing unit: "input_token", "output_token", "image",
+    "output_second" or "hardware_second".
+    """
+    quantity: _builtins.str
+    """How many units, as a decimal string."""
+    price: _builtins.str
+    """The price of one unit, as a decimal string, from the price table."""
+    amount: _builtins.str
+    """quantity x price, as a decimal string."""
+    def __init__(
+        self,
+        *,
+        unit: _builtins.str = ...,
+        quantity: _builtins.str = ...,
+        price: _builtins.str = ...,
+        amount: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "price", b"price", "quantity", b"quantity", "unit", b"unit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CostItem: _TypeAlias = CostItem  # noqa: Y015
+
+@_typing.final
+class Cost(_message.Message):
+    """What a call cost, estimated from the gateway's price table and what
+    Replicate reported (token and image counts, predict time). Never a float.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    KNOWN_FIELD_NUMBER: _builtins.int
+    ITEMS_FIELD_NUMBER: _builtins.int
+    HARDWARE_FIELD_NUMBER: _builtins.int
+    CACHE_HIT_FIELD_NUMBER: _builtins.int
+    amount: _builtins.str
+    """The total as a decimal string to the nano-unit, for example "0.300000000";
+    empty when the model has no price in the table (unknown, never guessed).
+    """
+    currency: _builtins.str
+    """ISO 4217 currency of every amount, from the price table (default USD)."""
+    known: _builtins.bool
+    """False when the model is not priced, or Replicate did not report a
+    quantity its price needs.
+    """
+    hardware: _builtins.str
+    """The hardware SKU a per-second price came from, when it did."""
+    cache_hit: _builtins.bool
+    """The answer came from the response cache: no prediction ran, nothing is
+    billed, and amount is zero.
+    """
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___CostItem]:
+        """How the total was computed."""
+
+    def __init__(
+        self,
+        *,
+        amount: _builtins.str = ...,
+        currency: _builtins.str = ...,
+        known: _builtins.bool = ...,
+        items: _abc.Iterable[Global___CostItem] | None = ...,
+        hardware: _builtins.str = ...,
+        cache_hit: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "cache_hit", b"cache_hit", "currency", b"currency", "hardware", b"hardware", "items", b"items", "known", b"known"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Cost: _TypeAlias = Cost  # noqa: Y015
+
+@_typing.final
+class GetUsageRequest(_message.Message):
+    """A request for the caller's own usage."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetUsageRequest: _TypeAlias = GetUsageRequest  # noqa: Y015
+
+@_typing.final
+class GetUsageResponse(_message.Message):
+    """The caller's spend in the current budget period."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALLER_FIELD_NUMBER: _builtins.int
+    PERIOD_FIELD_NUMBER: _builtins.int
+    PERIOD_START_FIELD_NUMBER: _builtins.int
+    RESETS_AT_FIELD_NUMBER: _builtins.int
+    SPENT_FIELD_NUMBER: _builtins.int
+    RESERVED_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    REMAINING_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    caller: _builtins.str
+    """The caller's name ("anonymous" when authentication is off)."""
+    period: _builtins.str
+    """"day" or "month" (UTC); "day" when the caller has no budget."""
+    spent: _builtins.str
+    """Settled spend in the period, as a decimal string."""
+    reserved: _builtins.str
+    """Worst-case estimates held by calls still running."""
+    limit: _builtins.str
+    """The budget; empty when the caller has none."""
+    remaining: _builtins.str
+    """limit - spent - reserved, never below zero; empty without a budget."""
+    currency: _builtins.str
+    """ISO 4217 currency of every amount."""
+    @_builtins.property
+    def period_start(self) -> _timestamp_pb2.Timestamp:
+        """When the current period began."""
+
+    @_builtins.property
+    def resets_at(self) -> _timestamp_pb2.Timestamp:
+        """When it ends and the spend resets."""
+
+    def __init__(
+        self,
+        *,
+        caller: _builtins.str = ...,
+        period: _builtins.str = ...,
+        period_start: _timestamp_pb2.Timestamp | None = ...,
+        resets_at: _timestamp_pb2.Timestamp | None = ...,
+        spent: _builtins.str = ...,
+        reserved: _builtins.str = ...,
+        limit: _builtins.str = ...,
+        remaining: _builtins.str = ...,
+        currency: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["period_start", b"period_start", "resets_at", b"resets_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["caller", b"caller", "currency", b"currency", "limit", b"limit", "period", b"period", "period_start", b"period_start", "remaining", b"remaining", "reserved", b"reserved", "resets_at", b"resets_at", "spent", b"spent"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetUsageResponse: _TypeAlias = GetUsageResponse  # noqa: Y015

@@ -56,6 +56,11 @@ class InferenceGatewayStub:
                 request_serializer=inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.ListModelsRequest.SerializeToString,
                 response_deserializer=inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
+        self.GetUsage = channel.unary_unary(
+                '/inference.gateway.v1.InferenceGateway/GetUsage',
+                request_serializer=inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.GetUsageRequest.SerializeToString,
+                response_deserializer=inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.GetUsageResponse.FromString,
+                _registered_method=True)
         self.SubmitText = channel.unary_unary(
                 '/inference.gateway.v1.InferenceGateway/SubmitText',
                 request_serializer=inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.SubmitTextRequest.SerializeToString,
@@ -96,6 +101,14 @@ class InferenceGatewayServicer:
 
     def ListModels(self, request, context):
         """ListModels lists the configured aliases and what each resolves to.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetUsage(self, request, context):
+        """GetUsage returns the calling caller's own spend and remaining budget for
+        the current period.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -146,6 +159,11 @@ def add_InferenceGatewayServicer_to_server(servicer, server):
                     servicer.ListModels,
                     request_deserializer=inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.ListModelsRequest.FromString,
                     response_serializer=inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'GetUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUsage,
+                    request_deserializer=inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.GetUsageRequest.FromString,
+                    response_serializer=inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.GetUsageResponse.SerializeToString,
             ),
             'SubmitText': grpc.unary_unary_rpc_method_handler(
                     servicer.SubmitText,
@@ -267,6 +285,33 @@ class InferenceGateway:
             '/inference.gateway.v1.InferenceGateway/ListModels',
             inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.ListModelsRequest.SerializeToString,
             inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inference.gateway.v1.InferenceGateway/GetUsage',
+            inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.GetUsageRequest.SerializeToString,
+            inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.GetUsageResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -47,6 +47,10 @@ class InferenceGatewayStub:
     """GenerateImage runs an image model and returns every image it produced."""
     ListModels: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.ListModelsRequest, _gateway_pb2.ListModelsResponse]
     """ListModels lists the configured aliases and what each resolves to."""
+    GetUsage: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.GetUsageRequest, _gateway_pb2.GetUsageResponse]
+    """GetUsage returns the calling caller's own spend and remaining budget for
+    the current period.
+    """
     SubmitText: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.SubmitTextRequest, _operations_pb2.Operation]
     """SubmitText starts a text prediction and returns at once with a
     google.longrunning.Operation; read it with the google.longrunning.Operations
@@ -78,6 +82,10 @@ class InferenceGatewayAsyncStub(InferenceGatewayStub):
     """GenerateImage runs an image model and returns every image it produced."""
     ListModels: _aio.UnaryUnaryMultiCallable[_gateway_pb2.ListModelsRequest, _gateway_pb2.ListModelsResponse]  # type: ignore[assignment]
     """ListModels lists the configured aliases and what each resolves to."""
+    GetUsage: _aio.UnaryUnaryMultiCallable[_gateway_pb2.GetUsageRequest, _gateway_pb2.GetUsageResponse]  # type: ignore[assignment]
+    """GetUsage returns the calling caller's own spend and remaining budget for
+    the current period.
+    """
     SubmitText: _aio.UnaryUnaryMultiCallable[_gateway_pb2.SubmitTextRequest, _operations_pb2.Operation]  # type: ignore[assignment]
     """SubmitText starts a text prediction and returns at once with a
     google.longrunning.Operation; read it with the google.longrunning.Operations
@@ -130,6 +138,16 @@ class InferenceGatewayServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_gateway_pb2.ListModelsResponse, _abc.Awaitable[_gateway_pb2.ListModelsResponse]]:
         """ListModels lists the configured aliases and what each resolves to."""
+
+    @_abc_1.abstractmethod
+    def GetUsage(
+        self,
+        request: _gateway_pb2.GetUsageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_pb2.GetUsageResponse, _abc.Awaitable[_gateway_pb2.GetUsageResponse]]:
+        """GetUsage returns the calling caller's own spend and remaining budget for
+        the current period.
+        """
 
     @_abc_1.abstractmethod
     def SubmitText(
