@@ -79,7 +79,10 @@ async def replicas(
         stubs = []
         for _ in range(count):
             gateway = await start_gateway(
-                gateway_harness.test_settings(base_url=simulator.base_url, redis_url=redis_url),
+                # A generous store timeout: on a loaded machine a 0.25 s one would fail closed.
+                gateway_harness.test_settings(
+                    base_url=simulator.base_url, redis_url=redis_url, redis_timeout=5.0
+                ),
                 gateway_config,
                 {},
                 serve_metrics=False,
