@@ -16,10 +16,10 @@ from google.protobuf import struct_pb2
 from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as pb
 from tests.gateway_harness import running_gateway
 from tests.support.models import LLAMA3
+from tests.support.models import SDXL_PINNED as SDXL
 from tests.support.rpc_status import error_info
 
 LLAMA3_V = "9c6da3c589ca2d8c35fe03d540250f3bda6af4e6780c3dc1632a38ed34690bb4"
-SDXL = "stability-ai/sdxl:7762fd07cf82c948538e41f63f77d685e02b063e37e496e96eefd46c929f9bdc"
 TEXT = "/inference.gateway.v1.InferenceGateway/GenerateText"
 
 
