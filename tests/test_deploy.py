@@ -106,6 +106,15 @@ METRICS: dict[str, MetricFamily] = {
     "inference_gateway_state_store_errors_total": _family("counter", "backend", "op"),
     "inference_gateway_state_fail_open_total": _family("counter", "guarantee"),
     "inference_gateway_quota_refusals_total": _family("counter", "caller", "quota"),
+    "inference_gateway_cost_total": _family("counter", "caller", "model"),
+    "inference_gateway_unpriced_predictions_total": _family("counter", "caller", "model"),
+    "inference_gateway_caller_predict_seconds_total": _family(
+        "counter", "caller", "model", "endpoint"
+    ),
+    "inference_gateway_caller_tokens_total": _family("counter", "caller", "model", "direction"),
+    "inference_gateway_caller_images_total": _family("counter", "caller", "model"),
+    "inference_gateway_cache_lookups_total": _family("counter", "model", "result"),
+    "inference_gateway_cache_stores_total": _family("counter", "result"),
     "inference_gateway_idempotent_replays_total": _family("counter", "outcome"),
 }
 # Labels the Prometheus Operator gives every target of a ServiceMonitor.
@@ -1011,9 +1020,14 @@ def test_dockerfile_reader_rejects_a_dangling_continuation() -> None:
 # --- Prometheus rules --------------------------------------------------------------------
 
 
-def _alert_rules() -> list[dict[str, Any]]:
+def _rules(kind: str) -> list[dict[str, Any]]:
+    """The file's rules of one kind: "alert" or "record"."""
     groups = yaml.safe_load(ALERTS.read_text())["groups"]
-    return [rule for group in groups for rule in group["rules"]]
+    return [rule for group in groups for rule in group["rules"] if kind in rule]
+
+
+def _alert_rules() -> list[dict[str, Any]]:
+    return _rules("alert")
 
 
 def test_promtool_accepts_the_rules() -> None:
@@ -1049,6 +1063,19 @@ def test_every_alert_is_unit_tested_both_ways() -> None:
 @pytest.mark.parametrize("rule", _alert_rules(), ids=lambda rule: str(rule["alert"]))
 def test_alerts_use_only_published_metrics(rule: dict[str, Any]) -> None:
     assert promql_problems(rule["expr"]) == []
+
+
+@pytest.mark.parametrize("rule", _rules("record"), ids=lambda rule: str(rule["record"]))
+def test_recording_rules_use_only_published_metrics_and_are_unit_tested(
+    rule: dict[str, Any],
+) -> None:
+    assert promql_problems(rule["expr"]) == []
+    tested = {
+        case["expr"]
+        for test in yaml.safe_load(ALERTS_TEST.read_text())["tests"]
+        for case in test.get("promql_expr_test", [])
+    }
+    assert rule["record"] in tested
 
 
 # --- Grafana dashboard -------------------------------------------------------------------

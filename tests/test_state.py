@@ -471,3 +471,35 @@ def test_bad_redis_settings_name_the_variable_and_the_fix(
         _settings({variable: value})
     assert variable in str(refused.value)
     assert says in str(refused.value)
+
+
+# --- spend records (budgets) ------------------------------------------------------------------
+
+
+async def test_concurrent_reservations_never_pass_the_limit(replicas: list[StateStore]) -> None:
+    # 30 reservations of 3 against a limit of 10, from every replica at once: three fit.
+    granted = await asyncio.gather(
+        *(replicas[i % REPLICAS].spend_reserve("s", f"h{i}", 3, 10, 60.0, 600.0) for i in range(30))
+    )
+    assert sum(1 for ok, _, _ in granted if ok) == 3
+    assert await replicas[1].spend_read("s") == (0, 9)
+
+
+async def test_settling_replaces_the_reservation_with_the_cost(replicas: list[StateStore]) -> None:
+    a, b = replicas[0], replicas[1]
+    assert (await a.spend_reserve("s", "h1", 5, 10, 60.0, 600.0))[0]
+    await b.spend_settle("s", "h1", 2, 600.0)
+    assert await a.spend_read("s") == (2, 0)
+    # Room for 8 now, not 5: the reservation is gone and only the cost counts.
+    assert (await b.spend_reserve("s", "h2", 8, 10, 60.0, 600.0))[0]
+    assert not (await a.spend_reserve("s", "h3", 1, 10, 60.0, 600.0))[0]
+    # A caller with no reservation (no budget) settles too, past any limit.
+    await a.spend_settle("s", "h4", 10**15, 600.0)
+    assert await b.spend_read("s") == (2 + 10**15, 8)
+
+
+async def test_a_reservation_of_a_dead_replica_expires(replicas: list[StateStore]) -> None:
+    assert (await replicas[0].spend_reserve("s", "dead", 9, 10, 0.2, 600.0))[0]
+    assert not (await replicas[1].spend_reserve("s", "h", 9, 10, 60.0, 600.0))[0]
+    await asyncio.sleep(0.4)  # the hold is a lease on the store's clock: nothing to await
+    assert (await replicas[1].spend_reserve("s", "h", 9, 10, 60.0, 600.0))[0]
