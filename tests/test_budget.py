@@ -14,7 +14,13 @@ from hypothesis import strategies as st
 
 from inference_gateway.deadlines import Deadline
 from inference_gateway.errors import ResourceExhausted
-from inference_gateway.replicate import AccountBudgets, Bucket, RateBudget, account_id
+from inference_gateway.replicate import (
+    ANSWER_MARGIN_SECONDS,
+    AccountBudgets,
+    Bucket,
+    RateBudget,
+    account_id,
+)
 from inference_gateway.state import MemoryStore, SharedState
 
 
@@ -74,9 +80,22 @@ async def test_acquire_refuses_a_wait_beyond_the_deadline_and_refunds(clock: Fak
     assert error.reason == "RATE_BUDGET_EXHAUSTED"
     assert error.retry_after_seconds == pytest.approx(1.0)
     assert error.metadata == {"bucket": "create", "retryAfterSeconds": "1.0"}
-    assert "beyond the call's deadline" in error.message
+    assert "too close to the call's deadline" in error.message
     # The refused caller gave its token back: the next one waits one refill, not two.
     assert await budget.reserve() == pytest.approx(1.0)
+
+
+async def test_a_wait_that_leaves_no_time_for_the_request_is_refused_at_once(
+    clock: FakeClock,
+) -> None:
+    budget = RateBudget(Bucket.CREATE, 60, burst=1, state=on(clock))
+    await budget.reserve()
+    # The next slot is 1 s away: within a 2.5 s deadline, but then the request itself
+    # would have less than ANSWER_MARGIN_SECONDS to be answered.
+    assert 1.0 + ANSWER_MARGIN_SECONDS > 2.5
+    with pytest.raises(ResourceExhausted) as caught:
+        await budget.acquire(Deadline.after(2.5))
+    assert caught.value.retry_after_seconds == pytest.approx(1.0)
 
 
 async def test_acquire_waits_when_the_deadline_allows(clock: FakeClock) -> None:

@@ -1,6 +1,12 @@
 """Replicate's HTTP API, as the gateway uses it."""
 
-from inference_gateway.replicate._budget import AccountBudgets, Bucket, RateBudget, account_id
+from inference_gateway.replicate._budget import (
+    ANSWER_MARGIN_SECONDS,
+    AccountBudgets,
+    Bucket,
+    RateBudget,
+    account_id,
+)
 from inference_gateway.replicate._client import (
     ClientSettings,
     FileResponse,
@@ -12,6 +18,7 @@ from inference_gateway.replicate._prediction import TERMINAL_STATUSES, Predictio
 from inference_gateway.replicate._sse import ServerSentEvent, SSEDecoder, iter_events
 
 __all__ = [
+    "ANSWER_MARGIN_SECONDS",
     "TERMINAL_STATUSES",
     "AccountBudgets",
     "Bucket",

@@ -19,9 +19,13 @@ from inference_gateway.deadlines import Deadline
 from inference_gateway.errors import ResourceExhausted
 from inference_gateway.state import Guarantee, MemoryStore, SharedState
 
-__all__ = ["AccountBudgets", "Bucket", "RateBudget", "account_id"]
+__all__ = ["ANSWER_MARGIN_SECONDS", "AccountBudgets", "Bucket", "RateBudget", "account_id"]
 
 _MAX_RESET_SECONDS = 60.0
+# A slot is worth waiting for only if the request still has time to be answered after it:
+# a caller whose deadline would pass during the request is told RESOURCE_EXHAUSTED (with
+# when to retry) at once, rather than DEADLINE_EXCEEDED after waiting for nothing.
+ANSWER_MARGIN_SECONDS = 2.0
 
 
 class Bucket(Enum):
@@ -81,11 +85,11 @@ class RateBudget:
         wait = await self.reserve(deadline)
         if wait <= 0.0:
             return 0.0
-        if not deadline.allows(wait):
+        if not deadline.allows(wait + ANSWER_MARGIN_SECONDS):
             await self.refund()
             raise ResourceExhausted(
                 f"Replicate's {self.bucket.value} rate budget is spent and the next slot is "
-                f"{wait:.1f}s away, beyond the call's deadline; retry later",
+                f"{wait:.1f}s away, too close to the call's deadline; retry later",
                 reason="RATE_BUDGET_EXHAUSTED",
                 metadata={"bucket": self.bucket.value, "retryAfterSeconds": f"{wait:.1f}"},
                 retry_after_seconds=wait,
