@@ -65,8 +65,8 @@ contract-release: buf-lint
 	cd protos && ../$(BUF) build --exclude-source-info -o $(CONTRACT)
 
 lint: install
-	$(BIN)/ruff check service simulator tests bench
-	$(BIN)/ruff format --check service/inference_gateway simulator tests bench
+	$(BIN)/ruff check service simulator tests bench clients/python
+	$(BIN)/ruff format --check service/inference_gateway simulator tests bench clients/python
 
 typecheck: install
 	$(BIN)/mypy

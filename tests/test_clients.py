@@ -13,6 +13,8 @@ import json
 import os
 import shutil
 import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -148,3 +150,31 @@ async def test_a_typescript_caller_calls_generate_text(tmp_path: Path) -> None:
     reply = json.loads(stdout)
     assert reply["text"] == expected
     assert reply["prediction"]["status"] == "PREDICTION_STATUS_SUCCEEDED"
+
+
+def test_the_python_client_wheel_carries_the_stubs_it_imports(tmp_path: Path) -> None:
+    run(
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "--quiet",
+        "--no-deps",
+        "--no-build-isolation",
+        "--wheel-dir",
+        str(tmp_path),
+        str(CLIENTS / "python"),
+        cwd=tmp_path,
+    )
+    (wheel,) = tmp_path.glob("inference_gateway_client-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    stubs = "inference_gateway_protos/inference/gateway/v1/"
+    assert {
+        "inference_gateway_client/py.typed",
+        "inference_gateway_client/_client.py",
+        stubs + "gateway_pb2.py",
+        stubs + "gateway_pb2_grpc.py",
+        stubs + "gateway_pb2.pyi",
+    } <= names
+    # Nothing of the service itself.
+    assert not any(name.startswith("inference_gateway/") for name in names)

@@ -22,6 +22,7 @@ from wsgiref.simple_server import WSGIServer
 
 import grpc
 import httpx
+from grpc_channelz.v1 import channelz
 from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -353,8 +354,12 @@ async def start_gateway(
             ("grpc.max_connection_age_grace_ms", int(settings.grace_period * 1000) + 5000),
             # Long generations send no data for minutes; let clients keep the line alive.
             ("grpc.keepalive_time_ms", 60_000),
+            ("grpc.keepalive_timeout_ms", 20_000),
             ("grpc.keepalive_permit_without_calls", 1),
+            # Enforcement: a client pinging more often than every 10 s without data gets
+            # two strikes, then GOAWAY (ENHANCE_YOUR_CALM). The Python client pings every 30 s.
             ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+            ("grpc.http2.max_ping_strikes", 2),
             # Calls wait in gRPC's queue until the loop takes each; past 1,000 queued (3,000
             # at most) gRPC cancels new ones. A burst of long calls is this gateway's normal
             # load, and the upstream pool already bounds how many can be served at once.
@@ -372,6 +377,9 @@ async def start_gateway(
     )
     add_to_server(InferenceGatewayServicer(gateway, identify, operations), server)
     add_operations_to_server(OperationsServicer(operations, identify), server)
+    # Channelz: the server's and its sockets' call counts, for grpcdebug; closed like
+    # every service that is not listed open (a caller token when callers are configured).
+    channelz.add_channelz_servicer(server)  # type: ignore[arg-type]  # takes aio servers too
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
