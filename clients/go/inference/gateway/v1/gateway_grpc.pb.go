@@ -27,6 +27,9 @@ type InferenceGatewayClient interface {
 	GenerateImage(ctx context.Context, in *GenerateImageRequest, opts ...grpc.CallOption) (*GenerateImageResponse, error)
 	// ListModels lists the configured aliases and what each resolves to.
 	ListModels(ctx context.Context, in *ListModelsRequest, opts ...grpc.CallOption) (*ListModelsResponse, error)
+	// GetUsage returns the calling caller's own spend and remaining budget for
+	// the current period.
+	GetUsage(ctx context.Context, in *GetUsageRequest, opts ...grpc.CallOption) (*GetUsageResponse, error)
 	// SubmitText starts a text prediction and returns at once with a
 	// google.longrunning.Operation; read it with the google.longrunning.Operations
 	// service (Get, Wait, Cancel, List) on any replica. Two typed Submit RPCs
@@ -109,6 +112,15 @@ func (c *inferenceGatewayClient) ListModels(ctx context.Context, in *ListModelsR
 	return out, nil
 }
 
+func (c *inferenceGatewayClient) GetUsage(ctx context.Context, in *GetUsageRequest, opts ...grpc.CallOption) (*GetUsageResponse, error) {
+	out := new(GetUsageResponse)
+	err := c.cc.Invoke(ctx, "/inference.gateway.v1.InferenceGateway/GetUsage", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *inferenceGatewayClient) SubmitText(ctx context.Context, in *SubmitTextRequest, opts ...grpc.CallOption) (*longrunning.Operation, error) {
 	out := new(longrunning.Operation)
 	err := c.cc.Invoke(ctx, "/inference.gateway.v1.InferenceGateway/SubmitText", in, out, opts...)
@@ -140,6 +152,9 @@ type InferenceGatewayServer interface {
 	GenerateImage(context.Context, *GenerateImageRequest) (*GenerateImageResponse, error)
 	// ListModels lists the configured aliases and what each resolves to.
 	ListModels(context.Context, *ListModelsRequest) (*ListModelsResponse, error)
+	// GetUsage returns the calling caller's own spend and remaining budget for
+	// the current period.
+	GetUsage(context.Context, *GetUsageRequest) (*GetUsageResponse, error)
 	// SubmitText starts a text prediction and returns at once with a
 	// google.longrunning.Operation; read it with the google.longrunning.Operations
 	// service (Get, Wait, Cancel, List) on any replica. Two typed Submit RPCs
@@ -171,6 +186,9 @@ func (UnimplementedInferenceGatewayServer) GenerateImage(context.Context, *Gener
 }
 func (UnimplementedInferenceGatewayServer) ListModels(context.Context, *ListModelsRequest) (*ListModelsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListModels not implemented")
+}
+func (UnimplementedInferenceGatewayServer) GetUsage(context.Context, *GetUsageRequest) (*GetUsageResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetUsage not implemented")
 }
 func (UnimplementedInferenceGatewayServer) SubmitText(context.Context, *SubmitTextRequest) (*longrunning.Operation, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method SubmitText not implemented")
@@ -266,6 +284,24 @@ func _InferenceGateway_ListModels_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _InferenceGateway_GetUsage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetUsageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(InferenceGatewayServer).GetUsage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/inference.gateway.v1.InferenceGateway/GetUsage",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(InferenceGatewayServer).GetUsage(ctx, req.(*GetUsageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _InferenceGateway_SubmitText_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(SubmitTextRequest)
 	if err := dec(in); err != nil {
@@ -317,6 +353,10 @@ var _InferenceGateway_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListModels",
 			Handler:    _InferenceGateway_ListModels_Handler,
+		},
+		{
+			MethodName: "GetUsage",
+			Handler:    _InferenceGateway_GetUsage_Handler,
 		},
 		{
 			MethodName: "SubmitText",

@@ -18,7 +18,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file inference/gateway/v1/gateway.proto.
  */
 export const file_inference_gateway_v1_gateway: GenFile = /*@__PURE__*/
-  fileDesc("CiJpbmZlcmVuY2UvZ2F0ZXdheS92MS9nYXRld2F5LnByb3RvEhRpbmZlcmVuY2UuZ2F0ZXdheS52MSJeCgtDaGF0TWVzc2FnZRIMCgRyb2xlGAEgASgJEg8KB2NvbnRlbnQYAiABKAkSMAoFcGFydHMYAyADKAsyIS5pbmZlcmVuY2UuZ2F0ZXdheS52MS5Db250ZW50UGFydCIbCgtDb250ZW50UGFydBIMCgR0ZXh0GAEgASgJIvAEChNHZW5lcmF0ZVRleHRSZXF1ZXN0Eg0KBW1vZGVsGAEgASgJEg4KBnByb21wdBgCIAEoCRIzCghtZXNzYWdlcxgDIAMoCzIhLmluZmVyZW5jZS5nYXRld2F5LnYxLkNoYXRNZXNzYWdlEhgKC3RlbXBlcmF0dXJlGAQgASgBSACIAQESFwoKbWF4X2xlbmd0aBgFIAEoBUgBiAEBEhsKDm1heF9uZXdfdG9rZW5zGAYgASgFSAKIAQESEgoFdG9wX3AYByABKAFIA4gBARISCgV0b3BfaxgIIAEoBUgEiAEBEh8KEnJlcGV0aXRpb25fcGVuYWx0eRgJIAEoAUgFiAEBEhoKDXN5c3RlbV9wcm9tcHQYCiABKAlIBogBARIWCg5zdG9wX3NlcXVlbmNlcxgLIAMoCRIRCgRzZWVkGAwgASgDSAeIAQESLAoLZXh0cmFfaW5wdXQYDSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhMKBnByZWZpeBgOIAEoCUgIiAEBEhMKBnN1ZmZpeBgPIAEoCUgJiAEBEhAKCHRlbXBsYXRlGBAgASgJEhIKCnJlcXVlc3RfaWQYESABKAkSGQoRZGlzYWJsZV9mYWxsYmFja3MYHiABKAhCDgoMX3RlbXBlcmF0dXJlQg0KC19tYXhfbGVuZ3RoQhEKD19tYXhfbmV3X3Rva2Vuc0IICgZfdG9wX3BCCAoGX3RvcF9rQhUKE19yZXBldGl0aW9uX3BlbmFsdHlCEAoOX3N5c3RlbV9wcm9tcHRCBwoFX3NlZWRCCQoHX3ByZWZpeEIJCgdfc3VmZml4IrYBCgZUaW1pbmcSMQoOcXVldWVfZHVyYXRpb24YASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SMwoQcHJlZGljdF9kdXJhdGlvbhgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIxCg50b3RhbF9kdXJhdGlvbhgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIRCgljb2xkX2Jvb3QYBCABKAgidQoFVXNhZ2USHgoRaW5wdXRfdG9rZW5fY291bnQYASABKAVIAIgBARIfChJvdXRwdXRfdG9rZW5fY291bnQYAiABKAVIAYgBAUIUChJfaW5wdXRfdG9rZW5fY291bnRCFQoTX291dHB1dF90b2tlbl9jb3VudCKTAgoKUHJlZGljdGlvbhIKCgJpZBgBIAEoCRINCgVtb2RlbBgCIAEoCRIPCgd2ZXJzaW9uGAMgASgJEjYKBnN0YXR1cxgEIAEoDjImLmluZmVyZW5jZS5nYXRld2F5LnYxLlByZWRpY3Rpb25TdGF0dXMSLAoGdGltaW5nGAUgASgLMhwuaW5mZXJlbmNlLmdhdGV3YXkudjEuVGltaW5nEioKBXVzYWdlGAYgASgLMhsuaW5mZXJlbmNlLmdhdGV3YXkudjEuVXNhZ2USEwoLYW5zd2VyZWRfYnkYFCABKAkSMgoEcm9sZRgVIAEoDjIkLmluZmVyZW5jZS5nYXRld2F5LnYxLlByZWRpY3Rpb25Sb2xlIswBCgxCb290UHJvZ3Jlc3MSFQoNcHJlZGljdGlvbl9pZBgBIAEoCRI2CgZzdGF0dXMYAiABKA4yJi5pbmZlcmVuY2UuZ2F0ZXdheS52MS5QcmVkaWN0aW9uU3RhdHVzEioKB3dhaXRpbmcYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SDQoFbW9kZWwYBCABKAkSMgoEcm9sZRgFIAEoDjIkLmluZmVyZW5jZS5nYXRld2F5LnYxLlByZWRpY3Rpb25Sb2xlImwKFEdlbmVyYXRlVGV4dFJlc3BvbnNlEgwKBHRleHQYASABKAkSNAoKcHJlZGljdGlvbhgCIAEoCzIgLmluZmVyZW5jZS5nYXRld2F5LnYxLlByZWRpY3Rpb24SEAoIdGVtcGxhdGUYAyABKAkioAEKElN0cmVhbVRleHRSZXNwb25zZRIMCgR0ZXh0GAEgASgJEjQKCnByZWRpY3Rpb24YAiABKAsyIC5pbmZlcmVuY2UuZ2F0ZXdheS52MS5QcmVkaWN0aW9uEhAKCHRlbXBsYXRlGAMgASgJEjQKCHByb2dyZXNzGBQgASgLMiIuaW5mZXJlbmNlLmdhdGV3YXkudjEuQm9vdFByb2dyZXNzIk4KCklucHV0SW1hZ2USEgoKaW5wdXRfbmFtZRgBIAEoCRILCgN1cmkYAiABKAkSDAoEZGF0YRgDIAEoDBIRCgltaW1lX3R5cGUYBCABKAkiqgMKFEdlbmVyYXRlSW1hZ2VSZXF1ZXN0Eg0KBW1vZGVsGAEgASgJEg4KBnByb21wdBgCIAEoCRISCgV3aWR0aBgDIAEoBUgAiAEBEhMKBmhlaWdodBgEIAEoBUgBiAEBEhMKBnJlZmluZRgFIAEoCUgCiAEBEhwKD2FwcGx5X3dhdGVybWFyaxgGIAEoCEgDiAEBEiAKE251bV9pbmZlcmVuY2Vfc3RlcHMYByABKAVIBIgBARIsCgtleHRyYV9pbnB1dBgIIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSNgoMaW5wdXRfaW1hZ2VzGAkgAygLMiAuaW5mZXJlbmNlLmdhdGV3YXkudjEuSW5wdXRJbWFnZRIUCgxpbmNsdWRlX2RhdGEYCiABKAgSEgoKcmVxdWVzdF9pZBgLIAEoCRIZChFkaXNhYmxlX2ZhbGxiYWNrcxgeIAEoCEIICgZfd2lkdGhCCQoHX2hlaWdodEIJCgdfcmVmaW5lQhIKEF9hcHBseV93YXRlcm1hcmtCFgoUX251bV9pbmZlcmVuY2Vfc3RlcHMiNQoFSW1hZ2USCwoDdXJpGAEgASgJEhEKCW1pbWVfdHlwZRgCIAEoCRIMCgRkYXRhGAMgASgMInoKFUdlbmVyYXRlSW1hZ2VSZXNwb25zZRIrCgZpbWFnZXMYASADKAsyGy5pbmZlcmVuY2UuZ2F0ZXdheS52MS5JbWFnZRI0CgpwcmVkaWN0aW9uGAIgASgLMiAuaW5mZXJlbmNlLmdhdGV3YXkudjEuUHJlZGljdGlvbiITChFMaXN0TW9kZWxzUmVxdWVzdCLMAQoKTW9kZWxBbGlhcxINCgVhbGlhcxgBIAEoCRINCgVtb2RlbBgCIAEoCRI5Cg1lbmRwb2ludF9raW5kGAMgASgOMiIuaW5mZXJlbmNlLmdhdGV3YXkudjEuRW5kcG9pbnRLaW5kEigKBHRhc2sYBCABKA4yGi5pbmZlcmVuY2UuZ2F0ZXdheS52MS5UYXNrEikKCGRlZmF1bHRzGAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIQCgh0ZW1wbGF0ZRgGIAEoCSJGChJMaXN0TW9kZWxzUmVzcG9uc2USMAoGbW9kZWxzGAEgAygLMiAuaW5mZXJlbmNlLmdhdGV3YXkudjEuTW9kZWxBbGlhcyJ8ChFTdWJtaXRUZXh0UmVxdWVzdBI6CgdyZXF1ZXN0GAEgASgLMikuaW5mZXJlbmNlLmdhdGV3YXkudjEuR2VuZXJhdGVUZXh0UmVxdWVzdBIrCghkZWFkbGluZRgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJ+ChJTdWJtaXRJbWFnZVJlcXVlc3QSOwoHcmVxdWVzdBgBIAEoCzIqLmluZmVyZW5jZS5nYXRld2F5LnYxLkdlbmVyYXRlSW1hZ2VSZXF1ZXN0EisKCGRlYWRsaW5lGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIsMCChFPcGVyYXRpb25NZXRhZGF0YRIWCg5wcmVkaWN0aW9uX2lkcxgBIAMoCRINCgVtb2RlbBgCIAEoCRI2CgZzdGF0dXMYAyABKA4yJi5pbmZlcmVuY2UuZ2F0ZXdheS52MS5QcmVkaWN0aW9uU3RhdHVzEiwKBnRpbWluZxgEIAEoCzIcLmluZmVyZW5jZS5nYXRld2F5LnYxLlRpbWluZxIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGRlYWRsaW5lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxkYXRhX3JlbW92ZWQYCCABKAgq9QEKEFByZWRpY3Rpb25TdGF0dXMSIQodUFJFRElDVElPTl9TVEFUVVNfVU5TUEVDSUZJRUQQABIeChpQUkVESUNUSU9OX1NUQVRVU19TVEFSVElORxABEiAKHFBSRURJQ1RJT05fU1RBVFVTX1BST0NFU1NJTkcQAhIfChtQUkVESUNUSU9OX1NUQVRVU19TVUNDRUVERUQQAxIcChhQUkVESUNUSU9OX1NUQVRVU19GQUlMRUQQBBIeChpQUkVESUNUSU9OX1NUQVRVU19DQU5DRUxFRBAFEh0KGVBSRURJQ1RJT05fU1RBVFVTX0FCT1JURUQQBiqHAQoOUHJlZGljdGlvblJvbGUSHwobUFJFRElDVElPTl9ST0xFX1VOU1BFQ0lGSUVEEAASGwoXUFJFRElDVElPTl9ST0xFX1BSSU1BUlkQARIcChhQUkVESUNUSU9OX1JPTEVfRkFMTEJBQ0sQAhIZChVQUkVESUNUSU9OX1JPTEVfSEVER0UQAyqIAQoMRW5kcG9pbnRLaW5kEh0KGUVORFBPSU5UX0tJTkRfVU5TUEVDSUZJRUQQABIgChxFTkRQT0lOVF9LSU5EX09GRklDSUFMX01PREVMEAESGQoVRU5EUE9JTlRfS0lORF9WRVJTSU9OEAISHAoYRU5EUE9JTlRfS0lORF9ERVBMT1lNRU5UEAMqOwoEVGFzaxIUChBUQVNLX1VOU1BFQ0lGSUVEEAASDQoJVEFTS19URVhUEAESDgoKVEFTS19JTUFHRRACMrYFChBJbmZlcmVuY2VHYXRld2F5EmUKDEdlbmVyYXRlVGV4dBIpLmluZmVyZW5jZS5nYXRld2F5LnYxLkdlbmVyYXRlVGV4dFJlcXVlc3QaKi5pbmZlcmVuY2UuZ2F0ZXdheS52MS5HZW5lcmF0ZVRleHRSZXNwb25zZRJjCgpTdHJlYW1UZXh0EikuaW5mZXJlbmNlLmdhdGV3YXkudjEuR2VuZXJhdGVUZXh0UmVxdWVzdBooLmluZmVyZW5jZS5nYXRld2F5LnYxLlN0cmVhbVRleHRSZXNwb25zZTABEmgKDUdlbmVyYXRlSW1hZ2USKi5pbmZlcmVuY2UuZ2F0ZXdheS52MS5HZW5lcmF0ZUltYWdlUmVxdWVzdBorLmluZmVyZW5jZS5nYXRld2F5LnYxLkdlbmVyYXRlSW1hZ2VSZXNwb25zZRJfCgpMaXN0TW9kZWxzEicuaW5mZXJlbmNlLmdhdGV3YXkudjEuTGlzdE1vZGVsc1JlcXVlc3QaKC5pbmZlcmVuY2UuZ2F0ZXdheS52MS5MaXN0TW9kZWxzUmVzcG9uc2USggEKClN1Ym1pdFRleHQSJy5pbmZlcmVuY2UuZ2F0ZXdheS52MS5TdWJtaXRUZXh0UmVxdWVzdBodLmdvb2dsZS5sb25ncnVubmluZy5PcGVyYXRpb24iLMpBKQoUR2VuZXJhdGVUZXh0UmVzcG9uc2USEU9wZXJhdGlvbk1ldGFkYXRhEoUBCgtTdWJtaXRJbWFnZRIoLmluZmVyZW5jZS5nYXRld2F5LnYxLlN1Ym1pdEltYWdlUmVxdWVzdBodLmdvb2dsZS5sb25ncnVubmluZy5PcGVyYXRpb24iLcpBKgoVR2VuZXJhdGVJbWFnZVJlc3BvbnNlEhFPcGVyYXRpb25NZXRhZGF0YULEAQokaW50ZXJuYWwuaW5mZXJlbmNlZ2F0ZXdheS5nYXRld2F5LnYxQgxHYXRld2F5UHJvdG9QAVpDaW5mZXJlbmNlZ2F0ZXdheS5pbnRlcm5hbC9jbGllbnRzL2dvL2luZmVyZW5jZS9nYXRld2F5L3YxO2dhdGV3YXl2MaICA0lHV6oCE0luZmVyZW5jZUdhdGV3YXkuVjHKAhNJbmZlcmVuY2VHYXRld2F5XFYx6gIUSW5mZXJlbmNlR2F0ZXdheTo6VjFiBnByb3RvMw", [file_google_longrunning_operations, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("CiJpbmZlcmVuY2UvZ2F0ZXdheS92MS9nYXRld2F5LnByb3RvEhRpbmZlcmVuY2UuZ2F0ZXdheS52MSJeCgtDaGF0TWVzc2FnZRIMCgRyb2xlGAEgASgJEg8KB2NvbnRlbnQYAiABKAkSMAoFcGFydHMYAyADKAsyIS5pbmZlcmVuY2UuZ2F0ZXdheS52MS5Db250ZW50UGFydCIbCgtDb250ZW50UGFydBIMCgR0ZXh0GAEgASgJIqAFChNHZW5lcmF0ZVRleHRSZXF1ZXN0Eg0KBW1vZGVsGAEgASgJEg4KBnByb21wdBgCIAEoCRIzCghtZXNzYWdlcxgDIAMoCzIhLmluZmVyZW5jZS5nYXRld2F5LnYxLkNoYXRNZXNzYWdlEhgKC3RlbXBlcmF0dXJlGAQgASgBSACIAQESFwoKbWF4X2xlbmd0aBgFIAEoBUgBiAEBEhsKDm1heF9uZXdfdG9rZW5zGAYgASgFSAKIAQESEgoFdG9wX3AYByABKAFIA4gBARISCgV0b3BfaxgIIAEoBUgEiAEBEh8KEnJlcGV0aXRpb25fcGVuYWx0eRgJIAEoAUgFiAEBEhoKDXN5c3RlbV9wcm9tcHQYCiABKAlIBogBARIWCg5zdG9wX3NlcXVlbmNlcxgLIAMoCRIRCgRzZWVkGAwgASgDSAeIAQESLAoLZXh0cmFfaW5wdXQYDSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhMKBnByZWZpeBgOIAEoCUgIiAEBEhMKBnN1ZmZpeBgPIAEoCUgJiAEBEhAKCHRlbXBsYXRlGBAgASgJEhIKCnJlcXVlc3RfaWQYESABKAkSGQoRZGlzYWJsZV9mYWxsYmFja3MYHiABKAgSLgoFY2FjaGUYEiABKA4yHy5pbmZlcmVuY2UuZ2F0ZXdheS52MS5DYWNoZU1vZGVCDgoMX3RlbXBlcmF0dXJlQg0KC19tYXhfbGVuZ3RoQhEKD19tYXhfbmV3X3Rva2Vuc0IICgZfdG9wX3BCCAoGX3RvcF9rQhUKE19yZXBldGl0aW9uX3BlbmFsdHlCEAoOX3N5c3RlbV9wcm9tcHRCBwoFX3NlZWRCCQoHX3ByZWZpeEIJCgdfc3VmZml4IrYBCgZUaW1pbmcSMQoOcXVldWVfZHVyYXRpb24YASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SMwoQcHJlZGljdF9kdXJhdGlvbhgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIxCg50b3RhbF9kdXJhdGlvbhgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIRCgljb2xkX2Jvb3QYBCABKAgidQoFVXNhZ2USHgoRaW5wdXRfdG9rZW5fY291bnQYASABKAVIAIgBARIfChJvdXRwdXRfdG9rZW5fY291bnQYAiABKAVIAYgBAUIUChJfaW5wdXRfdG9rZW5fY291bnRCFQoTX291dHB1dF90b2tlbl9jb3VudCKTAgoKUHJlZGljdGlvbhIKCgJpZBgBIAEoCRINCgVtb2RlbBgCIAEoCRIPCgd2ZXJzaW9uGAMgASgJEjYKBnN0YXR1cxgEIAEoDjImLmluZmVyZW5jZS5nYXRld2F5LnYxLlByZWRpY3Rpb25TdGF0dXMSLAoGdGltaW5nGAUgASgLMhwuaW5mZXJlbmNlLmdhdGV3YXkudjEuVGltaW5nEioKBXVzYWdlGAYgASgLMhsuaW5mZXJlbmNlLmdhdGV3YXkudjEuVXNhZ2USEwoLYW5zd2VyZWRfYnkYFCABKAkSMgoEcm9sZRgVIAEoDjIkLmluZmVyZW5jZS5nYXRld2F5LnYxLlByZWRpY3Rpb25Sb2xlIswBCgxCb290UHJvZ3Jlc3MSFQoNcHJlZGljdGlvbl9pZBgBIAEoCRI2CgZzdGF0dXMYAiABKA4yJi5pbmZlcmVuY2UuZ2F0ZXdheS52MS5QcmVkaWN0aW9uU3RhdHVzEioKB3dhaXRpbmcYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SDQoFbW9kZWwYBCABKAkSMgoEcm9sZRgFIAEoDjIkLmluZmVyZW5jZS5nYXRld2F5LnYxLlByZWRpY3Rpb25Sb2xlIpYBChRHZW5lcmF0ZVRleHRSZXNwb25zZRIMCgR0ZXh0GAEgASgJEjQKCnByZWRpY3Rpb24YAiABKAsyIC5pbmZlcmVuY2UuZ2F0ZXdheS52MS5QcmVkaWN0aW9uEhAKCHRlbXBsYXRlGAMgASgJEigKBGNvc3QYBCABKAsyGi5pbmZlcmVuY2UuZ2F0ZXdheS52MS5Db3N0IsoBChJTdHJlYW1UZXh0UmVzcG9uc2USDAoEdGV4dBgBIAEoCRI0CgpwcmVkaWN0aW9uGAIgASgLMiAuaW5mZXJlbmNlLmdhdGV3YXkudjEuUHJlZGljdGlvbhIQCgh0ZW1wbGF0ZRgDIAEoCRI0Cghwcm9ncmVzcxgUIAEoCzIiLmluZmVyZW5jZS5nYXRld2F5LnYxLkJvb3RQcm9ncmVzcxIoCgRjb3N0GAQgASgLMhouaW5mZXJlbmNlLmdhdGV3YXkudjEuQ29zdCJOCgpJbnB1dEltYWdlEhIKCmlucHV0X25hbWUYASABKAkSCwoDdXJpGAIgASgJEgwKBGRhdGEYAyABKAwSEQoJbWltZV90eXBlGAQgASgJItoDChRHZW5lcmF0ZUltYWdlUmVxdWVzdBINCgVtb2RlbBgBIAEoCRIOCgZwcm9tcHQYAiABKAkSEgoFd2lkdGgYAyABKAVIAIgBARITCgZoZWlnaHQYBCABKAVIAYgBARITCgZyZWZpbmUYBSABKAlIAogBARIcCg9hcHBseV93YXRlcm1hcmsYBiABKAhIA4gBARIgChNudW1faW5mZXJlbmNlX3N0ZXBzGAcgASgFSASIAQESLAoLZXh0cmFfaW5wdXQYCCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EjYKDGlucHV0X2ltYWdlcxgJIAMoCzIgLmluZmVyZW5jZS5nYXRld2F5LnYxLklucHV0SW1hZ2USFAoMaW5jbHVkZV9kYXRhGAogASgIEhIKCnJlcXVlc3RfaWQYCyABKAkSGQoRZGlzYWJsZV9mYWxsYmFja3MYHiABKAgSLgoFY2FjaGUYDCABKA4yHy5pbmZlcmVuY2UuZ2F0ZXdheS52MS5DYWNoZU1vZGVCCAoGX3dpZHRoQgkKB19oZWlnaHRCCQoHX3JlZmluZUISChBfYXBwbHlfd2F0ZXJtYXJrQhYKFF9udW1faW5mZXJlbmNlX3N0ZXBzIjUKBUltYWdlEgsKA3VyaRgBIAEoCRIRCgltaW1lX3R5cGUYAiABKAkSDAoEZGF0YRgDIAEoDCKkAQoVR2VuZXJhdGVJbWFnZVJlc3BvbnNlEisKBmltYWdlcxgBIAMoCzIbLmluZmVyZW5jZS5nYXRld2F5LnYxLkltYWdlEjQKCnByZWRpY3Rpb24YAiABKAsyIC5pbmZlcmVuY2UuZ2F0ZXdheS52MS5QcmVkaWN0aW9uEigKBGNvc3QYAyABKAsyGi5pbmZlcmVuY2UuZ2F0ZXdheS52MS5Db3N0IhMKEUxpc3RNb2RlbHNSZXF1ZXN0IswBCgpNb2RlbEFsaWFzEg0KBWFsaWFzGAEgASgJEg0KBW1vZGVsGAIgASgJEjkKDWVuZHBvaW50X2tpbmQYAyABKA4yIi5pbmZlcmVuY2UuZ2F0ZXdheS52MS5FbmRwb2ludEtpbmQSKAoEdGFzaxgEIAEoDjIaLmluZmVyZW5jZS5nYXRld2F5LnYxLlRhc2sSKQoIZGVmYXVsdHMYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhAKCHRlbXBsYXRlGAYgASgJIkYKEkxpc3RNb2RlbHNSZXNwb25zZRIwCgZtb2RlbHMYASADKAsyIC5pbmZlcmVuY2UuZ2F0ZXdheS52MS5Nb2RlbEFsaWFzInwKEVN1Ym1pdFRleHRSZXF1ZXN0EjoKB3JlcXVlc3QYASABKAsyKS5pbmZlcmVuY2UuZ2F0ZXdheS52MS5HZW5lcmF0ZVRleHRSZXF1ZXN0EisKCGRlYWRsaW5lGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIn4KElN1Ym1pdEltYWdlUmVxdWVzdBI7CgdyZXF1ZXN0GAEgASgLMiouaW5mZXJlbmNlLmdhdGV3YXkudjEuR2VuZXJhdGVJbWFnZVJlcXVlc3QSKwoIZGVhZGxpbmUYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iwwIKEU9wZXJhdGlvbk1ldGFkYXRhEhYKDnByZWRpY3Rpb25faWRzGAEgAygJEg0KBW1vZGVsGAIgASgJEjYKBnN0YXR1cxgDIAEoDjImLmluZmVyZW5jZS5nYXRld2F5LnYxLlByZWRpY3Rpb25TdGF0dXMSLAoGdGltaW5nGAQgASgLMhwuaW5mZXJlbmNlLmdhdGV3YXkudjEuVGltaW5nEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZGVhZGxpbmUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGRhdGFfcmVtb3ZlZBgIIAEoCCJJCghDb3N0SXRlbRIMCgR1bml0GAEgASgJEhAKCHF1YW50aXR5GAIgASgJEg0KBXByaWNlGAMgASgJEg4KBmFtb3VudBgEIAEoCSKLAQoEQ29zdBIOCgZhbW91bnQYASABKAkSEAoIY3VycmVuY3kYAiABKAkSDQoFa25vd24YAyABKAgSLQoFaXRlbXMYBCADKAsyHi5pbmZlcmVuY2UuZ2F0ZXdheS52MS5Db3N0SXRlbRIQCghoYXJkd2FyZRgFIAEoCRIRCgljYWNoZV9oaXQYBiABKAgiEQoPR2V0VXNhZ2VSZXF1ZXN0IugBChBHZXRVc2FnZVJlc3BvbnNlEg4KBmNhbGxlchgBIAEoCRIOCgZwZXJpb2QYAiABKAkSMAoMcGVyaW9kX3N0YXJ0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCglyZXNldHNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBXNwZW50GAUgASgJEhAKCHJlc2VydmVkGAYgASgJEg0KBWxpbWl0GAcgASgJEhEKCXJlbWFpbmluZxgIIAEoCRIQCghjdXJyZW5jeRgJIAEoCSr1AQoQUHJlZGljdGlvblN0YXR1cxIhCh1QUkVESUNUSU9OX1NUQVRVU19VTlNQRUNJRklFRBAAEh4KGlBSRURJQ1RJT05fU1RBVFVTX1NUQVJUSU5HEAESIAocUFJFRElDVElPTl9TVEFUVVNfUFJPQ0VTU0lORxACEh8KG1BSRURJQ1RJT05fU1RBVFVTX1NVQ0NFRURFRBADEhwKGFBSRURJQ1RJT05fU1RBVFVTX0ZBSUxFRBAEEh4KGlBSRURJQ1RJT05fU1RBVFVTX0NBTkNFTEVEEAUSHQoZUFJFRElDVElPTl9TVEFUVVNfQUJPUlRFRBAGKocBCg5QcmVkaWN0aW9uUm9sZRIfChtQUkVESUNUSU9OX1JPTEVfVU5TUEVDSUZJRUQQABIbChdQUkVESUNUSU9OX1JPTEVfUFJJTUFSWRABEhwKGFBSRURJQ1RJT05fUk9MRV9GQUxMQkFDSxACEhkKFVBSRURJQ1RJT05fUk9MRV9IRURHRRADKogBCgxFbmRwb2ludEtpbmQSHQoZRU5EUE9JTlRfS0lORF9VTlNQRUNJRklFRBAAEiAKHEVORFBPSU5UX0tJTkRfT0ZGSUNJQUxfTU9ERUwQARIZChVFTkRQT0lOVF9LSU5EX1ZFUlNJT04QAhIcChhFTkRQT0lOVF9LSU5EX0RFUExPWU1FTlQQAyo7CgRUYXNrEhQKEFRBU0tfVU5TUEVDSUZJRUQQABINCglUQVNLX1RFWFQQARIOCgpUQVNLX0lNQUdFEAIqUgoJQ2FjaGVNb2RlEhoKFkNBQ0hFX01PREVfVU5TUEVDSUZJRUQQABISCg5DQUNIRV9NT0RFX1VTRRABEhUKEUNBQ0hFX01PREVfQllQQVNTEAIykQYKEEluZmVyZW5jZUdhdGV3YXkSZQoMR2VuZXJhdGVUZXh0EikuaW5mZXJlbmNlLmdhdGV3YXkudjEuR2VuZXJhdGVUZXh0UmVxdWVzdBoqLmluZmVyZW5jZS5nYXRld2F5LnYxLkdlbmVyYXRlVGV4dFJlc3BvbnNlEmMKClN0cmVhbVRleHQSKS5pbmZlcmVuY2UuZ2F0ZXdheS52MS5HZW5lcmF0ZVRleHRSZXF1ZXN0GiguaW5mZXJlbmNlLmdhdGV3YXkudjEuU3RyZWFtVGV4dFJlc3BvbnNlMAESaAoNR2VuZXJhdGVJbWFnZRIqLmluZmVyZW5jZS5nYXRld2F5LnYxLkdlbmVyYXRlSW1hZ2VSZXF1ZXN0GisuaW5mZXJlbmNlLmdhdGV3YXkudjEuR2VuZXJhdGVJbWFnZVJlc3BvbnNlEl8KCkxpc3RNb2RlbHMSJy5pbmZlcmVuY2UuZ2F0ZXdheS52MS5MaXN0TW9kZWxzUmVxdWVzdBooLmluZmVyZW5jZS5nYXRld2F5LnYxLkxpc3RNb2RlbHNSZXNwb25zZRJZCghHZXRVc2FnZRIlLmluZmVyZW5jZS5nYXRld2F5LnYxLkdldFVzYWdlUmVxdWVzdBomLmluZmVyZW5jZS5nYXRld2F5LnYxLkdldFVzYWdlUmVzcG9uc2USggEKClN1Ym1pdFRleHQSJy5pbmZlcmVuY2UuZ2F0ZXdheS52MS5TdWJtaXRUZXh0UmVxdWVzdBodLmdvb2dsZS5sb25ncnVubmluZy5PcGVyYXRpb24iLMpBKQoUR2VuZXJhdGVUZXh0UmVzcG9uc2USEU9wZXJhdGlvbk1ldGFkYXRhEoUBCgtTdWJtaXRJbWFnZRIoLmluZmVyZW5jZS5nYXRld2F5LnYxLlN1Ym1pdEltYWdlUmVxdWVzdBodLmdvb2dsZS5sb25ncnVubmluZy5PcGVyYXRpb24iLcpBKgoVR2VuZXJhdGVJbWFnZVJlc3BvbnNlEhFPcGVyYXRpb25NZXRhZGF0YULEAQokaW50ZXJuYWwuaW5mZXJlbmNlZ2F0ZXdheS5nYXRld2F5LnYxQgxHYXRld2F5UHJvdG9QAVpDaW5mZXJlbmNlZ2F0ZXdheS5pbnRlcm5hbC9jbGllbnRzL2dvL2luZmVyZW5jZS9nYXRld2F5L3YxO2dhdGV3YXl2MaICA0lHV6oCE0luZmVyZW5jZUdhdGV3YXkuVjHKAhNJbmZlcmVuY2VHYXRld2F5XFYx6gIUSW5mZXJlbmNlR2F0ZXdheTo6VjFiBnByb3RvMw", [file_google_longrunning_operations, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * A chat turn, rendered into the prompt by the model's chat template.
@@ -215,6 +215,13 @@ export type GenerateTextRequest = Message<"inference.gateway.v1.GenerateTextRequ
    * @generated from field: bool disable_fallbacks = 30;
    */
   disableFallbacks: boolean;
+
+  /**
+   * Whether the response cache may answer (see CacheMode).
+   *
+   * @generated from field: inference.gateway.v1.CacheMode cache = 18;
+   */
+  cache: CacheMode;
 };
 
 /**
@@ -439,6 +446,13 @@ export type GenerateTextResponse = Message<"inference.gateway.v1.GenerateTextRes
    * @generated from field: string template = 3;
    */
   template: string;
+
+  /**
+   * What the call cost.
+   *
+   * @generated from field: inference.gateway.v1.Cost cost = 4;
+   */
+  cost?: Cost;
 };
 
 /**
@@ -481,6 +495,13 @@ export type StreamTextResponse = Message<"inference.gateway.v1.StreamTextRespons
    * @generated from field: inference.gateway.v1.BootProgress progress = 20;
    */
   progress?: BootProgress;
+
+  /**
+   * What the call cost; set on the last message only.
+   *
+   * @generated from field: inference.gateway.v1.Cost cost = 4;
+   */
+  cost?: Cost;
 };
 
 /**
@@ -623,6 +644,14 @@ export type GenerateImageRequest = Message<"inference.gateway.v1.GenerateImageRe
    * @generated from field: bool disable_fallbacks = 30;
    */
   disableFallbacks: boolean;
+
+  /**
+   * Whether the response cache may answer (see CacheMode); images are cached
+   * only with include_data.
+   *
+   * @generated from field: inference.gateway.v1.CacheMode cache = 12;
+   */
+  cache: CacheMode;
 };
 
 /**
@@ -686,6 +715,13 @@ export type GenerateImageResponse = Message<"inference.gateway.v1.GenerateImageR
    * @generated from field: inference.gateway.v1.Prediction prediction = 2;
    */
   prediction?: Prediction;
+
+  /**
+   * What the call cost.
+   *
+   * @generated from field: inference.gateway.v1.Cost cost = 3;
+   */
+  cost?: Cost;
 };
 
 /**
@@ -802,8 +838,9 @@ export type SubmitTextRequest = Message<"inference.gateway.v1.SubmitTextRequest"
 
   /**
    * How long the prediction may take, from submission; Replicate cancels it
-   * after that (its Cancel-After), watched or not. Unset or longer than the
-   * gateway's maximum (GATEWAY_OPERATION_MAX_DEADLINE) means that maximum.
+   * after that (its Cancel-After), watched or not. From 5 s (Replicate's
+   * shortest) to the gateway's maximum (GATEWAY_OPERATION_MAX_DEADLINE, 24 h
+   * by default); unset means that maximum; outside the range, INVALID_ARGUMENT.
    *
    * @generated from field: google.protobuf.Duration deadline = 2;
    */
@@ -919,6 +956,201 @@ export type OperationMetadata = Message<"inference.gateway.v1.OperationMetadata"
  */
 export const OperationMetadataSchema: GenMessage<OperationMetadata> = /*@__PURE__*/
   messageDesc(file_inference_gateway_v1_gateway, 18);
+
+/**
+ * One line of a cost: quantity x price.
+ *
+ * @generated from message inference.gateway.v1.CostItem
+ */
+export type CostItem = Message<"inference.gateway.v1.CostItem"> & {
+  /**
+   * The billing unit: "input_token", "output_token", "image",
+   * "output_second" or "hardware_second".
+   *
+   * @generated from field: string unit = 1;
+   */
+  unit: string;
+
+  /**
+   * How many units, as a decimal string.
+   *
+   * @generated from field: string quantity = 2;
+   */
+  quantity: string;
+
+  /**
+   * The price of one unit, as a decimal string, from the price table.
+   *
+   * @generated from field: string price = 3;
+   */
+  price: string;
+
+  /**
+   * quantity x price, as a decimal string.
+   *
+   * @generated from field: string amount = 4;
+   */
+  amount: string;
+};
+
+/**
+ * Describes the message inference.gateway.v1.CostItem.
+ * Use `create(CostItemSchema)` to create a new message.
+ */
+export const CostItemSchema: GenMessage<CostItem> = /*@__PURE__*/
+  messageDesc(file_inference_gateway_v1_gateway, 19);
+
+/**
+ * What a call cost, estimated from the gateway's price table and what
+ * Replicate reported (token and image counts, predict time). Never a float.
+ *
+ * @generated from message inference.gateway.v1.Cost
+ */
+export type Cost = Message<"inference.gateway.v1.Cost"> & {
+  /**
+   * The total as a decimal string to the nano-unit, for example "0.300000000";
+   * empty when the model has no price in the table (unknown, never guessed).
+   *
+   * @generated from field: string amount = 1;
+   */
+  amount: string;
+
+  /**
+   * ISO 4217 currency of every amount, from the price table (default USD).
+   *
+   * @generated from field: string currency = 2;
+   */
+  currency: string;
+
+  /**
+   * False when the model is not priced, or Replicate did not report a
+   * quantity its price needs.
+   *
+   * @generated from field: bool known = 3;
+   */
+  known: boolean;
+
+  /**
+   * How the total was computed.
+   *
+   * @generated from field: repeated inference.gateway.v1.CostItem items = 4;
+   */
+  items: CostItem[];
+
+  /**
+   * The hardware SKU a per-second price came from, when it did.
+   *
+   * @generated from field: string hardware = 5;
+   */
+  hardware: string;
+
+  /**
+   * The answer came from the response cache: no prediction ran, nothing is
+   * billed, and amount is zero.
+   *
+   * @generated from field: bool cache_hit = 6;
+   */
+  cacheHit: boolean;
+};
+
+/**
+ * Describes the message inference.gateway.v1.Cost.
+ * Use `create(CostSchema)` to create a new message.
+ */
+export const CostSchema: GenMessage<Cost> = /*@__PURE__*/
+  messageDesc(file_inference_gateway_v1_gateway, 20);
+
+/**
+ * A request for the caller's own usage.
+ *
+ * @generated from message inference.gateway.v1.GetUsageRequest
+ */
+export type GetUsageRequest = Message<"inference.gateway.v1.GetUsageRequest"> & {
+};
+
+/**
+ * Describes the message inference.gateway.v1.GetUsageRequest.
+ * Use `create(GetUsageRequestSchema)` to create a new message.
+ */
+export const GetUsageRequestSchema: GenMessage<GetUsageRequest> = /*@__PURE__*/
+  messageDesc(file_inference_gateway_v1_gateway, 21);
+
+/**
+ * The caller's spend in the current budget period.
+ *
+ * @generated from message inference.gateway.v1.GetUsageResponse
+ */
+export type GetUsageResponse = Message<"inference.gateway.v1.GetUsageResponse"> & {
+  /**
+   * The caller's name ("anonymous" when authentication is off).
+   *
+   * @generated from field: string caller = 1;
+   */
+  caller: string;
+
+  /**
+   * "day" or "month" (UTC); "day" when the caller has no budget.
+   *
+   * @generated from field: string period = 2;
+   */
+  period: string;
+
+  /**
+   * When the current period began.
+   *
+   * @generated from field: google.protobuf.Timestamp period_start = 3;
+   */
+  periodStart?: Timestamp;
+
+  /**
+   * When it ends and the spend resets.
+   *
+   * @generated from field: google.protobuf.Timestamp resets_at = 4;
+   */
+  resetsAt?: Timestamp;
+
+  /**
+   * Settled spend in the period, as a decimal string.
+   *
+   * @generated from field: string spent = 5;
+   */
+  spent: string;
+
+  /**
+   * Worst-case estimates held by calls still running.
+   *
+   * @generated from field: string reserved = 6;
+   */
+  reserved: string;
+
+  /**
+   * The budget; empty when the caller has none.
+   *
+   * @generated from field: string limit = 7;
+   */
+  limit: string;
+
+  /**
+   * limit - spent - reserved, never below zero; empty without a budget.
+   *
+   * @generated from field: string remaining = 8;
+   */
+  remaining: string;
+
+  /**
+   * ISO 4217 currency of every amount.
+   *
+   * @generated from field: string currency = 9;
+   */
+  currency: string;
+};
+
+/**
+ * Describes the message inference.gateway.v1.GetUsageResponse.
+ * Use `create(GetUsageResponseSchema)` to create a new message.
+ */
+export const GetUsageResponseSchema: GenMessage<GetUsageResponse> = /*@__PURE__*/
+  messageDesc(file_inference_gateway_v1_gateway, 22);
 
 /**
  * The final status of a Replicate prediction.
@@ -1099,6 +1331,41 @@ export const TaskSchema: GenEnum<Task> = /*@__PURE__*/
   enumDesc(file_inference_gateway_v1_gateway, 3);
 
 /**
+ * Whether a generation request may be answered from the response cache.
+ *
+ * @generated from enum inference.gateway.v1.CacheMode
+ */
+export enum CacheMode {
+  /**
+   * The alias decides (its cache: setting); model ids are not cached.
+   *
+   * @generated from enum value: CACHE_MODE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Use the cache for this request even if the alias does not opt in; still
+   * only where the output is reproducible (a seed, or a deterministic alias).
+   *
+   * @generated from enum value: CACHE_MODE_USE = 1;
+   */
+  USE = 1,
+
+  /**
+   * Force a fresh prediction; its answer is not stored either.
+   *
+   * @generated from enum value: CACHE_MODE_BYPASS = 2;
+   */
+  BYPASS = 2,
+}
+
+/**
+ * Describes the enum inference.gateway.v1.CacheMode.
+ */
+export const CacheModeSchema: GenEnum<CacheMode> = /*@__PURE__*/
+  enumDesc(file_inference_gateway_v1_gateway, 4);
+
+/**
  * InferenceGateway runs predictions on Replicate on behalf of its callers.
  *
  * @generated from service inference.gateway.v1.InferenceGateway
@@ -1144,6 +1411,17 @@ export const InferenceGateway: GenService<{
     methodKind: "unary";
     input: typeof ListModelsRequestSchema;
     output: typeof ListModelsResponseSchema;
+  },
+  /**
+   * GetUsage returns the calling caller's own spend and remaining budget for
+   * the current period.
+   *
+   * @generated from rpc inference.gateway.v1.InferenceGateway.GetUsage
+   */
+  getUsage: {
+    methodKind: "unary";
+    input: typeof GetUsageRequestSchema;
+    output: typeof GetUsageResponseSchema;
   },
   /**
    * SubmitText starts a text prediction and returns at once with a

@@ -109,6 +109,26 @@ public final class GatewayProto {
   static final 
     com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
       internal_static_inference_gateway_v1_OperationMetadata_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_inference_gateway_v1_CostItem_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_inference_gateway_v1_CostItem_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_inference_gateway_v1_Cost_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_inference_gateway_v1_Cost_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_inference_gateway_v1_GetUsageRequest_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_inference_gateway_v1_GetUsageRequest_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_inference_gateway_v1_GetUsageResponse_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_inference_gateway_v1_GetUsageResponse_fieldAccessorTable;
 
   public static com.google.protobuf.Descriptors.FileDescriptor
       getDescriptor() {
@@ -126,7 +146,7 @@ public final class GatewayProto {
       "ssage\022\022\n\004role\030\001 \001(\tR\004role\022\030\n\007content\030\002 \001" +
       "(\tR\007content\0227\n\005parts\030\003 \003(\0132!.inference.g" +
       "ateway.v1.ContentPartR\005parts\"!\n\013ContentP" +
-      "art\022\022\n\004text\030\001 \001(\tR\004text\"\264\006\n\023GenerateText" +
+      "art\022\022\n\004text\030\001 \001(\tR\004text\"\353\006\n\023GenerateText" +
       "Request\022\024\n\005model\030\001 \001(\tR\005model\022\026\n\006prompt\030" +
       "\002 \001(\tR\006prompt\022=\n\010messages\030\003 \003(\0132!.infere" +
       "nce.gateway.v1.ChatMessageR\010messages\022%\n\013" +
@@ -143,130 +163,157 @@ public final class GatewayProto {
       "R\006prefix\210\001\001\022\033\n\006suffix\030\017 \001(\tH\tR\006suffix\210\001\001" +
       "\022\032\n\010template\030\020 \001(\tR\010template\022\035\n\nrequest_" +
       "id\030\021 \001(\tR\trequestId\022+\n\021disable_fallbacks" +
-      "\030\036 \001(\010R\020disableFallbacksB\016\n\014_temperature" +
-      "B\r\n\013_max_lengthB\021\n\017_max_new_tokensB\010\n\006_t" +
-      "op_pB\010\n\006_top_kB\025\n\023_repetition_penaltyB\020\n" +
-      "\016_system_promptB\007\n\005_seedB\t\n\007_prefixB\t\n\007_" +
-      "suffix\"\357\001\n\006Timing\022@\n\016queue_duration\030\001 \001(" +
-      "\0132\031.google.protobuf.DurationR\rqueueDurat" +
-      "ion\022D\n\020predict_duration\030\002 \001(\0132\031.google.p" +
-      "rotobuf.DurationR\017predictDuration\022@\n\016tot" +
-      "al_duration\030\003 \001(\0132\031.google.protobuf.Dura" +
-      "tionR\rtotalDuration\022\033\n\tcold_boot\030\004 \001(\010R\010" +
-      "coldBoot\"\230\001\n\005Usage\022/\n\021input_token_count\030" +
-      "\001 \001(\005H\000R\017inputTokenCount\210\001\001\0221\n\022output_to" +
-      "ken_count\030\002 \001(\005H\001R\020outputTokenCount\210\001\001B\024" +
-      "\n\022_input_token_countB\025\n\023_output_token_co" +
-      "unt\"\320\002\n\nPrediction\022\016\n\002id\030\001 \001(\tR\002id\022\024\n\005mo" +
-      "del\030\002 \001(\tR\005model\022\030\n\007version\030\003 \001(\tR\007versi" +
-      "on\022>\n\006status\030\004 \001(\0162&.inference.gateway.v" +
-      "1.PredictionStatusR\006status\0224\n\006timing\030\005 \001" +
-      "(\0132\034.inference.gateway.v1.TimingR\006timing" +
-      "\0221\n\005usage\030\006 \001(\0132\033.inference.gateway.v1.U" +
-      "sageR\005usage\022\037\n\013answered_by\030\024 \001(\tR\nanswer" +
-      "edBy\0228\n\004role\030\025 \001(\0162$.inference.gateway.v" +
-      "1.PredictionRoleR\004role\"\370\001\n\014BootProgress\022" +
-      "#\n\rprediction_id\030\001 \001(\tR\014predictionId\022>\n\006" +
-      "status\030\002 \001(\0162&.inference.gateway.v1.Pred" +
-      "ictionStatusR\006status\0223\n\007waiting\030\003 \001(\0132\031." +
-      "google.protobuf.DurationR\007waiting\022\024\n\005mod" +
-      "el\030\004 \001(\tR\005model\0228\n\004role\030\005 \001(\0162$.inferenc" +
-      "e.gateway.v1.PredictionRoleR\004role\"\210\001\n\024Ge" +
-      "nerateTextResponse\022\022\n\004text\030\001 \001(\tR\004text\022@" +
+      "\030\036 \001(\010R\020disableFallbacks\0225\n\005cache\030\022 \001(\0162" +
+      "\037.inference.gateway.v1.CacheModeR\005cacheB" +
+      "\016\n\014_temperatureB\r\n\013_max_lengthB\021\n\017_max_n" +
+      "ew_tokensB\010\n\006_top_pB\010\n\006_top_kB\025\n\023_repeti" +
+      "tion_penaltyB\020\n\016_system_promptB\007\n\005_seedB" +
+      "\t\n\007_prefixB\t\n\007_suffix\"\357\001\n\006Timing\022@\n\016queu" +
+      "e_duration\030\001 \001(\0132\031.google.protobuf.Durat" +
+      "ionR\rqueueDuration\022D\n\020predict_duration\030\002" +
+      " \001(\0132\031.google.protobuf.DurationR\017predict" +
+      "Duration\022@\n\016total_duration\030\003 \001(\0132\031.googl" +
+      "e.protobuf.DurationR\rtotalDuration\022\033\n\tco" +
+      "ld_boot\030\004 \001(\010R\010coldBoot\"\230\001\n\005Usage\022/\n\021inp" +
+      "ut_token_count\030\001 \001(\005H\000R\017inputTokenCount\210" +
+      "\001\001\0221\n\022output_token_count\030\002 \001(\005H\001R\020output" +
+      "TokenCount\210\001\001B\024\n\022_input_token_countB\025\n\023_" +
+      "output_token_count\"\320\002\n\nPrediction\022\016\n\002id\030" +
+      "\001 \001(\tR\002id\022\024\n\005model\030\002 \001(\tR\005model\022\030\n\007versi" +
+      "on\030\003 \001(\tR\007version\022>\n\006status\030\004 \001(\0162&.infe" +
+      "rence.gateway.v1.PredictionStatusR\006statu" +
+      "s\0224\n\006timing\030\005 \001(\0132\034.inference.gateway.v1" +
+      ".TimingR\006timing\0221\n\005usage\030\006 \001(\0132\033.inferen" +
+      "ce.gateway.v1.UsageR\005usage\022\037\n\013answered_b" +
+      "y\030\024 \001(\tR\nansweredBy\0228\n\004role\030\025 \001(\0162$.infe" +
+      "rence.gateway.v1.PredictionRoleR\004role\"\370\001" +
+      "\n\014BootProgress\022#\n\rprediction_id\030\001 \001(\tR\014p" +
+      "redictionId\022>\n\006status\030\002 \001(\0162&.inference." +
+      "gateway.v1.PredictionStatusR\006status\0223\n\007w" +
+      "aiting\030\003 \001(\0132\031.google.protobuf.DurationR" +
+      "\007waiting\022\024\n\005model\030\004 \001(\tR\005model\0228\n\004role\030\005" +
+      " \001(\0162$.inference.gateway.v1.PredictionRo" +
+      "leR\004role\"\270\001\n\024GenerateTextResponse\022\022\n\004tex" +
+      "t\030\001 \001(\tR\004text\022@\n\nprediction\030\002 \001(\0132 .infe" +
+      "rence.gateway.v1.PredictionR\nprediction\022" +
+      "\032\n\010template\030\003 \001(\tR\010template\022.\n\004cost\030\004 \001(" +
+      "\0132\032.inference.gateway.v1.CostR\004cost\"\366\001\n\022" +
+      "StreamTextResponse\022\022\n\004text\030\001 \001(\tR\004text\022@" +
       "\n\nprediction\030\002 \001(\0132 .inference.gateway.v" +
       "1.PredictionR\nprediction\022\032\n\010template\030\003 \001" +
-      "(\tR\010template\"\306\001\n\022StreamTextResponse\022\022\n\004t" +
-      "ext\030\001 \001(\tR\004text\022@\n\nprediction\030\002 \001(\0132 .in" +
+      "(\tR\010template\022>\n\010progress\030\024 \001(\0132\".inferen" +
+      "ce.gateway.v1.BootProgressR\010progress\022.\n\004" +
+      "cost\030\004 \001(\0132\032.inference.gateway.v1.CostR\004" +
+      "cost\"n\n\nInputImage\022\035\n\ninput_name\030\001 \001(\tR\t" +
+      "inputName\022\020\n\003uri\030\002 \001(\tR\003uri\022\022\n\004data\030\003 \001(" +
+      "\014R\004data\022\033\n\tmime_type\030\004 \001(\tR\010mimeType\"\355\004\n" +
+      "\024GenerateImageRequest\022\024\n\005model\030\001 \001(\tR\005mo" +
+      "del\022\026\n\006prompt\030\002 \001(\tR\006prompt\022\031\n\005width\030\003 \001" +
+      "(\005H\000R\005width\210\001\001\022\033\n\006height\030\004 \001(\005H\001R\006height" +
+      "\210\001\001\022\033\n\006refine\030\005 \001(\tH\002R\006refine\210\001\001\022,\n\017appl" +
+      "y_watermark\030\006 \001(\010H\003R\016applyWatermark\210\001\001\0223" +
+      "\n\023num_inference_steps\030\007 \001(\005H\004R\021numInfere" +
+      "nceSteps\210\001\001\0228\n\013extra_input\030\010 \001(\0132\027.googl" +
+      "e.protobuf.StructR\nextraInput\022C\n\014input_i" +
+      "mages\030\t \003(\0132 .inference.gateway.v1.Input" +
+      "ImageR\013inputImages\022!\n\014include_data\030\n \001(\010" +
+      "R\013includeData\022\035\n\nrequest_id\030\013 \001(\tR\treque" +
+      "stId\022+\n\021disable_fallbacks\030\036 \001(\010R\020disable" +
+      "Fallbacks\0225\n\005cache\030\014 \001(\0162\037.inference.gat" +
+      "eway.v1.CacheModeR\005cacheB\010\n\006_widthB\t\n\007_h" +
+      "eightB\t\n\007_refineB\022\n\020_apply_watermarkB\026\n\024" +
+      "_num_inference_steps\"J\n\005Image\022\020\n\003uri\030\001 \001" +
+      "(\tR\003uri\022\033\n\tmime_type\030\002 \001(\tR\010mimeType\022\022\n\004" +
+      "data\030\003 \001(\014R\004data\"\276\001\n\025GenerateImageRespon" +
+      "se\0223\n\006images\030\001 \003(\0132\033.inference.gateway.v" +
+      "1.ImageR\006images\022@\n\nprediction\030\002 \001(\0132 .in" +
       "ference.gateway.v1.PredictionR\npredictio" +
-      "n\022\032\n\010template\030\003 \001(\tR\010template\022>\n\010progres" +
-      "s\030\024 \001(\0132\".inference.gateway.v1.BootProgr" +
-      "essR\010progress\"n\n\nInputImage\022\035\n\ninput_nam" +
-      "e\030\001 \001(\tR\tinputName\022\020\n\003uri\030\002 \001(\tR\003uri\022\022\n\004" +
-      "data\030\003 \001(\014R\004data\022\033\n\tmime_type\030\004 \001(\tR\010mim" +
-      "eType\"\266\004\n\024GenerateImageRequest\022\024\n\005model\030" +
-      "\001 \001(\tR\005model\022\026\n\006prompt\030\002 \001(\tR\006prompt\022\031\n\005" +
-      "width\030\003 \001(\005H\000R\005width\210\001\001\022\033\n\006height\030\004 \001(\005H" +
-      "\001R\006height\210\001\001\022\033\n\006refine\030\005 \001(\tH\002R\006refine\210\001" +
-      "\001\022,\n\017apply_watermark\030\006 \001(\010H\003R\016applyWater" +
-      "mark\210\001\001\0223\n\023num_inference_steps\030\007 \001(\005H\004R\021" +
-      "numInferenceSteps\210\001\001\0228\n\013extra_input\030\010 \001(" +
-      "\0132\027.google.protobuf.StructR\nextraInput\022C" +
-      "\n\014input_images\030\t \003(\0132 .inference.gateway" +
-      ".v1.InputImageR\013inputImages\022!\n\014include_d" +
-      "ata\030\n \001(\010R\013includeData\022\035\n\nrequest_id\030\013 \001" +
-      "(\tR\trequestId\022+\n\021disable_fallbacks\030\036 \001(\010" +
-      "R\020disableFallbacksB\010\n\006_widthB\t\n\007_heightB" +
-      "\t\n\007_refineB\022\n\020_apply_watermarkB\026\n\024_num_i" +
-      "nference_steps\"J\n\005Image\022\020\n\003uri\030\001 \001(\tR\003ur" +
-      "i\022\033\n\tmime_type\030\002 \001(\tR\010mimeType\022\022\n\004data\030\003" +
-      " \001(\014R\004data\"\216\001\n\025GenerateImageResponse\0223\n\006" +
-      "images\030\001 \003(\0132\033.inference.gateway.v1.Imag" +
-      "eR\006images\022@\n\nprediction\030\002 \001(\0132 .inferenc" +
-      "e.gateway.v1.PredictionR\nprediction\"\023\n\021L" +
-      "istModelsRequest\"\202\002\n\nModelAlias\022\024\n\005alias" +
-      "\030\001 \001(\tR\005alias\022\024\n\005model\030\002 \001(\tR\005model\022G\n\re" +
-      "ndpoint_kind\030\003 \001(\0162\".inference.gateway.v" +
-      "1.EndpointKindR\014endpointKind\022.\n\004task\030\004 \001" +
-      "(\0162\032.inference.gateway.v1.TaskR\004task\0223\n\010" +
-      "defaults\030\005 \001(\0132\027.google.protobuf.StructR" +
-      "\010defaults\022\032\n\010template\030\006 \001(\tR\010template\"N\n" +
-      "\022ListModelsResponse\0228\n\006models\030\001 \003(\0132 .in" +
-      "ference.gateway.v1.ModelAliasR\006models\"\217\001" +
-      "\n\021SubmitTextRequest\022C\n\007request\030\001 \001(\0132).i" +
-      "nference.gateway.v1.GenerateTextRequestR" +
-      "\007request\0225\n\010deadline\030\002 \001(\0132\031.google.prot" +
-      "obuf.DurationR\010deadline\"\221\001\n\022SubmitImageR" +
-      "equest\022D\n\007request\030\001 \001(\0132*.inference.gate" +
-      "way.v1.GenerateImageRequestR\007request\0225\n\010" +
-      "deadline\030\002 \001(\0132\031.google.protobuf.Duratio" +
-      "nR\010deadline\"\225\003\n\021OperationMetadata\022%\n\016pre" +
-      "diction_ids\030\001 \003(\tR\rpredictionIds\022\024\n\005mode" +
-      "l\030\002 \001(\tR\005model\022>\n\006status\030\003 \001(\0162&.inferen" +
-      "ce.gateway.v1.PredictionStatusR\006status\0224" +
-      "\n\006timing\030\004 \001(\0132\034.inference.gateway.v1.Ti" +
-      "mingR\006timing\022;\n\013create_time\030\005 \001(\0132\032.goog" +
-      "le.protobuf.TimestampR\ncreateTime\0225\n\010end" +
-      "_time\030\006 \001(\0132\032.google.protobuf.TimestampR" +
-      "\007endTime\0226\n\010deadline\030\007 \001(\0132\032.google.prot" +
-      "obuf.TimestampR\010deadline\022!\n\014data_removed" +
-      "\030\010 \001(\010R\013dataRemoved*\365\001\n\020PredictionStatus" +
-      "\022!\n\035PREDICTION_STATUS_UNSPECIFIED\020\000\022\036\n\032P" +
-      "REDICTION_STATUS_STARTING\020\001\022 \n\034PREDICTIO" +
-      "N_STATUS_PROCESSING\020\002\022\037\n\033PREDICTION_STAT" +
-      "US_SUCCEEDED\020\003\022\034\n\030PREDICTION_STATUS_FAIL" +
-      "ED\020\004\022\036\n\032PREDICTION_STATUS_CANCELED\020\005\022\035\n\031" +
-      "PREDICTION_STATUS_ABORTED\020\006*\207\001\n\016Predicti" +
-      "onRole\022\037\n\033PREDICTION_ROLE_UNSPECIFIED\020\000\022" +
-      "\033\n\027PREDICTION_ROLE_PRIMARY\020\001\022\034\n\030PREDICTI" +
-      "ON_ROLE_FALLBACK\020\002\022\031\n\025PREDICTION_ROLE_HE" +
-      "DGE\020\003*\210\001\n\014EndpointKind\022\035\n\031ENDPOINT_KIND_" +
-      "UNSPECIFIED\020\000\022 \n\034ENDPOINT_KIND_OFFICIAL_" +
-      "MODEL\020\001\022\031\n\025ENDPOINT_KIND_VERSION\020\002\022\034\n\030EN" +
-      "DPOINT_KIND_DEPLOYMENT\020\003*;\n\004Task\022\024\n\020TASK" +
-      "_UNSPECIFIED\020\000\022\r\n\tTASK_TEXT\020\001\022\016\n\nTASK_IM" +
-      "AGE\020\0022\266\005\n\020InferenceGateway\022e\n\014GenerateTe" +
-      "xt\022).inference.gateway.v1.GenerateTextRe" +
-      "quest\032*.inference.gateway.v1.GenerateTex" +
-      "tResponse\022c\n\nStreamText\022).inference.gate" +
-      "way.v1.GenerateTextRequest\032(.inference.g" +
-      "ateway.v1.StreamTextResponse0\001\022h\n\rGenera" +
-      "teImage\022*.inference.gateway.v1.GenerateI" +
-      "mageRequest\032+.inference.gateway.v1.Gener" +
-      "ateImageResponse\022_\n\nListModels\022\'.inferen" +
-      "ce.gateway.v1.ListModelsRequest\032(.infere" +
-      "nce.gateway.v1.ListModelsResponse\022\202\001\n\nSu" +
-      "bmitText\022\'.inference.gateway.v1.SubmitTe" +
-      "xtRequest\032\035.google.longrunning.Operation" +
-      "\",\312A)\n\024GenerateTextResponse\022\021OperationMe" +
-      "tadata\022\205\001\n\013SubmitImage\022(.inference.gatew" +
-      "ay.v1.SubmitImageRequest\032\035.google.longru" +
-      "nning.Operation\"-\312A*\n\025GenerateImageRespo" +
-      "nse\022\021OperationMetadataB\304\001\n$internal.infe" +
-      "rencegateway.gateway.v1B\014GatewayProtoP\001Z" +
-      "Cinferencegateway.internal/clients/go/in" +
-      "ference/gateway/v1;gatewayv1\242\002\003IGW\252\002\023Inf" +
-      "erenceGateway.V1\312\002\023InferenceGateway\\V1\352\002" +
-      "\024InferenceGateway::V1b\006proto3"
+      "n\022.\n\004cost\030\003 \001(\0132\032.inference.gateway.v1.C" +
+      "ostR\004cost\"\023\n\021ListModelsRequest\"\202\002\n\nModel" +
+      "Alias\022\024\n\005alias\030\001 \001(\tR\005alias\022\024\n\005model\030\002 \001" +
+      "(\tR\005model\022G\n\rendpoint_kind\030\003 \001(\0162\".infer" +
+      "ence.gateway.v1.EndpointKindR\014endpointKi" +
+      "nd\022.\n\004task\030\004 \001(\0162\032.inference.gateway.v1." +
+      "TaskR\004task\0223\n\010defaults\030\005 \001(\0132\027.google.pr" +
+      "otobuf.StructR\010defaults\022\032\n\010template\030\006 \001(" +
+      "\tR\010template\"N\n\022ListModelsResponse\0228\n\006mod" +
+      "els\030\001 \003(\0132 .inference.gateway.v1.ModelAl" +
+      "iasR\006models\"\217\001\n\021SubmitTextRequest\022C\n\007req" +
+      "uest\030\001 \001(\0132).inference.gateway.v1.Genera" +
+      "teTextRequestR\007request\0225\n\010deadline\030\002 \001(\013" +
+      "2\031.google.protobuf.DurationR\010deadline\"\221\001" +
+      "\n\022SubmitImageRequest\022D\n\007request\030\001 \001(\0132*." +
+      "inference.gateway.v1.GenerateImageReques" +
+      "tR\007request\0225\n\010deadline\030\002 \001(\0132\031.google.pr" +
+      "otobuf.DurationR\010deadline\"\225\003\n\021OperationM" +
+      "etadata\022%\n\016prediction_ids\030\001 \003(\tR\rpredict" +
+      "ionIds\022\024\n\005model\030\002 \001(\tR\005model\022>\n\006status\030\003" +
+      " \001(\0162&.inference.gateway.v1.PredictionSt" +
+      "atusR\006status\0224\n\006timing\030\004 \001(\0132\034.inference" +
+      ".gateway.v1.TimingR\006timing\022;\n\013create_tim" +
+      "e\030\005 \001(\0132\032.google.protobuf.TimestampR\ncre" +
+      "ateTime\0225\n\010end_time\030\006 \001(\0132\032.google.proto" +
+      "buf.TimestampR\007endTime\0226\n\010deadline\030\007 \001(\013" +
+      "2\032.google.protobuf.TimestampR\010deadline\022!" +
+      "\n\014data_removed\030\010 \001(\010R\013dataRemoved\"h\n\010Cos" +
+      "tItem\022\022\n\004unit\030\001 \001(\tR\004unit\022\032\n\010quantity\030\002 " +
+      "\001(\tR\010quantity\022\024\n\005price\030\003 \001(\tR\005price\022\026\n\006a" +
+      "mount\030\004 \001(\tR\006amount\"\277\001\n\004Cost\022\026\n\006amount\030\001" +
+      " \001(\tR\006amount\022\032\n\010currency\030\002 \001(\tR\010currency" +
+      "\022\024\n\005known\030\003 \001(\010R\005known\0224\n\005items\030\004 \003(\0132\036." +
+      "inference.gateway.v1.CostItemR\005items\022\032\n\010" +
+      "hardware\030\005 \001(\tR\010hardware\022\033\n\tcache_hit\030\006 " +
+      "\001(\010R\010cacheHit\"\021\n\017GetUsageRequest\"\274\002\n\020Get" +
+      "UsageResponse\022\026\n\006caller\030\001 \001(\tR\006caller\022\026\n" +
+      "\006period\030\002 \001(\tR\006period\022=\n\014period_start\030\003 " +
+      "\001(\0132\032.google.protobuf.TimestampR\013periodS" +
+      "tart\0227\n\tresets_at\030\004 \001(\0132\032.google.protobu" +
+      "f.TimestampR\010resetsAt\022\024\n\005spent\030\005 \001(\tR\005sp" +
+      "ent\022\032\n\010reserved\030\006 \001(\tR\010reserved\022\024\n\005limit" +
+      "\030\007 \001(\tR\005limit\022\034\n\tremaining\030\010 \001(\tR\tremain" +
+      "ing\022\032\n\010currency\030\t \001(\tR\010currency*\365\001\n\020Pred" +
+      "ictionStatus\022!\n\035PREDICTION_STATUS_UNSPEC" +
+      "IFIED\020\000\022\036\n\032PREDICTION_STATUS_STARTING\020\001\022" +
+      " \n\034PREDICTION_STATUS_PROCESSING\020\002\022\037\n\033PRE" +
+      "DICTION_STATUS_SUCCEEDED\020\003\022\034\n\030PREDICTION" +
+      "_STATUS_FAILED\020\004\022\036\n\032PREDICTION_STATUS_CA" +
+      "NCELED\020\005\022\035\n\031PREDICTION_STATUS_ABORTED\020\006*" +
+      "\207\001\n\016PredictionRole\022\037\n\033PREDICTION_ROLE_UN" +
+      "SPECIFIED\020\000\022\033\n\027PREDICTION_ROLE_PRIMARY\020\001" +
+      "\022\034\n\030PREDICTION_ROLE_FALLBACK\020\002\022\031\n\025PREDIC" +
+      "TION_ROLE_HEDGE\020\003*\210\001\n\014EndpointKind\022\035\n\031EN" +
+      "DPOINT_KIND_UNSPECIFIED\020\000\022 \n\034ENDPOINT_KI" +
+      "ND_OFFICIAL_MODEL\020\001\022\031\n\025ENDPOINT_KIND_VER" +
+      "SION\020\002\022\034\n\030ENDPOINT_KIND_DEPLOYMENT\020\003*;\n\004" +
+      "Task\022\024\n\020TASK_UNSPECIFIED\020\000\022\r\n\tTASK_TEXT\020" +
+      "\001\022\016\n\nTASK_IMAGE\020\002*R\n\tCacheMode\022\032\n\026CACHE_" +
+      "MODE_UNSPECIFIED\020\000\022\022\n\016CACHE_MODE_USE\020\001\022\025" +
+      "\n\021CACHE_MODE_BYPASS\020\0022\221\006\n\020InferenceGatew" +
+      "ay\022e\n\014GenerateText\022).inference.gateway.v" +
+      "1.GenerateTextRequest\032*.inference.gatewa" +
+      "y.v1.GenerateTextResponse\022c\n\nStreamText\022" +
+      ").inference.gateway.v1.GenerateTextReque" +
+      "st\032(.inference.gateway.v1.StreamTextResp" +
+      "onse0\001\022h\n\rGenerateImage\022*.inference.gate" +
+      "way.v1.GenerateImageRequest\032+.inference." +
+      "gateway.v1.GenerateImageResponse\022_\n\nList" +
+      "Models\022\'.inference.gateway.v1.ListModels" +
+      "Request\032(.inference.gateway.v1.ListModel" +
+      "sResponse\022Y\n\010GetUsage\022%.inference.gatewa" +
+      "y.v1.GetUsageRequest\032&.inference.gateway" +
+      ".v1.GetUsageResponse\022\202\001\n\nSubmitText\022\'.in" +
+      "ference.gateway.v1.SubmitTextRequest\032\035.g" +
+      "oogle.longrunning.Operation\",\312A)\n\024Genera" +
+      "teTextResponse\022\021OperationMetadata\022\205\001\n\013Su" +
+      "bmitImage\022(.inference.gateway.v1.SubmitI" +
+      "mageRequest\032\035.google.longrunning.Operati" +
+      "on\"-\312A*\n\025GenerateImageResponse\022\021Operatio" +
+      "nMetadataB\304\001\n$internal.inferencegateway." +
+      "gateway.v1B\014GatewayProtoP\001ZCinferencegat" +
+      "eway.internal/clients/go/inference/gatew" +
+      "ay/v1;gatewayv1\242\002\003IGW\252\002\023InferenceGateway" +
+      ".V1\312\002\023InferenceGateway\\V1\352\002\024InferenceGat" +
+      "eway::V1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
@@ -293,7 +340,7 @@ public final class GatewayProto {
     internal_static_inference_gateway_v1_GenerateTextRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_inference_gateway_v1_GenerateTextRequest_descriptor,
-        new java.lang.String[] { "Model", "Prompt", "Messages", "Temperature", "MaxLength", "MaxNewTokens", "TopP", "TopK", "RepetitionPenalty", "SystemPrompt", "StopSequences", "Seed", "ExtraInput", "Prefix", "Suffix", "Template", "RequestId", "DisableFallbacks", "Temperature", "MaxLength", "MaxNewTokens", "TopP", "TopK", "RepetitionPenalty", "SystemPrompt", "Seed", "Prefix", "Suffix", });
+        new java.lang.String[] { "Model", "Prompt", "Messages", "Temperature", "MaxLength", "MaxNewTokens", "TopP", "TopK", "RepetitionPenalty", "SystemPrompt", "StopSequences", "Seed", "ExtraInput", "Prefix", "Suffix", "Template", "RequestId", "DisableFallbacks", "Cache", "Temperature", "MaxLength", "MaxNewTokens", "TopP", "TopK", "RepetitionPenalty", "SystemPrompt", "Seed", "Prefix", "Suffix", });
     internal_static_inference_gateway_v1_Timing_descriptor =
       getDescriptor().getMessageTypes().get(3);
     internal_static_inference_gateway_v1_Timing_fieldAccessorTable = new
@@ -323,13 +370,13 @@ public final class GatewayProto {
     internal_static_inference_gateway_v1_GenerateTextResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_inference_gateway_v1_GenerateTextResponse_descriptor,
-        new java.lang.String[] { "Text", "Prediction", "Template", });
+        new java.lang.String[] { "Text", "Prediction", "Template", "Cost", });
     internal_static_inference_gateway_v1_StreamTextResponse_descriptor =
       getDescriptor().getMessageTypes().get(8);
     internal_static_inference_gateway_v1_StreamTextResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_inference_gateway_v1_StreamTextResponse_descriptor,
-        new java.lang.String[] { "Text", "Prediction", "Template", "Progress", });
+        new java.lang.String[] { "Text", "Prediction", "Template", "Progress", "Cost", });
     internal_static_inference_gateway_v1_InputImage_descriptor =
       getDescriptor().getMessageTypes().get(9);
     internal_static_inference_gateway_v1_InputImage_fieldAccessorTable = new
@@ -341,7 +388,7 @@ public final class GatewayProto {
     internal_static_inference_gateway_v1_GenerateImageRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_inference_gateway_v1_GenerateImageRequest_descriptor,
-        new java.lang.String[] { "Model", "Prompt", "Width", "Height", "Refine", "ApplyWatermark", "NumInferenceSteps", "ExtraInput", "InputImages", "IncludeData", "RequestId", "DisableFallbacks", "Width", "Height", "Refine", "ApplyWatermark", "NumInferenceSteps", });
+        new java.lang.String[] { "Model", "Prompt", "Width", "Height", "Refine", "ApplyWatermark", "NumInferenceSteps", "ExtraInput", "InputImages", "IncludeData", "RequestId", "DisableFallbacks", "Cache", "Width", "Height", "Refine", "ApplyWatermark", "NumInferenceSteps", });
     internal_static_inference_gateway_v1_Image_descriptor =
       getDescriptor().getMessageTypes().get(11);
     internal_static_inference_gateway_v1_Image_fieldAccessorTable = new
@@ -353,7 +400,7 @@ public final class GatewayProto {
     internal_static_inference_gateway_v1_GenerateImageResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_inference_gateway_v1_GenerateImageResponse_descriptor,
-        new java.lang.String[] { "Images", "Prediction", });
+        new java.lang.String[] { "Images", "Prediction", "Cost", });
     internal_static_inference_gateway_v1_ListModelsRequest_descriptor =
       getDescriptor().getMessageTypes().get(13);
     internal_static_inference_gateway_v1_ListModelsRequest_fieldAccessorTable = new
@@ -390,6 +437,30 @@ public final class GatewayProto {
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_inference_gateway_v1_OperationMetadata_descriptor,
         new java.lang.String[] { "PredictionIds", "Model", "Status", "Timing", "CreateTime", "EndTime", "Deadline", "DataRemoved", });
+    internal_static_inference_gateway_v1_CostItem_descriptor =
+      getDescriptor().getMessageTypes().get(19);
+    internal_static_inference_gateway_v1_CostItem_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_inference_gateway_v1_CostItem_descriptor,
+        new java.lang.String[] { "Unit", "Quantity", "Price", "Amount", });
+    internal_static_inference_gateway_v1_Cost_descriptor =
+      getDescriptor().getMessageTypes().get(20);
+    internal_static_inference_gateway_v1_Cost_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_inference_gateway_v1_Cost_descriptor,
+        new java.lang.String[] { "Amount", "Currency", "Known", "Items", "Hardware", "CacheHit", });
+    internal_static_inference_gateway_v1_GetUsageRequest_descriptor =
+      getDescriptor().getMessageTypes().get(21);
+    internal_static_inference_gateway_v1_GetUsageRequest_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_inference_gateway_v1_GetUsageRequest_descriptor,
+        new java.lang.String[] { });
+    internal_static_inference_gateway_v1_GetUsageResponse_descriptor =
+      getDescriptor().getMessageTypes().get(22);
+    internal_static_inference_gateway_v1_GetUsageResponse_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_inference_gateway_v1_GetUsageResponse_descriptor,
+        new java.lang.String[] { "Caller", "Period", "PeriodStart", "ResetsAt", "Spent", "Reserved", "Limit", "Remaining", "Currency", });
     com.google.protobuf.ExtensionRegistry registry =
         com.google.protobuf.ExtensionRegistry.newInstance();
     registry.add(com.google.longrunning.OperationsProto.operationInfo);

@@ -25,6 +25,7 @@ private static final long serialVersionUID = 0L;
     refine_ = "";
     inputImages_ = java.util.Collections.emptyList();
     requestId_ = "";
+    cache_ = 0;
   }
 
   @java.lang.Override
@@ -495,6 +496,34 @@ private static final long serialVersionUID = 0L;
     return disableFallbacks_;
   }
 
+  public static final int CACHE_FIELD_NUMBER = 12;
+  private int cache_ = 0;
+  /**
+   * <pre>
+   * Whether the response cache may answer (see CacheMode); images are cached
+   * only with include_data.
+   * </pre>
+   *
+   * <code>.inference.gateway.v1.CacheMode cache = 12 [json_name = "cache"];</code>
+   * @return The enum numeric value on the wire for cache.
+   */
+  @java.lang.Override public int getCacheValue() {
+    return cache_;
+  }
+  /**
+   * <pre>
+   * Whether the response cache may answer (see CacheMode); images are cached
+   * only with include_data.
+   * </pre>
+   *
+   * <code>.inference.gateway.v1.CacheMode cache = 12 [json_name = "cache"];</code>
+   * @return The cache.
+   */
+  @java.lang.Override public internal.inferencegateway.gateway.v1.CacheMode getCache() {
+    internal.inferencegateway.gateway.v1.CacheMode result = internal.inferencegateway.gateway.v1.CacheMode.forNumber(cache_);
+    return result == null ? internal.inferencegateway.gateway.v1.CacheMode.UNRECOGNIZED : result;
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -541,6 +570,9 @@ private static final long serialVersionUID = 0L;
     }
     if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(requestId_)) {
       com.google.protobuf.GeneratedMessageV3.writeString(output, 11, requestId_);
+    }
+    if (cache_ != internal.inferencegateway.gateway.v1.CacheMode.CACHE_MODE_UNSPECIFIED.getNumber()) {
+      output.writeEnum(12, cache_);
     }
     if (disableFallbacks_ != false) {
       output.writeBool(30, disableFallbacks_);
@@ -593,6 +625,10 @@ private static final long serialVersionUID = 0L;
     }
     if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(requestId_)) {
       size += com.google.protobuf.GeneratedMessageV3.computeStringSize(11, requestId_);
+    }
+    if (cache_ != internal.inferencegateway.gateway.v1.CacheMode.CACHE_MODE_UNSPECIFIED.getNumber()) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeEnumSize(12, cache_);
     }
     if (disableFallbacks_ != false) {
       size += com.google.protobuf.CodedOutputStream
@@ -655,6 +691,7 @@ private static final long serialVersionUID = 0L;
         .equals(other.getRequestId())) return false;
     if (getDisableFallbacks()
         != other.getDisableFallbacks()) return false;
+    if (cache_ != other.cache_) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -707,6 +744,8 @@ private static final long serialVersionUID = 0L;
     hash = (37 * hash) + DISABLE_FALLBACKS_FIELD_NUMBER;
     hash = (53 * hash) + com.google.protobuf.Internal.hashBoolean(
         getDisableFallbacks());
+    hash = (37 * hash) + CACHE_FIELD_NUMBER;
+    hash = (53 * hash) + cache_;
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -862,6 +901,7 @@ private static final long serialVersionUID = 0L;
       includeData_ = false;
       requestId_ = "";
       disableFallbacks_ = false;
+      cache_ = 0;
       return this;
     }
 
@@ -948,6 +988,9 @@ private static final long serialVersionUID = 0L;
       }
       if (((from_bitField0_ & 0x00000800) != 0)) {
         result.disableFallbacks_ = disableFallbacks_;
+      }
+      if (((from_bitField0_ & 0x00001000) != 0)) {
+        result.cache_ = cache_;
       }
       result.bitField0_ |= to_bitField0_;
     }
@@ -1063,6 +1106,9 @@ private static final long serialVersionUID = 0L;
       if (other.getDisableFallbacks() != false) {
         setDisableFallbacks(other.getDisableFallbacks());
       }
+      if (other.cache_ != 0) {
+        setCacheValue(other.getCacheValue());
+      }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
       return this;
@@ -1154,6 +1200,11 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00000400;
               break;
             } // case 90
+            case 96: {
+              cache_ = input.readEnum();
+              bitField0_ |= 0x00001000;
+              break;
+            } // case 96
             case 240: {
               disableFallbacks_ = input.readBool();
               bitField0_ |= 0x00000800;
@@ -2341,6 +2392,84 @@ private static final long serialVersionUID = 0L;
     public Builder clearDisableFallbacks() {
       bitField0_ = (bitField0_ & ~0x00000800);
       disableFallbacks_ = false;
+      onChanged();
+      return this;
+    }
+
+    private int cache_ = 0;
+    /**
+     * <pre>
+     * Whether the response cache may answer (see CacheMode); images are cached
+     * only with include_data.
+     * </pre>
+     *
+     * <code>.inference.gateway.v1.CacheMode cache = 12 [json_name = "cache"];</code>
+     * @return The enum numeric value on the wire for cache.
+     */
+    @java.lang.Override public int getCacheValue() {
+      return cache_;
+    }
+    /**
+     * <pre>
+     * Whether the response cache may answer (see CacheMode); images are cached
+     * only with include_data.
+     * </pre>
+     *
+     * <code>.inference.gateway.v1.CacheMode cache = 12 [json_name = "cache"];</code>
+     * @param value The enum numeric value on the wire for cache to set.
+     * @return This builder for chaining.
+     */
+    public Builder setCacheValue(int value) {
+      cache_ = value;
+      bitField0_ |= 0x00001000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Whether the response cache may answer (see CacheMode); images are cached
+     * only with include_data.
+     * </pre>
+     *
+     * <code>.inference.gateway.v1.CacheMode cache = 12 [json_name = "cache"];</code>
+     * @return The cache.
+     */
+    @java.lang.Override
+    public internal.inferencegateway.gateway.v1.CacheMode getCache() {
+      internal.inferencegateway.gateway.v1.CacheMode result = internal.inferencegateway.gateway.v1.CacheMode.forNumber(cache_);
+      return result == null ? internal.inferencegateway.gateway.v1.CacheMode.UNRECOGNIZED : result;
+    }
+    /**
+     * <pre>
+     * Whether the response cache may answer (see CacheMode); images are cached
+     * only with include_data.
+     * </pre>
+     *
+     * <code>.inference.gateway.v1.CacheMode cache = 12 [json_name = "cache"];</code>
+     * @param value The cache to set.
+     * @return This builder for chaining.
+     */
+    public Builder setCache(internal.inferencegateway.gateway.v1.CacheMode value) {
+      if (value == null) {
+        throw new NullPointerException();
+      }
+      bitField0_ |= 0x00001000;
+      cache_ = value.getNumber();
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Whether the response cache may answer (see CacheMode); images are cached
+     * only with include_data.
+     * </pre>
+     *
+     * <code>.inference.gateway.v1.CacheMode cache = 12 [json_name = "cache"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearCache() {
+      bitField0_ = (bitField0_ & ~0x00001000);
+      cache_ = 0;
       onChanged();
       return this;
     }

@@ -267,4 +267,25 @@ public interface GenerateImageRequestOrBuilder extends
    * @return The disableFallbacks.
    */
   boolean getDisableFallbacks();
+
+  /**
+   * <pre>
+   * Whether the response cache may answer (see CacheMode); images are cached
+   * only with include_data.
+   * </pre>
+   *
+   * <code>.inference.gateway.v1.CacheMode cache = 12 [json_name = "cache"];</code>
+   * @return The enum numeric value on the wire for cache.
+   */
+  int getCacheValue();
+  /**
+   * <pre>
+   * Whether the response cache may answer (see CacheMode); images are cached
+   * only with include_data.
+   * </pre>
+   *
+   * <code>.inference.gateway.v1.CacheMode cache = 12 [json_name = "cache"];</code>
+   * @return The cache.
+   */
+  internal.inferencegateway.gateway.v1.CacheMode getCache();
 }

@@ -147,6 +147,44 @@ private static final long serialVersionUID = 0L;
     return prediction_ == null ? internal.inferencegateway.gateway.v1.Prediction.getDefaultInstance() : prediction_;
   }
 
+  public static final int COST_FIELD_NUMBER = 3;
+  private internal.inferencegateway.gateway.v1.Cost cost_;
+  /**
+   * <pre>
+   * What the call cost.
+   * </pre>
+   *
+   * <code>.inference.gateway.v1.Cost cost = 3 [json_name = "cost"];</code>
+   * @return Whether the cost field is set.
+   */
+  @java.lang.Override
+  public boolean hasCost() {
+    return cost_ != null;
+  }
+  /**
+   * <pre>
+   * What the call cost.
+   * </pre>
+   *
+   * <code>.inference.gateway.v1.Cost cost = 3 [json_name = "cost"];</code>
+   * @return The cost.
+   */
+  @java.lang.Override
+  public internal.inferencegateway.gateway.v1.Cost getCost() {
+    return cost_ == null ? internal.inferencegateway.gateway.v1.Cost.getDefaultInstance() : cost_;
+  }
+  /**
+   * <pre>
+   * What the call cost.
+   * </pre>
+   *
+   * <code>.inference.gateway.v1.Cost cost = 3 [json_name = "cost"];</code>
+   */
+  @java.lang.Override
+  public internal.inferencegateway.gateway.v1.CostOrBuilder getCostOrBuilder() {
+    return cost_ == null ? internal.inferencegateway.gateway.v1.Cost.getDefaultInstance() : cost_;
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -167,6 +205,9 @@ private static final long serialVersionUID = 0L;
     if (prediction_ != null) {
       output.writeMessage(2, getPrediction());
     }
+    if (cost_ != null) {
+      output.writeMessage(3, getCost());
+    }
     getUnknownFields().writeTo(output);
   }
 
@@ -183,6 +224,10 @@ private static final long serialVersionUID = 0L;
     if (prediction_ != null) {
       size += com.google.protobuf.CodedOutputStream
         .computeMessageSize(2, getPrediction());
+    }
+    if (cost_ != null) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeMessageSize(3, getCost());
     }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
@@ -206,6 +251,11 @@ private static final long serialVersionUID = 0L;
       if (!getPrediction()
           .equals(other.getPrediction())) return false;
     }
+    if (hasCost() != other.hasCost()) return false;
+    if (hasCost()) {
+      if (!getCost()
+          .equals(other.getCost())) return false;
+    }
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -224,6 +274,10 @@ private static final long serialVersionUID = 0L;
     if (hasPrediction()) {
       hash = (37 * hash) + PREDICTION_FIELD_NUMBER;
       hash = (53 * hash) + getPrediction().hashCode();
+    }
+    if (hasCost()) {
+      hash = (37 * hash) + COST_FIELD_NUMBER;
+      hash = (53 * hash) + getCost().hashCode();
     }
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
@@ -370,6 +424,11 @@ private static final long serialVersionUID = 0L;
         predictionBuilder_.dispose();
         predictionBuilder_ = null;
       }
+      cost_ = null;
+      if (costBuilder_ != null) {
+        costBuilder_.dispose();
+        costBuilder_ = null;
+      }
       return this;
     }
 
@@ -420,6 +479,11 @@ private static final long serialVersionUID = 0L;
         result.prediction_ = predictionBuilder_ == null
             ? prediction_
             : predictionBuilder_.build();
+      }
+      if (((from_bitField0_ & 0x00000004) != 0)) {
+        result.cost_ = costBuilder_ == null
+            ? cost_
+            : costBuilder_.build();
       }
     }
 
@@ -496,6 +560,9 @@ private static final long serialVersionUID = 0L;
       if (other.hasPrediction()) {
         mergePrediction(other.getPrediction());
       }
+      if (other.hasCost()) {
+        mergeCost(other.getCost());
+      }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
       return this;
@@ -542,6 +609,13 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00000002;
               break;
             } // case 18
+            case 26: {
+              input.readMessage(
+                  getCostFieldBuilder().getBuilder(),
+                  extensionRegistry);
+              bitField0_ |= 0x00000004;
+              break;
+            } // case 26
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -1024,6 +1098,161 @@ private static final long serialVersionUID = 0L;
         prediction_ = null;
       }
       return predictionBuilder_;
+    }
+
+    private internal.inferencegateway.gateway.v1.Cost cost_;
+    private com.google.protobuf.SingleFieldBuilderV3<
+        internal.inferencegateway.gateway.v1.Cost, internal.inferencegateway.gateway.v1.Cost.Builder, internal.inferencegateway.gateway.v1.CostOrBuilder> costBuilder_;
+    /**
+     * <pre>
+     * What the call cost.
+     * </pre>
+     *
+     * <code>.inference.gateway.v1.Cost cost = 3 [json_name = "cost"];</code>
+     * @return Whether the cost field is set.
+     */
+    public boolean hasCost() {
+      return ((bitField0_ & 0x00000004) != 0);
+    }
+    /**
+     * <pre>
+     * What the call cost.
+     * </pre>
+     *
+     * <code>.inference.gateway.v1.Cost cost = 3 [json_name = "cost"];</code>
+     * @return The cost.
+     */
+    public internal.inferencegateway.gateway.v1.Cost getCost() {
+      if (costBuilder_ == null) {
+        return cost_ == null ? internal.inferencegateway.gateway.v1.Cost.getDefaultInstance() : cost_;
+      } else {
+        return costBuilder_.getMessage();
+      }
+    }
+    /**
+     * <pre>
+     * What the call cost.
+     * </pre>
+     *
+     * <code>.inference.gateway.v1.Cost cost = 3 [json_name = "cost"];</code>
+     */
+    public Builder setCost(internal.inferencegateway.gateway.v1.Cost value) {
+      if (costBuilder_ == null) {
+        if (value == null) {
+          throw new NullPointerException();
+        }
+        cost_ = value;
+      } else {
+        costBuilder_.setMessage(value);
+      }
+      bitField0_ |= 0x00000004;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * What the call cost.
+     * </pre>
+     *
+     * <code>.inference.gateway.v1.Cost cost = 3 [json_name = "cost"];</code>
+     */
+    public Builder setCost(
+        internal.inferencegateway.gateway.v1.Cost.Builder builderForValue) {
+      if (costBuilder_ == null) {
+        cost_ = builderForValue.build();
+      } else {
+        costBuilder_.setMessage(builderForValue.build());
+      }
+      bitField0_ |= 0x00000004;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * What the call cost.
+     * </pre>
+     *
+     * <code>.inference.gateway.v1.Cost cost = 3 [json_name = "cost"];</code>
+     */
+    public Builder mergeCost(internal.inferencegateway.gateway.v1.Cost value) {
+      if (costBuilder_ == null) {
+        if (((bitField0_ & 0x00000004) != 0) &&
+          cost_ != null &&
+          cost_ != internal.inferencegateway.gateway.v1.Cost.getDefaultInstance()) {
+          getCostBuilder().mergeFrom(value);
+        } else {
+          cost_ = value;
+        }
+      } else {
+        costBuilder_.mergeFrom(value);
+      }
+      bitField0_ |= 0x00000004;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * What the call cost.
+     * </pre>
+     *
+     * <code>.inference.gateway.v1.Cost cost = 3 [json_name = "cost"];</code>
+     */
+    public Builder clearCost() {
+      bitField0_ = (bitField0_ & ~0x00000004);
+      cost_ = null;
+      if (costBuilder_ != null) {
+        costBuilder_.dispose();
+        costBuilder_ = null;
+      }
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * What the call cost.
+     * </pre>
+     *
+     * <code>.inference.gateway.v1.Cost cost = 3 [json_name = "cost"];</code>
+     */
+    public internal.inferencegateway.gateway.v1.Cost.Builder getCostBuilder() {
+      bitField0_ |= 0x00000004;
+      onChanged();
+      return getCostFieldBuilder().getBuilder();
+    }
+    /**
+     * <pre>
+     * What the call cost.
+     * </pre>
+     *
+     * <code>.inference.gateway.v1.Cost cost = 3 [json_name = "cost"];</code>
+     */
+    public internal.inferencegateway.gateway.v1.CostOrBuilder getCostOrBuilder() {
+      if (costBuilder_ != null) {
+        return costBuilder_.getMessageOrBuilder();
+      } else {
+        return cost_ == null ?
+            internal.inferencegateway.gateway.v1.Cost.getDefaultInstance() : cost_;
+      }
+    }
+    /**
+     * <pre>
+     * What the call cost.
+     * </pre>
+     *
+     * <code>.inference.gateway.v1.Cost cost = 3 [json_name = "cost"];</code>
+     */
+    private com.google.protobuf.SingleFieldBuilderV3<
+        internal.inferencegateway.gateway.v1.Cost, internal.inferencegateway.gateway.v1.Cost.Builder, internal.inferencegateway.gateway.v1.CostOrBuilder> 
+        getCostFieldBuilder() {
+      if (costBuilder_ == null) {
+        costBuilder_ = new com.google.protobuf.SingleFieldBuilderV3<
+            internal.inferencegateway.gateway.v1.Cost, internal.inferencegateway.gateway.v1.Cost.Builder, internal.inferencegateway.gateway.v1.CostOrBuilder>(
+                getCost(),
+                getParentForChildren(),
+                isClean());
+        cost_ = null;
+      }
+      return costBuilder_;
     }
     @java.lang.Override
     public final Builder setUnknownFields(

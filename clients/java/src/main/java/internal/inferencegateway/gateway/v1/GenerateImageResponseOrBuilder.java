@@ -77,4 +77,31 @@ public interface GenerateImageResponseOrBuilder extends
    * <code>.inference.gateway.v1.Prediction prediction = 2 [json_name = "prediction"];</code>
    */
   internal.inferencegateway.gateway.v1.PredictionOrBuilder getPredictionOrBuilder();
+
+  /**
+   * <pre>
+   * What the call cost.
+   * </pre>
+   *
+   * <code>.inference.gateway.v1.Cost cost = 3 [json_name = "cost"];</code>
+   * @return Whether the cost field is set.
+   */
+  boolean hasCost();
+  /**
+   * <pre>
+   * What the call cost.
+   * </pre>
+   *
+   * <code>.inference.gateway.v1.Cost cost = 3 [json_name = "cost"];</code>
+   * @return The cost.
+   */
+  internal.inferencegateway.gateway.v1.Cost getCost();
+  /**
+   * <pre>
+   * What the call cost.
+   * </pre>
+   *
+   * <code>.inference.gateway.v1.Cost cost = 3 [json_name = "cost"];</code>
+   */
+  internal.inferencegateway.gateway.v1.CostOrBuilder getCostOrBuilder();
 }

@@ -30,6 +30,7 @@ private static final long serialVersionUID = 0L;
     suffix_ = "";
     template_ = "";
     requestId_ = "";
+    cache_ = 0;
   }
 
   @java.lang.Override
@@ -792,6 +793,32 @@ private static final long serialVersionUID = 0L;
     return disableFallbacks_;
   }
 
+  public static final int CACHE_FIELD_NUMBER = 18;
+  private int cache_ = 0;
+  /**
+   * <pre>
+   * Whether the response cache may answer (see CacheMode).
+   * </pre>
+   *
+   * <code>.inference.gateway.v1.CacheMode cache = 18 [json_name = "cache"];</code>
+   * @return The enum numeric value on the wire for cache.
+   */
+  @java.lang.Override public int getCacheValue() {
+    return cache_;
+  }
+  /**
+   * <pre>
+   * Whether the response cache may answer (see CacheMode).
+   * </pre>
+   *
+   * <code>.inference.gateway.v1.CacheMode cache = 18 [json_name = "cache"];</code>
+   * @return The cache.
+   */
+  @java.lang.Override public internal.inferencegateway.gateway.v1.CacheMode getCache() {
+    internal.inferencegateway.gateway.v1.CacheMode result = internal.inferencegateway.gateway.v1.CacheMode.forNumber(cache_);
+    return result == null ? internal.inferencegateway.gateway.v1.CacheMode.UNRECOGNIZED : result;
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -856,6 +883,9 @@ private static final long serialVersionUID = 0L;
     }
     if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(requestId_)) {
       com.google.protobuf.GeneratedMessageV3.writeString(output, 17, requestId_);
+    }
+    if (cache_ != internal.inferencegateway.gateway.v1.CacheMode.CACHE_MODE_UNSPECIFIED.getNumber()) {
+      output.writeEnum(18, cache_);
     }
     if (disableFallbacks_ != false) {
       output.writeBool(30, disableFallbacks_);
@@ -933,6 +963,10 @@ private static final long serialVersionUID = 0L;
     }
     if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(requestId_)) {
       size += com.google.protobuf.GeneratedMessageV3.computeStringSize(17, requestId_);
+    }
+    if (cache_ != internal.inferencegateway.gateway.v1.CacheMode.CACHE_MODE_UNSPECIFIED.getNumber()) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeEnumSize(18, cache_);
     }
     if (disableFallbacks_ != false) {
       size += com.google.protobuf.CodedOutputStream
@@ -1025,6 +1059,7 @@ private static final long serialVersionUID = 0L;
         .equals(other.getRequestId())) return false;
     if (getDisableFallbacks()
         != other.getDisableFallbacks()) return false;
+    if (cache_ != other.cache_) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -1103,6 +1138,8 @@ private static final long serialVersionUID = 0L;
     hash = (37 * hash) + DISABLE_FALLBACKS_FIELD_NUMBER;
     hash = (53 * hash) + com.google.protobuf.Internal.hashBoolean(
         getDisableFallbacks());
+    hash = (37 * hash) + CACHE_FIELD_NUMBER;
+    hash = (53 * hash) + cache_;
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -1266,6 +1303,7 @@ private static final long serialVersionUID = 0L;
       template_ = "";
       requestId_ = "";
       disableFallbacks_ = false;
+      cache_ = 0;
       return this;
     }
 
@@ -1377,6 +1415,9 @@ private static final long serialVersionUID = 0L;
       }
       if (((from_bitField0_ & 0x00020000) != 0)) {
         result.disableFallbacks_ = disableFallbacks_;
+      }
+      if (((from_bitField0_ & 0x00040000) != 0)) {
+        result.cache_ = cache_;
       }
       result.bitField0_ |= to_bitField0_;
     }
@@ -1523,6 +1564,9 @@ private static final long serialVersionUID = 0L;
       if (other.getDisableFallbacks() != false) {
         setDisableFallbacks(other.getDisableFallbacks());
       }
+      if (other.cache_ != 0) {
+        setCacheValue(other.getCacheValue());
+      }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
       return this;
@@ -1645,6 +1689,11 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00010000;
               break;
             } // case 138
+            case 144: {
+              cache_ = input.readEnum();
+              bitField0_ |= 0x00040000;
+              break;
+            } // case 144
             case 240: {
               disableFallbacks_ = input.readBool();
               bitField0_ |= 0x00020000;
@@ -3418,6 +3467,79 @@ private static final long serialVersionUID = 0L;
     public Builder clearDisableFallbacks() {
       bitField0_ = (bitField0_ & ~0x00020000);
       disableFallbacks_ = false;
+      onChanged();
+      return this;
+    }
+
+    private int cache_ = 0;
+    /**
+     * <pre>
+     * Whether the response cache may answer (see CacheMode).
+     * </pre>
+     *
+     * <code>.inference.gateway.v1.CacheMode cache = 18 [json_name = "cache"];</code>
+     * @return The enum numeric value on the wire for cache.
+     */
+    @java.lang.Override public int getCacheValue() {
+      return cache_;
+    }
+    /**
+     * <pre>
+     * Whether the response cache may answer (see CacheMode).
+     * </pre>
+     *
+     * <code>.inference.gateway.v1.CacheMode cache = 18 [json_name = "cache"];</code>
+     * @param value The enum numeric value on the wire for cache to set.
+     * @return This builder for chaining.
+     */
+    public Builder setCacheValue(int value) {
+      cache_ = value;
+      bitField0_ |= 0x00040000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Whether the response cache may answer (see CacheMode).
+     * </pre>
+     *
+     * <code>.inference.gateway.v1.CacheMode cache = 18 [json_name = "cache"];</code>
+     * @return The cache.
+     */
+    @java.lang.Override
+    public internal.inferencegateway.gateway.v1.CacheMode getCache() {
+      internal.inferencegateway.gateway.v1.CacheMode result = internal.inferencegateway.gateway.v1.CacheMode.forNumber(cache_);
+      return result == null ? internal.inferencegateway.gateway.v1.CacheMode.UNRECOGNIZED : result;
+    }
+    /**
+     * <pre>
+     * Whether the response cache may answer (see CacheMode).
+     * </pre>
+     *
+     * <code>.inference.gateway.v1.CacheMode cache = 18 [json_name = "cache"];</code>
+     * @param value The cache to set.
+     * @return This builder for chaining.
+     */
+    public Builder setCache(internal.inferencegateway.gateway.v1.CacheMode value) {
+      if (value == null) {
+        throw new NullPointerException();
+      }
+      bitField0_ |= 0x00040000;
+      cache_ = value.getNumber();
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Whether the response cache may answer (see CacheMode).
+     * </pre>
+     *
+     * <code>.inference.gateway.v1.CacheMode cache = 18 [json_name = "cache"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearCache() {
+      bitField0_ = (bitField0_ & ~0x00040000);
+      cache_ = 0;
       onChanged();
       return this;
     }

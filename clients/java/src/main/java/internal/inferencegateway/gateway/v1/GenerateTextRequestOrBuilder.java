@@ -442,4 +442,23 @@ public interface GenerateTextRequestOrBuilder extends
    * @return The disableFallbacks.
    */
   boolean getDisableFallbacks();
+
+  /**
+   * <pre>
+   * Whether the response cache may answer (see CacheMode).
+   * </pre>
+   *
+   * <code>.inference.gateway.v1.CacheMode cache = 18 [json_name = "cache"];</code>
+   * @return The enum numeric value on the wire for cache.
+   */
+  int getCacheValue();
+  /**
+   * <pre>
+   * Whether the response cache may answer (see CacheMode).
+   * </pre>
+   *
+   * <code>.inference.gateway.v1.CacheMode cache = 18 [json_name = "cache"];</code>
+   * @return The cache.
+   */
+  internal.inferencegateway.gateway.v1.CacheMode getCache();
 }

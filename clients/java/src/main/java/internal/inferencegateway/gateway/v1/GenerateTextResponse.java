@@ -181,6 +181,44 @@ private static final long serialVersionUID = 0L;
     }
   }
 
+  public static final int COST_FIELD_NUMBER = 4;
+  private internal.inferencegateway.gateway.v1.Cost cost_;
+  /**
+   * <pre>
+   * What the call cost.
+   * </pre>
+   *
+   * <code>.inference.gateway.v1.Cost cost = 4 [json_name = "cost"];</code>
+   * @return Whether the cost field is set.
+   */
+  @java.lang.Override
+  public boolean hasCost() {
+    return cost_ != null;
+  }
+  /**
+   * <pre>
+   * What the call cost.
+   * </pre>
+   *
+   * <code>.inference.gateway.v1.Cost cost = 4 [json_name = "cost"];</code>
+   * @return The cost.
+   */
+  @java.lang.Override
+  public internal.inferencegateway.gateway.v1.Cost getCost() {
+    return cost_ == null ? internal.inferencegateway.gateway.v1.Cost.getDefaultInstance() : cost_;
+  }
+  /**
+   * <pre>
+   * What the call cost.
+   * </pre>
+   *
+   * <code>.inference.gateway.v1.Cost cost = 4 [json_name = "cost"];</code>
+   */
+  @java.lang.Override
+  public internal.inferencegateway.gateway.v1.CostOrBuilder getCostOrBuilder() {
+    return cost_ == null ? internal.inferencegateway.gateway.v1.Cost.getDefaultInstance() : cost_;
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -204,6 +242,9 @@ private static final long serialVersionUID = 0L;
     if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(template_)) {
       com.google.protobuf.GeneratedMessageV3.writeString(output, 3, template_);
     }
+    if (cost_ != null) {
+      output.writeMessage(4, getCost());
+    }
     getUnknownFields().writeTo(output);
   }
 
@@ -222,6 +263,10 @@ private static final long serialVersionUID = 0L;
     }
     if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(template_)) {
       size += com.google.protobuf.GeneratedMessageV3.computeStringSize(3, template_);
+    }
+    if (cost_ != null) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeMessageSize(4, getCost());
     }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
@@ -247,6 +292,11 @@ private static final long serialVersionUID = 0L;
     }
     if (!getTemplate()
         .equals(other.getTemplate())) return false;
+    if (hasCost() != other.hasCost()) return false;
+    if (hasCost()) {
+      if (!getCost()
+          .equals(other.getCost())) return false;
+    }
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -266,6 +316,10 @@ private static final long serialVersionUID = 0L;
     }
     hash = (37 * hash) + TEMPLATE_FIELD_NUMBER;
     hash = (53 * hash) + getTemplate().hashCode();
+    if (hasCost()) {
+      hash = (37 * hash) + COST_FIELD_NUMBER;
+      hash = (53 * hash) + getCost().hashCode();
+    }
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -406,6 +460,11 @@ private static final long serialVersionUID = 0L;
         predictionBuilder_ = null;
       }
       template_ = "";
+      cost_ = null;
+      if (costBuilder_ != null) {
+        costBuilder_.dispose();
+        costBuilder_ = null;
+      }
       return this;
     }
 
@@ -449,6 +508,11 @@ private static final long serialVersionUID = 0L;
       }
       if (((from_bitField0_ & 0x00000004) != 0)) {
         result.template_ = template_;
+      }
+      if (((from_bitField0_ & 0x00000008) != 0)) {
+        result.cost_ = costBuilder_ == null
+            ? cost_
+            : costBuilder_.build();
       }
     }
 
@@ -509,6 +573,9 @@ private static final long serialVersionUID = 0L;
         bitField0_ |= 0x00000004;
         onChanged();
       }
+      if (other.hasCost()) {
+        mergeCost(other.getCost());
+      }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
       return this;
@@ -552,6 +619,13 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00000004;
               break;
             } // case 26
+            case 34: {
+              input.readMessage(
+                  getCostFieldBuilder().getBuilder(),
+                  extensionRegistry);
+              bitField0_ |= 0x00000008;
+              break;
+            } // case 34
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -906,6 +980,161 @@ private static final long serialVersionUID = 0L;
       bitField0_ |= 0x00000004;
       onChanged();
       return this;
+    }
+
+    private internal.inferencegateway.gateway.v1.Cost cost_;
+    private com.google.protobuf.SingleFieldBuilderV3<
+        internal.inferencegateway.gateway.v1.Cost, internal.inferencegateway.gateway.v1.Cost.Builder, internal.inferencegateway.gateway.v1.CostOrBuilder> costBuilder_;
+    /**
+     * <pre>
+     * What the call cost.
+     * </pre>
+     *
+     * <code>.inference.gateway.v1.Cost cost = 4 [json_name = "cost"];</code>
+     * @return Whether the cost field is set.
+     */
+    public boolean hasCost() {
+      return ((bitField0_ & 0x00000008) != 0);
+    }
+    /**
+     * <pre>
+     * What the call cost.
+     * </pre>
+     *
+     * <code>.inference.gateway.v1.Cost cost = 4 [json_name = "cost"];</code>
+     * @return The cost.
+     */
+    public internal.inferencegateway.gateway.v1.Cost getCost() {
+      if (costBuilder_ == null) {
+        return cost_ == null ? internal.inferencegateway.gateway.v1.Cost.getDefaultInstance() : cost_;
+      } else {
+        return costBuilder_.getMessage();
+      }
+    }
+    /**
+     * <pre>
+     * What the call cost.
+     * </pre>
+     *
+     * <code>.inference.gateway.v1.Cost cost = 4 [json_name = "cost"];</code>
+     */
+    public Builder setCost(internal.inferencegateway.gateway.v1.Cost value) {
+      if (costBuilder_ == null) {
+        if (value == null) {
+          throw new NullPointerException();
+        }
+        cost_ = value;
+      } else {
+        costBuilder_.setMessage(value);
+      }
+      bitField0_ |= 0x00000008;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * What the call cost.
+     * </pre>
+     *
+     * <code>.inference.gateway.v1.Cost cost = 4 [json_name = "cost"];</code>
+     */
+    public Builder setCost(
+        internal.inferencegateway.gateway.v1.Cost.Builder builderForValue) {
+      if (costBuilder_ == null) {
+        cost_ = builderForValue.build();
+      } else {
+        costBuilder_.setMessage(builderForValue.build());
+      }
+      bitField0_ |= 0x00000008;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * What the call cost.
+     * </pre>
+     *
+     * <code>.inference.gateway.v1.Cost cost = 4 [json_name = "cost"];</code>
+     */
+    public Builder mergeCost(internal.inferencegateway.gateway.v1.Cost value) {
+      if (costBuilder_ == null) {
+        if (((bitField0_ & 0x00000008) != 0) &&
+          cost_ != null &&
+          cost_ != internal.inferencegateway.gateway.v1.Cost.getDefaultInstance()) {
+          getCostBuilder().mergeFrom(value);
+        } else {
+          cost_ = value;
+        }
+      } else {
+        costBuilder_.mergeFrom(value);
+      }
+      bitField0_ |= 0x00000008;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * What the call cost.
+     * </pre>
+     *
+     * <code>.inference.gateway.v1.Cost cost = 4 [json_name = "cost"];</code>
+     */
+    public Builder clearCost() {
+      bitField0_ = (bitField0_ & ~0x00000008);
+      cost_ = null;
+      if (costBuilder_ != null) {
+        costBuilder_.dispose();
+        costBuilder_ = null;
+      }
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * What the call cost.
+     * </pre>
+     *
+     * <code>.inference.gateway.v1.Cost cost = 4 [json_name = "cost"];</code>
+     */
+    public internal.inferencegateway.gateway.v1.Cost.Builder getCostBuilder() {
+      bitField0_ |= 0x00000008;
+      onChanged();
+      return getCostFieldBuilder().getBuilder();
+    }
+    /**
+     * <pre>
+     * What the call cost.
+     * </pre>
+     *
+     * <code>.inference.gateway.v1.Cost cost = 4 [json_name = "cost"];</code>
+     */
+    public internal.inferencegateway.gateway.v1.CostOrBuilder getCostOrBuilder() {
+      if (costBuilder_ != null) {
+        return costBuilder_.getMessageOrBuilder();
+      } else {
+        return cost_ == null ?
+            internal.inferencegateway.gateway.v1.Cost.getDefaultInstance() : cost_;
+      }
+    }
+    /**
+     * <pre>
+     * What the call cost.
+     * </pre>
+     *
+     * <code>.inference.gateway.v1.Cost cost = 4 [json_name = "cost"];</code>
+     */
+    private com.google.protobuf.SingleFieldBuilderV3<
+        internal.inferencegateway.gateway.v1.Cost, internal.inferencegateway.gateway.v1.Cost.Builder, internal.inferencegateway.gateway.v1.CostOrBuilder> 
+        getCostFieldBuilder() {
+      if (costBuilder_ == null) {
+        costBuilder_ = new com.google.protobuf.SingleFieldBuilderV3<
+            internal.inferencegateway.gateway.v1.Cost, internal.inferencegateway.gateway.v1.Cost.Builder, internal.inferencegateway.gateway.v1.CostOrBuilder>(
+                getCost(),
+                getParentForChildren(),
+                isClean());
+        cost_ = null;
+      }
+      return costBuilder_;
     }
     @java.lang.Override
     public final Builder setUnknownFields(

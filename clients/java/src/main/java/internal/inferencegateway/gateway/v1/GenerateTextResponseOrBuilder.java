@@ -73,4 +73,31 @@ public interface GenerateTextResponseOrBuilder extends
    */
   com.google.protobuf.ByteString
       getTemplateBytes();
+
+  /**
+   * <pre>
+   * What the call cost.
+   * </pre>
+   *
+   * <code>.inference.gateway.v1.Cost cost = 4 [json_name = "cost"];</code>
+   * @return Whether the cost field is set.
+   */
+  boolean hasCost();
+  /**
+   * <pre>
+   * What the call cost.
+   * </pre>
+   *
+   * <code>.inference.gateway.v1.Cost cost = 4 [json_name = "cost"];</code>
+   * @return The cost.
+   */
+  internal.inferencegateway.gateway.v1.Cost getCost();
+  /**
+   * <pre>
+   * What the call cost.
+   * </pre>
+   *
+   * <code>.inference.gateway.v1.Cost cost = 4 [json_name = "cost"];</code>
+   */
+  internal.inferencegateway.gateway.v1.CostOrBuilder getCostOrBuilder();
 }

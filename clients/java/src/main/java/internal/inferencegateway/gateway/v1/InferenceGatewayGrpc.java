@@ -142,6 +142,37 @@ public final class InferenceGatewayGrpc {
     return getListModelsMethod;
   }
 
+  private static volatile io.grpc.MethodDescriptor<internal.inferencegateway.gateway.v1.GetUsageRequest,
+      internal.inferencegateway.gateway.v1.GetUsageResponse> getGetUsageMethod;
+
+  @io.grpc.stub.annotations.RpcMethod(
+      fullMethodName = SERVICE_NAME + '/' + "GetUsage",
+      requestType = internal.inferencegateway.gateway.v1.GetUsageRequest.class,
+      responseType = internal.inferencegateway.gateway.v1.GetUsageResponse.class,
+      methodType = io.grpc.MethodDescriptor.MethodType.UNARY)
+  public static io.grpc.MethodDescriptor<internal.inferencegateway.gateway.v1.GetUsageRequest,
+      internal.inferencegateway.gateway.v1.GetUsageResponse> getGetUsageMethod() {
+    io.grpc.MethodDescriptor<internal.inferencegateway.gateway.v1.GetUsageRequest, internal.inferencegateway.gateway.v1.GetUsageResponse> getGetUsageMethod;
+    if ((getGetUsageMethod = InferenceGatewayGrpc.getGetUsageMethod) == null) {
+      synchronized (InferenceGatewayGrpc.class) {
+        if ((getGetUsageMethod = InferenceGatewayGrpc.getGetUsageMethod) == null) {
+          InferenceGatewayGrpc.getGetUsageMethod = getGetUsageMethod =
+              io.grpc.MethodDescriptor.<internal.inferencegateway.gateway.v1.GetUsageRequest, internal.inferencegateway.gateway.v1.GetUsageResponse>newBuilder()
+              .setType(io.grpc.MethodDescriptor.MethodType.UNARY)
+              .setFullMethodName(generateFullMethodName(SERVICE_NAME, "GetUsage"))
+              .setSampledToLocalTracing(true)
+              .setRequestMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  internal.inferencegateway.gateway.v1.GetUsageRequest.getDefaultInstance()))
+              .setResponseMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  internal.inferencegateway.gateway.v1.GetUsageResponse.getDefaultInstance()))
+              .setSchemaDescriptor(new InferenceGatewayMethodDescriptorSupplier("GetUsage"))
+              .build();
+        }
+      }
+    }
+    return getGetUsageMethod;
+  }
+
   private static volatile io.grpc.MethodDescriptor<internal.inferencegateway.gateway.v1.SubmitTextRequest,
       com.google.longrunning.Operation> getSubmitTextMethod;
 
@@ -298,6 +329,17 @@ public final class InferenceGatewayGrpc {
 
     /**
      * <pre>
+     * GetUsage returns the calling caller's own spend and remaining budget for
+     * the current period.
+     * </pre>
+     */
+    public void getUsage(internal.inferencegateway.gateway.v1.GetUsageRequest request,
+        io.grpc.stub.StreamObserver<internal.inferencegateway.gateway.v1.GetUsageResponse> responseObserver) {
+      io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getGetUsageMethod(), responseObserver);
+    }
+
+    /**
+     * <pre>
      * SubmitText starts a text prediction and returns at once with a
      * google.longrunning.Operation; read it with the google.longrunning.Operations
      * service (Get, Wait, Cancel, List) on any replica. Two typed Submit RPCs
@@ -355,6 +397,13 @@ public final class InferenceGatewayGrpc {
                 internal.inferencegateway.gateway.v1.ListModelsRequest,
                 internal.inferencegateway.gateway.v1.ListModelsResponse>(
                   this, METHODID_LIST_MODELS)))
+          .addMethod(
+            getGetUsageMethod(),
+            io.grpc.stub.ServerCalls.asyncUnaryCall(
+              new MethodHandlers<
+                internal.inferencegateway.gateway.v1.GetUsageRequest,
+                internal.inferencegateway.gateway.v1.GetUsageResponse>(
+                  this, METHODID_GET_USAGE)))
           .addMethod(
             getSubmitTextMethod(),
             io.grpc.stub.ServerCalls.asyncUnaryCall(
@@ -433,6 +482,18 @@ public final class InferenceGatewayGrpc {
         io.grpc.stub.StreamObserver<internal.inferencegateway.gateway.v1.ListModelsResponse> responseObserver) {
       io.grpc.stub.ClientCalls.asyncUnaryCall(
           getChannel().newCall(getListModelsMethod(), getCallOptions()), request, responseObserver);
+    }
+
+    /**
+     * <pre>
+     * GetUsage returns the calling caller's own spend and remaining budget for
+     * the current period.
+     * </pre>
+     */
+    public void getUsage(internal.inferencegateway.gateway.v1.GetUsageRequest request,
+        io.grpc.stub.StreamObserver<internal.inferencegateway.gateway.v1.GetUsageResponse> responseObserver) {
+      io.grpc.stub.ClientCalls.asyncUnaryCall(
+          getChannel().newCall(getGetUsageMethod(), getCallOptions()), request, responseObserver);
     }
 
     /**
@@ -528,6 +589,17 @@ public final class InferenceGatewayGrpc {
 
     /**
      * <pre>
+     * GetUsage returns the calling caller's own spend and remaining budget for
+     * the current period.
+     * </pre>
+     */
+    public internal.inferencegateway.gateway.v1.GetUsageResponse getUsage(internal.inferencegateway.gateway.v1.GetUsageRequest request) {
+      return io.grpc.stub.ClientCalls.blockingUnaryCall(
+          getChannel(), getGetUsageMethod(), getCallOptions(), request);
+    }
+
+    /**
+     * <pre>
      * SubmitText starts a text prediction and returns at once with a
      * google.longrunning.Operation; read it with the google.longrunning.Operations
      * service (Get, Wait, Cancel, List) on any replica. Two typed Submit RPCs
@@ -608,6 +680,18 @@ public final class InferenceGatewayGrpc {
 
     /**
      * <pre>
+     * GetUsage returns the calling caller's own spend and remaining budget for
+     * the current period.
+     * </pre>
+     */
+    public com.google.common.util.concurrent.ListenableFuture<internal.inferencegateway.gateway.v1.GetUsageResponse> getUsage(
+        internal.inferencegateway.gateway.v1.GetUsageRequest request) {
+      return io.grpc.stub.ClientCalls.futureUnaryCall(
+          getChannel().newCall(getGetUsageMethod(), getCallOptions()), request);
+    }
+
+    /**
+     * <pre>
      * SubmitText starts a text prediction and returns at once with a
      * google.longrunning.Operation; read it with the google.longrunning.Operations
      * service (Get, Wait, Cancel, List) on any replica. Two typed Submit RPCs
@@ -642,8 +726,9 @@ public final class InferenceGatewayGrpc {
   private static final int METHODID_STREAM_TEXT = 1;
   private static final int METHODID_GENERATE_IMAGE = 2;
   private static final int METHODID_LIST_MODELS = 3;
-  private static final int METHODID_SUBMIT_TEXT = 4;
-  private static final int METHODID_SUBMIT_IMAGE = 5;
+  private static final int METHODID_GET_USAGE = 4;
+  private static final int METHODID_SUBMIT_TEXT = 5;
+  private static final int METHODID_SUBMIT_IMAGE = 6;
 
   private static final class MethodHandlers<Req, Resp> implements
       io.grpc.stub.ServerCalls.UnaryMethod<Req, Resp>,
@@ -677,6 +762,10 @@ public final class InferenceGatewayGrpc {
         case METHODID_LIST_MODELS:
           serviceImpl.listModels((internal.inferencegateway.gateway.v1.ListModelsRequest) request,
               (io.grpc.stub.StreamObserver<internal.inferencegateway.gateway.v1.ListModelsResponse>) responseObserver);
+          break;
+        case METHODID_GET_USAGE:
+          serviceImpl.getUsage((internal.inferencegateway.gateway.v1.GetUsageRequest) request,
+              (io.grpc.stub.StreamObserver<internal.inferencegateway.gateway.v1.GetUsageResponse>) responseObserver);
           break;
         case METHODID_SUBMIT_TEXT:
           serviceImpl.submitText((internal.inferencegateway.gateway.v1.SubmitTextRequest) request,
@@ -751,6 +840,7 @@ public final class InferenceGatewayGrpc {
               .addMethod(getStreamTextMethod())
               .addMethod(getGenerateImageMethod())
               .addMethod(getListModelsMethod())
+              .addMethod(getGetUsageMethod())
               .addMethod(getSubmitTextMethod())
               .addMethod(getSubmitImageMethod())
               .build();

@@ -219,6 +219,44 @@ private static final long serialVersionUID = 0L;
     return progress_ == null ? internal.inferencegateway.gateway.v1.BootProgress.getDefaultInstance() : progress_;
   }
 
+  public static final int COST_FIELD_NUMBER = 4;
+  private internal.inferencegateway.gateway.v1.Cost cost_;
+  /**
+   * <pre>
+   * What the call cost; set on the last message only.
+   * </pre>
+   *
+   * <code>.inference.gateway.v1.Cost cost = 4 [json_name = "cost"];</code>
+   * @return Whether the cost field is set.
+   */
+  @java.lang.Override
+  public boolean hasCost() {
+    return cost_ != null;
+  }
+  /**
+   * <pre>
+   * What the call cost; set on the last message only.
+   * </pre>
+   *
+   * <code>.inference.gateway.v1.Cost cost = 4 [json_name = "cost"];</code>
+   * @return The cost.
+   */
+  @java.lang.Override
+  public internal.inferencegateway.gateway.v1.Cost getCost() {
+    return cost_ == null ? internal.inferencegateway.gateway.v1.Cost.getDefaultInstance() : cost_;
+  }
+  /**
+   * <pre>
+   * What the call cost; set on the last message only.
+   * </pre>
+   *
+   * <code>.inference.gateway.v1.Cost cost = 4 [json_name = "cost"];</code>
+   */
+  @java.lang.Override
+  public internal.inferencegateway.gateway.v1.CostOrBuilder getCostOrBuilder() {
+    return cost_ == null ? internal.inferencegateway.gateway.v1.Cost.getDefaultInstance() : cost_;
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -242,6 +280,9 @@ private static final long serialVersionUID = 0L;
     if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(template_)) {
       com.google.protobuf.GeneratedMessageV3.writeString(output, 3, template_);
     }
+    if (cost_ != null) {
+      output.writeMessage(4, getCost());
+    }
     if (progress_ != null) {
       output.writeMessage(20, getProgress());
     }
@@ -263,6 +304,10 @@ private static final long serialVersionUID = 0L;
     }
     if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(template_)) {
       size += com.google.protobuf.GeneratedMessageV3.computeStringSize(3, template_);
+    }
+    if (cost_ != null) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeMessageSize(4, getCost());
     }
     if (progress_ != null) {
       size += com.google.protobuf.CodedOutputStream
@@ -297,6 +342,11 @@ private static final long serialVersionUID = 0L;
       if (!getProgress()
           .equals(other.getProgress())) return false;
     }
+    if (hasCost() != other.hasCost()) return false;
+    if (hasCost()) {
+      if (!getCost()
+          .equals(other.getCost())) return false;
+    }
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -319,6 +369,10 @@ private static final long serialVersionUID = 0L;
     if (hasProgress()) {
       hash = (37 * hash) + PROGRESS_FIELD_NUMBER;
       hash = (53 * hash) + getProgress().hashCode();
+    }
+    if (hasCost()) {
+      hash = (37 * hash) + COST_FIELD_NUMBER;
+      hash = (53 * hash) + getCost().hashCode();
     }
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
@@ -465,6 +519,11 @@ private static final long serialVersionUID = 0L;
         progressBuilder_.dispose();
         progressBuilder_ = null;
       }
+      cost_ = null;
+      if (costBuilder_ != null) {
+        costBuilder_.dispose();
+        costBuilder_ = null;
+      }
       return this;
     }
 
@@ -513,6 +572,11 @@ private static final long serialVersionUID = 0L;
         result.progress_ = progressBuilder_ == null
             ? progress_
             : progressBuilder_.build();
+      }
+      if (((from_bitField0_ & 0x00000010) != 0)) {
+        result.cost_ = costBuilder_ == null
+            ? cost_
+            : costBuilder_.build();
       }
     }
 
@@ -576,6 +640,9 @@ private static final long serialVersionUID = 0L;
       if (other.hasProgress()) {
         mergeProgress(other.getProgress());
       }
+      if (other.hasCost()) {
+        mergeCost(other.getCost());
+      }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
       return this;
@@ -619,6 +686,13 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00000004;
               break;
             } // case 26
+            case 34: {
+              input.readMessage(
+                  getCostFieldBuilder().getBuilder(),
+                  extensionRegistry);
+              bitField0_ |= 0x00000010;
+              break;
+            } // case 34
             case 162: {
               input.readMessage(
                   getProgressFieldBuilder().getBuilder(),
@@ -1135,6 +1209,161 @@ private static final long serialVersionUID = 0L;
         progress_ = null;
       }
       return progressBuilder_;
+    }
+
+    private internal.inferencegateway.gateway.v1.Cost cost_;
+    private com.google.protobuf.SingleFieldBuilderV3<
+        internal.inferencegateway.gateway.v1.Cost, internal.inferencegateway.gateway.v1.Cost.Builder, internal.inferencegateway.gateway.v1.CostOrBuilder> costBuilder_;
+    /**
+     * <pre>
+     * What the call cost; set on the last message only.
+     * </pre>
+     *
+     * <code>.inference.gateway.v1.Cost cost = 4 [json_name = "cost"];</code>
+     * @return Whether the cost field is set.
+     */
+    public boolean hasCost() {
+      return ((bitField0_ & 0x00000010) != 0);
+    }
+    /**
+     * <pre>
+     * What the call cost; set on the last message only.
+     * </pre>
+     *
+     * <code>.inference.gateway.v1.Cost cost = 4 [json_name = "cost"];</code>
+     * @return The cost.
+     */
+    public internal.inferencegateway.gateway.v1.Cost getCost() {
+      if (costBuilder_ == null) {
+        return cost_ == null ? internal.inferencegateway.gateway.v1.Cost.getDefaultInstance() : cost_;
+      } else {
+        return costBuilder_.getMessage();
+      }
+    }
+    /**
+     * <pre>
+     * What the call cost; set on the last message only.
+     * </pre>
+     *
+     * <code>.inference.gateway.v1.Cost cost = 4 [json_name = "cost"];</code>
+     */
+    public Builder setCost(internal.inferencegateway.gateway.v1.Cost value) {
+      if (costBuilder_ == null) {
+        if (value == null) {
+          throw new NullPointerException();
+        }
+        cost_ = value;
+      } else {
+        costBuilder_.setMessage(value);
+      }
+      bitField0_ |= 0x00000010;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * What the call cost; set on the last message only.
+     * </pre>
+     *
+     * <code>.inference.gateway.v1.Cost cost = 4 [json_name = "cost"];</code>
+     */
+    public Builder setCost(
+        internal.inferencegateway.gateway.v1.Cost.Builder builderForValue) {
+      if (costBuilder_ == null) {
+        cost_ = builderForValue.build();
+      } else {
+        costBuilder_.setMessage(builderForValue.build());
+      }
+      bitField0_ |= 0x00000010;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * What the call cost; set on the last message only.
+     * </pre>
+     *
+     * <code>.inference.gateway.v1.Cost cost = 4 [json_name = "cost"];</code>
+     */
+    public Builder mergeCost(internal.inferencegateway.gateway.v1.Cost value) {
+      if (costBuilder_ == null) {
+        if (((bitField0_ & 0x00000010) != 0) &&
+          cost_ != null &&
+          cost_ != internal.inferencegateway.gateway.v1.Cost.getDefaultInstance()) {
+          getCostBuilder().mergeFrom(value);
+        } else {
+          cost_ = value;
+        }
+      } else {
+        costBuilder_.mergeFrom(value);
+      }
+      bitField0_ |= 0x00000010;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * What the call cost; set on the last message only.
+     * </pre>
+     *
+     * <code>.inference.gateway.v1.Cost cost = 4 [json_name = "cost"];</code>
+     */
+    public Builder clearCost() {
+      bitField0_ = (bitField0_ & ~0x00000010);
+      cost_ = null;
+      if (costBuilder_ != null) {
+        costBuilder_.dispose();
+        costBuilder_ = null;
+      }
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * What the call cost; set on the last message only.
+     * </pre>
+     *
+     * <code>.inference.gateway.v1.Cost cost = 4 [json_name = "cost"];</code>
+     */
+    public internal.inferencegateway.gateway.v1.Cost.Builder getCostBuilder() {
+      bitField0_ |= 0x00000010;
+      onChanged();
+      return getCostFieldBuilder().getBuilder();
+    }
+    /**
+     * <pre>
+     * What the call cost; set on the last message only.
+     * </pre>
+     *
+     * <code>.inference.gateway.v1.Cost cost = 4 [json_name = "cost"];</code>
+     */
+    public internal.inferencegateway.gateway.v1.CostOrBuilder getCostOrBuilder() {
+      if (costBuilder_ != null) {
+        return costBuilder_.getMessageOrBuilder();
+      } else {
+        return cost_ == null ?
+            internal.inferencegateway.gateway.v1.Cost.getDefaultInstance() : cost_;
+      }
+    }
+    /**
+     * <pre>
+     * What the call cost; set on the last message only.
+     * </pre>
+     *
+     * <code>.inference.gateway.v1.Cost cost = 4 [json_name = "cost"];</code>
+     */
+    private com.google.protobuf.SingleFieldBuilderV3<
+        internal.inferencegateway.gateway.v1.Cost, internal.inferencegateway.gateway.v1.Cost.Builder, internal.inferencegateway.gateway.v1.CostOrBuilder> 
+        getCostFieldBuilder() {
+      if (costBuilder_ == null) {
+        costBuilder_ = new com.google.protobuf.SingleFieldBuilderV3<
+            internal.inferencegateway.gateway.v1.Cost, internal.inferencegateway.gateway.v1.Cost.Builder, internal.inferencegateway.gateway.v1.CostOrBuilder>(
+                getCost(),
+                getParentForChildren(),
+                isClean());
+        cost_ = null;
+      }
+      return costBuilder_;
     }
     @java.lang.Override
     public final Builder setUnknownFields(

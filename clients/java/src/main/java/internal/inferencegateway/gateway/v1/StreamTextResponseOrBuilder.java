@@ -100,4 +100,31 @@ public interface StreamTextResponseOrBuilder extends
    * <code>.inference.gateway.v1.BootProgress progress = 20 [json_name = "progress"];</code>
    */
   internal.inferencegateway.gateway.v1.BootProgressOrBuilder getProgressOrBuilder();
+
+  /**
+   * <pre>
+   * What the call cost; set on the last message only.
+   * </pre>
+   *
+   * <code>.inference.gateway.v1.Cost cost = 4 [json_name = "cost"];</code>
+   * @return Whether the cost field is set.
+   */
+  boolean hasCost();
+  /**
+   * <pre>
+   * What the call cost; set on the last message only.
+   * </pre>
+   *
+   * <code>.inference.gateway.v1.Cost cost = 4 [json_name = "cost"];</code>
+   * @return The cost.
+   */
+  internal.inferencegateway.gateway.v1.Cost getCost();
+  /**
+   * <pre>
+   * What the call cost; set on the last message only.
+   * </pre>
+   *
+   * <code>.inference.gateway.v1.Cost cost = 4 [json_name = "cost"];</code>
+   */
+  internal.inferencegateway.gateway.v1.CostOrBuilder getCostOrBuilder();
 }

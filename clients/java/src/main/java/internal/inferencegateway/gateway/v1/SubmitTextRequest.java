@@ -90,8 +90,9 @@ private static final long serialVersionUID = 0L;
   /**
    * <pre>
    * How long the prediction may take, from submission; Replicate cancels it
-   * after that (its Cancel-After), watched or not. Unset or longer than the
-   * gateway's maximum (GATEWAY_OPERATION_MAX_DEADLINE) means that maximum.
+   * after that (its Cancel-After), watched or not. From 5 s (Replicate's
+   * shortest) to the gateway's maximum (GATEWAY_OPERATION_MAX_DEADLINE, 24 h
+   * by default); unset means that maximum; outside the range, INVALID_ARGUMENT.
    * </pre>
    *
    * <code>.google.protobuf.Duration deadline = 2 [json_name = "deadline"];</code>
@@ -104,8 +105,9 @@ private static final long serialVersionUID = 0L;
   /**
    * <pre>
    * How long the prediction may take, from submission; Replicate cancels it
-   * after that (its Cancel-After), watched or not. Unset or longer than the
-   * gateway's maximum (GATEWAY_OPERATION_MAX_DEADLINE) means that maximum.
+   * after that (its Cancel-After), watched or not. From 5 s (Replicate's
+   * shortest) to the gateway's maximum (GATEWAY_OPERATION_MAX_DEADLINE, 24 h
+   * by default); unset means that maximum; outside the range, INVALID_ARGUMENT.
    * </pre>
    *
    * <code>.google.protobuf.Duration deadline = 2 [json_name = "deadline"];</code>
@@ -118,8 +120,9 @@ private static final long serialVersionUID = 0L;
   /**
    * <pre>
    * How long the prediction may take, from submission; Replicate cancels it
-   * after that (its Cancel-After), watched or not. Unset or longer than the
-   * gateway's maximum (GATEWAY_OPERATION_MAX_DEADLINE) means that maximum.
+   * after that (its Cancel-After), watched or not. From 5 s (Replicate's
+   * shortest) to the gateway's maximum (GATEWAY_OPERATION_MAX_DEADLINE, 24 h
+   * by default); unset means that maximum; outside the range, INVALID_ARGUMENT.
    * </pre>
    *
    * <code>.google.protobuf.Duration deadline = 2 [json_name = "deadline"];</code>
@@ -666,8 +669,9 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * How long the prediction may take, from submission; Replicate cancels it
-     * after that (its Cancel-After), watched or not. Unset or longer than the
-     * gateway's maximum (GATEWAY_OPERATION_MAX_DEADLINE) means that maximum.
+     * after that (its Cancel-After), watched or not. From 5 s (Replicate's
+     * shortest) to the gateway's maximum (GATEWAY_OPERATION_MAX_DEADLINE, 24 h
+     * by default); unset means that maximum; outside the range, INVALID_ARGUMENT.
      * </pre>
      *
      * <code>.google.protobuf.Duration deadline = 2 [json_name = "deadline"];</code>
@@ -679,8 +683,9 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * How long the prediction may take, from submission; Replicate cancels it
-     * after that (its Cancel-After), watched or not. Unset or longer than the
-     * gateway's maximum (GATEWAY_OPERATION_MAX_DEADLINE) means that maximum.
+     * after that (its Cancel-After), watched or not. From 5 s (Replicate's
+     * shortest) to the gateway's maximum (GATEWAY_OPERATION_MAX_DEADLINE, 24 h
+     * by default); unset means that maximum; outside the range, INVALID_ARGUMENT.
      * </pre>
      *
      * <code>.google.protobuf.Duration deadline = 2 [json_name = "deadline"];</code>
@@ -696,8 +701,9 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * How long the prediction may take, from submission; Replicate cancels it
-     * after that (its Cancel-After), watched or not. Unset or longer than the
-     * gateway's maximum (GATEWAY_OPERATION_MAX_DEADLINE) means that maximum.
+     * after that (its Cancel-After), watched or not. From 5 s (Replicate's
+     * shortest) to the gateway's maximum (GATEWAY_OPERATION_MAX_DEADLINE, 24 h
+     * by default); unset means that maximum; outside the range, INVALID_ARGUMENT.
      * </pre>
      *
      * <code>.google.protobuf.Duration deadline = 2 [json_name = "deadline"];</code>
@@ -718,8 +724,9 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * How long the prediction may take, from submission; Replicate cancels it
-     * after that (its Cancel-After), watched or not. Unset or longer than the
-     * gateway's maximum (GATEWAY_OPERATION_MAX_DEADLINE) means that maximum.
+     * after that (its Cancel-After), watched or not. From 5 s (Replicate's
+     * shortest) to the gateway's maximum (GATEWAY_OPERATION_MAX_DEADLINE, 24 h
+     * by default); unset means that maximum; outside the range, INVALID_ARGUMENT.
      * </pre>
      *
      * <code>.google.protobuf.Duration deadline = 2 [json_name = "deadline"];</code>
@@ -738,8 +745,9 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * How long the prediction may take, from submission; Replicate cancels it
-     * after that (its Cancel-After), watched or not. Unset or longer than the
-     * gateway's maximum (GATEWAY_OPERATION_MAX_DEADLINE) means that maximum.
+     * after that (its Cancel-After), watched or not. From 5 s (Replicate's
+     * shortest) to the gateway's maximum (GATEWAY_OPERATION_MAX_DEADLINE, 24 h
+     * by default); unset means that maximum; outside the range, INVALID_ARGUMENT.
      * </pre>
      *
      * <code>.google.protobuf.Duration deadline = 2 [json_name = "deadline"];</code>
@@ -763,8 +771,9 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * How long the prediction may take, from submission; Replicate cancels it
-     * after that (its Cancel-After), watched or not. Unset or longer than the
-     * gateway's maximum (GATEWAY_OPERATION_MAX_DEADLINE) means that maximum.
+     * after that (its Cancel-After), watched or not. From 5 s (Replicate's
+     * shortest) to the gateway's maximum (GATEWAY_OPERATION_MAX_DEADLINE, 24 h
+     * by default); unset means that maximum; outside the range, INVALID_ARGUMENT.
      * </pre>
      *
      * <code>.google.protobuf.Duration deadline = 2 [json_name = "deadline"];</code>
@@ -782,8 +791,9 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * How long the prediction may take, from submission; Replicate cancels it
-     * after that (its Cancel-After), watched or not. Unset or longer than the
-     * gateway's maximum (GATEWAY_OPERATION_MAX_DEADLINE) means that maximum.
+     * after that (its Cancel-After), watched or not. From 5 s (Replicate's
+     * shortest) to the gateway's maximum (GATEWAY_OPERATION_MAX_DEADLINE, 24 h
+     * by default); unset means that maximum; outside the range, INVALID_ARGUMENT.
      * </pre>
      *
      * <code>.google.protobuf.Duration deadline = 2 [json_name = "deadline"];</code>
@@ -796,8 +806,9 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * How long the prediction may take, from submission; Replicate cancels it
-     * after that (its Cancel-After), watched or not. Unset or longer than the
-     * gateway's maximum (GATEWAY_OPERATION_MAX_DEADLINE) means that maximum.
+     * after that (its Cancel-After), watched or not. From 5 s (Replicate's
+     * shortest) to the gateway's maximum (GATEWAY_OPERATION_MAX_DEADLINE, 24 h
+     * by default); unset means that maximum; outside the range, INVALID_ARGUMENT.
      * </pre>
      *
      * <code>.google.protobuf.Duration deadline = 2 [json_name = "deadline"];</code>
@@ -813,8 +824,9 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * How long the prediction may take, from submission; Replicate cancels it
-     * after that (its Cancel-After), watched or not. Unset or longer than the
-     * gateway's maximum (GATEWAY_OPERATION_MAX_DEADLINE) means that maximum.
+     * after that (its Cancel-After), watched or not. From 5 s (Replicate's
+     * shortest) to the gateway's maximum (GATEWAY_OPERATION_MAX_DEADLINE, 24 h
+     * by default); unset means that maximum; outside the range, INVALID_ARGUMENT.
      * </pre>
      *
      * <code>.google.protobuf.Duration deadline = 2 [json_name = "deadline"];</code>

@@ -37,8 +37,9 @@ public interface SubmitTextRequestOrBuilder extends
   /**
    * <pre>
    * How long the prediction may take, from submission; Replicate cancels it
-   * after that (its Cancel-After), watched or not. Unset or longer than the
-   * gateway's maximum (GATEWAY_OPERATION_MAX_DEADLINE) means that maximum.
+   * after that (its Cancel-After), watched or not. From 5 s (Replicate's
+   * shortest) to the gateway's maximum (GATEWAY_OPERATION_MAX_DEADLINE, 24 h
+   * by default); unset means that maximum; outside the range, INVALID_ARGUMENT.
    * </pre>
    *
    * <code>.google.protobuf.Duration deadline = 2 [json_name = "deadline"];</code>
@@ -48,8 +49,9 @@ public interface SubmitTextRequestOrBuilder extends
   /**
    * <pre>
    * How long the prediction may take, from submission; Replicate cancels it
-   * after that (its Cancel-After), watched or not. Unset or longer than the
-   * gateway's maximum (GATEWAY_OPERATION_MAX_DEADLINE) means that maximum.
+   * after that (its Cancel-After), watched or not. From 5 s (Replicate's
+   * shortest) to the gateway's maximum (GATEWAY_OPERATION_MAX_DEADLINE, 24 h
+   * by default); unset means that maximum; outside the range, INVALID_ARGUMENT.
    * </pre>
    *
    * <code>.google.protobuf.Duration deadline = 2 [json_name = "deadline"];</code>
@@ -59,8 +61,9 @@ public interface SubmitTextRequestOrBuilder extends
   /**
    * <pre>
    * How long the prediction may take, from submission; Replicate cancels it
-   * after that (its Cancel-After), watched or not. Unset or longer than the
-   * gateway's maximum (GATEWAY_OPERATION_MAX_DEADLINE) means that maximum.
+   * after that (its Cancel-After), watched or not. From 5 s (Replicate's
+   * shortest) to the gateway's maximum (GATEWAY_OPERATION_MAX_DEADLINE, 24 h
+   * by default); unset means that maximum; outside the range, INVALID_ARGUMENT.
    * </pre>
    *
    * <code>.google.protobuf.Duration deadline = 2 [json_name = "deadline"];</code>
