@@ -9,8 +9,10 @@ from __future__ import annotations
 import itertools
 
 from inference_gateway.deadlines import Deadline
+from inference_gateway.grpc_api.server import client_settings
 from inference_gateway.predictions import PredictionRunner, RunnerSettings
-from inference_gateway.replicate import ClientSettings, ReplicateClient
+from inference_gateway.replicate import ReplicateClient
+from inference_gateway.settings import Settings
 from replicate_simulator import SimulatorConfig, start_simulator
 from tests.support.models import LLAMA3
 
@@ -20,7 +22,7 @@ SETTINGS = RunnerSettings(max_wait_seconds=1, poll_initial=0.05, poll_factor=1.5
 
 async def test_polls_after_a_held_create_start_at_the_pace_the_backoff_reached() -> None:
     simulator = await start_simulator(SimulatorConfig(), "127.0.0.1", 0)
-    client = ReplicateClient(ClientSettings(base_url=simulator.base_url))
+    client = ReplicateClient(client_settings(Settings(base_url=simulator.base_url)))
     try:
         simulator.state.set_behaviour(LLAMA3, streams=False, predict_seconds=2.0)
         prediction = await PredictionRunner(client, SETTINGS).run(

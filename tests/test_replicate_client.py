@@ -34,6 +34,7 @@ from inference_gateway.errors import (
     ResourceExhausted,
     Unavailable,
 )
+from inference_gateway.grpc_api.server import client_settings
 from inference_gateway.replicate import (
     ClientSettings,
     FileResponse,
@@ -43,6 +44,7 @@ from inference_gateway.replicate import (
     parse_timestamp,
 )
 from inference_gateway.request_log import finish_record, request_record
+from inference_gateway.settings import Settings
 
 BASE = "https://api.replicate.test"
 CREATE_PATH = "/v1/models/meta/llama/predictions"
@@ -114,7 +116,9 @@ class Recorder:
         self.rejected.append(bucket)
 
 
-FAST = ClientSettings(base_url=BASE, backoff_initial=0.01, backoff_max=0.05, max_attempts=4)
+FAST = replace(
+    client_settings(Settings(base_url=BASE)), backoff_initial=0.01, backoff_max=0.05, max_attempts=4
+)
 
 
 @asynccontextmanager

@@ -154,7 +154,7 @@ async def test_closing_the_loop_closes_the_running_attempt() -> None:
     loop = retrying(
         attempt,
         kind=Kind.STREAM,
-        policy=RetryPolicy(),
+        policy=RetryPolicy(initial=0.25, maximum=8.0, attempts=dict.fromkeys(Kind, 6)),
         allows=lambda _: True,
         on_failure=on_failure,
         on_retry=lambda _, __: None,
@@ -165,15 +165,15 @@ async def test_closing_the_loop_closes_the_running_attempt() -> None:
 
 
 def test_backoff_doubles_up_to_its_cap_and_is_scaled_by_the_jitter() -> None:
-    full = RetryPolicy(initial=0.25, maximum=3.0, jitter=lambda: 1.0)
-    half = RetryPolicy(initial=0.25, maximum=3.0, jitter=lambda: 0.5)
+    full = RetryPolicy(initial=0.25, maximum=3.0, attempts={}, jitter=lambda: 1.0)
+    half = RetryPolicy(initial=0.25, maximum=3.0, attempts={}, jitter=lambda: 0.5)
     assert [full.backoff(n) for n in range(1, 7)] == [0.25, 0.5, 1.0, 2.0, 3.0, 3.0]
     assert [half.backoff(n) for n in range(1, 4)] == [0.125, 0.25, 0.5]
 
 
 @given(failures=st.integers(min_value=1, max_value=200), jitter=st.floats(0.0, 1.0))
 def test_backoff_stays_within_its_truncated_ceiling(failures: int, jitter: float) -> None:
-    policy = RetryPolicy(initial=0.25, maximum=8.0, jitter=lambda: jitter)
+    policy = RetryPolicy(initial=0.25, maximum=8.0, attempts={}, jitter=lambda: jitter)
     assert 0.0 <= policy.backoff(failures) <= min(8.0, 0.25 * 2 ** (failures - 1))
 
 

@@ -17,9 +17,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from inference_gateway.deadlines import Deadline
+from inference_gateway.grpc_api.server import client_settings
 from inference_gateway.model_ids import parse_model_id
-from inference_gateway.replicate import ClientSettings, ReplicateClient
+from inference_gateway.replicate import ReplicateClient
 from inference_gateway.schemas import InputField, ModelSchema, SchemaCache, parse_model_schema
+from inference_gateway.settings import Settings
 from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as pb
 from tests.gateway_harness import running_gateway
 
@@ -263,7 +265,7 @@ async def cache_over(
     replicate: Replicate, *, ttl: float = 300, failure_ttl: float = 300, size: int = 1024
 ) -> AsyncIterator[SchemaCache]:
     client = ReplicateClient(
-        ClientSettings(base_url="https://api.replicate.test"),
+        client_settings(Settings(base_url="https://api.replicate.test")),
         transport=httpx.MockTransport(replicate),
         jitter=lambda: 0.0,
     )

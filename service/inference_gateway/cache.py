@@ -41,9 +41,11 @@ _INDEX = "cache-index"
 
 @dataclass(frozen=True, slots=True)
 class CacheSettings:
-    ttl_seconds: float = 3600.0
-    max_bytes: int = 64 * 1024 * 1024
-    max_entry_bytes: int = 4 * 1024 * 1024
+    """Built from the gateway's Settings (grpc_api/server.py), where each default is defined."""
+
+    ttl_seconds: float
+    max_bytes: int
+    max_entry_bytes: int
 
 
 class ResponseCache:

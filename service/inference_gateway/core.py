@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from inference_gateway import tracing
 from inference_gateway.access import check_permission, may_use_alias
 from inference_gateway.accounting import Accounting, Charge, UsageReport, note_cost
-from inference_gateway.cache import CacheSettings, ResponseCache
+from inference_gateway.cache import ResponseCache
 from inference_gateway.config import AliasConfig, CallerConfig
 from inference_gateway.deadlines import Deadline
 from inference_gateway.defaults import names_a_secret
@@ -40,15 +40,9 @@ from inference_gateway.errors import (
     InvalidArgument,
     from_prediction_outcome,
 )
-from inference_gateway.idempotency import (
-    DEFAULT_GRACE_SECONDS,
-    DEFAULT_RETENTION_SECONDS,
-    Idempotency,
-    IdempotencySettings,
-    Ticket,
-)
+from inference_gateway.idempotency import Idempotency, IdempotencySettings, Ticket
 from inference_gateway.inputs import ModelInput, apply_schema, image_data_uri, layer_inputs
-from inference_gateway.limits import DEFAULT_LEASE_SECONDS, Admission, RequestLimits
+from inference_gateway.limits import Admission, RequestLimits
 from inference_gateway.metrics import Metrics
 from inference_gateway.model_ids import Task
 from inference_gateway.outputs import OutputFetcher
@@ -73,22 +67,24 @@ _LOGGER = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class CoreSettings:
+    """Built from the gateway's Settings (grpc_api/server.py), where each default is defined."""
+
     # The limit when a caller sets no deadline.
-    default_timeout_seconds: float = 600.0
+    default_timeout_seconds: float
     # A queue time above this counts as a cold boot.
-    cold_boot_threshold_seconds: float = 15.0
-    # Finish ahead of the caller's deadline, so the answer is ours, not gRPC's.
-    deadline_margin_seconds: float = 0.05
+    cold_boot_threshold_seconds: float
+    # How long an alias's or caller's slot outlives a replica killed while holding it.
+    lease_seconds: float
+    # How long a finished request_id's answer is kept for repeats.
+    idempotency_retention_seconds: float
+    # How long an abandoned request_id's prediction waits for a repeat before its cancel.
+    idempotency_grace_seconds: float
+    # While a stream waits for its first text: one GET per this many seconds, for progress.
+    progress_interval_seconds: float
     # Size limits on what a request may carry; None checks nothing.
     limits: RequestLimits | None = None
-    # How long an alias's or caller's slot outlives a replica killed while holding it.
-    lease_seconds: float = DEFAULT_LEASE_SECONDS
-    # How long a finished request_id's answer is kept for repeats.
-    idempotency_retention_seconds: float = DEFAULT_RETENTION_SECONDS
-    # How long an abandoned request_id's prediction waits for a repeat before its cancel.
-    idempotency_grace_seconds: float = DEFAULT_GRACE_SECONDS
-    # While a stream waits for its first text: one GET per this many seconds, for progress.
-    progress_interval_seconds: float = 10.0
+    # Finish ahead of the caller's deadline, so the answer is ours, not gRPC's.
+    deadline_margin_seconds: float = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,10 +113,10 @@ class Gateway:
         schemas: SchemaCache,
         metrics: Metrics,
         outputs: OutputFetcher,
-        settings: CoreSettings | None = None,
+        settings: CoreSettings,
+        cache: ResponseCache,
         state: SharedState | None = None,
         accounting: Accounting | None = None,
-        cache: ResponseCache | None = None,
     ) -> None:
         # State shared by replicas (slots, quotas, idempotency records); closed at stop.
         self.state = state if state is not None else SharedState(MemoryStore())
@@ -131,7 +127,7 @@ class Gateway:
         self._runner = runner
         self._schemas = schemas
         self._metrics = metrics
-        self._settings = settings or CoreSettings()
+        self._settings = settings
         self._admission = Admission(
             self.state, lease_seconds=self._settings.lease_seconds, observer=metrics
         )
@@ -153,7 +149,7 @@ class Gateway:
             progress_interval=self._settings.progress_interval_seconds,
         )
         self._accounting = accounting or Accounting(None, self.state, metrics)
-        self._cache = cache or ResponseCache(self.state, metrics, CacheSettings())
+        self._cache = cache
 
     # --- requests --------------------------------------------------------------------------
 

@@ -33,8 +33,6 @@ from inference_gateway.replicate import Prediction
 from inference_gateway.state import ClaimOutcome, Guarantee, SharedState, StateStore
 
 __all__ = [
-    "DEFAULT_GRACE_SECONDS",
-    "DEFAULT_RETENTION_SECONDS",
     "Idempotency",
     "IdempotencySettings",
     "ReplayObserver",
@@ -42,10 +40,6 @@ __all__ = [
 ]
 
 _LOGGER = logging.getLogger(__name__)
-# AIP-155's minimum; Replicate removes a prediction's outputs after about an hour anyway.
-DEFAULT_RETENTION_SECONDS = 3600.0
-# Long enough for a client's retry (gRPC's retry backoff, a reconnect) to come back.
-DEFAULT_GRACE_SECONDS = 15.0
 # How often a repeat looks again while the first call's create is still in flight.
 _WAIT_INTERVAL = 0.2
 
@@ -56,9 +50,11 @@ class ReplayObserver(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class IdempotencySettings:
+    """Built from the gateway's Settings (core.py), where each default is defined."""
+
     lease_seconds: float
-    retention_seconds: float = DEFAULT_RETENTION_SECONDS
-    grace_seconds: float = DEFAULT_GRACE_SECONDS
+    retention_seconds: float
+    grace_seconds: float
 
 
 class Idempotency:

@@ -29,16 +29,12 @@ from inference_gateway.inputs import ModelInput, is_data_uri
 from inference_gateway.state import Guarantee, SharedState
 
 __all__ = [
-    "DEFAULT_LEASE_SECONDS",
     "Admission",
     "LimitExceeded",
     "QuotaObserver",
     "RequestLimits",
     "data_uri_bytes",
 ]
-
-# How long a slot outlives a replica that stopped refreshing it (refreshed every third).
-DEFAULT_LEASE_SECONDS = 15.0
 
 
 class LimitExceeded(InvalidArgument):

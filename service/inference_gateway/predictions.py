@@ -41,7 +41,8 @@ _CANCEL_TIMEOUT = 5.0
 
 @dataclass(frozen=True, slots=True)
 class RunnerSettings:
-    max_wait_seconds: int = 60
+    # Settings.max_wait: written there once.
+    max_wait_seconds: int
     poll_initial: float = 0.5
     poll_factor: float = 1.5
     poll_max: float = 5.0
@@ -81,12 +82,12 @@ class PredictionRunner:
     def __init__(
         self,
         client: ReplicateClient,
-        settings: RunnerSettings | None = None,
+        settings: RunnerSettings,
         *,
         on_cancel: CancelObserver | None = None,
     ) -> None:
         self._client = client
-        self._settings = settings or RunnerSettings()
+        self._settings = settings
         self._on_cancel: CancelObserver = on_cancel or _NoCancelObserver()
         # Prediction id -> token, for every prediction being followed right now.
         self._running: dict[str, str] = {}

@@ -164,7 +164,7 @@ class Router:
         runner: PredictionRunner,
         observer: RoutingObserver,
         label: Callable[[ResolvedModel], str],
-        progress_interval: float = 10.0,
+        progress_interval: float,
     ) -> None:
         self._state = state
         self._runner = runner

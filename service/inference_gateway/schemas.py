@@ -201,9 +201,9 @@ class SchemaCache:
         self,
         client: ReplicateClient,
         *,
-        ttl_seconds: float = 300.0,
+        ttl_seconds: float,
+        max_entries: int,
         failure_ttl_seconds: float = 30.0,
-        max_entries: int = 1024,
     ) -> None:
         self._client = client
         self._ttl = ttl_seconds

@@ -1,4 +1,8 @@
-"""Settings from flags and the environment: every flag has a variable, and --help names it."""
+"""Settings from flags and the environment: every flag has a variable, and --help names it.
+
+`Settings` is where each default is written; the components' own settings (CoreSettings,
+ClientSettings, ...) have none for these knobs and are built from it in grpc_api/server.py.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from inference_gateway.idempotency import DEFAULT_GRACE_SECONDS, DEFAULT_RETENTION_SECONDS
-from inference_gateway.limits import DEFAULT_LEASE_SECONDS
 from inference_gateway.outputs import FilePolicy, Origin, api_origin, parse_origin
 from inference_gateway.request_log import LOG_FORMATS, LOG_LEVELS
 from inference_gateway.state import DEFAULT_POLICIES, parse_policies
@@ -69,9 +71,11 @@ class Settings:
     redis_prefix: str = "inference-gateway"
     redis_timeout: float = 0.25
     redis_on_failure: str = DEFAULT_POLICIES
-    lease_seconds: float = DEFAULT_LEASE_SECONDS
-    idempotency_retention: float = DEFAULT_RETENTION_SECONDS
-    idempotency_grace: float = DEFAULT_GRACE_SECONDS
+    lease_seconds: float = 15.0
+    # AIP-155's minimum; Replicate removes a prediction's outputs after about an hour anyway.
+    idempotency_retention: float = 3600.0
+    # Long enough for a client's retry (gRPC's retry backoff, a reconnect) to come back.
+    idempotency_grace: float = 15.0
     # The gRPC send limit, and so the most bytes of one GenerateImage reply.
     max_response_bytes: int = 64 * _MIB
     max_output_file_bytes: int = 20 * _MIB

@@ -61,6 +61,7 @@ __all__ = [
     "READINESS",
     "RunningGateway",
     "check_replicate_token",
+    "client_settings",
     "serve_until_signalled",
     "start_gateway",
 ]
@@ -126,12 +127,7 @@ def build_gateway(
     metrics = Metrics(aliases=config.aliases, model_label_limit=settings.model_label_limit)
     state = _shared_state(settings, metrics)
     client = ReplicateClient(
-        ClientSettings(
-            base_url=settings.base_url,
-            max_connections=settings.max_connections,
-            create_per_minute=settings.create_rate,
-            other_per_minute=settings.other_rate,
-        ),
+        client_settings(settings),
         transport=transport,
         observer=metrics,
         state=state,
@@ -191,6 +187,16 @@ def build_gateway(
         ),
     )
     return gateway, runner, client, metrics
+
+
+def client_settings(settings: Settings) -> ClientSettings:
+    """The Replicate client's settings: Settings holds their defaults, as for every knob."""
+    return ClientSettings(
+        base_url=settings.base_url,
+        max_connections=settings.max_connections,
+        create_per_minute=settings.create_rate,
+        other_per_minute=settings.other_rate,
+    )
 
 
 def _shared_state(settings: Settings, metrics: Metrics) -> SharedState:

@@ -101,13 +101,14 @@ class StreamUnavailable(Exception):
 
 @dataclass(frozen=True, slots=True)
 class ClientSettings:
-    base_url: str = "https://api.replicate.com"
+    # The first four come from the gateway's Settings (grpc_api/server.py), their one home.
+    base_url: str
     # Each held `Prefer: wait` create occupies one connection for up to a minute.
-    max_connections: int = 10_000
+    max_connections: int
+    create_per_minute: int
+    other_per_minute: int
     connect_timeout: float = 5.0
     write_timeout: float = 30.0
-    create_per_minute: int = 600
-    other_per_minute: int = 3_000
     backoff_initial: float = 0.25
     backoff_max: float = 8.0
     max_attempts: int = 6

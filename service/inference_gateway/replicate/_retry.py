@@ -21,7 +21,7 @@ import random
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any, TypeVar
 
@@ -120,13 +120,14 @@ class Retry(Exception):
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """What is retried for which kind, how long to wait, and how many attempts in a row."""
+    """What is retried for which kind, how long to wait, and how many attempts in a row.
 
-    initial: float = 0.25
-    maximum: float = 8.0
-    attempts: Mapping[Kind, int] = field(
-        default_factory=lambda: {kind: 6 for kind in Kind},
-    )
+    Built from ClientSettings, where the numbers' defaults are written.
+    """
+
+    initial: float
+    maximum: float
+    attempts: Mapping[Kind, int]
     jitter: Callable[[], float] = random.random
 
     def retries(self, kind: Kind, fault: Fault) -> bool:
