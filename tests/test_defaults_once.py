@@ -22,6 +22,7 @@ from inference_gateway.predictions import RunnerSettings
 from inference_gateway.replicate import ClientSettings
 from inference_gateway.routing import Router
 from inference_gateway.schemas import SchemaCache
+from inference_gateway.warmup import Warmer
 
 # The fields that may keep a default: tunables no flag or variable sets.
 INTERNAL = {
@@ -65,6 +66,7 @@ def test_component_settings_carry_no_default_of_a_gateway_setting(cls: type) -> 
     [
         (SchemaCache.__init__, ("ttl_seconds", "max_entries")),
         (Router.__init__, ("progress_interval",)),
+        (Warmer.__init__, ("sweep_interval",)),
     ],
 )
 def test_constructors_taking_a_gateway_setting_have_no_default_for_it(

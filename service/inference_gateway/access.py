@@ -14,7 +14,7 @@ from inference_gateway.errors import PermissionDenied, Unauthenticated
 from inference_gateway.model_ids import EndpointKind, ModelRef
 from inference_gateway.registry import ResolvedModel
 
-__all__ = ["ANONYMOUS", "check_permission", "may_use_alias"]
+__all__ = ["ANONYMOUS", "check_may_warm", "check_permission", "may_use_alias"]
 
 # Who calls when the configuration names no callers: authentication is off, so anyone
 # may use everything, and request logs name the caller "anonymous".
@@ -27,6 +27,8 @@ ANONYMOUS = CallerConfig(
     models=(),
     all_models=True,
     source="",
+    # With authentication off the gateway is open: warming included (see WarmModel).
+    may_warm=True,
 )
 
 
@@ -58,6 +60,19 @@ def check_permission(caller: CallerConfig | None, resolved: ResolvedModel) -> No
         f" callers.{caller.name}.models",
         {"model": model},
     )
+
+
+def check_may_warm(caller: CallerConfig | None, resolved: ResolvedModel) -> None:
+    """Warming costs instance-hours: only callers granted `warm: true`, on what they may use."""
+    check_permission(caller, resolved)
+    assert caller is not None  # check_permission refuses a request without one
+    if not caller.may_warm:
+        raise _refusal(
+            caller,
+            "WarmModel",
+            f"ask the operators to set callers.{caller.name}.warm: true",
+            {"rpc": "WarmModel"},
+        )
 
 
 def _refusal(

@@ -59,6 +59,7 @@ from inference_gateway.request_log import current_record, record_prompt
 from inference_gateway.routing import Attempt, Candidate, Route, Router
 from inference_gateway.schemas import SchemaCache
 from inference_gateway.state import MemoryStore, SharedState
+from inference_gateway.warmup import Warmer, WarmRequest, WarmResult
 
 __all__ = ["CoreSettings", "Gateway", "Prepared"]
 
@@ -81,6 +82,8 @@ class CoreSettings:
     idempotency_grace_seconds: float
     # While a stream waits for its first text: one GET per this many seconds, for progress.
     progress_interval_seconds: float
+    # How often each replica looks for warm-ups whose time is up, to restore them.
+    warm_sweep_seconds: float
     # Size limits on what a request may carry; None checks nothing.
     limits: RequestLimits | None = None
     # Finish ahead of the caller's deadline, so the answer is ours, not gRPC's.
@@ -141,6 +144,14 @@ class Gateway:
             metrics,
         )
         self._outputs = outputs
+        # Deployment warm-ups (WarmModel); its sweep is started and stopped with the server.
+        self.warmer = Warmer(
+            client=client,
+            registry=registry,
+            state=self.state,
+            token=self._token,
+            sweep_interval=self._settings.warm_sweep_seconds,
+        )
         self._router = Router(
             state=self.state,
             runner=runner,
@@ -284,10 +295,18 @@ class Gateway:
 
     async def usage(self, caller: CallerConfig, *, time_remaining: float | None) -> UsageReport:
         """The caller's own spend and budget in the current period."""
+        return await self._accounting.usage(caller, self._plain_deadline(time_remaining))
+
+    async def warm(self, request: WarmRequest, *, time_remaining: float | None) -> WarmResult:
+        """A deployment warm-up (warmup.py), within the caller's deadline."""
+        return await self.warmer.warm(request, self._plain_deadline(time_remaining))
+
+    def _plain_deadline(self, time_remaining: float | None) -> Deadline:
+        """The caller's deadline, else the default: for calls that run no model."""
         limit = self._settings.default_timeout_seconds
         if time_remaining is not None:
             limit = min(limit, time_remaining - self._settings.deadline_margin_seconds)
-        return await self._accounting.usage(caller, Deadline.after(max(0.0, limit)))
+        return Deadline.after(max(0.0, limit))
 
     def list_models(self, caller: CallerConfig) -> list[AliasInfo]:
         """The aliases `caller` may use, with their defaults; secret-named inputs left out."""

@@ -65,6 +65,17 @@ class ModelRegistry:
             check_task(repr(text), ref.task, task)
         return ResolvedModel(None, ref)
 
+    def resolve_any(self, text: str) -> ResolvedModel:
+        """What `text` names, whatever its task (a deployment is warmed for either)."""
+        alias = self._aliases.get(text)
+        if alias is not None:
+            return ResolvedModel(alias, alias.model)
+        check_model_id_length(text)
+        return ResolvedModel(None, parse_model_id(text))
+
+    def alias(self, name: str) -> AliasConfig | None:
+        return self._aliases.get(name)
+
     def aliases(self) -> list[AliasConfig]:
         return sorted(self._aliases.values(), key=lambda alias: alias.name)
 

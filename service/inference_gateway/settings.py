@@ -48,6 +48,7 @@ class Settings:
     max_wait: int = 60
     cold_boot_threshold: float = 15.0
     progress_interval: float = 10.0
+    warm_sweep_interval: float = 30.0
     create_rate: int = 600
     other_rate: int = 3000
     max_connections: int = 10_000
@@ -251,6 +252,9 @@ _OPTIONS = (
             "queue seconds above which a prediction counts as a cold boot", _positive(float)),
     _Option("progress_interval", "GATEWAY_PROGRESS_INTERVAL",
             "StreamText: seconds between progress GETs while a model boots (one GET each)",
+            _positive(float)),
+    _Option("warm_sweep_interval", "GATEWAY_WARM_SWEEP_INTERVAL",
+            "seconds between looks for WarmModel warm-ups whose time is up (to restore them)",
             _positive(float)),
     _Option("create_rate", "GATEWAY_CREATE_RATE",
             "prediction creates per minute the account may send", _positive(int)),

@@ -9,6 +9,7 @@ callers:
     max_concurrency: 10
     budget: {amount: "25.00", per: day}             # optional spend limit: day or month (UTC)
     models: [meta/meta-llama-3-8b-instruct]        # model ids it may name; ["*"]: any
+    warm: true                       # may call WarmModel on deployments it may use
 
 The section being present turns authentication on, even when it lists nobody. A plain
 token is never accepted in the file itself, because configuration files get copied, diffed
@@ -32,7 +33,7 @@ __all__ = ["CALLERS_SECTION", "LIMIT_KEYS", "hash_token", "read_callers", "read_
 CALLERS_SECTION = "callers"
 EVERYTHING = "*"
 LIMIT_KEYS = ("requests_per_minute", "max_concurrency")
-_KEYS = ("token_sha256", "token_file", "aliases", "models", *LIMIT_KEYS, "budget")
+_KEYS = ("token_sha256", "token_file", "aliases", "models", "warm", *LIMIT_KEYS, "budget")
 _PERIODS = ("day", "month")
 _TOKEN_KEYS = ("token_sha256", "token_file")
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
@@ -97,6 +98,7 @@ def _read_caller(
     aliases = _names(reader, spec, "aliases", where)
     limits = read_limits(reader, spec, where)
     budget = reader.optional(spec, "budget", where, lambda v, n, w: _read_budget(reader, v, n, w))
+    warm = reader.optional(spec, "warm", where, reader.flag)
     for alias, alias_line in aliases:
         if alias != EVERYTHING and alias not in known:
             reader.problem(
@@ -132,6 +134,7 @@ def _read_caller(
         source=reader.source(line),
         limits=limits,
         budget=budget,
+        may_warm=bool(warm),
     )
 
 

@@ -145,6 +145,8 @@ class CallerConfig:
     # Quotas across all replicas.
     limits: CallerLimits = field(default_factory=lambda: CallerLimits())
     budget: SpendLimit | None = None
+    # May call WarmModel (it costs instance-hours), on deployments it may use.
+    may_warm: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,6 +105,8 @@ class RunningGateway:
         await stopping
         # Submitted predictions keep running: another replica's sweep takes them over.
         await self.operations.stop()
+        # Warm-ups outlive the replica: another one's sweep restores them when due.
+        await self.gateway.warmer.stop()
         await self.runner.drain_cancels()
         await self.client.aclose()
         await self.gateway.state.close()
@@ -173,6 +175,7 @@ def build_gateway(
             idempotency_retention_seconds=settings.idempotency_retention,
             idempotency_grace_seconds=settings.idempotency_grace,
             progress_interval_seconds=settings.progress_interval,
+            warm_sweep_seconds=settings.warm_sweep_interval,
         ),
         state=state,
         accounting=Accounting(config.pricing, state, metrics),
@@ -405,6 +408,7 @@ async def start_gateway(
         metrics_port = http_server.server_port
     await server.start()
     operations.start()
+    gateway.warmer.start()
     for name in ("", SERVICE_NAME, READINESS, LIVENESS):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     return RunningGateway(

@@ -40,6 +40,7 @@ from inference_gateway.operations import Operations, OperationView
 from inference_gateway.pricing import Cost, format_amount
 from inference_gateway.prompts import ChatMessage
 from inference_gateway.schemas import whole_number
+from inference_gateway.warmup import WarmRequest
 from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as pb
 from inference_gateway_protos.inference.gateway.v1 import gateway_pb2_grpc as pb_grpc
 
@@ -530,6 +531,29 @@ class InferenceGatewayServicer(pb_grpc.InferenceGatewayServicer):
             image_request(request, self._caller(context)), time_remaining=context.time_remaining()
         )
         return image_response(result)
+
+    async def WarmModel(
+        self, request: pb.WarmModelRequest | Undecodable, context: Context
+    ) -> pb.WarmModelResponse:
+        message = decoded(request)
+        result = await self._gateway.warm(
+            WarmRequest(
+                model=message.model,
+                min_instances=message.min_instances if message.HasField("min_instances") else 1,
+                seconds=message.duration.ToTimedelta().total_seconds(),
+                dry_run=message.dry_run,
+                caller=self._caller(context),
+            ),
+            time_remaining=context.time_remaining(),
+        )
+        return pb.WarmModelResponse(
+            deployment=result.deployment,
+            min_instances=result.min_instances,
+            previous_min_instances=result.previous_min_instances,
+            warm_until=_timestamp(result.until),
+            changed=result.changed,
+            dry_run=result.dry_run,
+        )
 
     async def ListModels(
         self, request: pb.ListModelsRequest, context: Context

@@ -315,6 +315,24 @@ class ReplicateClient:
             raise bad_response(endpoint=endpoint, detail="the body is not a JSON object")
         return body
 
+    async def update_deployment(
+        self, deployment: str, changes: Mapping[str, Any], *, token: str, deadline: Deadline
+    ) -> Mapping[str, Any]:
+        """PATCHes a deployment ("owner/name"): each update makes a new release."""
+        body = await self._request(
+            "PATCH",
+            f"/v1/deployments/{deployment}",
+            kind=Kind.UPDATE,
+            endpoint="deployment_update",
+            token=token,
+            deadline=deadline,
+            headers={"Content-Type": "application/json"},
+            content=json.dumps(changes).encode(),
+        )
+        if body is None:
+            raise bad_response(endpoint="deployment_update", detail="the body is not a JSON object")
+        return body
+
     async def download(
         self,
         url: str,

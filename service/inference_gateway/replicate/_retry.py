@@ -50,6 +50,7 @@ class Kind(Enum):
     CREATE = "create"  # runs (and bills) a model
     READ = "read"  # GETs a prediction, model, version or deployment
     CANCEL = "cancel"  # idempotent: a canceled prediction stays canceled
+    UPDATE = "update"  # idempotent: sets a deployment's fields to the values sent
     STREAM = "stream"  # resumable with Last-Event-ID
 
 
@@ -68,6 +69,7 @@ _RETRYABLE: Mapping[Kind, frozenset[Fault]] = {
     Kind.CREATE: frozenset({Fault.THROTTLED, Fault.NOT_SENT}),
     Kind.READ: frozenset({Fault.THROTTLED, Fault.NOT_SENT, Fault.SERVER_ERROR, Fault.LOST}),
     Kind.CANCEL: frozenset({Fault.THROTTLED, Fault.NOT_SENT, Fault.SERVER_ERROR, Fault.LOST}),
+    Kind.UPDATE: frozenset({Fault.THROTTLED, Fault.NOT_SENT, Fault.SERVER_ERROR, Fault.LOST}),
     Kind.STREAM: frozenset({Fault.THROTTLED, Fault.NOT_SENT, Fault.SERVER_ERROR, Fault.LOST}),
 }
 

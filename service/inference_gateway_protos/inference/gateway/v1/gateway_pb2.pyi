@@ -1205,3 +1205,87 @@ class GetUsageResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetUsageResponse: _TypeAlias = GetUsageResponse  # noqa: Y015
+
+@_typing.final
+class WarmModelRequest(_message.Message):
+    """A warm-up of a deployment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    MIN_INSTANCES_FIELD_NUMBER: _builtins.int
+    DURATION_FIELD_NUMBER: _builtins.int
+    DRY_RUN_FIELD_NUMBER: _builtins.int
+    model: _builtins.str
+    """A deployment (deployments/owner/name) or an alias of one."""
+    min_instances: _builtins.int
+    """Instances to keep running, 1 to 5 (Replicate's bound); default 1."""
+    dry_run: _builtins.bool
+    """Say what would change, change nothing."""
+    @_builtins.property
+    def duration(self) -> _duration_pb2.Duration:
+        """How long, at most 12 h."""
+
+    def __init__(
+        self,
+        *,
+        model: _builtins.str = ...,
+        min_instances: _builtins.int | None = ...,
+        duration: _duration_pb2.Duration | None = ...,
+        dry_run: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_min_instances", b"_min_instances", "duration", b"duration", "min_instances", b"min_instances"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_min_instances", b"_min_instances", "dry_run", b"dry_run", "duration", b"duration", "min_instances", b"min_instances", "model", b"model"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__min_instances: _TypeAlias = _typing.Literal["min_instances"]  # noqa: Y015
+    _WhichOneofArgType__min_instances: _TypeAlias = _typing.Literal["_min_instances", b"_min_instances"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__min_instances) -> _WhichOneofReturnType__min_instances | None: ...
+
+Global___WarmModelRequest: _TypeAlias = WarmModelRequest  # noqa: Y015
+
+@_typing.final
+class WarmModelResponse(_message.Message):
+    """What the warm-up set."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEPLOYMENT_FIELD_NUMBER: _builtins.int
+    MIN_INSTANCES_FIELD_NUMBER: _builtins.int
+    PREVIOUS_MIN_INSTANCES_FIELD_NUMBER: _builtins.int
+    WARM_UNTIL_FIELD_NUMBER: _builtins.int
+    CHANGED_FIELD_NUMBER: _builtins.int
+    DRY_RUN_FIELD_NUMBER: _builtins.int
+    deployment: _builtins.str
+    """The deployment, owner/name."""
+    min_instances: _builtins.int
+    """Its min_instances during the warm-up."""
+    previous_min_instances: _builtins.int
+    """Its min_instances before, restored when the warm-up ends."""
+    changed: _builtins.bool
+    """Whether this call changed the deployment (false: an earlier call's warm-up holds,
+    or a dry run).
+    """
+    dry_run: _builtins.bool
+    """Whether this was a dry run."""
+    @_builtins.property
+    def warm_until(self) -> _timestamp_pb2.Timestamp:
+        """When the warm-up ends."""
+
+    def __init__(
+        self,
+        *,
+        deployment: _builtins.str = ...,
+        min_instances: _builtins.int = ...,
+        previous_min_instances: _builtins.int = ...,
+        warm_until: _timestamp_pb2.Timestamp | None = ...,
+        changed: _builtins.bool = ...,
+        dry_run: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["warm_until", b"warm_until"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed", b"changed", "deployment", b"deployment", "dry_run", b"dry_run", "min_instances", b"min_instances", "previous_min_instances", b"previous_min_instances", "warm_until", b"warm_until"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WarmModelResponse: _TypeAlias = WarmModelResponse  # noqa: Y015

@@ -71,6 +71,11 @@ class InferenceGatewayStub:
                 request_serializer=inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.SubmitImageRequest.SerializeToString,
                 response_deserializer=google_dot_longrunning_dot_operations__pb2.Operation.FromString,
                 _registered_method=True)
+        self.WarmModel = channel.unary_unary(
+                '/inference.gateway.v1.InferenceGateway/WarmModel',
+                request_serializer=inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.WarmModelRequest.SerializeToString,
+                response_deserializer=inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.WarmModelResponse.FromString,
+                _registered_method=True)
 
 
 class InferenceGatewayServicer:
@@ -137,6 +142,17 @@ class InferenceGatewayServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WarmModel(self, request, context):
+        """Keeps a deployment's instances running for a while (its min_instances raised),
+        ahead of a known burst; only callers granted it (callers.NAME.warm). Many calls
+        within the time cause one update, across replicas; the previous value comes back
+        when the time is up. An RPC rather than an admin endpoint: it reuses the callers'
+        tokens, the request log, metrics and reflection.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InferenceGatewayServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -174,6 +190,11 @@ def add_InferenceGatewayServicer_to_server(servicer, server):
                     servicer.SubmitImage,
                     request_deserializer=inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.SubmitImageRequest.FromString,
                     response_serializer=google_dot_longrunning_dot_operations__pb2.Operation.SerializeToString,
+            ),
+            'WarmModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.WarmModel,
+                    request_deserializer=inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.WarmModelRequest.FromString,
+                    response_serializer=inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.WarmModelResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -366,6 +387,33 @@ class InferenceGateway:
             '/inference.gateway.v1.InferenceGateway/SubmitImage',
             inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.SubmitImageRequest.SerializeToString,
             google_dot_longrunning_dot_operations__pb2.Operation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WarmModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inference.gateway.v1.InferenceGateway/WarmModel',
+            inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.WarmModelRequest.SerializeToString,
+            inference__gateway__protos_dot_inference_dot_gateway_dot_v1_dot_gateway__pb2.WarmModelResponse.FromString,
             options,
             channel_credentials,
             insecure,

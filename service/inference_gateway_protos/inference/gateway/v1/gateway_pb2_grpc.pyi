@@ -66,6 +66,13 @@ class InferenceGatewayStub:
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
     AIP-151: a long-running method returns google.longrunning.Operation.
     """
+    WarmModel: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.WarmModelRequest, _gateway_pb2.WarmModelResponse]
+    """Keeps a deployment's instances running for a while (its min_instances raised),
+    ahead of a known burst; only callers granted it (callers.NAME.warm). Many calls
+    within the time cause one update, across replicas; the previous value comes back
+    when the time is up. An RPC rather than an admin endpoint: it reuses the callers'
+    tokens, the request log, metrics and reflection.
+    """
 
 @_typing.type_check_only
 class InferenceGatewayAsyncStub(InferenceGatewayStub):
@@ -100,6 +107,13 @@ class InferenceGatewayAsyncStub(InferenceGatewayStub):
     """SubmitImage starts an image prediction and returns at once; see SubmitText.
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
     AIP-151: a long-running method returns google.longrunning.Operation.
+    """
+    WarmModel: _aio.UnaryUnaryMultiCallable[_gateway_pb2.WarmModelRequest, _gateway_pb2.WarmModelResponse]  # type: ignore[assignment]
+    """Keeps a deployment's instances running for a while (its min_instances raised),
+    ahead of a known burst; only callers granted it (callers.NAME.warm). Many calls
+    within the time cause one update, across replicas; the previous value comes back
+    when the time is up. An RPC rather than an admin endpoint: it reuses the callers'
+    tokens, the request log, metrics and reflection.
     """
 
 class InferenceGatewayServicer(metaclass=_abc_1.ABCMeta):
@@ -174,6 +188,19 @@ class InferenceGatewayServicer(metaclass=_abc_1.ABCMeta):
         """SubmitImage starts an image prediction and returns at once; see SubmitText.
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         AIP-151: a long-running method returns google.longrunning.Operation.
+        """
+
+    @_abc_1.abstractmethod
+    def WarmModel(
+        self,
+        request: _gateway_pb2.WarmModelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_pb2.WarmModelResponse, _abc.Awaitable[_gateway_pb2.WarmModelResponse]]:
+        """Keeps a deployment's instances running for a while (its min_instances raised),
+        ahead of a known burst; only callers granted it (callers.NAME.warm). Many calls
+        within the time cause one update, across replicas; the previous value comes back
+        when the time is up. An RPC rather than an admin endpoint: it reuses the callers'
+        tokens, the request log, metrics and reflection.
         """
 
 def add_InferenceGatewayServicer_to_server(servicer: InferenceGatewayServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
