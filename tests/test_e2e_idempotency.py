@@ -112,6 +112,7 @@ async def test_without_redis_one_replica_still_makes_one_prediction_per_request_
     assert len({answer.prediction.id for answer in answers}) == 1
 
 
+@pytest.mark.slow
 async def test_an_abandoned_call_waits_its_grace_for_a_repeat_then_is_canceled(
     redis: RedisServer,
 ) -> None:

@@ -132,9 +132,9 @@ async def test_concurrency_limits_hold_across_replicas(
     redis: RedisServer, tmp_path: Path, caller: str, alias: str, refusal: str
 ) -> None:
     config = quota_config(tmp_path, caller, alias)
-    # Predictions run 3 s: every call arrives while the first two still hold their slots.
+    # Predictions run 2 s: every call arrives while the first two still hold their slots.
     async with (
-        simulator(predict_seconds=3) as sim,
+        simulator(predict_seconds=2) as sim,
         replicas(3, sim, config, redis_url=redis.url) as stubs,
     ):
         outcomes = await asyncio.gather(*(_generate(stubs[i % 3], "llama3", 20) for i in range(6)))
