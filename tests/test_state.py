@@ -19,7 +19,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from inference_gateway.deadlines import Deadline
-from inference_gateway.errors import Unavailable
+from inference_gateway.errors import DeadlineExceeded, Unavailable
 from inference_gateway.settings import Settings, SettingsError, add_server_arguments, settings_from
 from inference_gateway.state import (
     ClaimOutcome,
@@ -393,6 +393,26 @@ async def test_a_slow_store_is_bounded_by_the_callers_deadline(shared_redis: Red
     finally:
         await admin.client_unpause()
         await admin.aclose()
+        await shared.close()
+
+
+async def test_a_caller_out_of_time_is_no_outage_of_the_store(shared_redis: RedisServer) -> None:
+    counts = _Counts()
+    shared = SharedState(
+        RedisStore(shared_redis.url, prefix=f"t{uuid.uuid4().hex[:6]}", timeout=5.0),
+        timeout=5.0,
+        observer=counts,
+    )
+    try:
+        # A deadline already spent: this call cannot wait for the store...
+        assert await _reserve(shared, Guarantee.BUDGET, Deadline.after(0)) == 0.0
+        # ...but the next caller still goes to it, rather than to this replica's state.
+        await _reserve(shared, Guarantee.BUDGET, None)
+        assert counts.calls[-1] == ("reserve", True)
+        assert counts.fail_open == ["budget"]
+        with pytest.raises(DeadlineExceeded):
+            await _reserve(shared, Guarantee.IDEMPOTENCY, Deadline.after(0))
+    finally:
         await shared.close()
 
 

@@ -19,7 +19,7 @@ from enum import StrEnum
 from typing import Protocol, TypeVar
 
 from inference_gateway.deadlines import Deadline
-from inference_gateway.errors import Unavailable
+from inference_gateway.errors import DeadlineExceeded, Unavailable
 from inference_gateway.state._store import StateStore, StoreError
 from inference_gateway.state.memory import MemoryStore
 
@@ -35,6 +35,10 @@ __all__ = [
 
 _log = logging.getLogger("inference_gateway.state")
 T = TypeVar("T")
+
+
+class _OutOfTime(StoreError):
+    """The caller's deadline, shorter than the store timeout, passed during the call."""
 
 
 class Guarantee(StrEnum):
@@ -153,6 +157,15 @@ class SharedState:
         if time.monotonic() >= self._down_until:
             try:
                 return await self.call_on(self.store, op, deadline, fn), self.store
+            except _OutOfTime:
+                # The caller's deadline, not the store, ran out: no outage.
+                if self.policy(guarantee) is FailurePolicy.FAIL_CLOSED:
+                    raise DeadlineExceeded(
+                        f"the call's deadline passed while waiting for the shared state "
+                        f"store ({self.backend})",
+                        reason="DEADLINE_EXCEEDED",
+                        metadata={"guarantee": str(guarantee)},
+                    ) from None
             except StoreError as exc:
                 self._went_down(exc)
         if self.policy(guarantee) is FailurePolicy.FAIL_CLOSED:
@@ -176,6 +189,8 @@ class SharedState:
         """Runs `fn` on `store` within the time bound; StoreError when it cannot."""
         if store is self.fallback:
             return await fn(store)
+        if deadline is not None and deadline.expired:
+            raise _OutOfTime("the caller's deadline has passed")
         budget = self._timeout if deadline is None else min(self._timeout, deadline.remaining())
         started = time.perf_counter()
         try:
@@ -183,9 +198,10 @@ class SharedState:
                 result = await fn(store)
         except (StoreError, TimeoutError) as exc:
             self._observer.store_call(store.backend, op, time.perf_counter() - started, False)
-            if isinstance(exc, TimeoutError):
-                raise StoreError(f"no answer within {budget:.3f}s") from exc
-            raise
+            if not isinstance(exc, TimeoutError):
+                raise
+            kind = _OutOfTime if budget < self._timeout else StoreError
+            raise kind(f"no answer within {budget:.3f}s") from exc
         self._observer.store_call(store.backend, op, time.perf_counter() - started, True)
         if self._down_until:
             self._down_until = 0.0
