@@ -9,6 +9,7 @@ before starting any, so each child inherits room for 10,000 connections.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import os
@@ -165,9 +166,11 @@ class LoadgenRun:
 class Lab:
     """Starts the bench's processes in `workdir` and names what they need from each other."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, tracing: bool = False) -> None:
         self.workdir = workdir
         self.token = _TOKEN
+        # Every gateway exports every call's spans over OTLP to a receiver on loopback.
+        self.tracing = tracing
         self._names = itertools.count(1)
 
     def _env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -175,7 +178,7 @@ class Lab:
         env = {
             k: v
             for k, v in os.environ.items()
-            if not k.startswith(("GATEWAY_", "REPLICATE_", "PYTHON"))
+            if not k.startswith(("GATEWAY_", "REPLICATE_", "PYTHON", "OTEL_"))
         }
         env["PYTHONUNBUFFERED"] = "1"
         # The checkout the bench lives in is the one measured, installed or not.
@@ -244,10 +247,31 @@ class Lab:
             "GATEWAY_GRACE_PERIOD": "1",
             **(settings or {}),
         }
-        async with self._grpc_server(
-            "gateway", "inference_gateway", ["serve"], port, env
-        ) as server:
+        async with contextlib.AsyncExitStack() as stack:
+            if self.tracing:
+                env.update(await stack.enter_async_context(self._otlp_receiver()))
+            server = await stack.enter_async_context(
+                self._grpc_server("gateway", "inference_gateway", ["serve"], port, env)
+            )
             yield server
+
+    @asynccontextmanager
+    async def _otlp_receiver(self) -> AsyncIterator[dict[str, str]]:
+        """bench/otlp_receiver.py in its own process; yields the gateway's OTEL_* variables."""
+        child = await self._spawn("otlp-receiver", "bench.otlp_receiver", pipes=True)
+        try:
+            assert child.process.stdout is not None
+            line = await asyncio.wait_for(child.process.stdout.readline(), _READY_TIMEOUT)
+            if not line:
+                raise child.failure("exited before serving")
+            yield {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": str(json.loads(line)["endpoint"]),
+                "OTEL_EXPORTER_OTLP_INSECURE": "true",
+                # Every call sampled: the cost measured is the whole cost.
+                "OTEL_TRACES_SAMPLER": "always_on",
+            }
+        finally:
+            await child.stop()
 
     @asynccontextmanager
     async def redis(self) -> AsyncIterator[str]:

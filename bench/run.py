@@ -47,10 +47,14 @@ async def _guarded(number: int, title: str, measuring: Awaitable[Figure], log: L
     return figure
 
 
-async def run_suite(plan: Plan, workdir: Path, log: Log) -> list[Figure]:
-    """Measures every figure with `plan`'s sizes; processes and logs live in `workdir`."""
+async def run_suite(plan: Plan, workdir: Path, log: Log, *, tracing: bool = False) -> list[Figure]:
+    """Measures every figure with `plan`'s sizes; processes and logs live in `workdir`.
+
+    With `tracing`, every gateway exports every call's spans to an OTLP receiver on
+    loopback, so the figures show what tracing costs.
+    """
     raise_fd_limit()
-    lab = Lab(workdir)
+    lab = Lab(workdir, tracing=tracing)
     issued = asyncio.Event()
     log(f"figure {fig_upstream.NUMBER} ({fig_upstream.TITLE}) starts in the background")
     upstream = asyncio.ensure_future(
@@ -88,14 +92,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--smoke", action="store_true", help="tiny sizes: proves the harness, measures nothing"
     )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where the table goes")
+    parser.add_argument(
+        "--tracing",
+        action="store_true",
+        help="gateways trace every call, exported over OTLP/gRPC to a receiver on loopback",
+    )
     args = parser.parse_args(argv)
     plan = SMOKE if args.smoke else FULL
     workdir = Path(tempfile.mkdtemp(prefix="inference-gateway-bench-"))
     env = environment(REPO_ROOT)
     ticks = cpu_ticks()
     started = time.monotonic()
-    figures = asyncio.run(run_suite(plan, workdir, _log))
+    figures = asyncio.run(run_suite(plan, workdir, _log, tracing=args.tracing))
     command = "python -m bench.run --smoke" if args.smoke else "make bench"
+    if args.tracing:
+        command += " (--tracing)"
     table = render_markdown(
         dataclasses.replace(env, steal_percent=steal_percent(ticks, cpu_ticks())),
         figures,

@@ -17,7 +17,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import grpc
 import pytest
+from bench.catalogue import INSTANT
 from bench.jobs import (
     JOB_KINDS,
     RESULT_KINDS,
@@ -32,7 +34,7 @@ from bench.jobs import (
     UpstreamCall,
     UpstreamJob,
 )
-from bench.lab import REPO_ROOT
+from bench.lab import REPO_ROOT, Lab
 from bench.plan import SMOKE, PlanError
 from bench.report import Environment, Figure, ReportError, Row, render_markdown, steal_percent
 from bench.run import run_suite
@@ -42,6 +44,7 @@ from bench.wire import WireError, decode, encode
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from inference_gateway_protos.inference.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from replicate_simulator import StreamEvent
 from replicate_simulator._sse import encode_event
 
@@ -323,3 +326,26 @@ async def test_smoke_run_measures_every_figure(tmp_path: Path) -> None:
     table = render_markdown(env, figures, plan=SMOKE.name, command="smoke", seconds=1)
     # The header, then one line per row.
     assert table.count("\n| ") == 1 + sum(len(f.rows) for f in figures)
+
+
+def spans_received(workdir: Path) -> int:
+    """What the bench's OTLP receiver logged it received, once stopped."""
+    [log] = workdir.glob("*-otlp-receiver.log")
+    [line] = [x for x in log.read_text().splitlines() if x.startswith("spans received: ")]
+    return int(line.removeprefix("spans received: "))
+
+
+async def test_with_tracing_the_benchs_gateway_exports_every_call(tmp_path: Path) -> None:
+    lab = Lab(tmp_path, tracing=True)
+    async with (
+        lab.simulator("tracing", [INSTANT]) as simulator,
+        lab.gateway(simulator) as gateway,
+        grpc.aio.insecure_channel(gateway.target) as channel,
+    ):
+        stub = gateway_pb2_grpc.InferenceGatewayStub(channel)
+        for _ in range(3):
+            await stub.GenerateText(
+                gateway_pb2.GenerateTextRequest(model=INSTANT.name, prompt="x"), timeout=30
+            )
+    # Each call: its server span, and the create's phase and HTTP spans below it.
+    assert spans_received(tmp_path) >= 3 * 3

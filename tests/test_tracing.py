@@ -27,7 +27,7 @@ from inference_gateway.settings import SettingsError
 from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as pb
 from tests.gateway_harness import TEST_TOKEN, running_gateway
 from tests.support.models import LLAMA3
-from tests.support.otlp import Receiver, attributes, otlp_receiver
+from tests.support.otlp import Collected, attributes, otlp_receiver
 from tests.support.prometheus import PROMETHEUS_PATIENCE_S, prometheus_scraping
 
 SERVICE = "/inference.gateway.v1.InferenceGateway/"
@@ -50,7 +50,7 @@ def caller_context() -> tuple[str, str, tuple[tuple[str, str], ...]]:
     return trace_id, span_id, (("traceparent", f"00-{trace_id}-{span_id}-01"),)
 
 
-def trace_of(receiver: Receiver, trace_id: str) -> list[trace_pb2.Span]:
+def trace_of(receiver: Collected, trace_id: str) -> list[trace_pb2.Span]:
     return [s for s in receiver.spans() if s.trace_id.hex() == trace_id]
 
 

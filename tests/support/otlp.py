@@ -1,4 +1,4 @@
-"""An OTLP/gRPC trace receiver on loopback, built from opentelemetry-proto's service.
+"""The bench's OTLP/gRPC receiver (bench/otlp_receiver.py) in process, and its spans.
 
 It keeps every span the gateway's exporter sends, as protobuf, so tests read what a
 collector would receive rather than what the SDK meant to send.
@@ -8,55 +8,41 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
-import grpc
-from opentelemetry.proto.collector.trace.v1 import (
-    trace_service_pb2 as collector,
-)
-from opentelemetry.proto.collector.trace.v1 import (
-    trace_service_pb2_grpc as collector_grpc,
-)
+from bench.otlp_receiver import Receiver, serve_receiver
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 
 @dataclass
-class Receiver(collector_grpc.TraceServiceServicer):
-    port: int = 0
-    requests: list[collector.ExportTraceServiceRequest] = field(default_factory=list)
+class Collected:
+    """What a receiver on loopback got, as protobuf, read after the gateway stopped."""
 
-    async def Export(
-        self, request: collector.ExportTraceServiceRequest, context: Any
-    ) -> collector.ExportTraceServiceResponse:
-        self.requests.append(request)
-        return collector.ExportTraceServiceResponse()
+    receiver: Receiver
+    port: int
 
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def spans(self) -> Iterator[trace_pb2.Span]:
-        for request in self.requests:
+        for request in self.receiver.requests:
             for resource_spans in request.resource_spans:
                 for scope_spans in resource_spans.scope_spans:
                     yield from scope_spans.spans
 
     def raw(self) -> bytes:
         """Everything received, as bytes: for asserting what must never be in a span."""
-        return b"".join(request.SerializeToString() for request in self.requests)
+        return b"".join(request.SerializeToString() for request in self.receiver.requests)
 
 
 @asynccontextmanager
-async def otlp_receiver() -> AsyncIterator[Receiver]:
+async def otlp_receiver() -> AsyncIterator[Collected]:
     receiver = Receiver()
-    server = grpc.aio.server()
-    collector_grpc.add_TraceServiceServicer_to_server(receiver, server)  # type: ignore[no-untyped-call]
-    receiver.port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
+    server, port = await serve_receiver(receiver)
     try:
-        yield receiver
+        yield Collected(receiver, port)
     finally:
         await server.stop(None)
 
