@@ -43,6 +43,12 @@ type InferenceGatewayClient interface {
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// AIP-151: a long-running method returns google.longrunning.Operation.
 	SubmitImage(ctx context.Context, in *SubmitImageRequest, opts ...grpc.CallOption) (*longrunning.Operation, error)
+	// Keeps a deployment's instances running for a while (its min_instances raised),
+	// ahead of a known burst; only callers granted it (callers.NAME.warm). Many calls
+	// within the time cause one update, across replicas; the previous value comes back
+	// when the time is up. An RPC rather than an admin endpoint: it reuses the callers'
+	// tokens, the request log, metrics and reflection.
+	WarmModel(ctx context.Context, in *WarmModelRequest, opts ...grpc.CallOption) (*WarmModelResponse, error)
 }
 
 type inferenceGatewayClient struct {
@@ -139,6 +145,15 @@ func (c *inferenceGatewayClient) SubmitImage(ctx context.Context, in *SubmitImag
 	return out, nil
 }
 
+func (c *inferenceGatewayClient) WarmModel(ctx context.Context, in *WarmModelRequest, opts ...grpc.CallOption) (*WarmModelResponse, error) {
+	out := new(WarmModelResponse)
+	err := c.cc.Invoke(ctx, "/inference.gateway.v1.InferenceGateway/WarmModel", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // InferenceGatewayServer is the server API for InferenceGateway service.
 // All implementations must embed UnimplementedInferenceGatewayServer
 // for forward compatibility
@@ -168,6 +183,12 @@ type InferenceGatewayServer interface {
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// AIP-151: a long-running method returns google.longrunning.Operation.
 	SubmitImage(context.Context, *SubmitImageRequest) (*longrunning.Operation, error)
+	// Keeps a deployment's instances running for a while (its min_instances raised),
+	// ahead of a known burst; only callers granted it (callers.NAME.warm). Many calls
+	// within the time cause one update, across replicas; the previous value comes back
+	// when the time is up. An RPC rather than an admin endpoint: it reuses the callers'
+	// tokens, the request log, metrics and reflection.
+	WarmModel(context.Context, *WarmModelRequest) (*WarmModelResponse, error)
 	mustEmbedUnimplementedInferenceGatewayServer()
 }
 
@@ -195,6 +216,9 @@ func (UnimplementedInferenceGatewayServer) SubmitText(context.Context, *SubmitTe
 }
 func (UnimplementedInferenceGatewayServer) SubmitImage(context.Context, *SubmitImageRequest) (*longrunning.Operation, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method SubmitImage not implemented")
+}
+func (UnimplementedInferenceGatewayServer) WarmModel(context.Context, *WarmModelRequest) (*WarmModelResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method WarmModel not implemented")
 }
 func (UnimplementedInferenceGatewayServer) mustEmbedUnimplementedInferenceGatewayServer() {}
 
@@ -338,6 +362,24 @@ func _InferenceGateway_SubmitImage_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _InferenceGateway_WarmModel_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(WarmModelRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(InferenceGatewayServer).WarmModel(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/inference.gateway.v1.InferenceGateway/WarmModel",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(InferenceGatewayServer).WarmModel(ctx, req.(*WarmModelRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 var _InferenceGateway_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "inference.gateway.v1.InferenceGateway",
 	HandlerType: (*InferenceGatewayServer)(nil),
@@ -365,6 +407,10 @@ var _InferenceGateway_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SubmitImage",
 			Handler:    _InferenceGateway_SubmitImage_Handler,
+		},
+		{
+			MethodName: "WarmModel",
+			Handler:    _InferenceGateway_WarmModel_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

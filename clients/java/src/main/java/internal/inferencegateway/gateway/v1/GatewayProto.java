@@ -129,6 +129,16 @@ public final class GatewayProto {
   static final 
     com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
       internal_static_inference_gateway_v1_GetUsageResponse_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_inference_gateway_v1_WarmModelRequest_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_inference_gateway_v1_WarmModelRequest_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_inference_gateway_v1_WarmModelResponse_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_inference_gateway_v1_WarmModelResponse_fieldAccessorTable;
 
   public static com.google.protobuf.Descriptors.FileDescriptor
       getDescriptor() {
@@ -271,49 +281,62 @@ public final class GatewayProto {
       "f.TimestampR\010resetsAt\022\024\n\005spent\030\005 \001(\tR\005sp" +
       "ent\022\032\n\010reserved\030\006 \001(\tR\010reserved\022\024\n\005limit" +
       "\030\007 \001(\tR\005limit\022\034\n\tremaining\030\010 \001(\tR\tremain" +
-      "ing\022\032\n\010currency\030\t \001(\tR\010currency*\365\001\n\020Pred" +
-      "ictionStatus\022!\n\035PREDICTION_STATUS_UNSPEC" +
-      "IFIED\020\000\022\036\n\032PREDICTION_STATUS_STARTING\020\001\022" +
-      " \n\034PREDICTION_STATUS_PROCESSING\020\002\022\037\n\033PRE" +
-      "DICTION_STATUS_SUCCEEDED\020\003\022\034\n\030PREDICTION" +
-      "_STATUS_FAILED\020\004\022\036\n\032PREDICTION_STATUS_CA" +
-      "NCELED\020\005\022\035\n\031PREDICTION_STATUS_ABORTED\020\006*" +
-      "\207\001\n\016PredictionRole\022\037\n\033PREDICTION_ROLE_UN" +
-      "SPECIFIED\020\000\022\033\n\027PREDICTION_ROLE_PRIMARY\020\001" +
-      "\022\034\n\030PREDICTION_ROLE_FALLBACK\020\002\022\031\n\025PREDIC" +
-      "TION_ROLE_HEDGE\020\003*\210\001\n\014EndpointKind\022\035\n\031EN" +
-      "DPOINT_KIND_UNSPECIFIED\020\000\022 \n\034ENDPOINT_KI" +
-      "ND_OFFICIAL_MODEL\020\001\022\031\n\025ENDPOINT_KIND_VER" +
-      "SION\020\002\022\034\n\030ENDPOINT_KIND_DEPLOYMENT\020\003*;\n\004" +
-      "Task\022\024\n\020TASK_UNSPECIFIED\020\000\022\r\n\tTASK_TEXT\020" +
-      "\001\022\016\n\nTASK_IMAGE\020\002*R\n\tCacheMode\022\032\n\026CACHE_" +
-      "MODE_UNSPECIFIED\020\000\022\022\n\016CACHE_MODE_USE\020\001\022\025" +
-      "\n\021CACHE_MODE_BYPASS\020\0022\221\006\n\020InferenceGatew" +
-      "ay\022e\n\014GenerateText\022).inference.gateway.v" +
-      "1.GenerateTextRequest\032*.inference.gatewa" +
-      "y.v1.GenerateTextResponse\022c\n\nStreamText\022" +
-      ").inference.gateway.v1.GenerateTextReque" +
-      "st\032(.inference.gateway.v1.StreamTextResp" +
-      "onse0\001\022h\n\rGenerateImage\022*.inference.gate" +
-      "way.v1.GenerateImageRequest\032+.inference." +
-      "gateway.v1.GenerateImageResponse\022_\n\nList" +
-      "Models\022\'.inference.gateway.v1.ListModels" +
-      "Request\032(.inference.gateway.v1.ListModel" +
-      "sResponse\022Y\n\010GetUsage\022%.inference.gatewa" +
-      "y.v1.GetUsageRequest\032&.inference.gateway" +
-      ".v1.GetUsageResponse\022\202\001\n\nSubmitText\022\'.in" +
-      "ference.gateway.v1.SubmitTextRequest\032\035.g" +
-      "oogle.longrunning.Operation\",\312A)\n\024Genera" +
-      "teTextResponse\022\021OperationMetadata\022\205\001\n\013Su" +
-      "bmitImage\022(.inference.gateway.v1.SubmitI" +
-      "mageRequest\032\035.google.longrunning.Operati" +
-      "on\"-\312A*\n\025GenerateImageResponse\022\021Operatio" +
-      "nMetadataB\304\001\n$internal.inferencegateway." +
-      "gateway.v1B\014GatewayProtoP\001ZCinferencegat" +
-      "eway.internal/clients/go/inference/gatew" +
-      "ay/v1;gatewayv1\242\002\003IGW\252\002\023InferenceGateway" +
-      ".V1\312\002\023InferenceGateway\\V1\352\002\024InferenceGat" +
-      "eway::V1b\006proto3"
+      "ing\022\032\n\010currency\030\t \001(\tR\010currency\"\264\001\n\020Warm" +
+      "ModelRequest\022\024\n\005model\030\001 \001(\tR\005model\022(\n\rmi" +
+      "n_instances\030\002 \001(\005H\000R\014minInstances\210\001\001\0225\n\010" +
+      "duration\030\003 \001(\0132\031.google.protobuf.Duratio" +
+      "nR\010duration\022\027\n\007dry_run\030\004 \001(\010R\006dryRunB\020\n\016" +
+      "_min_instances\"\374\001\n\021WarmModelResponse\022\036\n\n" +
+      "deployment\030\001 \001(\tR\ndeployment\022#\n\rmin_inst" +
+      "ances\030\002 \001(\005R\014minInstances\0224\n\026previous_mi" +
+      "n_instances\030\003 \001(\005R\024previousMinInstances\022" +
+      "9\n\nwarm_until\030\004 \001(\0132\032.google.protobuf.Ti" +
+      "mestampR\twarmUntil\022\030\n\007changed\030\005 \001(\010R\007cha" +
+      "nged\022\027\n\007dry_run\030\006 \001(\010R\006dryRun*\365\001\n\020Predic" +
+      "tionStatus\022!\n\035PREDICTION_STATUS_UNSPECIF" +
+      "IED\020\000\022\036\n\032PREDICTION_STATUS_STARTING\020\001\022 \n" +
+      "\034PREDICTION_STATUS_PROCESSING\020\002\022\037\n\033PREDI" +
+      "CTION_STATUS_SUCCEEDED\020\003\022\034\n\030PREDICTION_S" +
+      "TATUS_FAILED\020\004\022\036\n\032PREDICTION_STATUS_CANC" +
+      "ELED\020\005\022\035\n\031PREDICTION_STATUS_ABORTED\020\006*\207\001" +
+      "\n\016PredictionRole\022\037\n\033PREDICTION_ROLE_UNSP" +
+      "ECIFIED\020\000\022\033\n\027PREDICTION_ROLE_PRIMARY\020\001\022\034" +
+      "\n\030PREDICTION_ROLE_FALLBACK\020\002\022\031\n\025PREDICTI" +
+      "ON_ROLE_HEDGE\020\003*\210\001\n\014EndpointKind\022\035\n\031ENDP" +
+      "OINT_KIND_UNSPECIFIED\020\000\022 \n\034ENDPOINT_KIND" +
+      "_OFFICIAL_MODEL\020\001\022\031\n\025ENDPOINT_KIND_VERSI" +
+      "ON\020\002\022\034\n\030ENDPOINT_KIND_DEPLOYMENT\020\003*;\n\004Ta" +
+      "sk\022\024\n\020TASK_UNSPECIFIED\020\000\022\r\n\tTASK_TEXT\020\001\022" +
+      "\016\n\nTASK_IMAGE\020\002*R\n\tCacheMode\022\032\n\026CACHE_MO" +
+      "DE_UNSPECIFIED\020\000\022\022\n\016CACHE_MODE_USE\020\001\022\025\n\021" +
+      "CACHE_MODE_BYPASS\020\0022\357\006\n\020InferenceGateway" +
+      "\022e\n\014GenerateText\022).inference.gateway.v1." +
+      "GenerateTextRequest\032*.inference.gateway." +
+      "v1.GenerateTextResponse\022c\n\nStreamText\022)." +
+      "inference.gateway.v1.GenerateTextRequest" +
+      "\032(.inference.gateway.v1.StreamTextRespon" +
+      "se0\001\022h\n\rGenerateImage\022*.inference.gatewa" +
+      "y.v1.GenerateImageRequest\032+.inference.ga" +
+      "teway.v1.GenerateImageResponse\022_\n\nListMo" +
+      "dels\022\'.inference.gateway.v1.ListModelsRe" +
+      "quest\032(.inference.gateway.v1.ListModelsR" +
+      "esponse\022Y\n\010GetUsage\022%.inference.gateway." +
+      "v1.GetUsageRequest\032&.inference.gateway.v" +
+      "1.GetUsageResponse\022\202\001\n\nSubmitText\022\'.infe" +
+      "rence.gateway.v1.SubmitTextRequest\032\035.goo" +
+      "gle.longrunning.Operation\",\312A)\n\024Generate" +
+      "TextResponse\022\021OperationMetadata\022\205\001\n\013Subm" +
+      "itImage\022(.inference.gateway.v1.SubmitIma" +
+      "geRequest\032\035.google.longrunning.Operation" +
+      "\"-\312A*\n\025GenerateImageResponse\022\021OperationM" +
+      "etadata\022\\\n\tWarmModel\022&.inference.gateway" +
+      ".v1.WarmModelRequest\032\'.inference.gateway" +
+      ".v1.WarmModelResponseB\304\001\n$internal.infer" +
+      "encegateway.gateway.v1B\014GatewayProtoP\001ZC" +
+      "inferencegateway.internal/clients/go/inf" +
+      "erence/gateway/v1;gatewayv1\242\002\003IGW\252\002\023Infe" +
+      "renceGateway.V1\312\002\023InferenceGateway\\V1\352\002\024" +
+      "InferenceGateway::V1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
@@ -461,6 +484,18 @@ public final class GatewayProto {
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_inference_gateway_v1_GetUsageResponse_descriptor,
         new java.lang.String[] { "Caller", "Period", "PeriodStart", "ResetsAt", "Spent", "Reserved", "Limit", "Remaining", "Currency", });
+    internal_static_inference_gateway_v1_WarmModelRequest_descriptor =
+      getDescriptor().getMessageTypes().get(23);
+    internal_static_inference_gateway_v1_WarmModelRequest_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_inference_gateway_v1_WarmModelRequest_descriptor,
+        new java.lang.String[] { "Model", "MinInstances", "Duration", "DryRun", "MinInstances", });
+    internal_static_inference_gateway_v1_WarmModelResponse_descriptor =
+      getDescriptor().getMessageTypes().get(24);
+    internal_static_inference_gateway_v1_WarmModelResponse_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_inference_gateway_v1_WarmModelResponse_descriptor,
+        new java.lang.String[] { "Deployment", "MinInstances", "PreviousMinInstances", "WarmUntil", "Changed", "DryRun", });
     com.google.protobuf.ExtensionRegistry registry =
         com.google.protobuf.ExtensionRegistry.newInstance();
     registry.add(com.google.longrunning.OperationsProto.operationInfo);

@@ -235,6 +235,37 @@ public final class InferenceGatewayGrpc {
     return getSubmitImageMethod;
   }
 
+  private static volatile io.grpc.MethodDescriptor<internal.inferencegateway.gateway.v1.WarmModelRequest,
+      internal.inferencegateway.gateway.v1.WarmModelResponse> getWarmModelMethod;
+
+  @io.grpc.stub.annotations.RpcMethod(
+      fullMethodName = SERVICE_NAME + '/' + "WarmModel",
+      requestType = internal.inferencegateway.gateway.v1.WarmModelRequest.class,
+      responseType = internal.inferencegateway.gateway.v1.WarmModelResponse.class,
+      methodType = io.grpc.MethodDescriptor.MethodType.UNARY)
+  public static io.grpc.MethodDescriptor<internal.inferencegateway.gateway.v1.WarmModelRequest,
+      internal.inferencegateway.gateway.v1.WarmModelResponse> getWarmModelMethod() {
+    io.grpc.MethodDescriptor<internal.inferencegateway.gateway.v1.WarmModelRequest, internal.inferencegateway.gateway.v1.WarmModelResponse> getWarmModelMethod;
+    if ((getWarmModelMethod = InferenceGatewayGrpc.getWarmModelMethod) == null) {
+      synchronized (InferenceGatewayGrpc.class) {
+        if ((getWarmModelMethod = InferenceGatewayGrpc.getWarmModelMethod) == null) {
+          InferenceGatewayGrpc.getWarmModelMethod = getWarmModelMethod =
+              io.grpc.MethodDescriptor.<internal.inferencegateway.gateway.v1.WarmModelRequest, internal.inferencegateway.gateway.v1.WarmModelResponse>newBuilder()
+              .setType(io.grpc.MethodDescriptor.MethodType.UNARY)
+              .setFullMethodName(generateFullMethodName(SERVICE_NAME, "WarmModel"))
+              .setSampledToLocalTracing(true)
+              .setRequestMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  internal.inferencegateway.gateway.v1.WarmModelRequest.getDefaultInstance()))
+              .setResponseMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  internal.inferencegateway.gateway.v1.WarmModelResponse.getDefaultInstance()))
+              .setSchemaDescriptor(new InferenceGatewayMethodDescriptorSupplier("WarmModel"))
+              .build();
+        }
+      }
+    }
+    return getWarmModelMethod;
+  }
+
   /**
    * Creates a new async stub that supports all call types for the service
    */
@@ -367,6 +398,20 @@ public final class InferenceGatewayGrpc {
       io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getSubmitImageMethod(), responseObserver);
     }
 
+    /**
+     * <pre>
+     * Keeps a deployment's instances running for a while (its min_instances raised),
+     * ahead of a known burst; only callers granted it (callers.NAME.warm). Many calls
+     * within the time cause one update, across replicas; the previous value comes back
+     * when the time is up. An RPC rather than an admin endpoint: it reuses the callers'
+     * tokens, the request log, metrics and reflection.
+     * </pre>
+     */
+    public void warmModel(internal.inferencegateway.gateway.v1.WarmModelRequest request,
+        io.grpc.stub.StreamObserver<internal.inferencegateway.gateway.v1.WarmModelResponse> responseObserver) {
+      io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getWarmModelMethod(), responseObserver);
+    }
+
     @java.lang.Override public final io.grpc.ServerServiceDefinition bindService() {
       return io.grpc.ServerServiceDefinition.builder(getServiceDescriptor())
           .addMethod(
@@ -418,6 +463,13 @@ public final class InferenceGatewayGrpc {
                 internal.inferencegateway.gateway.v1.SubmitImageRequest,
                 com.google.longrunning.Operation>(
                   this, METHODID_SUBMIT_IMAGE)))
+          .addMethod(
+            getWarmModelMethod(),
+            io.grpc.stub.ServerCalls.asyncUnaryCall(
+              new MethodHandlers<
+                internal.inferencegateway.gateway.v1.WarmModelRequest,
+                internal.inferencegateway.gateway.v1.WarmModelResponse>(
+                  this, METHODID_WARM_MODEL)))
           .build();
     }
   }
@@ -526,6 +578,21 @@ public final class InferenceGatewayGrpc {
       io.grpc.stub.ClientCalls.asyncUnaryCall(
           getChannel().newCall(getSubmitImageMethod(), getCallOptions()), request, responseObserver);
     }
+
+    /**
+     * <pre>
+     * Keeps a deployment's instances running for a while (its min_instances raised),
+     * ahead of a known burst; only callers granted it (callers.NAME.warm). Many calls
+     * within the time cause one update, across replicas; the previous value comes back
+     * when the time is up. An RPC rather than an admin endpoint: it reuses the callers'
+     * tokens, the request log, metrics and reflection.
+     * </pre>
+     */
+    public void warmModel(internal.inferencegateway.gateway.v1.WarmModelRequest request,
+        io.grpc.stub.StreamObserver<internal.inferencegateway.gateway.v1.WarmModelResponse> responseObserver) {
+      io.grpc.stub.ClientCalls.asyncUnaryCall(
+          getChannel().newCall(getWarmModelMethod(), getCallOptions()), request, responseObserver);
+    }
   }
 
   /**
@@ -626,6 +693,20 @@ public final class InferenceGatewayGrpc {
       return io.grpc.stub.ClientCalls.blockingUnaryCall(
           getChannel(), getSubmitImageMethod(), getCallOptions(), request);
     }
+
+    /**
+     * <pre>
+     * Keeps a deployment's instances running for a while (its min_instances raised),
+     * ahead of a known burst; only callers granted it (callers.NAME.warm). Many calls
+     * within the time cause one update, across replicas; the previous value comes back
+     * when the time is up. An RPC rather than an admin endpoint: it reuses the callers'
+     * tokens, the request log, metrics and reflection.
+     * </pre>
+     */
+    public internal.inferencegateway.gateway.v1.WarmModelResponse warmModel(internal.inferencegateway.gateway.v1.WarmModelRequest request) {
+      return io.grpc.stub.ClientCalls.blockingUnaryCall(
+          getChannel(), getWarmModelMethod(), getCallOptions(), request);
+    }
   }
 
   /**
@@ -720,6 +801,21 @@ public final class InferenceGatewayGrpc {
       return io.grpc.stub.ClientCalls.futureUnaryCall(
           getChannel().newCall(getSubmitImageMethod(), getCallOptions()), request);
     }
+
+    /**
+     * <pre>
+     * Keeps a deployment's instances running for a while (its min_instances raised),
+     * ahead of a known burst; only callers granted it (callers.NAME.warm). Many calls
+     * within the time cause one update, across replicas; the previous value comes back
+     * when the time is up. An RPC rather than an admin endpoint: it reuses the callers'
+     * tokens, the request log, metrics and reflection.
+     * </pre>
+     */
+    public com.google.common.util.concurrent.ListenableFuture<internal.inferencegateway.gateway.v1.WarmModelResponse> warmModel(
+        internal.inferencegateway.gateway.v1.WarmModelRequest request) {
+      return io.grpc.stub.ClientCalls.futureUnaryCall(
+          getChannel().newCall(getWarmModelMethod(), getCallOptions()), request);
+    }
   }
 
   private static final int METHODID_GENERATE_TEXT = 0;
@@ -729,6 +825,7 @@ public final class InferenceGatewayGrpc {
   private static final int METHODID_GET_USAGE = 4;
   private static final int METHODID_SUBMIT_TEXT = 5;
   private static final int METHODID_SUBMIT_IMAGE = 6;
+  private static final int METHODID_WARM_MODEL = 7;
 
   private static final class MethodHandlers<Req, Resp> implements
       io.grpc.stub.ServerCalls.UnaryMethod<Req, Resp>,
@@ -774,6 +871,10 @@ public final class InferenceGatewayGrpc {
         case METHODID_SUBMIT_IMAGE:
           serviceImpl.submitImage((internal.inferencegateway.gateway.v1.SubmitImageRequest) request,
               (io.grpc.stub.StreamObserver<com.google.longrunning.Operation>) responseObserver);
+          break;
+        case METHODID_WARM_MODEL:
+          serviceImpl.warmModel((internal.inferencegateway.gateway.v1.WarmModelRequest) request,
+              (io.grpc.stub.StreamObserver<internal.inferencegateway.gateway.v1.WarmModelResponse>) responseObserver);
           break;
         default:
           throw new AssertionError();
@@ -843,6 +944,7 @@ public final class InferenceGatewayGrpc {
               .addMethod(getGetUsageMethod())
               .addMethod(getSubmitTextMethod())
               .addMethod(getSubmitImageMethod())
+              .addMethod(getWarmModelMethod())
               .build();
         }
       }
