@@ -15,6 +15,7 @@ from typing import Any
 
 import grpc
 import pytest
+from google.longrunning import operations_pb2, operations_pb2_grpc
 from google.protobuf import struct_pb2
 
 from inference_gateway.config import GatewayConfig, hash_token, load_config
@@ -222,3 +223,36 @@ async def test_budgeted_caller_cannot_run_a_model_without_a_price(tmp_path: Path
         assert h.requests.count("create") == 0
     assert refused.value.code() is grpc.StatusCode.FAILED_PRECONDITION
     assert error_info(refused.value).reason == "COST_NOT_BOUNDED"
+
+
+async def test_submissions_carry_their_cost_and_their_follower_settles_the_budget(
+    tmp_path: Path,
+) -> None:
+    budget = 'budget: {amount: "1.00", per: day}'
+    outcomes: list[str] = []
+    async with running_gateway(config=priced_config(tmp_path, budget)) as h:
+        operations = operations_pb2_grpc.OperationsStub(h.channel)
+        for _ in range(4):
+            submit = pb.SubmitImageRequest(
+                request=pb.GenerateImageRequest(model=FLUX, prompt="a fox")
+            )
+            try:
+                operation = await h.stub.SubmitImage(submit, metadata=auth("team-a"))
+            except grpc.aio.AioRpcError as refused:
+                outcomes.append(error_info(refused).reason)
+                continue
+            wait = operations_pb2.WaitOperationRequest(name=operation.name)
+            wait.timeout.FromSeconds(30)
+            done = await operations.WaitOperation(wait, metadata=auth("team-a"), timeout=40)
+            response = pb.GenerateImageResponse()
+            assert done.response.Unpack(response)
+            outcomes.append(response.cost.amount)
+        usage = await h.stub.GetUsage(pb.GetUsageRequest(), metadata=auth("team-a"))
+        creates = h.requests.count("create")
+        counted = sample(h, "inference_gateway_cost_total", caller="team-a", model=FLUX)
+    assert outcomes == ["0.300000000"] * 3 + ["CALLER_BUDGET_EXHAUSTED"]
+    assert creates == 3
+    assert money(usage.spent) == Decimal("0.90")
+    assert money(usage.reserved) == 0
+    # The follower runs outside the submitting call, and still names its caller.
+    assert abs(Decimal(str(counted)) - Decimal("0.90")) < CENT

@@ -13,6 +13,7 @@ each call costs at most what it reserved.
 from __future__ import annotations
 
 import calendar
+import dataclasses
 import datetime
 import logging
 import uuid
@@ -20,6 +21,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
+from typing import Any
 
 from inference_gateway.config import AliasConfig, CallerConfig, SpendLimit
 from inference_gateway.deadlines import Deadline
@@ -40,7 +42,7 @@ from inference_gateway.replicate import Prediction
 from inference_gateway.request_log import current_record
 from inference_gateway.state import Guarantee, SharedState, StoreError
 
-__all__ = ["Accounting", "Charge", "UsageReport", "usage_of"]
+__all__ = ["Accounting", "Charge", "Hold", "UsageReport", "usage_of"]
 
 _log = logging.getLogger(__name__)
 # A reservation outlives its call's deadline by this much before the store drops it (a
@@ -161,7 +163,6 @@ class UsageReport:
 class Charge:
     """One call's bill: the predictions it caused, settled against its reservation."""
 
-    reserved: Decimal = Decimal(0)
     # Costs of the predictions this call made (hedges and fallbacks included).
     costs: list[Cost] = field(default_factory=list)
     # The call attached to a prediction an earlier call made (a repeated request_id):
@@ -170,6 +171,36 @@ class Charge:
 
     def add(self, cost: Cost) -> None:
         self.costs.append(cost)
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """A call's place in its caller's spend record: the period's record, the reservation
+    (zero without a budget), kept in an operation's record for its follower to settle."""
+
+    key: str
+    holder: str
+    reserved: Decimal
+    budgeted: bool
+
+    def ttl(self) -> float:
+        """The record outlives its period (named in the key) by _KEEP_AFTER_PERIOD."""
+        period = Period.current("month" if ":month:" in self.key else "day")
+        return period.ttl()
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "key": self.key,
+            "holder": self.holder,
+            "reserved": str(self.reserved),
+            "budgeted": self.budgeted,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Hold:
+        return cls(
+            str(data["key"]), str(data["holder"]), Decimal(data["reserved"]), bool(data["budgeted"])
+        )
 
 
 class Accounting:
@@ -224,6 +255,28 @@ class Accounting:
 
     # --- budgets ---------------------------------------------------------------------------
 
+    async def hold(
+        self,
+        caller: CallerConfig,
+        ref: ModelRef,
+        alias: AliasConfig | None,
+        model_input: Mapping[str, object],
+        deadline: Deadline,
+        *,
+        hold_seconds: float | None = None,
+    ) -> Hold:
+        """Reserves the worst-case cost against the caller's budget (when it has one) for
+        `hold_seconds` (default: the deadline), or refuses the call."""
+        budget = caller.budget
+        period = Period.current(budget.period if budget is not None else "day")
+        hold = Hold(period.key(caller.name), uuid.uuid4().hex, Decimal(0), budget is not None)
+        if budget is None:
+            return hold
+        amount = self._worst_case(caller, ref, alias, model_input, deadline)
+        seconds = deadline.remaining() if hold_seconds is None else hold_seconds
+        await self._reserve(caller, budget, period, hold.holder, amount, seconds, deadline)
+        return dataclasses.replace(hold, reserved=amount)
+
     @asynccontextmanager
     async def charge(
         self,
@@ -241,15 +294,10 @@ class Accounting:
         cost is known (a deadline, a hedge that lost and was canceled) pays its reservation.
         """
         charge = Charge()
-        budget = caller.budget if caller is not None else None
         if caller is None:
             yield charge
             return
-        period = Period.current(budget.period if budget is not None else "day")
-        holder = uuid.uuid4().hex
-        if budget is not None:
-            charge.reserved = self._worst_case(caller, ref, alias, model_input, deadline)
-            await self._reserve(caller, budget, period, holder, charge.reserved, deadline)
+        hold = await self.hold(caller, ref, alias, model_input, deadline)
         outcome: BaseException | None = None
         try:
             yield charge
@@ -260,7 +308,7 @@ class Accounting:
             made = created() or (
                 isinstance(outcome, GatewayError) and "predictionId" in outcome.metadata
             )
-            await self._settle(caller, budget, period, holder, self._actual(charge, made))
+            await self.settle(hold, charge, created=made)
 
     def _worst_case(
         self,
@@ -302,6 +350,7 @@ class Accounting:
         period: Period,
         holder: str,
         amount: Decimal,
+        hold_seconds: float,
         deadline: Deadline,
     ) -> None:
         limit = _nanos(budget.amount, ROUND_HALF_UP)
@@ -314,7 +363,7 @@ class Accounting:
                 holder,
                 _nanos(amount, ROUND_CEILING),
                 limit,
-                deadline.remaining() + _HOLD_SLACK_SECONDS,
+                hold_seconds + _HOLD_SLACK_SECONDS,
                 period.ttl(),
             ),
         )
@@ -342,45 +391,32 @@ class Accounting:
             ),
         )
 
-    @staticmethod
-    def _actual(charge: Charge, created: bool) -> Decimal:
-        """What the call is settled at: its predictions' costs, or, when one was created
-        but its cost never became known (the call ended first), the most it could cost.
-        A repeated request_id pays nothing: the call that made the prediction paid."""
-        if charge.repeat:
-            return Decimal(0)
+    async def settle(self, hold: Hold, charge: Charge, *, created: bool) -> None:
+        """Replaces the hold's reservation with what the call's predictions cost (or, when
+        one was created but its cost never became known, the reservation: the most it could
+        cost). A repeated request_id pays nothing: the call that made the prediction paid."""
         known = [cost.amount for cost in charge.costs if cost.amount is not None]
-        unknown = any(cost.amount is None for cost in charge.costs)
-        if unknown or (created and not charge.costs):
-            return max(charge.reserved, sum(known, Decimal(0)))
-        return sum(known, Decimal(0))
-
-    async def _settle(
-        self,
-        caller: CallerConfig,
-        budget: SpendLimit | None,
-        period: Period,
-        holder: str,
-        amount: Decimal,
-    ) -> None:
-        if budget is None and amount == 0:
+        amount = sum(known, Decimal(0))
+        if charge.repeat:
+            amount = Decimal(0)
+        elif len(known) < len(charge.costs) or (created and not charge.costs):
+            amount = max(hold.reserved, amount)
+        if not hold.budgeted and amount == 0:
             return
         try:
             await self._state.call(
                 Guarantee.SPEND,
                 "spend_settle",
                 None,
-                lambda s: s.spend_settle(
-                    period.key(caller.name), holder, _nanos(amount), period.ttl()
-                ),
+                lambda s: s.spend_settle(hold.key, hold.holder, _nanos(amount), hold.ttl()),
             )
         except (GatewayError, StoreError) as exc:
             # The reservation expires by itself; the spend is then missing from the record.
             _log.warning(
-                "could not record %s %s spent by caller %s: %s",
+                "could not record %s %s spent (%s): %s",
                 format_amount(amount),
                 self.currency,
-                caller.name,
+                hold.key,
                 exc,
             )
 

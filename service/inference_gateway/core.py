@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 from inference_gateway import tracing
 from inference_gateway.access import check_permission, may_use_alias
-from inference_gateway.accounting import Accounting, Charge, UsageReport, note_cost
+from inference_gateway.accounting import Accounting, Charge, Hold, UsageReport, note_cost
 from inference_gateway.cache import ResponseCache
 from inference_gateway.config import AliasConfig, CallerConfig
 from inference_gateway.deadlines import Deadline
@@ -675,6 +675,7 @@ class Gateway:
         started: float,
         attempt: Attempt | None = None,
         charge: Charge | None = None,
+        caller: str | None = None,
     ) -> PredictionSummary:
         """Records the prediction's metrics and cost; raises its error when it did not
         succeed (a failed or canceled prediction is billed too).
@@ -721,7 +722,7 @@ class Gateway:
             m.output_tokens.labels(label).inc(tokens_out)
         endpoint = "deployment" if prediction.raw.get("deployment") else "model"
         repeat = charge is not None and charge.repeat
-        cost = self._accounting.cost(prediction, None, label, endpoint, counted=not repeat)
+        cost = self._accounting.cost(prediction, caller, label, endpoint, counted=not repeat)
         if charge is not None and not repeat:
             charge.add(cost)
         if prediction.status != "succeeded":
@@ -778,10 +779,40 @@ class Gateway:
         return self._token(self._registry.resolve(model, task).alias)
 
     def settle(
-        self, prediction: Prediction, label: str, rpc: str, started: float
+        self,
+        prediction: Prediction,
+        label: str,
+        rpc: str,
+        started: float,
+        *,
+        caller: str | None = None,
+        charge: Charge | None = None,
     ) -> PredictionSummary:
-        """A finished prediction's summary and metrics, as the blocking calls record them."""
-        return self._finish(prediction, label, started)
+        """A finished prediction's summary, metrics and cost, as the blocking calls record
+        them; `caller` names who submitted it (a follower runs outside that call)."""
+        return self._finish(prediction, label, started, charge=charge, caller=caller)
+
+    async def hold_spend(
+        self, request: TextRequest | ImageRequest, prepared: Prepared, seconds: float
+    ) -> Hold | None:
+        """A submission's reservation against its caller's budget, held `seconds` (its
+        Cancel-After); its follower settles it with `bill`."""
+        if request.caller is None:
+            return None
+        model_input = prepared.body.get("input")
+        return await self._accounting.hold(
+            request.caller,
+            prepared.resolved.ref,
+            prepared.resolved.alias,
+            model_input if isinstance(model_input, Mapping) else {},
+            Deadline.after(seconds),
+            hold_seconds=seconds,
+        )
+
+    async def bill(self, hold: Hold | None, charge: Charge, *, created: bool) -> None:
+        """Settles a submission's reservation with what its prediction cost."""
+        if hold is not None:
+            await self._accounting.settle(hold, charge, created=created)
 
     def cold_boot(self, prediction: Prediction) -> bool:
         """Whether the prediction's queue time shows a cold boot."""

@@ -38,6 +38,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
+from inference_gateway.accounting import Charge, Hold
 from inference_gateway.config import CallerConfig
 from inference_gateway.core import Gateway, Prepared
 from inference_gateway.deadlines import Deadline
@@ -173,6 +174,9 @@ class _Record:
     kept_bytes: bool = False
     response: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
+    # Who submitted it, and its place in their spend record, for the follower to settle.
+    caller: str = ""
+    spend: dict[str, Any] | None = None
 
     @property
     def done(self) -> bool:
@@ -326,7 +330,9 @@ class Operations:
                 earlier = ticket.done or ticket.prediction_id
                 assert earlier is not None
                 return await self._attach(earlier, request, prepared, cancel_after, call_deadline)
+            spend: Hold | None = None
             try:
+                spend = await self._gateway.hold_spend(request, prepared, cancel_after)
                 created = await self._runner.submit(
                     prepared.path,
                     prepared.body,
@@ -335,14 +341,18 @@ class Operations:
                     cancel_after_seconds=cancel_after,
                 )
             except BaseException:
+                await self._gateway.bill(spend, Charge(), created=False)
                 if ticket is not None:
                     await ticket.fail()
                 raise
             try:
-                record = await self._record(created, request, prepared, time.time() + cancel_after)
+                record = await self._record(
+                    created, request, prepared, time.time() + cancel_after, spend
+                )
             except BaseException:
                 # Nobody could ever read it: do not leave it running.
                 self._runner.cancel_soon(created.id, prepared.token, "operation_not_recorded")
+                await self._gateway.bill(spend, Charge(), created=True)
                 if ticket is not None:
                     await ticket.fail()
                 raise
@@ -402,6 +412,7 @@ class Operations:
         request: TextRequest | ImageRequest,
         prepared: Prepared,
         deadline: float,
+        spend: Hold | None = None,
     ) -> _Record:
         """Records a new operation over `created`, where every replica can find it."""
         assert request.caller is not None
@@ -425,6 +436,8 @@ class Operations:
             status=created.status,
             created=time.time(),
             deadline=deadline,
+            caller=request.caller.name,
+            spend=None if spend is None else spend.to_json(),
         )
         lives = (
             max(0.0, deadline - time.time()) + _DEADLINE_SLACK + self._settings.retention_seconds
@@ -635,11 +648,14 @@ class Operations:
         """Records how the prediction ended: its answer, or its error, as a blocking call's."""
         started = time.monotonic() - (time.time() - record.created)
         rpc = "SubmitImage" if record.task == Task.IMAGE.value else "SubmitText"
+        charge = Charge()
         try:
             if final.raw.get("data_removed") is True:
                 raise _output_removed(final.id)
             try:
-                summary = self._gateway.settle(final, record.label, rpc, started)
+                summary = self._gateway.settle(
+                    final, record.label, rpc, started, caller=record.caller or None, charge=charge
+                )
             except GatewayError:
                 if final.status == "canceled" and await self._was_canceled(record.id):
                     raise Cancelled(
@@ -664,6 +680,9 @@ class Operations:
         except GatewayError as error:
             await self._end(record, final, error)
             return
+        finally:
+            if record.spend is not None:
+                await self._gateway.bill(Hold.from_json(record.spend), charge, created=True)
         record.response = response
         await self._end(record, final, None)
 
