@@ -1253,3 +1253,48 @@ async def test_deployments_update_makes_a_release_and_min_instances_keeps_warm()
             started = datetime.fromisoformat(body["started_at"].replace("Z", "+00:00"))
             created_at = datetime.fromisoformat(body["created_at"].replace("Z", "+00:00"))
             assert (started - created_at).total_seconds() >= 30
+
+
+# -- Replicate's stream and API as separate components -----------------------------------
+
+
+async def test_the_api_can_lag_behind_the_streams_done(
+    sim: RunningSimulator, http: httpx.AsyncClient
+) -> None:
+    sim.state.set_behaviour(LLAMA3, api_lag_seconds=60.0)
+    created = await http.post(
+        f"/v1/models/{LLAMA3}/predictions", json={"input": {}}, headers={"Prefer": "wait"}
+    )
+    prediction_id = created.json()["id"]
+    await settle(sim, prediction_id)
+    stream = await http.get(f"/v1/streams/{prediction_id}")
+    lagging = (await http.get(f"/v1/predictions/{prediction_id}")).json()
+    sim.state.set_behaviour(LLAMA3, api_lag_seconds=0.0)
+    caught_up = (await http.get(f"/v1/predictions/{prediction_id}")).json()
+
+    assert parse_sse(stream.text)[1][-1]["event"] == "done"
+    assert_prediction_shape(lagging)
+    assert lagging["status"] == "processing"
+    assert "completed_at" not in lagging
+    assert "metrics" not in lagging
+    assert caught_up["status"] == "succeeded"
+    assert caught_up["output"] == lagging["output"]
+
+
+async def test_a_stream_with_nothing_to_say_sends_keepalive_comments(
+    sim: RunningSimulator, http: httpx.AsyncClient
+) -> None:
+    sim.state.set_behaviour(
+        LLAMA3, never_finishes=True, output_tokens=1, stream_keepalive_seconds=0.05
+    )
+    created = await http.post(f"/v1/models/{LLAMA3}/predictions", json={"input": {}})
+    url = created.json()["urls"]["stream"]
+    lines: list[str] = []
+    async with asyncio.timeout(10), http.stream("GET", url) as response:
+        async for line in response.aiter_lines():
+            lines.append(line)
+            if lines.count(": ping") == 3:
+                break
+    comments, events = parse_sse("\n".join(lines))
+    assert comments.count("ping") == 3
+    assert "done" not in [event.get("event") for event in events]

@@ -47,6 +47,11 @@ class ModelBehaviour:
     """Stay `processing` after the last output until canceled."""
     stream_cut_after_events: int | None = None
     """Drop every SSE connection after this many events, before `done`."""
+    stream_keepalive_seconds: float | None = None
+    """Send an SSE comment line after this long without an event, as proxies' keep-alives do."""
+    api_lag_seconds: float = 0.0
+    """GETs show a finished prediction as `processing` this long after its stream's `done`
+    (Replicate's stream and API are separate components)."""
     single_file_output: bool = False
     """Image models: `output` is one URL string rather than a list."""
     data_uri_output: bool = False

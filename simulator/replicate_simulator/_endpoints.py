@@ -200,13 +200,21 @@ def _resolve_version(catalogue: Catalogue, ref: str) -> tuple[ModelSpec, Version
 
 
 async def _get_prediction(call: ApiCall) -> web.StreamResponse:
-    return web.json_response(_prediction(call).to_json())
+    prediction = _prediction(call)
+    lag = call.state.behaviour(prediction.model.full_name).api_lag_seconds
+    completed = prediction.completed_at
+    lagging = completed is not None and call.state.clock.now() < completed + lag
+    return web.json_response(prediction.to_json(lagging=lagging))
 
 
 async def _cancel_prediction(call: ApiCall) -> web.StreamResponse:
     prediction = _prediction(call)
     call.state.cancel(prediction)
     return web.json_response(prediction.to_json())
+
+
+def _real(call: ApiCall, seconds: float | None) -> float | None:
+    return None if seconds is None else call.state.clock.real(seconds)
 
 
 def _prediction(call: ApiCall) -> Prediction:
@@ -303,7 +311,8 @@ def _deployment_json(state: SimulatorState, deployment: DeploymentSpec) -> dict[
 
 async def _stream(call: ApiCall) -> web.StreamResponse:
     prediction = _prediction(call)
-    cut_after = call.state.behaviour(prediction.model.full_name).stream_cut_after_events
+    behaviour = call.state.behaviour(prediction.model.full_name)
+    cut_after = behaviour.stream_cut_after_events
     fault = call.fault
     if fault is not None and fault.stream_cut_after_events is not None:
         cut_after = fault.stream_cut_after_events
@@ -320,6 +329,7 @@ async def _stream(call: ApiCall) -> web.StreamResponse:
         closing=lambda: call.state.closing,
         endless_after=endless_after,
         on_endless_bytes=count,
+        keepalive=_real(call, behaviour.stream_keepalive_seconds),
     )
 
 

@@ -161,8 +161,10 @@ class Prediction:
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 
-    def to_json(self, *, as_starting: bool = False) -> dict[str, Any]:
-        """The API body. `as_starting` shows it as still starting (a sync wait that ran out)."""
+    def to_json(self, *, as_starting: bool = False, lagging: bool = False) -> dict[str, Any]:
+        """The API body. `as_starting` shows it as still starting (a sync wait that ran out);
+        `lagging` shows a finished prediction as still `processing`, as the API may for a
+        moment after the stream's `done`."""
         body: dict[str, Any] = {
             "id": self.id,
             "model": self.model.full_name,
@@ -187,6 +189,10 @@ class Prediction:
             if self.completed_at is not None:
                 body["completed_at"] = rfc3339(self.completed_at)
                 body["metrics"] = self._metrics(self.completed_at)
+        if lagging and self.completed_at is not None:
+            body.update(status="processing", error=None)
+            body.pop("completed_at", None)
+            body.pop("metrics", None)
         return body
 
     def _urls(self) -> dict[str, str]:

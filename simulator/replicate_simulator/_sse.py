@@ -8,6 +8,7 @@ live events up to `done`.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable
 
@@ -19,6 +20,7 @@ __all__ = ["encode_event", "first_event_after", "serve_stream"]
 
 _HELLO = b": hi\n\n"  # nchan opens Replicate's streams with this comment
 _ENDLESS_CHUNK = b"x" * 65536
+_KEEPALIVE = b": ping\n\n"
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
@@ -44,11 +46,13 @@ async def serve_stream(
     closing: Callable[[], bool],
     endless_after: int | None = None,
     on_endless_bytes: Callable[[int], None] = lambda sent: None,
+    keepalive: float | None = None,
 ) -> web.StreamResponse:
     """Stream `prediction`'s events; drop the connection after `cut_after` events if set.
 
     With `endless_after`, send that many events, then one data line that never ends
     (counted through `on_endless_bytes`) until the client hangs up or the simulator stops.
+    With `keepalive`, a comment line goes out whenever that long passes without an event.
     """
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
@@ -77,7 +81,13 @@ async def serve_stream(
                     return response
             if closing():
                 return _drop(request, response)
-            await prediction.wait_for_change()
+            if keepalive is None:
+                await prediction.wait_for_change()
+                continue
+            try:
+                await asyncio.wait_for(prediction.wait_for_change(), keepalive)
+            except TimeoutError:
+                await response.write(_KEEPALIVE)
     except ConnectionResetError:  # the client went away
         return response
 
