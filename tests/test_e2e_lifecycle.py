@@ -5,9 +5,11 @@ Each test counts the upstream requests the simulator received, by endpoint kind.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 from collections.abc import AsyncIterable
+from pathlib import Path
 
 import grpc
 import pytest
@@ -16,7 +18,7 @@ from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as pb
 from replicate_simulator import SimulatorConfig
 from tests.gateway_harness import Harness, running_gateway
 from tests.simulator_fixtures import wait_until
-from tests.support.models import LLAMA3
+from tests.support.models import LLAMA3, SDXL, SDXL_PINNED
 from tests.support.rpc_status import error_info, retry_delay_seconds
 from tests.support.traffic import latest_prediction
 
@@ -52,17 +54,18 @@ async def test_a_deadline_on_a_prediction_that_never_finishes_cancels_it() -> No
         started = time.monotonic()
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await h.stub.GenerateText(
-                pb.GenerateTextRequest(model=LLAMA3, prompt="forever"), timeout=3
+                pb.GenerateTextRequest(model=LLAMA3, prompt="forever"), timeout=7
             )
         elapsed = time.monotonic() - started
         assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-        assert elapsed < 3.5
+        assert elapsed < 7.5
         [create] = h.requests.matching("create")
-        assert create.headers["cancel-after"].endswith("s")
-        assert 3 <= int(create.headers["cancel-after"][:-1]) <= 5
+        assert create.headers["cancel-after"] == "6s"
         prediction = latest_prediction(h)
         await wait_until(prediction, lambda p: p.status == "canceled")
-        assert h.requests.count("cancel") == 1
+        # Replicate's Cancel-After (rounded down) usually ends it a moment before the
+        # gateway's deadline would; either way one of them does, and the answer is the same.
+        assert h.requests.count("cancel") <= 1
 
 
 async def test_a_caller_that_goes_away_gets_its_prediction_canceled() -> None:
@@ -180,7 +183,7 @@ async def test_a_spent_create_budget_fails_fast_with_retry_info() -> None:
     async with running_gateway(create_rate=6) as h:
         await warm_schema(h)  # spends the one slot
         with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await h.stub.GenerateText(pb.GenerateTextRequest(model=LLAMA3, prompt="x"), timeout=3)
+            await h.stub.GenerateText(pb.GenerateTextRequest(model=LLAMA3, prompt="x"), timeout=7)
         assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert error_info(caught.value).reason == "RATE_BUDGET_EXHAUSTED"
         assert retry_delay_seconds(caught.value) > 3
@@ -226,3 +229,151 @@ async def test_a_stream_that_fails_midway_reports_the_error_with_its_last_logs()
 async def collect_text(call: AsyncIterable[pb.StreamTextResponse], into: list[str]) -> None:
     async for message in call:
         into.append(message.text)
+
+
+# --- one deadline for every step of every RPC --------------------------------------------
+
+
+@pytest.mark.parametrize("limit", ["default_timeout", "alias timeout_seconds"])
+async def test_a_stream_kept_open_by_keepalives_ends_at_the_limit_and_is_canceled(
+    limit: str, tmp_path: Path
+) -> None:
+    """The upstream stream never says `done` but is never silent either."""
+    config = tmp_path / "aliases.yaml"
+    config.write_text(f"aliases:\n  llama3: {{model: {LLAMA3}, timeout_seconds: 6.5}}\n")
+    by_alias = limit != "default_timeout"
+    model = "llama3" if by_alias else LLAMA3
+    default_timeout = 600.0 if by_alias else 6.5
+    async with running_gateway(config=config, default_timeout=default_timeout) as h:
+        await warm_schema(h)
+        h.simulator.state.set_behaviour(
+            LLAMA3, never_finishes=True, output_tokens=2, stream_keepalive_seconds=0.2
+        )
+        started = time.monotonic()
+        pieces: list[str] = []
+        call = h.stub.StreamText(pb.GenerateTextRequest(model=model, prompt="x"), timeout=30)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await collect_text(call, pieces)
+        elapsed = time.monotonic() - started
+        prediction = latest_prediction(h)
+        assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert error_info(caught.value).metadata["predictionId"] == prediction.id
+        assert 5.5 <= elapsed < 7.5
+        assert "".join(pieces)  # it did stream, until the limit
+        await wait_until(prediction, lambda p: p.status == "canceled")
+        assert h.requests.count("cancel") <= 1
+
+
+@pytest.mark.parametrize("seconds", [0.5, 5.0])
+async def test_a_deadline_too_short_for_any_prediction_is_refused_before_anything_is_spent(
+    seconds: float,
+) -> None:
+    async with running_gateway() as h:
+        text = pb.GenerateTextRequest(model=LLAMA3, prompt="x")
+        calls = (
+            h.stub.GenerateText(text, timeout=seconds),
+            h.stub.GenerateImage(
+                pb.GenerateImageRequest(model=SDXL_PINNED, prompt="x"), timeout=seconds
+            ),
+            collect_text(h.stub.StreamText(text, timeout=seconds), []),
+        )
+        for call in calls:
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await call
+            assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            details = caught.value.details() or ""
+            assert "too short" in details
+            assert "at least 5.5s" in details
+            info = error_info(caught.value)
+            assert info.reason == "DEADLINE_TOO_SHORT"
+            assert info.metadata["minimumSeconds"] == "5.5"
+        assert h.requests.count() == 0  # not even a schema look-up
+
+
+async def test_cancel_after_is_never_later_than_the_callers_deadline() -> None:
+    async with running_gateway() as h:
+        await warm_schema(h)
+        h.simulator.state.set_behaviour(SDXL, predict_seconds=0.0)
+        await h.stub.GenerateText(pb.GenerateTextRequest(model=LLAMA3, prompt="x"), timeout=8.0)
+        await h.stub.GenerateImage(
+            pb.GenerateImageRequest(model=SDXL_PINNED, prompt="x"), timeout=8.0
+        )
+        cancel_afters = [r.headers["cancel-after"] for r in h.requests.matching("create")]
+        assert len(cancel_afters) == 2
+        for value in cancel_afters:
+            assert value.endswith("s")
+            assert 5 <= int(value[:-1]) < 8
+
+
+# --- an abandoned unary call ------------------------------------------------------------------
+
+
+async def test_a_caller_leaving_generate_text_has_its_prediction_canceled_within_seconds() -> None:
+    """With the default hold, not when a minute-long held create finally returns."""
+    async with running_gateway() as h:
+        await warm_schema(h)
+        h.simulator.state.set_behaviour(LLAMA3, never_finishes=True)
+        call = h.stub.GenerateText(pb.GenerateTextRequest(model=LLAMA3, prompt="x"), timeout=300)
+        answer = asyncio.ensure_future(call)
+        await h.requests.wait_for(1, kind="create")
+        prediction = latest_prediction(h)
+        await wait_until(prediction, lambda p: p.status == "processing")
+        left = time.monotonic()
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await answer
+        async with asyncio.timeout(15):
+            [cancel] = await h.requests.wait_for(1, kind="cancel")
+        assert cancel.path.endswith(f"/{prediction.id}/cancel")
+        # The default hold is 5 s; it began before the caller left.
+        assert time.monotonic() - left < 6.0
+        await wait_until(prediction, lambda p: p.status == "canceled")
+
+
+# --- the API lagging behind the stream ------------------------------------------------------
+
+
+async def test_generate_text_reads_again_until_the_api_catches_up_with_the_stream() -> None:
+    async with running_gateway(max_wait=1) as h:
+        await warm_schema(h)
+        h.simulator.state.set_behaviour(LLAMA3, predict_seconds=1.5, api_lag_seconds=1.0)
+        reply = await h.stub.GenerateText(
+            pb.GenerateTextRequest(model=LLAMA3, prompt="lagging"), timeout=30
+        )
+        [create] = h.requests.matching("create")
+        assert reply.prediction.status == pb.PREDICTION_STATUS_SUCCEEDED
+        assert reply.text == h.simulator.state.expected_text(LLAMA3, create.body["input"])
+        assert h.requests.count("stream") == 1
+        # Backing off from 0.1 s over a 1 s lag: a handful of reads, not one per 100 ms.
+        assert 2 <= h.requests.count("get") <= 6
+
+
+async def test_generate_text_answers_from_the_stream_when_the_api_lags_past_the_deadline() -> None:
+    async with running_gateway(max_wait=1) as h:
+        await warm_schema(h)
+        h.simulator.state.set_behaviour(LLAMA3, predict_seconds=1.0, api_lag_seconds=60.0)
+        reply = await h.stub.GenerateText(
+            pb.GenerateTextRequest(model=LLAMA3, prompt="lagging"), timeout=7
+        )
+        [create] = h.requests.matching("create")
+        assert reply.prediction.status == pb.PREDICTION_STATUS_SUCCEEDED
+        assert reply.text == h.simulator.state.expected_text(LLAMA3, create.body["input"])
+        assert h.requests.count("cancel") == 0
+
+
+async def test_stream_text_reads_again_until_the_api_catches_up_with_the_stream() -> None:
+    async with running_gateway() as h:
+        await warm_schema(h)
+        h.simulator.state.set_behaviour(LLAMA3, api_lag_seconds=1.0)
+        messages = [
+            m
+            async for m in h.stub.StreamText(
+                pb.GenerateTextRequest(model=LLAMA3, prompt="lagging"), timeout=30
+            )
+        ]
+        [create] = h.requests.matching("create")
+        assert "".join(m.text for m in messages) == h.simulator.state.expected_text(
+            LLAMA3, create.body["input"]
+        )
+        assert messages[-1].prediction.status == pb.PREDICTION_STATUS_SUCCEEDED
+        assert 2 <= h.requests.count("get") <= 6

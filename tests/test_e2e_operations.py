@@ -102,6 +102,9 @@ async def _replica(
         gateway_settings(
             base_url=simulator.base_url,
             output_file_origins=(parse_origin(simulator.files_url),),
+            # The blocking path's request counts, the bar for a followed operation, assume
+            # a create held up to a minute.
+            max_wait=60,
             **shared,
         ),
         config,

@@ -159,7 +159,7 @@ async def test_bad_message_input_is_invalid_argument_saying_which(
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await h.stub.GenerateText(
                 pb.GenerateTextRequest(model=LLAMA3, prompt=prompt, messages=_chat(*messages)),
-                timeout=5,
+                timeout=10,
             )
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert needle in (caught.value.details() or "")

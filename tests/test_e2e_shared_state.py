@@ -47,7 +47,7 @@ def quota_config(tmp_path: Path, caller: str, alias: str = "") -> GatewayConfig:
 
 
 async def _generate(
-    stub: gateway_pb2_grpc.InferenceGatewayAsyncStub, model: str = LLAMA3, seconds: float = 3
+    stub: gateway_pb2_grpc.InferenceGatewayAsyncStub, model: str = LLAMA3, seconds: float = 7
 ) -> str:
     """`OK`, or the status code and, for a refusal, its ErrorInfo reason and metadata,
     RetryInfo and the gRPC retry pushback."""
@@ -82,7 +82,7 @@ REFUSED = "RESOURCE_EXHAUSTED RATE_BUDGET_EXHAUSTED RetryInfo pushback"
 
 
 async def test_replicas_sharing_redis_spend_one_account_budget(redis: RedisServer) -> None:
-    # 6 creates a minute allow a burst of one, then one per 10 s: beyond a 3 s deadline.
+    # 6 creates a minute allow a burst of one, then one per 10 s: beyond a 7 s deadline.
     outcomes, creates = await _two_calls_on_each_of_two_replicas(redis_url=redis.url)
     assert outcomes == ["OK", REFUSED, REFUSED, REFUSED]
     assert creates == 1

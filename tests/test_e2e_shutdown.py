@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import AsyncIterable, AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from inference_gateway.config import GatewayConfig, load_config
+from inference_gateway.grpc_api.server import connection_age_grace
+from inference_gateway.settings import Settings
 from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as pb
-from tests.gateway_harness import running_gateway
-from tests.simulator_fixtures import wait_until
+from inference_gateway_protos.inference.gateway.v1 import gateway_pb2_grpc
+from replicate_simulator import RunningSimulator, SimulatorConfig
+from tests.gateway_harness import TEST_TOKEN, running_gateway
+from tests.simulator_fixtures import running_simulator, wait_until
 from tests.support.models import LLAMA3
 
 
@@ -73,3 +85,122 @@ async def test_a_caller_leaving_during_a_held_create_still_gets_its_prediction_c
         await h.gateway.runner.drain_cancels()
         await wait_until(prediction, lambda p: p.status == "canceled")
         assert h.requests.count("cancel") == 1
+
+
+async def test_connection_ageing_lets_a_call_longer_than_the_shutdown_grace_finish() -> None:
+    """Ageing spreads load over replicas; it must not end a call the caller may still make.
+
+    Time-scaled: connections age after 1 s, the shutdown grace is 0.5 s, the call takes 7 s.
+    """
+    async with running_gateway(max_connection_age=1.0, grace_period=0.5) as h:
+        h.simulator.state.set_behaviour(LLAMA3, predict_seconds=7.0)
+        reply = await h.stub.GenerateText(
+            pb.GenerateTextRequest(model=LLAMA3, prompt="a long one"), timeout=60
+        )
+        assert reply.prediction.status == pb.PREDICTION_STATUS_SUCCEEDED
+        assert h.requests.count("cancel") == 0
+
+
+def test_the_connection_age_grace_defaults_to_the_longest_call_allowed(tmp_path: Path) -> None:
+    config = tmp_path / "aliases.yaml"
+    config.write_text(f"aliases:\n  slow: {{model: {LLAMA3}, timeout_seconds: 900}}\n")
+    settings = Settings(default_timeout=600.0)
+    assert connection_age_grace(settings, GatewayConfig.empty()) == 600.0
+    assert connection_age_grace(settings, load_config(config, {})) == 900.0
+    chosen = Settings(max_connection_age_grace=42.0)
+    assert connection_age_grace(chosen, load_config(config, {})) == 42.0
+
+
+# --- a real process, a real signal ------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@asynccontextmanager
+async def serving_process(
+    simulator: RunningSimulator, **env: str
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, grpc.aio.Channel]]:
+    """`inference-gateway serve` against the simulator, with a channel to it."""
+    port = _free_port()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("REPLICATE_", "GATEWAY_"))}
+    environ.update(
+        REPLICATE_API_TOKEN=TEST_TOKEN,
+        REPLICATE_BASE_URL=simulator.base_url,
+        GATEWAY_HOST="127.0.0.1",
+        GATEWAY_PORT=str(port),
+        GATEWAY_METRICS_HOST="127.0.0.1",
+        GATEWAY_METRICS_PORT=str(_free_port()),
+        GATEWAY_DRAIN_DELAY="0",
+        **env,
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "inference_gateway", "serve", env=environ,
+        stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        health = health_pb2_grpc.HealthStub(channel)
+        request = health_pb2.HealthCheckRequest(service="readiness")
+        await health.Check(request, timeout=30, wait_for_ready=True)
+        yield process, channel
+    finally:
+        await channel.close(None)
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def test_sigterm_with_held_creates_exits_within_its_grace_and_cancels_them_all() -> None:
+    """Three GenerateText calls held by Replicate and one followed stream, at SIGTERM.
+
+    Shutdown ends within drain (0) + grace (1 s) + the cancel window (5 s), and every
+    prediction the gateway learned of, held creates included, is canceled by then.
+    """
+    async with (
+        running_simulator(SimulatorConfig(token_interval_seconds=0.002)) as simulator,
+        serving_process(simulator, GATEWAY_GRACE_PERIOD="1") as (process, channel),
+    ):
+        simulator.state.set_behaviour(LLAMA3, never_finishes=True)
+        stub = gateway_pb2_grpc.InferenceGatewayStub(channel)
+        request = pb.GenerateTextRequest(model=LLAMA3, prompt="x")
+        held = [asyncio.ensure_future(stub.GenerateText(request, timeout=120)) for _ in range(3)]
+        stream = stub.StreamText(request, timeout=120)
+        await first_text(stream)
+        await simulator.state.requests.wait_for(4, kind="create")
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(15):
+            code = await process.wait()
+        took = time.monotonic() - signalled
+        assert code == 0
+        assert took < 1 + 5 + 2
+        predictions = list(simulator.state.predictions.values())
+        assert len(predictions) == 4
+        assert [p.status for p in predictions] == ["canceled"] * 4
+        assert simulator.state.requests.count("cancel") == 4
+        for call in held:
+            with pytest.raises(grpc.aio.AioRpcError):
+                await call
+
+
+async def test_sighup_drains_like_sigterm_instead_of_killing_calls() -> None:
+    async with (
+        running_simulator(SimulatorConfig(token_interval_seconds=0.002)) as simulator,
+        serving_process(simulator, GATEWAY_GRACE_PERIOD="20") as (process, channel),
+    ):
+        simulator.state.set_behaviour(LLAMA3, predict_seconds=1.5)
+        stub = gateway_pb2_grpc.InferenceGatewayStub(channel)
+        call = asyncio.ensure_future(
+            stub.GenerateText(pb.GenerateTextRequest(model=LLAMA3, prompt="x"), timeout=60)
+        )
+        await simulator.state.requests.wait_for(1, kind="create")
+        process.send_signal(signal.SIGHUP)
+        reply = await call
+        async with asyncio.timeout(15):
+            code = await process.wait()
+        assert reply.prediction.status == pb.PREDICTION_STATUS_SUCCEEDED
+        assert code == 0

@@ -172,7 +172,7 @@ async def test_a_deadline_line_names_the_prediction_the_gateway_gave_up_on(
     async with gateway_logging_json(capsys) as (h, read_log):
         h.simulator.state.set_behaviour(LLAMA3, never_finishes=True)
         with pytest.raises(grpc.aio.AioRpcError):
-            await h.stub.GenerateText(pb.GenerateTextRequest(model=LLAMA3, prompt="x"), timeout=1.5)
+            await h.stub.GenerateText(pb.GenerateTextRequest(model=LLAMA3, prompt="x"), timeout=6.5)
         await h.gateway.runner.drain_cancels()
         [line] = request_lines(read_log())
         prediction = latest_prediction(h)

@@ -161,7 +161,7 @@ async def _traffic(h: Harness) -> list[str]:
         )
     )
     h.simulator.state.set_behaviour(LLAMA3, never_finishes=True)
-    seen += await _outcome(h.stub.GenerateText(text, timeout=1.5, metadata=billing))
+    seen += await _outcome(h.stub.GenerateText(text, timeout=6.5, metadata=billing))
     return seen
 
 

@@ -10,8 +10,8 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import AsyncGenerator, Iterator, Mapping
-from contextlib import AbstractAsyncContextManager, aclosing
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
+from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 from dataclasses import dataclass, replace
 
 from inference_gateway import tracing
@@ -38,6 +38,8 @@ from inference_gateway.errors import (
     FieldViolation,
     GatewayError,
     InvalidArgument,
+    deadline_passed,
+    deadline_too_short,
     from_prediction_outcome,
 )
 from inference_gateway.idempotency import Idempotency, IdempotencySettings, Ticket
@@ -46,7 +48,12 @@ from inference_gateway.limits import Admission, RequestLimits
 from inference_gateway.metrics import Metrics
 from inference_gateway.model_ids import Task
 from inference_gateway.outputs import OutputFetcher
-from inference_gateway.predictions import PredictionRunner, output_text
+from inference_gateway.predictions import (
+    MIN_CANCEL_AFTER_SECONDS,
+    PredictionRunner,
+    ended_at_cancel_after,
+    output_text,
+)
 from inference_gateway.prompts import (
     NO_TEMPLATE,
     CustomTemplate,
@@ -61,9 +68,12 @@ from inference_gateway.schemas import SchemaCache
 from inference_gateway.state import MemoryStore, SharedState
 from inference_gateway.warmup import Warmer, WarmRequest, WarmResult
 
-__all__ = ["CoreSettings", "Gateway", "Prepared"]
+__all__ = ["MIN_DEADLINE_SECONDS", "CoreSettings", "Gateway", "Prepared"]
 
 _LOGGER = logging.getLogger(__name__)
+# The shortest deadline a call may have: the shortest Cancel-After Replicate accepts,
+# and half a second to get the prediction created.
+MIN_DEADLINE_SECONDS = MIN_CANCEL_AFTER_SECONDS + 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,9 +294,10 @@ class Gateway:
                 async with self._charge(request, prepared, deadline, attempt) as charge:
                     prediction = await self._run(request, prepared, deadline, attempt, charge)
                     summary = self._finish(prediction, prepared.label, started, attempt, charge)
-                images = await self._outputs.images(
-                    prediction, request.include_data, prepared.token, deadline
-                )
+                async with _within(deadline, f"fetching the images of prediction {prediction.id}"):
+                    images = await self._outputs.images(
+                        prediction, request.include_data, prepared.token, deadline
+                    )
                 result = ImageResult(images, summary)
                 await self._remember(key, prepared, prediction, result)
             return result
@@ -449,16 +460,35 @@ class Gateway:
                 continue
             yield Candidate(name, fallback, token)
 
-    def _deadline(self, time_remaining: float | None, resolved: ResolvedModel) -> Deadline:
-        """The caller's deadline, capped by the alias's timeout, else the default."""
-        alias_limit = resolved.alias.timeout_seconds if resolved.alias else None
-        limit = alias_limit or self._settings.default_timeout_seconds
+    def _deadline(
+        self,
+        time_remaining: float | None,
+        resolved: ResolvedModel,
+        minimum: float = MIN_DEADLINE_SECONDS,
+    ) -> Deadline:
+        """The caller's deadline, capped by the alias's timeout, else the default.
+
+        One deadline per call, bounding every step of it. A deadline shorter than
+        `minimum` is refused here, before anything is spent: a call that runs a
+        prediction to its end needs MIN_DEADLINE_SECONDS, as its Cancel-After comes from
+        this deadline.
+        """
+        alias = resolved.alias
+        limit = alias.timeout_seconds if alias and alias.timeout_seconds else None
+        source = f"alias {alias.name!r}'s timeout_seconds" if limit and alias else ""
+        if limit is None:
+            limit = self._settings.default_timeout_seconds
+            source = "the gateway's default timeout (GATEWAY_DEFAULT_TIMEOUT)"
         record = current_record()
         if record is not None:
             record.model = self._label(resolved)
-        if time_remaining is not None:
-            limit = min(limit, time_remaining - self._settings.deadline_margin_seconds)
-        return Deadline.after(max(0.0, limit))
+        margin = self._settings.deadline_margin_seconds
+        by_caller = time_remaining is not None and time_remaining - margin < limit
+        if time_remaining is not None and by_caller:
+            limit, source = time_remaining, "the call's deadline"
+        if minimum and limit < minimum:
+            raise deadline_too_short(seconds=max(0.0, limit), minimum=minimum, source=source)
+        return Deadline.after(max(0.0, limit - margin if by_caller else limit))
 
     def _token(self, alias: AliasConfig | None) -> str:
         key = alias.api_key if alias is not None else None
@@ -583,7 +613,8 @@ class Gateway:
         if self._settings.limits is not None:
             self._settings.limits.check_input(model_input)
         token = self._token(resolved.alias)
-        schema = await self._schemas.get(ref, token=token, deadline=deadline)
+        async with _within(deadline, f"reading the input schema of {ref}"):
+            schema = await self._schemas.get(ref, token=token, deadline=deadline)
         if schema is None:
             values = dict(model_input.values)
         else:
@@ -731,6 +762,7 @@ class Gateway:
                 prediction_id=prediction.id,
                 error=prediction.error,
                 logs=prediction.logs,
+                at_deadline=ended_at_cancel_after(prediction),
             )
         role = str(attempt.role) if attempt is not None else "primary"
         m.answers.labels(label, role).inc()
@@ -758,7 +790,8 @@ class Gateway:
         """Resolves, checks and builds a create exactly as the blocking calls do."""
         task = Task.IMAGE if isinstance(request, ImageRequest) else Task.TEXT
         resolved = self._admit(request, task)
-        deadline = self._deadline(time_remaining, resolved)
+        # A submission's Cancel-After comes from its own deadline, not this call's.
+        deadline = self._deadline(time_remaining, resolved, minimum=0.0)
         if isinstance(request, ImageRequest):
             return await self._prepare_image(request, resolved, deadline)
         return await self._prepare_text(request, resolved, deadline)
@@ -843,6 +876,16 @@ def _fields_of(request: TextRequest | ImageRequest) -> dict[str, str]:
     fields = {name: f"extra_input.{name}" for name in request.extra_input}
     fields.update({name: name for name in (*request.parameters, "prompt")})
     return fields
+
+
+@asynccontextmanager
+async def _within(deadline: Deadline, doing: str) -> AsyncIterator[None]:
+    """A step outside the prediction runner, held to the call's one deadline."""
+    try:
+        async with deadline.timeout():
+            yield
+    except TimeoutError:
+        raise deadline_passed(doing) from None
 
 
 def _pick(first: str | None, second: str | None) -> str | None:

@@ -170,8 +170,10 @@ class Internal(GatewayError):
 # | malformed response                        | Internal           | REPLICATE_BAD_RESPONSE    |
 # | prediction failed                         | FailedPrecondition | PREDICTION_FAILED         |
 # | prediction canceled upstream              | Aborted            | PREDICTION_CANCELED       |
+# | prediction canceled at its Cancel-After   | DeadlineExceeded   | DEADLINE_EXCEEDED         |
 # | prediction aborted (Cancel-After passed)  | DeadlineExceeded   | PREDICTION_ABORTED        |
 # | the caller's deadline passed              | DeadlineExceeded   | DEADLINE_EXCEEDED         |
+# | a deadline too short for any prediction   | InvalidArgument    | DEADLINE_TOO_SHORT        |
 # | the caller canceled                       | Cancelled          | CALLER_CANCELLED          |
 
 ERROR_DOMAIN = "inference-gateway"
@@ -304,10 +306,21 @@ def bad_response(*, endpoint: str, detail: str) -> Internal:
 
 
 def from_prediction_outcome(
-    status: str, *, prediction_id: str, error: object, logs: object
+    status: str, *, prediction_id: str, error: object, logs: object, at_deadline: bool = False
 ) -> GatewayError:
-    """The error for a prediction that ended without succeeding."""
+    """The error for a prediction that ended without succeeding.
+
+    `at_deadline`: Replicate canceled it at the Cancel-After the gateway set to the
+    caller's deadline, which is the caller's deadline passing, not someone's cancel.
+    """
     meta = {"predictionId": prediction_id, "predictionStatus": status}
+    if status == "canceled" and at_deadline:
+        return DeadlineExceeded(
+            f"the call's deadline passed while prediction {prediction_id} was running; "
+            "Replicate canceled it at that deadline (Cancel-After)",
+            reason="DEADLINE_EXCEEDED",
+            metadata=meta,
+        )
     if status == "canceled":
         return Aborted(
             f"prediction {prediction_id} was canceled on Replicate before it finished",
@@ -341,4 +354,27 @@ def deadline_exceeded(*, prediction_id: str, last_status: str) -> DeadlineExceed
         f"{last_status}{hint}; the gateway canceled it on Replicate",
         reason="DEADLINE_EXCEEDED",
         metadata={"predictionId": prediction_id, "predictionStatus": last_status},
+    )
+
+
+def deadline_too_short(*, seconds: float, minimum: float, source: str) -> InvalidArgument:
+    """A deadline too short for any prediction, refused before anything is spent.
+
+    Replicate will not let a prediction end sooner than 5 s after its creation
+    (Cancel-After), and the gateway never starts one that could outlive its caller.
+    """
+    return InvalidArgument(
+        f"{source} leaves {seconds:.2f}s, too short to run a prediction: the gateway needs "
+        f"at least {minimum:g}s, because Replicate's shortest prediction lifetime "
+        "(Cancel-After) is 5s and no prediction may outlive its caller's deadline",
+        reason="DEADLINE_TOO_SHORT",
+        metadata={"deadlineSeconds": f"{seconds:.3f}", "minimumSeconds": f"{minimum:g}"},
+    )
+
+
+def deadline_passed(doing: str) -> DeadlineExceeded:
+    """The caller's deadline passed in a step with no prediction left running."""
+    return DeadlineExceeded(
+        f"the call's deadline passed while {doing}",
+        reason="DEADLINE_EXCEEDED",
     )

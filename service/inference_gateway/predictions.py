@@ -1,42 +1,68 @@
 """Running one prediction to its end: wait, follow, stream, cancel.
 
-A create holds the request with `Prefer: wait` for as long as the caller's deadline
-allows (at most 60 s), so most predictions cost one request. A longer one is
-followed over its SSE stream (one more request, then a final GET for the summary),
-or, for a model without a stream, by GETs that back off to one every few seconds,
-starting where the backoff would be had it been polling through the held create.
-Whatever the gateway stops waiting for, it cancels: a prediction that nobody will
-read is never left running.
+A create holds the request with `Prefer: wait` for a few seconds (`max_wait`, 5 s by
+default), so a short prediction costs one request. A longer one is followed over its
+SSE stream (one more request, then a read of the summary), or, for a model without a
+stream, by GETs that back off to one every few seconds, starting where the backoff
+would be had it been polling through the held create. The hold is short because
+while Replicate holds a create the gateway does not know the prediction's id and so
+cannot cancel it: a caller that leaves, or a shutdown, cancels it only when the hold
+ends. Whatever the gateway stops waiting for, it cancels: a prediction that nobody
+will read is never left running.
+
+Every step runs within the call's Deadline (see deadlines.py): at the limit the
+prediction is canceled and DEADLINE_EXCEEDED raised. Each create carries a
+Cancel-After no later than that deadline, Replicate's own backstop for a prediction
+the gateway could not cancel itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextlib import aclosing, suppress
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from inference_gateway import tracing
-from inference_gateway.deadlines import Deadline
+from inference_gateway.deadlines import Deadline, bounded
 from inference_gateway.domain import TextDelta
 from inference_gateway.errors import (
     DeadlineExceeded,
     GatewayError,
     deadline_exceeded,
 )
-from inference_gateway.replicate import Prediction, ReplicateClient, StreamUnavailable
+from inference_gateway.replicate import (
+    Prediction,
+    ReplicateClient,
+    StreamUnavailable,
+    parse_timestamp,
+)
 from inference_gateway.request_log import current_record
 
-__all__ = ["CancelObserver", "PredictionRunner", "RunnerSettings", "output_text"]
+__all__ = [
+    "CANCEL_WINDOW_SECONDS",
+    "MIN_CANCEL_AFTER_SECONDS",
+    "CancelObserver",
+    "PredictionRunner",
+    "RunnerSettings",
+    "ended_at_cancel_after",
+    "output_text",
+]
 
 _LOGGER = logging.getLogger(__name__)
 # Leave the server this long to answer a held create before the caller's deadline.
 _WAIT_MARGIN = 2.0
-_MIN_CANCEL_AFTER = 5
-_CANCEL_TIMEOUT = 5.0
+# Replicate's shortest Cancel-After: no prediction can be bounded to end sooner.
+MIN_CANCEL_AFTER_SECONDS = 5
+# The longest a cancel may take, and what shutdown allows for the last ones.
+CANCEL_WINDOW_SECONDS = 5.0
+# After the stream's `done` the API may lag behind (a separate component): read it
+# again soon, then backing off.
+_SETTLE_INITIAL = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +91,22 @@ OnCreated = Callable[[Prediction], Awaitable[None]]
 OnLeave = Callable[[Callable[[], Awaitable[None]]], Awaitable[None]]
 
 
+def ended_at_cancel_after(prediction: Prediction) -> bool:
+    """Whether Replicate canceled the prediction at its Cancel-After, the caller's deadline.
+
+    Cancel-After is rounded down to whole seconds, so it can come just before the
+    gateway's own deadline does.
+    """
+    deadline = parse_timestamp(prediction.raw.get("deadline"))
+    completed = parse_timestamp(prediction.raw.get("completed_at"))
+    return (
+        prediction.status == "canceled"
+        and deadline is not None
+        and completed is not None
+        and completed >= deadline
+    )
+
+
 class CancelObserver(Protocol):
     """Told of every cancel the runner sends; the metrics module plugs in here."""
 
@@ -74,6 +116,14 @@ class CancelObserver(Protocol):
 class _NoCancelObserver:
     def cancel_sent(self, reason: str) -> None:
         pass
+
+
+@dataclass(frozen=True, slots=True)
+class _Streamed:
+    """What a prediction's stream said by its `done`: the outputs, and whether it succeeded."""
+
+    outputs: tuple[str, ...]
+    succeeded: bool
 
 
 class PredictionRunner:
@@ -107,7 +157,14 @@ class PredictionRunner:
 
     @staticmethod
     def _cancel_after(deadline: Deadline) -> int:
-        return max(_MIN_CANCEL_AFTER, math.ceil(deadline.remaining()))
+        """Whole seconds, rounded down, so the prediction cannot outlive its caller.
+
+        A call's first create always has Replicate's minimum left (the gateway refuses
+        shorter deadlines); a fallback or hedge begun later may not, and gets the
+        minimum: it is canceled at the deadline by the gateway itself, which knows its
+        id within a hold of a second or two, so the minimum is only a crash's backstop.
+        """
+        return max(MIN_CANCEL_AFTER_SECONDS, math.floor(deadline.remaining()))
 
     async def run(
         self,
@@ -158,7 +215,7 @@ class PredictionRunner:
             return created
         async with self._following(created, token, on_leave):
             try:
-                async with asyncio.timeout(deadline.remaining()):
+                async with deadline.timeout():
                     return await tracing.traced(
                         "replicate.wait", self._follow(created, token, deadline, held)
                     )
@@ -172,17 +229,11 @@ class PredictionRunner:
     ) -> Prediction:
         if created.stream_url is not None:
             try:
-                events = self._client.stream_events(
-                    created.stream_url, token=token, deadline=deadline
-                )
-                async with aclosing(events):
-                    async for event in events:
-                        if event.event in ("done", "error"):
-                            break
+                streamed = await self._read_stream(created.stream_url, token, deadline)
             except StreamUnavailable as exc:
                 _LOGGER.info("prediction %s: %s; polling instead", created.id, exc)
             else:
-                return await self._client.get_prediction(created.id, token=token, deadline=deadline)
+                return await self._settle(created, token, deadline, streamed)
         return await self._poll(created, token, deadline, self._backoff_after(held))
 
     async def submit(
@@ -212,10 +263,52 @@ class PredictionRunner:
         running: someone else may follow it, and its Cancel-After ends it regardless.
         """
         try:
-            async with asyncio.timeout(deadline.remaining()):
+            async with deadline.timeout():
                 return await self._follow(created, token, deadline, self._settings.max_wait_seconds)
         except TimeoutError:
             raise deadline_exceeded(prediction_id=created.id, last_status=created.status) from None
+
+    async def _read_stream(self, url: str, token: str, deadline: Deadline) -> _Streamed:
+        outputs: list[str] = []
+        events = self._client.stream_events(url, token=token, deadline=deadline)
+        async with aclosing(events):
+            async for event in events:
+                if event.event == "output":
+                    outputs.append(event.data)
+                elif event.event == "error":
+                    return _Streamed(tuple(outputs), succeeded=False)
+                elif event.event == "done":
+                    return _Streamed(tuple(outputs), succeeded=_done_succeeded(event.data))
+        raise StreamUnavailable("the stream ended without done")
+
+    async def _settle(
+        self, created: Prediction, token: str, deadline: Deadline, streamed: _Streamed | None
+    ) -> Prediction:
+        """Reads the prediction until Replicate's API says it ended, as its stream did.
+
+        The stream and the API are separate components: just after `done` the API may
+        still say `processing`, which is lag, never a failure. When the deadline leaves
+        no time to read again, a stream that ended in success is the answer, with the
+        output it carried, so text already received is never lost.
+        """
+        delay = _SETTLE_INITIAL
+        current = await self._client.get_prediction(created.id, token=token, deadline=deadline)
+        while not current.terminal:
+            if not deadline.allows(delay):
+                if streamed is not None and streamed.succeeded:
+                    _LOGGER.info(
+                        "prediction %s: the API still says %s after the stream's done; "
+                        "answering from the stream",
+                        created.id,
+                        current.status,
+                    )
+                    raw = {**current.raw, "status": "succeeded", "output": list(streamed.outputs)}
+                    return Prediction(id=current.id, status="succeeded", raw=raw)
+                raise deadline_exceeded(prediction_id=created.id, last_status=current.status)
+            await asyncio.sleep(delay)
+            current = await self._client.get_prediction(created.id, token=token, deadline=deadline)
+            delay = min(self._settings.poll_max, delay * 2)
+        return current
 
     async def stream(
         self,
@@ -229,10 +322,10 @@ class PredictionRunner:
     ) -> AsyncGenerator[TextDelta | Prediction, None]:
         """Yields text as the model produces it, then the final prediction.
 
-        What has been yielded is tracked by length, so a stream resumed by
-        Last-Event-ID or replaced by the prediction's output never repeats text. The
-        final prediction is yielded after the follow ends, so a consumer may stop
-        there without the prediction being taken for abandoned.
+        Each step is bounded by the deadline, so a stream kept open by keep-alives or
+        log lines without ever ending still ends there, canceled. The final prediction
+        is yielded after the follow ends, so a consumer may stop there without the
+        prediction being taken for abandoned.
         """
         created = await self._create(
             path,
@@ -265,57 +358,72 @@ class PredictionRunner:
                 yield TextDelta(text)
             yield created
             return
-        sent = 0
-        streamed = False
         final = created
         # The stream's span ends before the final prediction goes out: what the caller
         # does with it is not Replicate's time.
         with tracing.span("replicate.stream"):
             async with self._following(created, token, on_leave):
-                if created.stream_url is not None:
-                    try:
-                        events = self._client.stream_events(
-                            created.stream_url, token=token, deadline=deadline
-                        )
-                        async with aclosing(events):
-                            async for event in events:
-                                if event.event == "output" and event.data:
-                                    sent += len(event.data)
-                                    yield TextDelta(event.data)
-                                elif event.event in ("done", "error"):
-                                    # The prediction itself says how it ended, with its logs.
-                                    streamed = True
-                                    break
-                    except StreamUnavailable as exc:
-                        _LOGGER.info("prediction %s: %s; reading its output", created.id, exc)
-                # Whatever the stream did not deliver (all of it, without a stream) comes
-                # from the prediction's output.
-                async for item in self._poll_text(created, sent, token, deadline, now=streamed):
-                    if isinstance(item, Prediction):
-                        final = item
-                    else:
-                        yield item
+                try:
+                    async with aclosing(
+                        bounded(self._stream_steps(created, token, deadline), deadline)
+                    ) as steps:
+                        async for item in steps:
+                            if isinstance(item, Prediction):
+                                final = item
+                            else:
+                                yield item
+                except TimeoutError:
+                    raise deadline_exceeded(
+                        prediction_id=created.id, last_status=final.status
+                    ) from None
         yield final
 
-    async def _poll_text(
-        self, created: Prediction, sent: int, token: str, deadline: Deadline, *, now: bool
-    ) -> AsyncIterator[TextDelta | Prediction]:
-        """Yields new output text, polling until the end; `now` skips the first wait."""
-        delay = self._settings.poll_initial
-        if now:
-            current = await self._client.get_prediction(created.id, token=token, deadline=deadline)
+    async def _stream_steps(
+        self, created: Prediction, token: str, deadline: Deadline
+    ) -> AsyncGenerator[TextDelta | Prediction, None]:
+        """The text, then the final prediction; what has been yielded is tracked by length,
+        so a stream resumed by Last-Event-ID or replaced by the prediction's output never
+        repeats text."""
+        sent = 0
+        streamed: _Streamed | None = None
+        if created.stream_url is not None:
+            outputs: list[str] = []
+            try:
+                events = self._client.stream_events(
+                    created.stream_url, token=token, deadline=deadline
+                )
+                async with aclosing(events):
+                    async for event in events:
+                        if event.event == "output" and event.data:
+                            outputs.append(event.data)
+                            sent += len(event.data)
+                            yield TextDelta(event.data)
+                        elif event.event in ("done", "error"):
+                            # The prediction itself says how it ended, with its logs.
+                            succeeded = event.event == "done" and _done_succeeded(event.data)
+                            streamed = _Streamed(tuple(outputs), succeeded=succeeded)
+                            break
+            except StreamUnavailable as exc:
+                _LOGGER.info("prediction %s: %s; reading its output", created.id, exc)
+        if streamed is not None:
+            current = await self._settle(created, token, deadline, streamed)
         else:
+            # Without a stream, the prediction's output carries the text as it grows.
             current = created
-        while True:
-            text = output_text(current.output)
-            if len(text) > sent:
-                yield TextDelta(text[sent:])
-                sent = len(text)
-            if current.terminal:
-                yield current
-                return
-            current = await self._poll_once(created, token, deadline, delay)
-            delay = min(self._settings.poll_max, delay * self._settings.poll_factor)
+            delay = self._settings.poll_initial
+            while True:
+                text = output_text(current.output)
+                if len(text) > sent:
+                    yield TextDelta(text[sent:])
+                    sent = len(text)
+                if current.terminal:
+                    break
+                current = await self._poll_once(created, token, deadline, delay)
+                delay = min(self._settings.poll_max, delay * self._settings.poll_factor)
+        text = output_text(current.output)
+        if len(text) > sent:
+            yield TextDelta(text[sent:])
+        yield current
 
     async def look(self, prediction_id: str, *, token: str, deadline: Deadline) -> Prediction:
         """One GET of a prediction being followed (routing's boot checks and progress)."""
@@ -443,7 +551,7 @@ class PredictionRunner:
             await tracing.traced(
                 "replicate.cancel",
                 self._client.cancel_prediction(
-                    prediction_id, token=token, deadline=Deadline.after(_CANCEL_TIMEOUT)
+                    prediction_id, token=token, deadline=Deadline.after(CANCEL_WINDOW_SECONDS)
                 ),
             )
         except GatewayError as exc:
@@ -461,13 +569,21 @@ class PredictionRunner:
         self._canceled.update(pid for pid, _ in running)
         await asyncio.gather(*(self.cancel(pid, tok, "shutdown") for pid, tok in running))
 
-    async def drain_cancels(self) -> None:
-        """Waits for held creates and background cancels, so no cancel is lost at shutdown.
+    async def drain_cancels(self, within: float = CANCEL_WINDOW_SECONDS) -> None:
+        """Waits up to `within` seconds for held creates and the cancels they lead to.
 
-        A held create answers within its `Prefer: wait`, so this ends within a minute.
+        A create still held after that is left to its Cancel-After, which is never later
+        than its caller's deadline: shutdown must end on time, or the orchestrator's
+        SIGKILL would cut every cancel short.
         """
-        while self._creates or self._cancels:
-            await asyncio.gather(*self._creates, *self._cancels, return_exceptions=True)
+        deadline = Deadline.after(within)
+        while (self._creates or self._cancels) and not deadline.expired:
+            await asyncio.wait({*self._creates, *self._cancels}, timeout=deadline.remaining())
+        if self._creates:
+            _LOGGER.warning(
+                "%d creates still held by Replicate; their predictions end by Cancel-After",
+                len(self._creates),
+            )
 
 
 class _Following:
@@ -510,3 +626,12 @@ class _Following:
             # If the handler is torn down meanwhile, the cancel still goes out.
             with suppress(asyncio.CancelledError):
                 await asyncio.shield(task)
+
+
+def _done_succeeded(data: str) -> bool:
+    """Whether a `done` event says the prediction succeeded: `{}`, with no `reason`."""
+    try:
+        payload = json.loads(data) if data.strip() else {}
+    except json.JSONDecodeError:
+        return False
+    return isinstance(payload, dict) and "reason" not in payload

@@ -44,8 +44,10 @@ class Settings:
     grace_period: float = 25.0
     drain_delay: float = 5.0
     max_connection_age: float = 300.0
+    # None: the longest call allowed (the default timeout, or a longer alias timeout).
+    max_connection_age_grace: float | None = None
     default_timeout: float = 600.0
-    max_wait: int = 60
+    max_wait: int = 5
     cold_boot_threshold: float = 15.0
     progress_interval: float = 10.0
     warm_sweep_interval: float = 30.0
@@ -244,10 +246,17 @@ _OPTIONS = (
     _Option("max_connection_age", "GATEWAY_MAX_CONNECTION_AGE",
             "seconds before a client connection is asked to reconnect (spreads load "
             "over replicas)", _positive(float)),
+    _Option("max_connection_age_grace", "GATEWAY_MAX_CONNECTION_AGE_GRACE",
+            "seconds calls on an aged connection get to finish before it is closed "
+            "(default: the longest call allowed, GATEWAY_DEFAULT_TIMEOUT or a longer alias "
+            "timeout_seconds)", _positive(float)),
     _Option("default_timeout", "GATEWAY_DEFAULT_TIMEOUT",
             "seconds a call may take when the caller sets no deadline", _positive(float)),
     _Option("max_wait", "GATEWAY_MAX_WAIT",
-            "seconds a create is held for its output (Prefer: wait, 1 to 60)", _wait_seconds),
+            "seconds a create is held for its output (Prefer: wait, 1 to 60); longer saves "
+            "upstream requests, but a caller that leaves during the hold has its prediction "
+            "canceled only when the hold ends, and shutdown cannot wait that long",
+            _wait_seconds),
     _Option("cold_boot_threshold", "GATEWAY_COLD_BOOT_THRESHOLD",
             "queue seconds above which a prediction counts as a cold boot", _positive(float)),
     _Option("progress_interval", "GATEWAY_PROGRESS_INTERVAL",

@@ -1,9 +1,10 @@
 """The composition root and the server's lifecycle: start, serve, drain, stop.
 
-On SIGTERM or SIGINT: readiness (and the whole-server status) go NOT_SERVING while
+On SIGTERM, SIGINT or SIGHUP: readiness (and the whole-server status) go NOT_SERVING while
 liveness stays SERVING, the endpoints get `drain_delay` to notice, in-flight calls
 get `grace_period` to finish, predictions still running after that are canceled on
-Replicate, and the process exits 0.
+Replicate, and the process exits 0, within drain + grace + a few seconds for the
+last cancels.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from inference_gateway.limits import RequestLimits
 from inference_gateway.metrics import Metrics
 from inference_gateway.operations import Operations, OperationSettings
 from inference_gateway.outputs import FilePolicy, OutputFetcher, OutputLimits
-from inference_gateway.predictions import PredictionRunner, RunnerSettings
+from inference_gateway.predictions import CANCEL_WINDOW_SECONDS, PredictionRunner, RunnerSettings
 from inference_gateway.registry import ModelRegistry
 from inference_gateway.replicate import ClientSettings, ReplicateClient
 from inference_gateway.schemas import SchemaCache
@@ -62,6 +63,7 @@ __all__ = [
     "RunningGateway",
     "check_replicate_token",
     "client_settings",
+    "connection_age_grace",
     "serve_until_signalled",
     "start_gateway",
 ]
@@ -72,6 +74,7 @@ READINESS = "readiness"
 LIVENESS = "liveness"
 _PEM_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
 _PEM_PRIVATE_KEY = b"PRIVATE KEY-----"
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 @dataclass
@@ -89,7 +92,12 @@ class RunningGateway:
     _metrics_http: tuple[WSGIServer, Thread] | None = None
 
     async def stop(self, grace: float | None = None, drain_delay: float = 0.0) -> None:
-        """Drains: NOT_SERVING, a pause for endpoints, calls finish, leftovers canceled."""
+        """Drains: NOT_SERVING, a pause for endpoints, calls finish, leftovers canceled.
+
+        Ends within drain_delay + grace + CANCEL_WINDOW_SECONDS: whatever prediction the
+        gateway knows is canceled by then; a create Replicate still holds is left to its
+        Cancel-After, which is never later than its caller's deadline.
+        """
         grace = self.settings.grace_period if grace is None else grace
         self.runner.begin_shutdown()
         for name in ("", SERVICE_NAME, READINESS):
@@ -107,7 +115,7 @@ class RunningGateway:
         await self.operations.stop()
         # Warm-ups outlive the replica: another one's sweep restores them when due.
         await self.gateway.warmer.stop()
-        await self.runner.drain_cancels()
+        await self.runner.drain_cancels(CANCEL_WINDOW_SECONDS)
         await self.client.aclose()
         await self.gateway.state.close()
         # The last export blocks until it is sent: off the loop, which may serve its receiver.
@@ -246,6 +254,14 @@ def settings_for_operations(settings: Settings) -> OperationSettings:
     )
 
 
+def connection_age_grace(settings: Settings, config: GatewayConfig) -> float:
+    """How long calls on an aged connection may go on: by default, the longest call allowed."""
+    if settings.max_connection_age_grace is not None:
+        return settings.max_connection_age_grace
+    alias_limits = (alias.timeout_seconds or 0.0 for alias in config.aliases.values())
+    return max(settings.default_timeout, max(alias_limits, default=0.0))
+
+
 def _read_pem(path: Path, option: str, marker: bytes) -> bytes:
     try:
         data = path.read_bytes()
@@ -360,7 +376,11 @@ async def start_gateway(
             # The same number bounds the bytes one GenerateImage reply fetches (outputs.py).
             ("grpc.max_send_message_length", settings.max_response_bytes),
             ("grpc.max_connection_age_ms", age_ms),
-            ("grpc.max_connection_age_grace_ms", int(settings.grace_period * 1000) + 5000),
+            # Ageing only spreads load; it must never cut a call short.
+            (
+                "grpc.max_connection_age_grace_ms",
+                int(connection_age_grace(settings, config) * 1000),
+            ),
             # Long generations send no data for minutes; let clients keep the line alive.
             ("grpc.keepalive_time_ms", 60_000),
             ("grpc.keepalive_timeout_ms", 20_000),
@@ -476,15 +496,20 @@ async def check_replicate_token(
 
 
 async def serve_until_signalled(running: RunningGateway) -> None:
-    """Serves until SIGTERM or SIGINT, then drains and returns."""
+    """Serves until SIGTERM, SIGINT or SIGHUP, then drains and returns.
+
+    SIGHUP drains like SIGTERM rather than killing the process mid-call: the
+    configuration is read at start-up only, so an orchestrator (or a process manager
+    that sends SIGHUP on reload) restarts the gateway to apply a new one.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in _STOP_SIGNALS:
         loop.add_signal_handler(sig, stop.set)
     try:
         await stop.wait()
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in _STOP_SIGNALS:
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(sig)
     _LOGGER.info("shutting down: draining for up to %.0fs", running.settings.grace_period)
