@@ -125,28 +125,25 @@ def test_java_stubs_compile_with_the_vendored_google_files(tmp_path: Path) -> No
 async def test_a_typescript_caller_calls_generate_text(tmp_path: Path) -> None:
     node = tool("node")
     tsc = tool(TYPESCRIPT / "node_modules" / ".bin" / "tsc")
-    out = tmp_path / "dist"
-    run(tsc, "-p", str(TYPESCRIPT), "--outDir", str(out), cwd=TYPESCRIPT)
-    # Node resolves the caller's imports from clients/typescript/node_modules.
-    caller = TYPESCRIPT / f"dist-test-{os.getpid()}"
-    shutil.copytree(out, caller)
-    try:
-        async with running_gateway() as h:
-            process = await asyncio.create_subprocess_exec(
-                node,
-                str(caller / "caller.js"),
-                f"http://127.0.0.1:{h.gateway.port}",
-                LLAMA3,
-                "Tell me about the sea",
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-            )
-            stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
-            assert process.returncode == 0, stderr.decode()
-            [create] = h.requests.matching("create")
-            expected = h.simulator.state.expected_text(LLAMA3, create.body["input"])
-    finally:
-        shutil.rmtree(caller)
+    caller = tmp_path / "dist"
+    run(tsc, "-p", str(TYPESCRIPT), "--outDir", str(caller), cwd=TYPESCRIPT)
+    # Node looks for the caller's imports in node_modules beside and above it.
+    (tmp_path / "node_modules").symlink_to(TYPESCRIPT / "node_modules")
+    (tmp_path / "package.json").write_text('{"type": "module"}')
+    async with running_gateway() as h:
+        process = await asyncio.create_subprocess_exec(
+            node,
+            str(caller / "caller.js"),
+            f"http://127.0.0.1:{h.gateway.port}",
+            LLAMA3,
+            "Tell me about the sea",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+        assert process.returncode == 0, stderr.decode()
+        [create] = h.requests.matching("create")
+        expected = h.simulator.state.expected_text(LLAMA3, create.body["input"])
     reply = json.loads(stdout)
     assert reply["text"] == expected
     assert reply["prediction"]["status"] == "PREDICTION_STATUS_SUCCEEDED"

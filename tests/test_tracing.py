@@ -124,6 +124,7 @@ async def test_spans_of_a_call_a_stream_and_a_failure_continue_the_callers_trace
     server = only(spans, SERVICE + "StreamText")
     assert server.parent_span_id.hex() == stream_parent
     assert attributes(server)["gen_ai.response.id"] == streamed[-1].prediction.id
+    assert 0 < float(attributes(server)["gen_ai.server.time_to_first_token"]) < 20  # type: ignore[arg-type]
     stream = only(spans, "replicate.stream")
     assert stream.parent_span_id == server.span_id
     sse = [s for s in children(spans, stream) if attributes(s)["http.request.method"] == "GET"]

@@ -246,9 +246,14 @@ class Gateway:
                                 continue
                             if first:
                                 first = False
+                                ttft = time.monotonic() - started
                                 self._metrics.time_to_first_token.labels(prepared.label).observe(
-                                    time.monotonic() - started
+                                    ttft, tracing.exemplar()
                                 )
+                                if tracing.enabled():
+                                    tracing.annotate_call(
+                                        {"gen_ai.server.time_to_first_token": ttft}
+                                    )
                             yield TextDelta(item.text)
                 except GatewayError as error:
                     # A failure the stream reports itself ends the call without a final
@@ -857,6 +862,10 @@ class Gateway:
     ) -> tuple[ImageOutput, ...]:
         """A finished image prediction's files, fetched under the blocking calls' rules."""
         return await self._outputs.images(prediction, include_data, token, deadline)
+
+
+# The GenAI semantic conventions' name for it.
+_TTFT_ATTRIBUTE = "gen_ai.server.time_to_first_token"
 
 
 def _response_model(prediction: Prediction) -> str | None:
