@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from inference_gateway.cache import CacheSettings, ResponseCache
@@ -16,6 +18,7 @@ from inference_gateway.domain import (
 )
 from inference_gateway.metrics import Metrics
 from inference_gateway.model_ids import Task, parse_model_id
+from inference_gateway.settings import Settings
 from inference_gateway.state import MemoryStore, SharedState
 
 SUMMARY = PredictionSummary("p1", "o/m", "v1", "succeeded", 0.1, 0.2, 0.3, cold_boot=False)
@@ -40,9 +43,16 @@ def alias(*, cache: bool = False, deterministic: bool = False) -> AliasConfig:
     )
 
 
-def cache(**settings: int) -> tuple[ResponseCache, Metrics]:
+def cache(**bounds: int) -> tuple[ResponseCache, Metrics]:
+    """A cache on one process's store, with the gateway's default settings but `bounds`."""
+    defaults = Settings()
+    settings = CacheSettings(
+        ttl_seconds=defaults.cache_ttl,
+        max_bytes=defaults.cache_max_bytes,
+        max_entry_bytes=defaults.cache_max_entry_bytes,
+    )
     metrics = Metrics()
-    return ResponseCache(SharedState(MemoryStore()), metrics, CacheSettings(**settings)), metrics
+    return ResponseCache(SharedState(MemoryStore()), metrics, replace(settings, **bounds)), metrics
 
 
 def lookups(metrics: Metrics, result: str) -> float:
