@@ -12,7 +12,7 @@ from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as pb
 from inference_gateway_protos.inference.gateway.v1 import gateway_pb2_grpc
 from replicate_simulator import RunningSimulator
 from tests.redis_fixtures import RedisServer
-from tests.support.models import LLAMA3
+from tests.support.models import LLAMA3, SDXL_PINNED
 from tests.support.replicas import replicas, simulator
 from tests.support.rpc_status import error_info
 
@@ -134,3 +134,19 @@ async def test_an_abandoned_call_waits_its_grace_for_a_repeat_then_is_canceled(
         [cancel] = await asyncio.wait_for(sim.state.requests.wait_for(1, kind="cancel"), 10)
         assert creates(sim) == 2
     assert answer.prediction.id not in cancel.path
+
+
+async def test_an_image_request_repeated_on_another_replica_gets_the_same_images(
+    redis: RedisServer,
+) -> None:
+    request = pb.GenerateImageRequest(
+        model=SDXL_PINNED, prompt="a red fox", request_id=str(uuid.uuid4())
+    )
+    async with simulator() as sim, replicas(2, sim, redis_url=redis.url) as (one, two):
+        first = await one.GenerateImage(request, timeout=30)
+        repeat = await two.GenerateImage(request, timeout=30)
+        creates_seen = len(sim.state.requests.matching("create"))
+    assert creates_seen == 1
+    assert repeat.prediction.id == first.prediction.id
+    assert [image.uri for image in repeat.images] == [image.uri for image in first.images]
+    assert first.images
