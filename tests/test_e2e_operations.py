@@ -435,6 +435,31 @@ async def test_a_deadline_outside_the_range_is_refused_before_anything_is_create
         assert world.simulator.state.requests.count("create") == 0
 
 
+async def test_an_alias_timeout_bounds_a_submission_as_it_bounds_a_blocking_call(
+    tmp_path: Path,
+) -> None:
+    # Was: the alias's timeout_seconds capped GenerateText, while SubmitText on the same
+    # alias ran up to GATEWAY_OPERATION_MAX_DEADLINE (24 h) upstream.
+    path = tmp_path / "gateway.yaml"
+    path.write_text(f"aliases:\n  capped: {{model: {LLAMA3}, timeout_seconds: 60}}\n")
+    async with cluster(config=load_config(path, {})) as world:
+        (replica,) = world.replicas
+        capped = pb.GenerateTextRequest(model="capped", prompt="hi")
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await replica.stub.SubmitText(
+                pb.SubmitTextRequest(request=capped, deadline=_seconds(600)), timeout=10
+            )
+        assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert "timeout_seconds" in (refused.value.details() or "")
+        assert error_info(refused.value).reason == "INVALID_DEADLINE"
+        assert world.simulator.state.requests.count("create") == 0
+        operation = await replica.stub.SubmitText(pb.SubmitTextRequest(request=capped), timeout=10)
+        (create,) = world.simulator.state.requests.matching("create")
+        assert create.headers["cancel-after"] == "60s"
+        metadata = _metadata(operation)
+        assert metadata.deadline.seconds - metadata.create_time.seconds <= 61
+
+
 async def test_list_operations_lists_the_callers_own_filtered_and_paged(tmp_path: Path) -> None:
     async with cluster(config=_config(tmp_path)) as world:
         (replica,) = world.replicas

@@ -39,7 +39,7 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from inference_gateway.accounting import Charge, Hold
-from inference_gateway.config import CallerConfig
+from inference_gateway.config import AliasConfig, CallerConfig
 from inference_gateway.core import Gateway, Prepared
 from inference_gateway.deadlines import Deadline
 from inference_gateway.domain import (
@@ -315,8 +315,9 @@ class Operations:
         """
         if request.caller is None:
             raise Internal("a submission without a caller", reason="INTERNAL_ERROR")
-        cancel_after = self._cancel_after(deadline_seconds)
+        self._cancel_after(deadline_seconds, None)  # refused before anything is sent
         prepared = await self._gateway.prepare(request, time_remaining=time_remaining)
+        cancel_after = self._cancel_after(deadline_seconds, prepared.resolved.alias)
         call_deadline = Deadline.after(_call_limit(time_remaining))
         slot = AsyncExitStack()
         try:
@@ -797,15 +798,22 @@ class Operations:
         await self._save(record, max(1.0, ended + self._settings.retention_seconds - time.time()))
         return record
 
-    def _cancel_after(self, seconds: float | None) -> int:
-        limit = self._settings.max_deadline_seconds
+    def _cancel_after(self, seconds: float | None, alias: AliasConfig | None) -> int:
+        """The submission's Cancel-After: its deadline, from Replicate's shortest up to the
+        longest allowed, which the alias's timeout_seconds lowers as it caps a blocking
+        call on that alias (else a submission would walk around it)."""
+        limit, setting = self._settings.max_deadline_seconds, "GATEWAY_OPERATION_MAX_DEADLINE"
+        timeout = alias.timeout_seconds if alias is not None else None
+        if alias is not None and timeout is not None and timeout < limit:
+            limit = max(_MIN_DEADLINE, float(math.floor(timeout)))
+            setting = f"timeout_seconds of alias {alias.name!r}"
         if seconds is None:
-            return math.ceil(limit)
+            return math.floor(limit)
         if not _MIN_DEADLINE <= seconds <= limit:
             raise InvalidArgument(
                 f"deadline is {seconds:g}s; give {_MIN_DEADLINE:g}s (Replicate's shortest "
-                f"Cancel-After) up to {limit:g}s (GATEWAY_OPERATION_MAX_DEADLINE), or leave it "
-                "unset for the longest",
+                f"Cancel-After) up to {limit:g}s ({setting}), or leave it unset for the "
+                "longest",
                 reason="INVALID_DEADLINE",
                 metadata={"limit": f"{limit:g}", "actual": f"{seconds:g}"},
                 violations=(FieldViolation("deadline", "outside the allowed range"),),
