@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import copy
 import dataclasses
 import logging
 from collections import Counter
@@ -52,7 +53,10 @@ class SimulatorState:
     def __init__(self, config: SimulatorConfig) -> None:
         self.config = config
         extra = config.catalogue_path
-        self.catalogue: Catalogue = default_catalogue() if extra is None else load_catalogue(extra)
+        catalogue = default_catalogue() if extra is None else load_catalogue(extra)
+        # The default catalogue is parsed once and shared: deployments.update changes a copy.
+        self.catalogue: Catalogue = copy.copy(catalogue)
+        self.catalogue.deployments = dict(catalogue.deployments)
         self.predictions: dict[str, Prediction] = {}
         self.requests = RequestLog()
         self.faults = FaultQueue()
