@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from inference_gateway.config import ConfigError, load_config
+from inference_gateway.config import ConfigError, WarmSchedule, load_config
 from inference_gateway.errors import (
     FailedPrecondition,
     GatewayError,
@@ -135,3 +135,32 @@ OTHER_ACCOUNT = _candidate(LLAMA2, "r8_test_b")
 )
 def test_fallback_reasons(error: GatewayError, fallback: Candidate, expected: str | None) -> None:
     assert fallback_reason(error, alias=None, failed=PRIMARY, fallback=fallback) == expected
+
+
+@pytest.mark.parametrize(
+    ("minute", "left"),
+    [(6 * 60 + 59, 0.0), (7 * 60, 12 * 3600.0), (18 * 60 + 30, 1800.0), (19 * 60, 0.0)],
+)
+def test_warm_hours_within_a_day(minute: int, left: float) -> None:
+    assert WarmSchedule(1, 7 * 60, 19 * 60).seconds_left(minute) == left
+
+
+@pytest.mark.parametrize(("minute", "left"), [(23 * 60, 3 * 3600.0), (60, 3600.0), (12 * 60, 0.0)])
+def test_warm_hours_past_midnight(minute: int, left: float) -> None:
+    assert WarmSchedule(1, 22 * 60, 2 * 60).seconds_left(minute) == left
+
+
+@pytest.mark.parametrize(
+    ("spec", "fragment"),
+    [
+        (f"model: {LLAMA3}\n    warm: {{hours: '07:00-19:00'}}", "deployments only"),
+        ("model: deployments/acme/x\n    warm: {hours: '7-19'}", 'expected "HH:MM-HH:MM"'),
+        ("model: deployments/acme/x\n    warm: {hours: '07:00-25:00'}", "not a window"),
+        (
+            "model: deployments/acme/x\n    warm: {min_instances: 9, hours: '07:00-08:00'}",
+            "at most 5",
+        ),
+    ],
+)
+def test_bad_warm_hours_are_refused(tmp_path: Path, spec: str, fragment: str) -> None:
+    assert fragment in problems(tmp_path, f"aliases:\n  chat:\n    {spec}\n")

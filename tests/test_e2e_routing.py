@@ -217,6 +217,18 @@ async def test_streamtext_reports_a_30s_boot_before_its_first_token_only(tmp_pat
         assert statuses[0] == pb.PREDICTION_STATUS_STARTING
         # One GET a second of a 3 s boot, and one for the summary: the budget holds.
         assert h.requests.count(kind="get") <= 3 + 2
+        # What dashboards read to tell a model likely to be cold.
+        registry = h.gateway.metrics.registry
+        boot = registry.get_sample_value(
+            "inference_gateway_model_last_boot_seconds", {"model": LLAMA3}
+        )
+        assert boot is not None
+        assert boot >= 30
+        last_run = registry.get_sample_value(
+            "inference_gateway_model_last_run_timestamp_seconds", {"model": LLAMA3}
+        )
+        assert last_run is not None
+        assert abs(last_run - time.time()) < 60
 
 
 async def test_streamtext_hedge_the_first_token_wins(h: Harness) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -147,3 +148,30 @@ async def test_a_persons_change_meanwhile_is_not_undone(
         assert h.requests.count(kind="deployment_update") == 1
     assert f"deployment {DEPLOYMENT} min_instances 0 -> 1" in caplog.text
     assert "left at 2 (changed from 1 meanwhile" in caplog.text
+
+
+def _window_around_now() -> str:
+    now = time.gmtime()
+    minute = now.tm_hour * 60 + now.tm_min
+    start, end = (minute - 60) % 1440, (minute + 60) % 1440
+    return f"{start // 60:02d}:{start % 60:02d}-{end // 60:02d}:{end % 60:02d}"
+
+
+async def test_warm_hours_warm_the_deployment_while_they_last(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="inference_gateway.audit")
+    path = tmp_path / "gateway.yaml"
+    path.write_text(
+        "aliases:\n"
+        f"  pics: {{model: deployments/{DEPLOYMENT}, task: image,"
+        f" warm: {{min_instances: 2, hours: '{_window_around_now()}'}}}}\n",
+        encoding="utf-8",
+    )
+    async with running_gateway(config=path, warm_sweep_interval=0.1) as h:
+        async with asyncio.timeout(10):
+            [update] = await h.requests.wait_for(1, kind="deployment_update")
+        assert update.body == {"min_instances": 2}
+        assert h.simulator.state.catalogue.deployments[DEPLOYMENT].min_instances == 2
+    assert f"deployment {DEPLOYMENT} min_instances 0 -> 2" in caplog.text
+    assert "(warm hours)" in caplog.text

@@ -33,7 +33,7 @@ from inference_gateway.errors import (
     bad_response,
 )
 from inference_gateway.model_ids import EndpointKind
-from inference_gateway.registry import ModelRegistry
+from inference_gateway.registry import ModelRegistry, ResolvedModel
 from inference_gateway.replicate import ReplicateClient
 from inference_gateway.state import Guarantee, SharedState
 
@@ -105,6 +105,13 @@ class Warmer:
     async def warm(self, request: WarmRequest, deadline: Deadline) -> WarmResult:
         resolved = self._registry.resolve_any(request.model)
         check_may_warm(request.caller, resolved)
+        who = request.caller.name if request.caller is not None else "-"
+        return await self._apply(request, resolved, f"caller {who}", deadline)
+
+    async def _apply(
+        self, request: WarmRequest, resolved: ResolvedModel, who: str, deadline: Deadline
+    ) -> WarmResult:
+        """Warms `resolved` as `request` asks, once across replicas; `who` for the audit."""
         ref, alias = resolved.ref, resolved.alias
         if ref.kind is not EndpointKind.DEPLOYMENT:
             raise InvalidArgument(
@@ -117,11 +124,10 @@ class Warmer:
         deployment = str(ref.model_name)
         token = self._token(alias)
         until = time.time() + request.seconds
-        who = request.caller.name if request.caller is not None else "-"
         if request.dry_run:
             previous, _ = await self._configuration(deployment, token, deadline)
             _AUDIT.info(
-                "dry run: would set deployment %s min_instances %d -> %d until %s (caller %s)",
+                "dry run: would set deployment %s min_instances %d -> %d until %s (%s)",
                 deployment,
                 previous,
                 request.min_instances,
@@ -169,7 +175,7 @@ class Warmer:
             await self._store(deadline, "put", lambda s: s.put(key, b"", 0.001))
             raise
         _AUDIT.info(
-            "deployment %s min_instances %d -> %d until %s (caller %s)",
+            "deployment %s min_instances %d -> %d until %s (%s)",
             deployment,
             previous,
             request.min_instances,
@@ -179,14 +185,34 @@ class Warmer:
         return WarmResult(deployment, request.min_instances, previous, until, True, False)
 
     async def sweep(self) -> None:
-        """Restores every warm-up whose time is up, once across replicas."""
+        """Starts the warm hours that are due and restores every warm-up whose time is up,
+        each once across replicas."""
         deadline = Deadline.after(_UPDATE_TIMEOUT)
+        await self._warm_hours(deadline)
         members = await self._store(deadline, "index_members", lambda s: s.index_members(_INTENTS))
         now = time.time()
         for member in members:
             intent = json.loads(member)
             if intent["until"] <= now:
                 await self._end(member, intent, deadline)
+
+    async def _warm_hours(self, deadline: Deadline) -> None:
+        """Aliases whose warm hours are on now: warmed until the hours end (one store call
+        each per sweep while another replica's, or a caller's, warm-up holds)."""
+        now = time.gmtime()
+        minute = now.tm_hour * 60 + now.tm_min + now.tm_sec / 60
+        for alias in self._registry.aliases():
+            schedule = alias.warm
+            left = schedule.seconds_left(minute) if schedule is not None else 0.0
+            if schedule is None or left <= 0:
+                continue
+            request = WarmRequest(alias.name, schedule.min_instances, left)
+            try:
+                await self._apply(
+                    request, ResolvedModel(alias, alias.model), "warm hours", deadline
+                )
+            except GatewayError as error:
+                _LOGGER.warning("warm hours of %s: %s", alias.name, error)
 
     async def _end(self, member: str, intent: Mapping[str, Any], deadline: Deadline) -> None:
         """Restores one warm-up, if no other replica has, and forgets its intent."""

@@ -24,6 +24,7 @@ from inference_gateway.config._model import (
     GatewayConfig,
     Secret,
     SpendLimit,
+    WarmSchedule,
 )
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "GatewayConfig",
     "Secret",
     "SpendLimit",
+    "WarmSchedule",
     "describe_config",
     "hash_token",
     "load_config",

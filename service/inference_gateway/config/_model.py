@@ -25,6 +25,7 @@ __all__ = [
     "GatewayConfig",
     "Secret",
     "SpendLimit",
+    "WarmSchedule",
 ]
 
 
@@ -81,6 +82,27 @@ class CallerLimits:
 
 
 @dataclass(frozen=True, slots=True)
+class WarmSchedule:
+    """Warm hours of a deployment alias: min_instances raised daily between two UTC times."""
+
+    min_instances: int
+    # Minutes after midnight, UTC; a window that ends before it starts runs past midnight.
+    start_minute: int
+    end_minute: int
+
+    def seconds_left(self, minute_of_day: float) -> float:
+        """Seconds until the window ends, if `minute_of_day` (UTC) falls in it, else 0."""
+        start, end = self.start_minute, self.end_minute
+        if start <= end:
+            inside = start <= minute_of_day < end
+        else:
+            inside = minute_of_day >= start or minute_of_day < end
+        if not inside:
+            return 0.0
+        return ((end - minute_of_day) % (24 * 60)) * 60
+
+
+@dataclass(frozen=True, slots=True)
 class AliasConfig:
     """A name callers use, the model it stands for, and the defaults that go with it."""
 
@@ -106,6 +128,8 @@ class AliasConfig:
     hedges_per_minute: int = DEFAULT_HEDGES_PER_MINUTE
     # Time kept for a fallback when the alias's own model is still booting near the deadline.
     fallback_reserve_seconds: float = DEFAULT_FALLBACK_RESERVE_SECONDS
+    # Deployments only: warm hours (warmup.py keeps min_instances up during them).
+    warm: WarmSchedule | None = None
     # Limits on each caller's use of this alias, across replicas.
     per_caller: CallerLimits = field(default_factory=lambda: CallerLimits())
     # The response cache: opt in, and whether the model is reproducible without a seed.

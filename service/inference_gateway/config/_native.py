@@ -16,6 +16,7 @@ aliases:
     hedge_after_seconds: 5          # still booting after 5 s: start the first fallback too
     hedges_per_minute: 10
     fallback_reserve_seconds: 30    # booting this close to the deadline: switch to a fallback
+    warm: {min_instances: 1, hours: "07:00-19:00"}  # deployments: kept warm daily (UTC)
     per_caller: {requests_per_minute: 60, max_concurrency: 2}   # each caller's share
     cache: true                     # the response cache (needs a seed, or deterministic)
     deterministic: false            # the model gives the same output for the same input
@@ -29,6 +30,7 @@ callers:                            # optional; when present, callers must authe
 
 from __future__ import annotations
 
+import re
 from functools import partial
 
 from inference_gateway.config._callers import CALLERS_SECTION, LIMIT_KEYS, read_limits
@@ -37,13 +39,14 @@ from inference_gateway.config._model import (
     DEFAULT_HEDGES_PER_MINUTE,
     AliasConfig,
     CallerLimits,
+    WarmSchedule,
 )
 from inference_gateway.config._pricing import PRICING_SECTION, read_money
 from inference_gateway.config._reader import Reader, check_fallbacks, join
 from inference_gateway.config._templates import read_affixes, read_template
 from inference_gateway.config._yaml import LocatedMap
 from inference_gateway.defaults import check_input_default
-from inference_gateway.model_ids import Task
+from inference_gateway.model_ids import EndpointKind, Task
 
 __all__ = ["NATIVE_SECTIONS", "read_native"]
 
@@ -71,8 +74,12 @@ _ALIAS_KEYS = (
     "cache",
     "deterministic",
     "max_cost",
+    "warm",
 )
 _TASKS = {task.value: task for task in Task}
+_HOURS = re.compile(r"(\d\d):(\d\d)-(\d\d):(\d\d)")
+# Replicate's bound on a deployment's min_instances.
+MAX_MIN_INSTANCES = 5
 
 
 def read_native(reader: Reader, document: LocatedMap) -> list[AliasConfig]:
@@ -138,6 +145,13 @@ def _read_alias(
     hedge_after = reader.optional(spec, "hedge_after_seconds", where, reader.positive_number)
     hedges = reader.optional(spec, "hedges_per_minute", where, reader.positive_int)
     reserve = reader.optional(spec, "fallback_reserve_seconds", where, reader.positive_number)
+    warm = reader.optional(spec, "warm", where, partial(_read_warm, reader))
+    if warm is not None and ref is not None and ref.kind is not EndpointKind.DEPLOYMENT:
+        reader.problem(
+            spec.line_of("warm"),
+            join(where, "warm"),
+            "warm hours apply to deployments only (model: deployments/owner/name)",
+        )
     if hedge_after is not None and not fallbacks:
         reader.problem(
             spec.line_of("hedge_after_seconds"),
@@ -172,6 +186,7 @@ def _read_alias(
         cache=bool(cache),
         deterministic=bool(deterministic),
         max_cost=max_cost,
+        warm=warm,
     )
 
 
@@ -181,6 +196,29 @@ def _read_per_caller(reader: Reader, value: object, line: int, where: str) -> Ca
         return None
     reader.check_keys(spec, LIMIT_KEYS, where)
     return read_limits(reader, spec, where)
+
+
+def _read_warm(reader: Reader, value: object, line: int, where: str) -> WarmSchedule | None:
+    """`{min_instances: 1..5, hours: "HH:MM-HH:MM"}`, times in UTC."""
+    spec = reader.mapping(value, line, where)
+    if spec is None:
+        return None
+    reader.check_keys(spec, ("min_instances", "hours"), where)
+    minimum = reader.optional(spec, "min_instances", where, reader.positive_int) or 1
+    if minimum > MAX_MIN_INSTANCES:
+        reader.problem(line, join(where, "min_instances"), f"at most {MAX_MIN_INSTANCES}")
+    hours = reader.optional(spec, "hours", where, reader.text)
+    match = _HOURS.fullmatch(hours or "")
+    if match is None:
+        reader.problem(
+            line, join(where, "hours"), 'expected "HH:MM-HH:MM" (UTC), e.g. "07:00-19:00"'
+        )
+        return None
+    h1, m1, h2, m2 = (int(group) for group in match.groups())
+    if h1 > 23 or h2 > 23 or m1 > 59 or m2 > 59 or (h1, m1) == (h2, m2):
+        reader.problem(line, join(where, "hours"), f"{hours!r} is not a window of the day")
+        return None
+    return WarmSchedule(minimum, h1 * 60 + m1, h2 * 60 + m2)
 
 
 def _read_task(reader: Reader, value: object, line: int, where: str) -> Task | None:
