@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from inference_gateway.config import ConfigError, WarmSchedule, load_config
+from inference_gateway.config import ConfigError, WarmSchedule, describe_config, load_config
 from inference_gateway.errors import (
     FailedPrecondition,
     GatewayError,
@@ -164,3 +164,24 @@ def test_warm_hours_past_midnight(minute: int, left: float) -> None:
 )
 def test_bad_warm_hours_are_refused(tmp_path: Path, spec: str, fragment: str) -> None:
     assert fragment in problems(tmp_path, f"aliases:\n  chat:\n    {spec}\n")
+
+
+def test_check_config_shows_routing(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.yaml"
+    path.write_text(
+        textwrap.dedent(
+            f"""
+            aliases:
+              chat:
+                model: deployments/acme/llama3-prod
+                fallbacks: [{LLAMA2}]
+                hedge_after_seconds: 5
+                warm: {{min_instances: 2, hours: "22:00-02:00"}}
+            """
+        ),
+        encoding="utf-8",
+    )
+    shown = describe_config(load_config(path, {}), {})
+    assert LLAMA2 in shown
+    assert "after 5 s booting, at most 10 a minute" in shown
+    assert "22:00-02:00 UTC, min_instances 2" in shown

@@ -70,7 +70,34 @@ def _describe_alias(alias: AliasConfig, env_defaults: Mapping[str, object]) -> l
         rows.append(("max concurrency", str(alias.max_concurrency)))
     if quotas := _limits(alias.per_caller):
         rows.append(("per caller", quotas))
+    rows.extend(_routing(alias))
     return [f"{alias.name}    (defined at {alias.source})"] + [_ROW.format(*row) for row in rows]
+
+
+def _routing(alias: AliasConfig) -> list[tuple[str, str]]:
+    """Fallbacks, hedging and warm hours: each one can start predictions or instances."""
+    rows = []
+    if alias.fallbacks:
+        when = " (also on failed predictions)" if alias.fallback_on_failure else ""
+        rows.append(("fallbacks", ", ".join(alias.fallbacks) + when))
+        if alias.hedge_after_seconds is not None:
+            rows.append(
+                (
+                    "hedge",
+                    f"after {alias.hedge_after_seconds:g} s booting, at most "
+                    f"{alias.hedges_per_minute} a minute",
+                )
+            )
+    if alias.warm is not None:
+        start, end = alias.warm.start_minute, alias.warm.end_minute
+        rows.append(
+            (
+                "warm hours",
+                f"{start // 60:02d}:{start % 60:02d}-{end // 60:02d}:{end % 60:02d} UTC, "
+                f"min_instances {alias.warm.min_instances}",
+            )
+        )
+    return rows
 
 
 def _describe_callers(callers: Mapping[str, CallerConfig]) -> list[str]:
