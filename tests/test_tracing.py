@@ -10,6 +10,7 @@ import asyncio
 import io
 import json
 import logging
+import os
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -259,3 +260,40 @@ async def test_a_log_line_and_an_exemplar_in_a_real_prometheus_carry_the_calls_t
     assert len(line["span_id"]) == 16
     # The server span the line names is the one the receiver got.
     assert line["span_id"] in {s.span_id.hex() for s in trace_of(receiver, trace_id)}
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_every_log_line_names_the_current_span_in_either_format(
+    otel_env: pytest.MonkeyPatch, fmt: str
+) -> None:
+    # A sampler that records nothing still gives each span its ids; nothing is exported.
+    otel_env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+    otel_env.setenv("OTEL_TRACES_SAMPLER", "always_off")
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        configure_logging("info", fmt)
+        buffer = io.StringIO()
+        [handler] = root.handlers
+        assert isinstance(handler, logging.StreamHandler)
+        handler.setStream(buffer)
+        assert tracing.start_from_environment(os.environ)
+        logging.getLogger("anywhere").info("outside")
+        with tracing.span("work") as span:
+            logging.getLogger("anywhere").info("inside")
+            ids = span.get_span_context()
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    lines = buffer.getvalue().splitlines()
+    [outside] = [line for line in lines if "outside" in line]
+    [inside] = [line for line in lines if "inside" in line]
+    trace_id, span_id = format(ids.trace_id, "032x"), format(ids.span_id, "016x")
+    assert "trace_id" not in outside
+    if fmt == "json":
+        assert (json.loads(inside)["trace_id"], json.loads(inside)["span_id"]) == (
+            trace_id,
+            span_id,
+        )
+    else:
+        assert inside.endswith(f" trace_id={trace_id} span_id={span_id}")
