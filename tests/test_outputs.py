@@ -21,6 +21,7 @@ import pytest
 import yaml
 import yarl
 from aiohttp import web
+from google.longrunning import operations_pb2, operations_pb2_grpc
 from google.protobuf import struct_pb2
 from google.rpc import error_details_pb2
 from hypothesis import given, settings
@@ -462,6 +463,47 @@ async def test_calls_together_stay_within_the_budget_and_give_it_back() -> None:
         assert len(reply.images[0].data) == 200_000
         assert r.held == 0
         assert r.gauge() == 0
+
+
+async def test_an_operations_kept_bytes_are_held_against_the_budget_when_read() -> None:
+    # Was: GetOperation and WaitOperation loaded an include_data operation's kept bytes
+    # outside the budget, so concurrent reads of one operation held any number of copies.
+    async with rig(output_bytes_budget=250_000, max_output_file_bytes=200_000) as r:
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{r.gateway.port}")
+        ops = operations_pb2_grpc.OperationsStub(channel)
+        r.simulator.state.set_behaviour(SDXL, output_url_base=f"{r.files.url}/big/200000")
+        submitted = await r.stub.SubmitImage(
+            pb.SubmitImageRequest(request=image_request()), timeout=20
+        )
+        done = await ops.WaitOperation(
+            operations_pb2.WaitOperationRequest(name=submitted.name), timeout=20
+        )
+        kept = pb.GenerateImageResponse()
+        assert done.response.Unpack(kept)
+        assert len(kept.images[0].data) == 200_000
+        assert r.held == 0
+
+        # A blocking call holds 100,000 bytes: reading the 200,000 kept ones would pass
+        # the budget of 250,000.
+        r.simulator.state.set_behaviour(SDXL, output_url_base=f"{r.files.url}/hold/200000")
+        r.transport.reach = 100_000
+        first = asyncio.ensure_future(r.stub.GenerateImage(image_request(), timeout=20))
+        await asyncio.wait_for(r.transport.reached.wait(), timeout=20)
+        error = await refused(
+            ops.GetOperation(operations_pb2.GetOperationRequest(name=submitted.name), timeout=20)
+        )
+        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert error_info(error).reason == "OUTPUT_BYTES_BUDGET_EXHAUSTED"
+        r.files.release.set()
+        await first
+        assert r.held == 0
+        again = await ops.GetOperation(
+            operations_pb2.GetOperationRequest(name=submitted.name), timeout=20
+        )
+        assert again.response.Unpack(kept)
+        assert len(kept.images[0].data) == 200_000
+        assert r.held == 0
+        await channel.close(None)
 
 
 async def test_a_caller_leaving_mid_download_gives_the_bytes_back() -> None:

@@ -11,7 +11,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
-from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 
 from inference_gateway import tracing
@@ -862,6 +862,12 @@ class Gateway:
     ) -> tuple[ImageOutput, ...]:
         """A finished image prediction's files, fetched under the blocking calls' rules."""
         return await self._outputs.images(prediction, include_data, token, deadline)
+
+    @contextmanager
+    def holding_output(self, size: int, prediction_id: str) -> Iterator[None]:
+        """Output bytes kept from an earlier download, held against the same budget."""
+        with self._outputs.holding(size, prediction_id):
+            yield
 
 
 # The GenAI semantic conventions' name for it.

@@ -172,6 +172,8 @@ class _Record:
     checked: float = 0.0
     # include_data bytes live under a key of their own, so listing never loads them.
     kept_bytes: bool = False
+    # How many: reading them back is held against the process-wide output budget.
+    kept_size: int = 0
     response: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     # Who submitted it, and its place in their spend record, for the follower to settle.
@@ -716,6 +718,7 @@ class Operations:
         ttl = self._settings.retention_seconds
         await self._store("put", lambda s: s.put(_bytes_key(record.id), blob, ttl))
         record.kept_bytes = True
+        record.kept_size = sum(len(image.data or b"") for image in images)
 
     def _check_bytes(self, images: tuple[ImageOutput, ...], prediction_id: str) -> None:
         total = sum(len(image.data or b"") for image in images)
@@ -822,11 +825,14 @@ class Operations:
 
     async def _full_view(self, record: _Record) -> OperationView:
         """The view with include_data bytes, which only Get and Wait return."""
-        kept = None
-        if record.kept_bytes and record.response is not None:
+        if not record.kept_bytes or record.response is None:
+            return self._view(record)
+        # Held like a download's bytes, so concurrent reads cannot pass the budget.
+        size = record.kept_size or self._settings.max_bytes
+        with self._gateway.holding_output(size, record.prediction_ids[-1]):
             data = await self._store("get", lambda s: s.get(_bytes_key(record.id)))
             kept = None if data is None else [_unb64_or_none(item) for item in json.loads(data)]
-        return self._view(record, kept)
+            return self._view(record, kept)
 
     def _view(self, record: _Record, kept: list[bytes | None] | None = None) -> OperationView:
         result = None

@@ -385,6 +385,14 @@ class OutputFetcher:
                 raise
 
     @contextmanager
+    def holding(self, size: int, prediction_id: str) -> Iterator[None]:
+        """Bytes downloaded earlier (an operation's kept images), held against the reply
+        limit and the process-wide budget while a reply is built from them."""
+        with self._reply(prediction_id) as reply:
+            reply.charge(size)
+            yield
+
+    @contextmanager
     def _reply(self, prediction_id: str) -> Iterator[_Reply]:
         reply = _Reply(self._limits, self.budget, prediction_id)
         try:
