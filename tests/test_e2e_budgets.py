@@ -7,6 +7,7 @@ one Replicate account, and its request log counts the predictions really created
 from __future__ import annotations
 
 import asyncio
+import logging
 import textwrap
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -162,8 +163,9 @@ async def ask(
 
 
 async def test_a_seeded_request_twice_on_two_replicas_makes_one_prediction(
-    redis: RedisServer, tmp_path: Path
+    redis: RedisServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="inference_gateway.requests")
     async with replicas(2, config(tmp_path), redis.url) as (simulator, stubs):
         first = await ask(stubs[0], seed=7)
         second = await ask(stubs[1], seed=7)
@@ -180,6 +182,17 @@ async def test_a_seeded_request_twice_on_two_replicas_makes_one_prediction(
     assert second.cost.known
     assert bypassed_creates == 2
     assert not fresh.cost.cache_hit
+    # The log line says so too: the hit at no cost, the others at their prediction's.
+    lines = [
+        record.request  # type: ignore[attr-defined]
+        for record in caplog.records
+        if record.name == "inference_gateway.requests"
+    ]
+    assert [(line.get("cache_hit"), line["cost"]) for line in lines] == [
+        (None, first.cost.amount),
+        (True, "0.000000000"),
+        (None, fresh.cost.amount),
+    ]
 
 
 async def test_an_unseeded_request_is_never_cached(redis: RedisServer, tmp_path: Path) -> None:
