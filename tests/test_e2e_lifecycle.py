@@ -377,3 +377,17 @@ async def test_stream_text_reads_again_until_the_api_catches_up_with_the_stream(
         )
         assert messages[-1].prediction.status == pb.PREDICTION_STATUS_SUCCEEDED
         assert 2 <= h.requests.count("get") <= 6
+
+
+async def test_a_create_sent_again_after_a_429_carries_a_cancel_after_shortened_by_the_wait() -> (
+    None
+):
+    """Cancel-After counts from the creation: the time spent waiting to retry comes off it."""
+    async with running_gateway() as h:
+        await warm_schema(h)
+        h.simulator.state.faults.add(kind="create", status=429, retry_after=2)
+        await h.stub.GenerateText(pb.GenerateTextRequest(model=LLAMA3, prompt="x"), timeout=20)
+        first, second = (r.headers["cancel-after"] for r in h.requests.matching("create"))
+        # 20 s less the margin and a moment: 19 s; two seconds later, 17 s at the most.
+        assert first == "19s"
+        assert int(second[:-1]) <= 17

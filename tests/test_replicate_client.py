@@ -142,7 +142,7 @@ async def connected(
 
 
 async def create(client: ReplicateClient, deadline: float = 5.0, **kwargs: Any) -> Prediction:
-    options: dict[str, Any] = {"wait_seconds": None, "cancel_after_seconds": None, **kwargs}
+    options: dict[str, Any] = {"wait_seconds": None, "cancel_after": None, **kwargs}
     return await client.create_prediction(
         CREATE_PATH,
         {"input": {"prompt": "hi"}},
@@ -162,7 +162,7 @@ async def get(client: ReplicateClient, deadline: float = 5.0) -> Prediction:
 async def test_create_sends_the_token_body_and_lifecycle_headers() -> None:
     upstream = Upstream(ok())
     async with connected(upstream) as client:
-        created = await create(client, wait_seconds=30, cancel_after_seconds=90)
+        created = await create(client, wait_seconds=30, cancel_after=lambda: 90)
     assert (created.id, created.status) == ("p1", "starting")
     (request,) = upstream.requests
     assert (request.method, str(request.url)) == ("POST", BASE + CREATE_PATH)
@@ -310,7 +310,7 @@ async def test_a_read_timeout_after_the_deadline_is_deadline_exceeded() -> None:
                 token="t",
                 deadline=deadline,
                 wait_seconds=None,
-                cancel_after_seconds=None,
+                cancel_after=None,
             )
     assert len(upstream.requests) == 1
 

@@ -74,6 +74,8 @@ _LOGGER = logging.getLogger(__name__)
 # The shortest deadline a call may have: the shortest Cancel-After Replicate accepts,
 # and half a second to get the prediction created.
 MIN_DEADLINE_SECONDS = MIN_CANCEL_AFTER_SECONDS + 0.5
+# How much later than the caller's deadline gRPC's encoding of it may arrive.
+_TIMEOUT_ROUNDING = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,7 +323,7 @@ class Gateway:
         """The caller's deadline, else the default: for calls that run no model."""
         limit = self._settings.default_timeout_seconds
         if time_remaining is not None:
-            limit = min(limit, time_remaining - self._settings.deadline_margin_seconds)
+            limit = min(limit, self._ahead_of(time_remaining))
         return Deadline.after(max(0.0, limit))
 
     def list_models(self, caller: CallerConfig) -> list[AliasInfo]:
@@ -487,13 +489,21 @@ class Gateway:
         record = current_record()
         if record is not None:
             record.model = self._label(resolved)
-        margin = self._settings.deadline_margin_seconds
-        by_caller = time_remaining is not None and time_remaining - margin < limit
+        by_caller = time_remaining is not None and self._ahead_of(time_remaining) < limit
         if time_remaining is not None and by_caller:
             limit, source = time_remaining, "the call's deadline"
         if minimum and limit < minimum:
             raise deadline_too_short(seconds=max(0.0, limit), minimum=minimum, source=source)
-        return Deadline.after(max(0.0, limit - margin if by_caller else limit))
+        return Deadline.after(max(0.0, self._ahead_of(limit) if by_caller else limit))
+
+    def _ahead_of(self, time_remaining: float) -> float:
+        """The caller's time left, ended a little early so the answer is the gateway's.
+
+        gRPC rounds a timeout up when it sends it (to 100 ms above 10 s, to 1 s above
+        100 s: up to 1% late), so the server's view of the deadline can be later than the
+        caller's; the margin covers that, and the time to send the answer.
+        """
+        return time_remaining * (1 - _TIMEOUT_ROUNDING) - self._settings.deadline_margin_seconds
 
     def _token(self, alias: AliasConfig | None) -> str:
         key = alias.api_key if alias is not None else None

@@ -482,7 +482,12 @@ class PredictionRunner:
             token=token,
             deadline=deadline,
             wait_seconds=wait_seconds,
-            cancel_after_seconds=cancel_after_seconds or self._cancel_after(deadline),
+            # A submission's own lifetime; else the call's deadline, as it stands at each attempt.
+            cancel_after=(
+                (lambda: cancel_after_seconds)
+                if cancel_after_seconds is not None
+                else (lambda: self._cancel_after(deadline))
+            ),
         )
         task = asyncio.get_running_loop().create_task(tracing.traced("replicate.create", create))
         self._creates.add(task)

@@ -250,14 +250,17 @@ class ReplicateClient:
         token: str,
         deadline: Deadline,
         wait_seconds: int | None,
-        cancel_after_seconds: int | None,
+        cancel_after: Callable[[], int] | None,
     ) -> Prediction:
-        """Creates a prediction, holding the request up to `wait_seconds` for its output."""
+        """Creates a prediction, holding the request up to `wait_seconds` for its output.
+
+        `cancel_after` gives the Cancel-After seconds, asked again for every attempt:
+        Replicate counts them from the creation, so time spent on a rate budget or a
+        retry must come off them.
+        """
         headers = {"Content-Type": "application/json"}
         if wait_seconds is not None:
             headers["Prefer"] = f"wait={wait_seconds}"
-        if cancel_after_seconds is not None:
-            headers["Cancel-After"] = f"{cancel_after_seconds}s"
         # The server answers a held create after wait_seconds; allow it time to do so.
         read = (wait_seconds or 0) + 15.0
         answer = await self._request(
@@ -270,6 +273,9 @@ class ReplicateClient:
             headers=headers,
             content=json.dumps(body, separators=(",", ":")).encode(),
             read_timeout=read,
+            fresh_headers=(
+                None if cancel_after is None else lambda: {"Cancel-After": f"{cancel_after()}s"}
+            ),
         )
         return Prediction.parse(answer, endpoint="create")
 
@@ -501,8 +507,12 @@ class ReplicateClient:
         headers: Mapping[str, str] | None = None,
         content: bytes | None = None,
         read_timeout: float | None = None,
+        fresh_headers: Callable[[], Mapping[str, str]] | None = None,
     ) -> Mapping[str, Any] | None:
-        """Sends one logical request; returns its JSON object (None if it is not one)."""
+        """Sends one logical request; returns its JSON object (None if it is not one).
+
+        `fresh_headers` are made again for each attempt, just before it is sent.
+        """
         all_headers = {"Authorization": f"Bearer {token}", **(headers or {})}
         bucket = _bucket(kind)
 
@@ -514,10 +524,11 @@ class ReplicateClient:
                     metadata={"endpoint": endpoint},
                 )
             await self._spend(bucket, token, deadline)
+            fresh = fresh_headers() if fresh_headers is not None else {}
             request = self._http.build_request(
                 method,
                 path,
-                headers=all_headers,
+                headers={**all_headers, **fresh},
                 content=content,
                 timeout=self._timeout(deadline, read=read_timeout),
             )
