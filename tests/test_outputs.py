@@ -23,7 +23,7 @@ import yarl
 from aiohttp import web
 from google.longrunning import operations_pb2, operations_pb2_grpc
 from google.protobuf import struct_pb2
-from google.rpc import error_details_pb2
+from google.rpc import code_pb2, error_details_pb2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -502,6 +502,37 @@ async def test_an_operations_kept_bytes_are_held_against_the_budget_when_read() 
         )
         assert again.response.Unpack(kept)
         assert len(kept.images[0].data) == 200_000
+        assert r.held == 0
+        await channel.close(None)
+
+
+async def test_operations_keep_bytes_within_one_bound_for_all_of_them() -> None:
+    # Was: each include_data operation kept up to GATEWAY_OPERATION_MAX_BYTES in the store
+    # with no bound on all of them together, so a few submissions filled the Redis that
+    # quotas, budgets and request_id records need (200 MB, noeviction in the overlay).
+    async with rig(operation_total_bytes=400_000, max_output_file_bytes=200_000) as r:
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{r.gateway.port}")
+        ops = operations_pb2_grpc.OperationsStub(channel)
+        r.simulator.state.set_behaviour(SDXL, output_url_base=f"{r.files.url}/big/200000")
+        outcomes = []
+        for _ in range(2):
+            submitted = await r.stub.SubmitImage(
+                pb.SubmitImageRequest(request=image_request()), timeout=20
+            )
+            outcomes.append(
+                await ops.WaitOperation(
+                    operations_pb2.WaitOperationRequest(name=submitted.name), timeout=20
+                )
+            )
+        kept = pb.GenerateImageResponse()
+        # 200,000 bytes are about 267,000 in the store (base64): the first fits, the
+        # second would pass 400,000.
+        first, second = outcomes
+        assert first.response.Unpack(kept)
+        assert len(kept.images[0].data) == 200_000
+        assert second.error.code == code_pb2.RESOURCE_EXHAUSTED
+        assert "GATEWAY_OPERATION_TOTAL_BYTES" in second.error.message
+        assert len(r.files.requests) == 2
         assert r.held == 0
         await channel.close(None)
 

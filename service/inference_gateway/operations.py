@@ -108,6 +108,8 @@ class OperationSettings:
     max_deadline_seconds: float
     # The most image bytes an include_data operation keeps.
     max_bytes: int
+    # The most bytes all operations keep in the store together, as stored.
+    total_bytes: int
     # A follower's lease: a replica that stops refreshing it loses the operation this fast.
     lease_seconds: float
     # The limit on a WaitOperation that gives neither a timeout nor a deadline.
@@ -716,7 +718,26 @@ class Operations:
             [None if i.data is None else base64.b64encode(i.data).decode() for i in images]
         ).encode()
         ttl = self._settings.retention_seconds
+        members = await self._store("index_members", lambda s: s.index_members(_KEPT_INDEX))
+        held = sum(int(member.rpartition(":")[2] or 0) for member in members)
+        limit = self._settings.total_bytes
+        if held + len(blob) > limit:
+            raise ResourceExhausted(
+                f"operations keep {held} bytes of images in the shared store, and the "
+                f"{len(blob)} of prediction {record.prediction_ids[-1]} would pass the "
+                f"{limit} they may keep together (GATEWAY_OPERATION_TOTAL_BYTES); submit "
+                "without include_data to get the images' URLs only, or later",
+                reason="OPERATIONS_BYTES_FULL",
+                metadata={
+                    "predictionId": record.prediction_ids[-1],
+                    "limit": str(limit),
+                    "actual": str(held + len(blob)),
+                    "setting": "GATEWAY_OPERATION_TOTAL_BYTES",
+                },
+            )
         await self._store("put", lambda s: s.put(_bytes_key(record.id), blob, ttl))
+        member = f"{record.id}:{len(blob)}"
+        await self._store("index_add", lambda s: s.index_add(_KEPT_INDEX, member, ttl))
         record.kept_bytes = True
         record.kept_size = sum(len(image.data or b"") for image in images)
 
@@ -864,6 +885,8 @@ class Operations:
 # --- store keys ------------------------------------------------------------------------------
 
 _PENDING = "operations:pending"
+# Each operation's kept bytes, as `<id>:<size>`, living as long as the bytes do.
+_KEPT_INDEX = "operations:kept-bytes"
 
 
 def _record_key(operation_id: str) -> str:

@@ -93,6 +93,9 @@ class Settings:
     operations_key: str | None = field(default=None, repr=False)
     operation_max_deadline: float = 86_400.0
     operation_max_bytes: int = 32 * _MIB
+    # Kept bytes of all operations together, as stored (base64): with the cache's, within
+    # the Redis overlay's 200 MB, which the guarantees' records need too.
+    operation_total_bytes: int = 64 * _MIB
     # The response cache in the shared store: how long an answer is kept, and bounds on
     # one entry and on all of them together (the Redis overlay's server has 200 MB).
     cache_ttl: float = 3600.0
@@ -339,6 +342,9 @@ _OPTIONS = (
             "seconds; also the default", _at_least(5.0)),
     _Option("operation_max_bytes", "GATEWAY_OPERATION_MAX_BYTES",
             "most image bytes one include_data operation keeps", _positive(int)),
+    _Option("operation_total_bytes", "GATEWAY_OPERATION_TOTAL_BYTES",
+            "most bytes all include_data operations keep in the shared store together, "
+            "as stored (base64)", _positive(int)),
     _Option("cache_ttl", "GATEWAY_CACHE_TTL",
             "seconds the response cache keeps an answer", _positive(float)),
     _Option("cache_max_bytes", "GATEWAY_CACHE_MAX_BYTES",

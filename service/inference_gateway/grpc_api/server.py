@@ -249,6 +249,7 @@ def settings_for_operations(settings: Settings) -> OperationSettings:
         retention_seconds=settings.idempotency_retention,
         max_deadline_seconds=settings.operation_max_deadline,
         max_bytes=settings.operation_max_bytes,
+        total_bytes=settings.operation_total_bytes,
         lease_seconds=settings.lease_seconds,
         default_wait_seconds=settings.default_timeout,
     )
