@@ -11,12 +11,14 @@ import logging
 import textwrap
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2
 
 from inference_gateway.config import GatewayConfig, hash_token, load_config
 from inference_gateway.grpc_api.server import start_gateway
@@ -26,7 +28,7 @@ from replicate_simulator import RunningSimulator, SimulatorConfig, start_simulat
 from tests import gateway_harness
 from tests.redis_fixtures import RedisServer, redis_server
 from tests.support.models import LLAMA2
-from tests.support.rpc_status import error_info
+from tests.support.rpc_status import error_info, has_detail
 
 pytestmark = pytest.mark.asyncio
 
@@ -104,11 +106,20 @@ async def draw(stub: Stub) -> str:
     except grpc.aio.AioRpcError as error:
         info = error_info(error)
         keys = ("caller", "limit", "period", "currency")
-        return " ".join([error.code().name, info.reason, *(info.metadata[k] for k in keys)])
+        outcome = [error.code().name, info.reason, *(info.metadata[k] for k in keys)]
+        tomorrow = datetime.now(UTC).date() + timedelta(days=1)
+        if info.metadata["resetsAt"] == f"{tomorrow.isoformat()}T00:00:00Z":
+            outcome.append("resets-at-midnight")
+        if has_detail(error, error_details_pb2.RetryInfo):
+            outcome.append("RetryInfo")
+        return " ".join(outcome)
     return f"OK {reply.cost.amount}"
 
 
-REFUSED = "RESOURCE_EXHAUSTED CALLER_BUDGET_EXHAUSTED team-a 1.000000000 day USD"
+REFUSED = (
+    "RESOURCE_EXHAUSTED CALLER_BUDGET_EXHAUSTED team-a 1.000000000 day USD "
+    "resets-at-midnight RetryInfo"
+)
 
 
 async def test_a_daily_budget_gives_three_images_then_refuses_on_any_replica(
@@ -120,6 +131,7 @@ async def test_a_daily_budget_gives_three_images_then_refuses_on_any_replica(
         creates = simulator.state.requests.count("create")
     assert outcomes == ["OK 0.300000000"] * 3 + [REFUSED] * 2
     assert creates == 3
+    assert usage.resets_at.ToDatetime() - usage.period_start.ToDatetime() == timedelta(days=1)
     assert Decimal(usage.spent) == Decimal("0.90")
     assert Decimal(usage.remaining) == Decimal("0.10")
 
@@ -193,6 +205,24 @@ async def test_a_seeded_request_twice_on_two_replicas_makes_one_prediction(
         (True, "0.000000000"),
         (None, fresh.cost.amount),
     ]
+
+
+async def test_a_stream_is_answered_from_the_cache_in_one_piece(
+    redis: RedisServer, tmp_path: Path
+) -> None:
+    async with replicas(2, config(tmp_path), redis.url) as (simulator, stubs):
+        first = await ask(stubs[0], seed=11)
+        request = pb.GenerateTextRequest(
+            model="llama2", prompt="a haiku", max_new_tokens=32, seed=11
+        )
+        pieces = [m async for m in stubs[1].StreamText(request, metadata=AUTH, timeout=20)]
+        creates = simulator.state.requests.count("create")
+    assert creates == 1
+    assert "".join(piece.text for piece in pieces) == first.text
+    last = pieces[-1]
+    assert last.prediction.id == first.prediction.id
+    assert last.cost.cache_hit
+    assert Decimal(last.cost.amount) == 0
 
 
 async def test_an_unseeded_request_is_never_cached(redis: RedisServer, tmp_path: Path) -> None:

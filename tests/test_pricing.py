@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from inference_gateway.accounting import usage_of
-from inference_gateway.config import ConfigError, load_config
+from inference_gateway.config import ConfigError, describe_config, load_config
 from inference_gateway.pricing import Cost, ModelPrice, PriceTable, Rate, Unit, format_amount
 from inference_gateway.replicate import Prediction
 
@@ -149,3 +149,32 @@ def test_output_seconds_come_from_the_duration_input() -> None:
     table = PriceTable(models={"o/m": price})
     video = prediction(input={"seconds": 5}, metrics={"predict_time": 40.0})
     assert table.cost(price, usage_of(video, price)).amount == Decimal("1.40")
+
+
+def test_check_config_shows_each_price_and_budget(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.yaml"
+    path.write_text(
+        textwrap.dedent(
+            f"""\
+            pricing:
+              hardware: {{gpu-l40s: "0.000975"}}
+              models:
+                black-forest-labs/*: {{image: "0.003"}}
+                acme/upscaler: {{hardware: gpu-l40s}}
+            callers:
+              team-a:
+                token_sha256: "{"0" * 64}"
+                aliases: ["*"]
+                budget: {{amount: "25", per: month}}
+            """
+        )
+    )
+    shown = describe_config(load_config(path, {}), {}).splitlines()
+    assert "  budget          25 a month (UTC)" in shown
+    assert "  acme/upscaler: 0.000975 per hardware_second (gpu-l40s)" in shown
+    assert "  black-forest-labs/*: 0.003 per image" in shown
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("aliases: {}\npricing: {}\n")
+    assert "Prices: none, so every call's cost is unknown" in describe_config(
+        load_config(empty, {}), {}
+    )

@@ -13,6 +13,7 @@ from inference_gateway.config._model import (
 )
 from inference_gateway.defaults import names_a_secret
 from inference_gateway.model_ids import Task
+from inference_gateway.pricing import PriceTable
 from inference_gateway.prompts import CustomTemplate, JinjaTemplate, Template
 
 __all__ = ["describe_config"]
@@ -39,6 +40,9 @@ def describe_config(config: GatewayConfig, env_defaults: Mapping[str, object]) -
     if config.callers is not None:
         lines.append("")
         lines += _describe_callers(config.callers)
+    if config.pricing is not None:
+        lines.append("")
+        lines += _describe_prices(config.pricing)
     return "\n".join(lines)
 
 
@@ -113,8 +117,22 @@ def _describe_callers(callers: Mapping[str, CallerConfig]) -> list[str]:
         rows = [("token", caller.token_source), ("aliases", aliases), ("model ids", models)]
         if quotas := _limits(caller.limits):
             rows.append(("quotas", quotas))
+        if caller.budget is not None:
+            rows.append(("budget", f"{caller.budget.amount} a {caller.budget.period} (UTC)"))
         lines.append(f"{caller.name}    (defined at {caller.source})")
         lines += [_ROW.format(*row) for row in rows]
+    return lines
+
+
+def _describe_prices(pricing: PriceTable) -> list[str]:
+    """Each price as written, so a reader can check it against replicate.com by eye."""
+    if not pricing.models:
+        return ["Prices: none, so every call's cost is unknown"]
+    lines = [f"Prices ({pricing.currency}; any other model's cost is unknown):"]
+    for key, price in sorted(pricing.models.items()):
+        rates = ", ".join(f"{rate.price} per {rate.unit}" for rate in price.rates)
+        on = f" ({price.hardware})" if price.hardware else ""
+        lines.append(f"  {key}: {rates}{on}")
     return lines
 
 
