@@ -16,13 +16,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from unittest.mock import Mock
 
 import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from inference_gateway import __version__
+from inference_gateway import __version__, call_events
 from inference_gateway.deadlines import Deadline
 from inference_gateway.errors import (
     DeadlineExceeded,
@@ -43,7 +44,6 @@ from inference_gateway.replicate import (
     StreamUnavailable,
     parse_timestamp,
 )
-from inference_gateway.request_log import finish_record, request_record
 from inference_gateway.settings import Settings
 
 BASE = "https://api.replicate.test"
@@ -489,15 +489,16 @@ async def test_a_short_reset_makes_the_next_request_wait_then_go() -> None:
     assert len(upstream.requests) == 2
 
 
-async def test_every_attempt_is_counted_in_the_request_record() -> None:
+async def test_every_attempt_is_reported_to_the_call() -> None:
     upstream = Upstream(reply(503), reply(200, prediction()))
-    record, token = request_record("GenerateText")
+    listener = Mock()
+    token = call_events.listen(listener)
     try:
         async with connected(upstream) as client:
             await get(client)
     finally:
-        finish_record(token)
-    assert record.upstream_requests == 2
+        call_events.stop_listening(token)
+    assert listener.upstream_request.call_count == 2
 
 
 # --- file downloads --------------------------------------------------------------------------

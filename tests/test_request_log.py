@@ -7,6 +7,7 @@ prompt it received, how many requests it saw) or from clocks the test reads.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import datetime
 import json
@@ -35,7 +36,6 @@ from inference_gateway.request_log import (
     RequestRecord,
     configure_logging,
     finish_record,
-    request_record,
     set_prompt_logging,
 )
 from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as pb
@@ -253,9 +253,8 @@ def test_text_format_writes_key_value_pairs_and_the_level_hides_lower_lines(
     capsys: Capture,
 ) -> None:
     def one_request() -> str:
-        record, token = request_record("GenerateText")
-        record.model, record.upstream_requests = LLAMA3, 2
-        finish_record(token)
+        record = RequestRecord(rpc="GenerateText", model=LLAMA3, upstream_requests=2)
+        finish_record(record)
         return capsys.readouterr().err
 
     with configured_logging("info", "text"):
@@ -405,3 +404,22 @@ def test_times_have_milliseconds_and_the_utc_offset(fmt: str, capsys: Capture) -
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", stamp), stamp
     logged = datetime.datetime.fromisoformat(stamp)
     assert before - datetime.timedelta(milliseconds=1) <= logged <= after
+
+
+# --- one writer ---------------------------------------------------------------------------------
+
+
+def test_only_the_edge_fills_the_request_line() -> None:
+    """Lower layers report events (call_events.py); grpc_api/interceptors.py alone records
+    them. Who else imports the log module takes only its setup: names, not the record."""
+    service = Path(__file__).resolve().parents[1] / "service" / "inference_gateway"
+    importers: dict[str, set[str]] = {}
+    for path in sorted(service.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "inference_gateway.request_log":
+                found = importers.setdefault(str(path.relative_to(service)), set())
+                found.update(alias.name for alias in node.names)
+    assert importers.pop("grpc_api/interceptors.py") >= {"RequestRecord", "finish_record"}
+    setup = {"configure_logging", "LOG_FORMATS", "LOG_LEVELS", "LogSetupError"}
+    assert importers  # cli.py and settings.py configure logging
+    assert all(found <= setup for found in importers.values()), importers

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 from typing import Any
 
+from inference_gateway import call_events
 from inference_gateway.config import AliasConfig, CallerConfig, SpendLimit
 from inference_gateway.deadlines import Deadline
 from inference_gateway.errors import FailedPrecondition, GatewayError, ResourceExhausted
@@ -39,7 +40,6 @@ from inference_gateway.pricing import (
     price_key,
 )
 from inference_gateway.replicate import Prediction
-from inference_gateway.request_log import current_record
 from inference_gateway.state import Guarantee, SharedState, StoreError
 
 __all__ = ["Accounting", "Charge", "Hold", "UsageReport", "usage_of"]
@@ -238,7 +238,7 @@ class Accounting:
         note_cost(cost)
         if not counted:
             return cost
-        who = caller or _current_caller()
+        who = caller or "unknown"
         m = self._metrics
         if cost.amount is not None:
             m.cost.labels(who, label).inc(float(cost.amount))
@@ -439,16 +439,7 @@ class Accounting:
         )
 
 
-def _current_caller() -> str:
-    record = current_record()
-    return record.caller if record is not None and record.caller else "unknown"
-
-
 def note_cost(cost: Cost) -> None:
-    """Puts the cost in the current request's log line."""
-    record = current_record()
-    if record is None:
-        return
-    record.cost = format_amount(cost.amount) if cost.amount is not None else "unknown"
-    record.currency = cost.currency
-    record.cache_hit = cost.cache_hit or None
+    """Reports the cost to the current call (its log line shows it)."""
+    amount = format_amount(cost.amount) if cost.amount is not None else "unknown"
+    call_events.report().cost_known(amount, cost.currency, cost.cache_hit)

@@ -14,10 +14,11 @@ from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 
-from inference_gateway import tracing
+from inference_gateway import call_events
 from inference_gateway.access import check_permission, may_use_alias
 from inference_gateway.accounting import Accounting, Charge, Hold, UsageReport, note_cost
 from inference_gateway.cache import ResponseCache
+from inference_gateway.call_events import FinishedPrediction
 from inference_gateway.config import AliasConfig, CallerConfig
 from inference_gateway.deadlines import Deadline
 from inference_gateway.defaults import names_a_secret
@@ -62,7 +63,6 @@ from inference_gateway.prompts import (
 )
 from inference_gateway.registry import ModelRegistry, ResolvedModel, check_task
 from inference_gateway.replicate import TERMINAL_STATUSES, Prediction, ReplicateClient
-from inference_gateway.request_log import current_record, record_prompt
 from inference_gateway.routing import Attempt, Candidate, Route, Router
 from inference_gateway.schemas import SchemaCache
 from inference_gateway.state import MemoryStore, SharedState
@@ -193,7 +193,9 @@ class Gateway:
                     return hit
                 async with self._charge(request, prepared, deadline, attempt) as charge:
                     prediction = await self._run(request, prepared, deadline, attempt, charge)
-                    summary = self._finish(prediction, prepared.label, started, attempt, charge)
+                    summary = self._finish(
+                        prediction, prepared.label, started, attempt, charge, _name(request)
+                    )
                 result = TextResult(output_text(prediction.output), summary, prepared.template)
                 await self._remember(key, prepared, prediction, result)
             return result
@@ -248,14 +250,9 @@ class Gateway:
                                 continue
                             if first:
                                 first = False
-                                ttft = time.monotonic() - started
-                                self._metrics.time_to_first_token.labels(prepared.label).observe(
-                                    ttft, tracing.exemplar()
+                                call_events.first_token(
+                                    self._metrics, prepared.label, time.monotonic() - started
                                 )
-                                if tracing.enabled():
-                                    tracing.annotate_call(
-                                        {"gen_ai.server.time_to_first_token": ttft}
-                                    )
                             yield TextDelta(item.text)
                 except GatewayError as error:
                     # A failure the stream reports itself ends the call without a final
@@ -277,7 +274,9 @@ class Gateway:
                 if ticket is not None and final is not None:
                     await ticket.finish(final)
                 if final is not None:
-                    summary = self._finish(final, prepared.label, started, attempt, charge)
+                    summary = self._finish(
+                        final, prepared.label, started, attempt, charge, _name(request)
+                    )
             if final is not None and summary is not None:
                 yield StreamEnd(summary)
                 text = TextResult(output_text(final.output), summary, prepared.template)
@@ -300,7 +299,9 @@ class Gateway:
                     return hit
                 async with self._charge(request, prepared, deadline, attempt) as charge:
                     prediction = await self._run(request, prepared, deadline, attempt, charge)
-                    summary = self._finish(prediction, prepared.label, started, attempt, charge)
+                    summary = self._finish(
+                        prediction, prepared.label, started, attempt, charge, _name(request)
+                    )
                 async with _within(deadline, f"fetching the images of prediction {prediction.id}"):
                     images = await self._outputs.images(
                         prediction, request.include_data, prepared.token, deadline
@@ -486,9 +487,7 @@ class Gateway:
         if limit is None:
             limit = self._settings.default_timeout_seconds
             source = "the gateway's default timeout (GATEWAY_DEFAULT_TIMEOUT)"
-        record = current_record()
-        if record is not None:
-            record.model = self._label(resolved)
+        call_events.report().model_chosen(self._label(resolved))
         by_caller = time_remaining is not None and self._ahead_of(time_remaining) < limit
         if time_remaining is not None and by_caller:
             limit, source = time_remaining, "the call's deadline"
@@ -544,7 +543,7 @@ class Gateway:
             model_name=ref.model_name,
             add_bos=alias.add_bos if alias else False,
         )
-        record_prompt(rendered.prompt)
+        call_events.report().prompt_built(rendered.prompt)
         explicit: dict[str, object] = {**request.extra_input, **request.parameters}
         fields = _fields_of(request)
         if rendered.system_prompt is not None:
@@ -587,7 +586,7 @@ class Gateway:
             )
         explicit: dict[str, object] = {**request.extra_input, **request.parameters}
         explicit["prompt"] = request.prompt
-        record_prompt(request.prompt)
+        call_events.report().prompt_built(request.prompt)
         # What already sets each input, so an image never silently replaces one.
         fields = _fields_of(request)
         for index, image in enumerate(request.input_images):
@@ -695,10 +694,7 @@ class Gateway:
         if hit is None:
             return None
         summary = replace(hit.prediction, total_seconds=time.monotonic() - started)
-        record = current_record()
-        if record is not None:
-            record.prediction_id = summary.id
-            record.prediction_status = summary.status
+        call_events.report().answered_from_cache(summary.id, summary.status)
         if summary.cost is not None:
             note_cost(summary.cost)
         return replace(hit, prediction=summary)
@@ -723,49 +719,14 @@ class Gateway:
         charge: Charge | None = None,
         caller: str | None = None,
     ) -> PredictionSummary:
-        """Records the prediction's metrics and cost; raises its error when it did not
+        """Has the prediction recorded and priced; raises its error when it did not
         succeed (a failed or canceled prediction is billed too).
 
         `attempt` is the routed candidate that ran it; a submitted prediction has none.
         """
-        m = self._metrics
-        m.predictions.labels(label, prediction.status).inc()
-        queue = prediction.queue_seconds
-        cold = self.cold_boot(prediction)
-        predict = prediction.metric("predict_time")
-        record = current_record()
-        if record is not None:
-            record.prediction_id = prediction.id
-            record.prediction_status = prediction.status
-            record.queue_seconds = queue
-            record.predict_seconds = predict
-            record.cold_boot = cold
-        if queue is not None:
-            m.queue_duration.labels(label).observe(queue)
-        if cold:
-            m.cold_boots.labels(label).inc()
-        m.model_ran(label, queue if cold else None)
-        if predict is not None:
-            m.predict_duration.labels(label).observe(predict)
-        tokens_in = prediction.metric("input_token_count")
-        tokens_out = prediction.metric("output_token_count")
-        if tracing.enabled():
-            tracing.annotate_call(
-                {
-                    "gen_ai.response.id": prediction.id,
-                    "gen_ai.response.model": _response_model(prediction),
-                    "gen_ai.response.finish_reasons": (prediction.status,),
-                    "gen_ai.usage.input_tokens": tokens_in,
-                    "gen_ai.usage.output_tokens": tokens_out,
-                    "replicate.queue_seconds": queue,
-                    "replicate.predict_seconds": predict,
-                    "replicate.cold_boot": cold,
-                }
-            )
-        if tokens_in is not None:
-            m.input_tokens.labels(label).inc(tokens_in)
-        if tokens_out is not None:
-            m.output_tokens.labels(label).inc(tokens_out)
+        finished = _finished(prediction, self.cold_boot(prediction))
+        role = str(attempt.role) if attempt is not None else "primary"
+        call_events.prediction_finished(self._metrics, label, finished, role=role)
         endpoint = "deployment" if prediction.raw.get("deployment") else "model"
         repeat = charge is not None and charge.repeat
         cost = self._accounting.cost(prediction, caller, label, endpoint, counted=not repeat)
@@ -779,17 +740,16 @@ class Gateway:
                 logs=prediction.logs,
                 at_deadline=ended_at_cancel_after(prediction),
             )
-        role = str(attempt.role) if attempt is not None else "primary"
-        m.answers.labels(label, role).inc()
+        tokens_in, tokens_out = finished.input_tokens, finished.output_tokens
         return PredictionSummary(
             id=prediction.id,
             model=prediction.model,
             version=prediction.version,
             status=prediction.status,
-            queue_seconds=queue,
-            predict_seconds=predict,
+            queue_seconds=finished.queue_seconds,
+            predict_seconds=finished.predict_seconds,
             total_seconds=time.monotonic() - started,
-            cold_boot=cold,
+            cold_boot=finished.cold_boot,
             input_tokens=int(tokens_in) if tokens_in is not None else None,
             output_tokens=int(tokens_out) if tokens_out is not None else None,
             answered_by=attempt.candidate.name if attempt is not None else "",
@@ -830,7 +790,6 @@ class Gateway:
         self,
         prediction: Prediction,
         label: str,
-        rpc: str,
         started: float,
         *,
         caller: str | None = None,
@@ -880,15 +839,26 @@ class Gateway:
             yield
 
 
-# The GenAI semantic conventions' name for it.
-_TTFT_ATTRIBUTE = "gen_ai.server.time_to_first_token"
-
-
-def _response_model(prediction: Prediction) -> str | None:
-    """owner/name:version as Replicate ran it."""
+def _finished(prediction: Prediction, cold_boot: bool) -> FinishedPrediction:
     if prediction.model and prediction.version:
-        return f"{prediction.model}:{prediction.version}"
-    return prediction.model or prediction.version
+        response_model: str | None = f"{prediction.model}:{prediction.version}"
+    else:
+        response_model = prediction.model or prediction.version
+    return FinishedPrediction(
+        id=prediction.id,
+        status=prediction.status,
+        queue_seconds=prediction.queue_seconds,
+        predict_seconds=prediction.metric("predict_time"),
+        cold_boot=cold_boot,
+        input_tokens=prediction.metric("input_token_count"),
+        output_tokens=prediction.metric("output_token_count"),
+        response_model=response_model,
+    )
+
+
+def _name(request: TextRequest | ImageRequest) -> str | None:
+    """Who the call's cost is counted against in the chargeback metrics."""
+    return request.caller.name if request.caller is not None else None
 
 
 def _is_repeat(ticket: Ticket | None) -> bool:

@@ -652,14 +652,13 @@ class Operations:
     async def _settle(self, record: _Record, final: Prediction) -> None:
         """Records how the prediction ended: its answer, or its error, as a blocking call's."""
         started = time.monotonic() - (time.time() - record.created)
-        rpc = "SubmitImage" if record.task == Task.IMAGE.value else "SubmitText"
         charge = Charge()
         try:
             if final.raw.get("data_removed") is True:
                 raise _output_removed(final.id)
             try:
                 summary = self._gateway.settle(
-                    final, record.label, rpc, started, caller=record.caller or None, charge=charge
+                    final, record.label, started, caller=record.caller or None, charge=charge
                 )
             except GatewayError:
                 if final.status == "canceled" and await self._was_canceled(record.id):

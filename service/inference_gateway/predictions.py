@@ -27,7 +27,7 @@ from contextlib import aclosing, suppress
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from inference_gateway import tracing
+from inference_gateway import call_events, tracing
 from inference_gateway.deadlines import Deadline, bounded
 from inference_gateway.domain import TextDelta
 from inference_gateway.errors import (
@@ -41,7 +41,6 @@ from inference_gateway.replicate import (
     StreamUnavailable,
     parse_timestamp,
 )
-from inference_gateway.request_log import current_record
 
 __all__ = [
     "CANCEL_WINDOW_SECONDS",
@@ -497,9 +496,7 @@ class PredictionRunner:
         except asyncio.CancelledError:
             task.add_done_callback(lambda done: self._orphaned(done, token, hooks))
             raise
-        record = current_record()
-        if record is not None:
-            record.prediction_id = created.id
+        call_events.report().prediction_created(created.id)
         if hooks[0] is not None:
             await hooks[0](created)
         return created

@@ -1,15 +1,13 @@
 """Logging setup and the one structured line written per request.
 
-A request's record lives in a context variable, so the core and the Replicate client
-can add to it (model, prediction id, upstream request count) without being handed it.
-Prompts are left out unless asked for (`configure_logging(..., log_prompts=True)`);
-tokens never enter a record. Every line carries trace_id and span_id while a span is current.
+The edge (grpc_api/interceptors.py) alone fills a request's record, from the events the
+lower layers report (call_events.py), and writes it when the call ends. Prompts are left
+out unless asked for (`configure_logging(..., log_prompts=True)`); tokens never enter a
+record. Every line carries trace_id and span_id while a span is current.
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import datetime
 import json
 import logging
@@ -27,19 +25,14 @@ __all__ = [
     "LogSetupError",
     "RequestRecord",
     "configure_logging",
-    "current_record",
     "finish_record",
-    "record_prompt",
-    "request_record",
+    "prompts_logged",
     "set_prompt_logging",
 ]
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("json", "text")
 
-_RECORD: contextvars.ContextVar[RequestRecord | None] = contextvars.ContextVar(
-    "request_record", default=None
-)
 REQUEST_LOGGER = logging.getLogger("inference_gateway.requests")
 
 
@@ -104,43 +97,18 @@ def _bounded(key: str, value: object) -> object:
     return value[: _MAX_FIELD_CHARS - 1] + "…"
 
 
-def current_record() -> RequestRecord | None:
-    return _RECORD.get()
-
-
-def request_record(
-    rpc: str, *, caller: str | None = None
-) -> tuple[RequestRecord, contextvars.Token[RequestRecord | None]]:
-    record = RequestRecord(rpc=rpc, caller=caller)
-    return record, _RECORD.set(record)
-
-
 def set_prompt_logging(enabled: bool) -> None:
     """Whether request lines carry the prompt sent to the model (they are private data)."""
     _OPTIONS.log_prompts = enabled
 
 
-def record_prompt(prompt: str) -> None:
-    """Puts the prompt in the current request's line, if prompts are being logged."""
-    record = _RECORD.get()
-    if record is not None and _OPTIONS.log_prompts:
-        record.prompt = prompt
+def prompts_logged() -> bool:
+    return _OPTIONS.log_prompts
 
 
-def finish_record(
-    token: contextvars.Token[RequestRecord | None], record: RequestRecord | None = None
-) -> None:
-    """Writes the request's line and forgets its record.
-
-    Pass `record` when the call may end in another context than it began in: the event
-    loop closes an abandoned stream handler from a task of its own, where the record is
-    not current and the token cannot be reset (nor needs to be).
-    """
-    record = record or _RECORD.get()
-    with contextlib.suppress(ValueError):
-        _RECORD.reset(token)
-    if record is not None:
-        REQUEST_LOGGER.info("request", extra={"request": record.fields()})
+def finish_record(record: RequestRecord) -> None:
+    """Writes the request's line."""
+    REQUEST_LOGGER.info("request", extra={"request": record.fields()})
 
 
 def _timestamp(record: logging.LogRecord) -> str:

@@ -1,6 +1,9 @@
 """One interceptor for every call: who is calling, metrics, the request log line, and
 errors -> status.
 
+What the lower layers report about a call (call_events.py) is recorded here, once, into
+both the request log line and the RPC's span.
+
 Domain errors become their status here and only here; anything unexpected becomes
 INTERNAL with a generic message, and its traceback goes to the log, never the caller.
 `wrap_handler` is the one place a gRPC method handler is wrapped, for all four kinds.
@@ -18,12 +21,13 @@ from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 import grpc
 
-from inference_gateway import tracing
+from inference_gateway import call_events, tracing
+from inference_gateway.call_events import FinishedPrediction
 from inference_gateway.errors import REPLICATE_AUTH_FAILED, GatewayError
 from inference_gateway.grpc_api.auth import OPEN_SERVICES, Identify, Metadata
 from inference_gateway.grpc_api.status import INTERNAL_ERROR, to_rpc_status
 from inference_gateway.metrics import Metrics
-from inference_gateway.request_log import RequestRecord, finish_record, request_record
+from inference_gateway.request_log import RequestRecord, finish_record, prompts_logged
 
 __all__ = ["ObservingInterceptor", "wrap_handler"]
 
@@ -140,10 +144,11 @@ class _Call:
         self._started = time.monotonic()
         self.code = "OK"
         metrics.grpc_started.labels(*self._labels).inc()
-        self._record = None
+        self._record: RequestRecord | None = None
         if self._own:
             metrics.in_flight.labels(name).inc()
-            self._record, self._token = request_record(name, caller=_UNAUTHENTICATED)
+            self._record = RequestRecord(rpc=name, caller=_UNAUTHENTICATED)
+            self._listening = call_events.listen(_CallLog(self._record))
             tracing.call_started()
 
     async def __aenter__(self) -> _Call:
@@ -208,7 +213,64 @@ class _Call:
                 self._record.grpc_code = self.code
                 if tracing.enabled():
                     tracing.annotate_call(_call_attributes(self._record))
-                finish_record(self._token, self._record)
+                call_events.stop_listening(self._listening)
+                finish_record(self._record)
+
+
+class _CallLog:
+    """The call's listener: each event it hears goes into the log line and, for what the
+    span carries as it happens, the RPC's span."""
+
+    def __init__(self, record: RequestRecord) -> None:
+        self._record = record
+
+    def model_chosen(self, label: str) -> None:
+        self._record.model = label
+
+    def prompt_built(self, prompt: str) -> None:
+        if prompts_logged():
+            self._record.prompt = prompt
+
+    def prediction_created(self, prediction_id: str) -> None:
+        self._record.prediction_id = prediction_id
+
+    def first_token(self, seconds: float) -> None:
+        if tracing.enabled():
+            # The GenAI semantic conventions' name for it.
+            tracing.annotate_call({"gen_ai.server.time_to_first_token": seconds})
+
+    def prediction_finished(self, finished: FinishedPrediction) -> None:
+        record = self._record
+        record.prediction_id = finished.id
+        record.prediction_status = finished.status
+        record.queue_seconds = finished.queue_seconds
+        record.predict_seconds = finished.predict_seconds
+        record.cold_boot = finished.cold_boot
+        if tracing.enabled():
+            tracing.annotate_call(
+                {
+                    "gen_ai.response.id": finished.id,
+                    "gen_ai.response.model": finished.response_model,
+                    "gen_ai.response.finish_reasons": (finished.status,),
+                    "gen_ai.usage.input_tokens": finished.input_tokens,
+                    "gen_ai.usage.output_tokens": finished.output_tokens,
+                    "replicate.queue_seconds": finished.queue_seconds,
+                    "replicate.predict_seconds": finished.predict_seconds,
+                    "replicate.cold_boot": finished.cold_boot,
+                }
+            )
+
+    def answered_from_cache(self, prediction_id: str, status: str) -> None:
+        self._record.prediction_id = prediction_id
+        self._record.prediction_status = status
+
+    def upstream_request(self) -> None:
+        self._record.upstream_requests += 1
+
+    def cost_known(self, amount: str, currency: str, cache_hit: bool) -> None:
+        self._record.cost = amount
+        self._record.currency = currency
+        self._record.cache_hit = cache_hit or None
 
 
 # The GenAI semantic conventions' operation names, by RPC.
@@ -230,7 +292,7 @@ def _call_attributes(record: RequestRecord) -> dict[str, object]:
         "replicate.prediction.id": record.prediction_id,
         "replicate.prediction.status": record.prediction_status,
         "error.type": record.error_reason,
-        # Present only when prompt logging is on (request_log.record_prompt decides).
+        # Present only when prompt logging is on (_CallLog.prompt_built decides).
         "gen_ai.prompt": record.prompt,
     }
 

@@ -20,7 +20,7 @@ from typing import Any, Protocol, TypeVar
 
 import httpx
 
-from inference_gateway import __version__
+from inference_gateway import __version__, call_events
 from inference_gateway.deadlines import Deadline
 from inference_gateway.errors import (
     DeadlineExceeded,
@@ -48,7 +48,6 @@ from inference_gateway.replicate._sse import (
     ServerSentEvent,
     iter_events,
 )
-from inference_gateway.request_log import current_record
 from inference_gateway.state import MemoryStore, SharedState
 
 __all__ = [
@@ -177,15 +176,13 @@ async def _read_at_most(response: httpx.Response, limit: int) -> bytes | None:
 
 
 class _Counting:
-    """Passes reports to the observer and counts upstream requests in the request's record."""
+    """Passes reports to the observer, and each request to the call that made it."""
 
     def __init__(self, observer: UpstreamObserver) -> None:
         self._observer = observer
 
     def request_done(self, endpoint: str, status_class: str, seconds: float) -> None:
-        record = current_record()
-        if record is not None:
-            record.upstream_requests += 1
+        call_events.report().upstream_request()
         self._observer.request_done(endpoint, status_class, seconds)
 
     def retried(self, endpoint: str) -> None:
