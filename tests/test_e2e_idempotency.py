@@ -8,9 +8,13 @@ import uuid
 import grpc
 import pytest
 
+from inference_gateway.grpc_api import servicer
+from inference_gateway.grpc_api.auth import anonymous
+from inference_gateway.state import ClaimOutcome
 from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as pb
 from inference_gateway_protos.inference.gateway.v1 import gateway_pb2_grpc
 from replicate_simulator import RunningSimulator
+from tests.gateway_harness import running_gateway
 from tests.redis_fixtures import RedisServer
 from tests.support.models import LLAMA3, SDXL_PINNED
 from tests.support.replicas import replicas, simulator
@@ -150,3 +154,30 @@ async def test_an_image_request_repeated_on_another_replica_gets_the_same_images
     assert repeat.prediction.id == first.prediction.id
     assert [image.uri for image in repeat.images] == [image.uri for image in first.images]
     assert first.images
+
+
+async def test_a_finished_request_ids_record_keeps_no_copy_of_the_input() -> None:
+    # Was: the record kept Replicate's whole prediction, input included, for the retention
+    # window: each request_id held up to the request limit (8 MiB) in the shared store.
+    prompt = "many words " * 10_000
+    async with running_gateway() as h:
+        message = pb.GenerateTextRequest(
+            model=LLAMA3, prompt=prompt, request_id=str(uuid.uuid4()), max_new_tokens=5
+        )
+        first = await h.stub.GenerateText(message, timeout=20)
+        request_id = servicer.text_request(message, anonymous(None)).request_id
+        assert request_id is not None
+        claim = await h.gateway.gateway.state.store.claim(
+            f"idem:{anonymous(None).name}:{request_id.value}",
+            request_id.fingerprint,
+            "inspecting",
+            1.0,
+            1.0,
+        )
+        assert claim.outcome is ClaimOutcome.DONE
+        assert claim.response is not None
+        assert len(claim.response) < 8_000 < len(prompt)
+        # A repeat still gets the whole answer.
+        again = await h.stub.GenerateText(message, timeout=20)
+        assert (again.text, again.prediction.id) == (first.text, first.prediction.id)
+        assert h.requests.count("create") == 1

@@ -2,12 +2,13 @@
 
 The first call with a request_id claims a record in the shared state and creates the
 prediction; the record then holds the prediction's id while it runs, and the final
-prediction (Replicate's JSON: text and image URLs, never image bytes) for the retention
-window. A repeat, on any replica, attaches instead of creating: it follows the same
-prediction (a stream from its start), or replays the stored end. While the first call's
-create is in flight the record is claimed under a lease, so simultaneous repeats make one
-prediction; a replica killed mid-create leaves a claim that expires after its lease, and
-a repeat after that creates again (nothing recorded which prediction, if any, it made).
+prediction (Replicate's JSON: text and image URLs; not the input's text or files, never
+image bytes) for the retention window. A repeat, on any replica, attaches instead of
+creating: it follows the same prediction (a stream from its start), or replays the
+stored end. While the first call's create is in flight the record is claimed under a
+lease, so simultaneous repeats make one prediction; a replica killed mid-create leaves a
+claim that expires after its lease, and a repeat after that creates again (nothing
+recorded which prediction, if any, it made).
 
 A call whose caller leaves does not cancel its prediction at once: the record waits
 `grace_seconds` with no holder, the first repeat to arrive adopts it, and if none does
@@ -21,9 +22,9 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from inference_gateway.config import CallerConfig
 from inference_gateway.deadlines import Deadline
@@ -42,6 +43,8 @@ __all__ = [
 _LOGGER = logging.getLogger(__name__)
 # How often a repeat looks again while the first call's create is still in flight.
 _WAIT_INTERVAL = 0.2
+# The end of a prediction's logs a record keeps (errors quote their last lines).
+_LOG_TAIL_CHARS = 4096
 
 
 class ReplayObserver(Protocol):
@@ -129,6 +132,25 @@ class Idempotency:
             _LOGGER.warning("idempotency record: %s failed: %s", op, exc)
 
 
+def _replayable(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """What a replay needs of a finished prediction, so a record costs the store no more
+    than its answer: the input's numbers only (a per-output-second price reads its duration
+    there), never its text and files, which are the request's own (up to its size limit),
+    and the tail of the logs, which is all an error quotes."""
+    kept = dict(raw)
+    given = raw.get("input")
+    if isinstance(given, Mapping):
+        kept["input"] = {
+            name: value
+            for name, value in given.items()
+            if isinstance(value, int | float) and not isinstance(value, bool)
+        }
+    logs = raw.get("logs")
+    if isinstance(logs, str) and len(logs) > _LOG_TAIL_CHARS:
+        kept["logs"] = logs[-_LOG_TAIL_CHARS:]
+    return kept
+
+
 class Ticket:
     """One call's part in a request_id's record.
 
@@ -181,7 +203,7 @@ class Ticket:
         self._stop()
         if not self.owner:
             return
-        response = json.dumps(dict(prediction.raw), separators=(",", ":")).encode()
+        response = json.dumps(_replayable(prediction.raw), separators=(",", ":")).encode()
         retention = self._idempotency._settings.retention_seconds
         await self._idempotency._call(
             "complete", lambda s: s.complete(self.key, self.holder, response, retention)
