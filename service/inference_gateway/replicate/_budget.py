@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
-from dataclasses import dataclass
 from enum import Enum
 
 from inference_gateway.deadlines import Deadline
@@ -131,34 +130,21 @@ class RateBudget:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class _Rates:
-    create: int
-    other: int
-
-
 class AccountBudgets:
     """The create and other buckets of each Replicate account the gateway spends."""
 
     def __init__(self, state: SharedState, *, create_per_minute: int, other_per_minute: int):
         self._state = state
-        self._default = _Rates(create_per_minute, other_per_minute)
-        self._rates: dict[str, _Rates] = {}
+        # Replicate's limits are the same for every account.
+        self._per_minute = {Bucket.CREATE: create_per_minute, Bucket.OTHER: other_per_minute}
         self._budgets: dict[tuple[str, Bucket], RateBudget] = {}
-
-    def set_rates(self, token: str, *, create_per_minute: int, other_per_minute: int) -> None:
-        """Rates for an account other than the default (an alias's own api_key)."""
-        account = account_id(token)
-        self._rates[account] = _Rates(create_per_minute, other_per_minute)
-        self._budgets.pop((account, Bucket.CREATE), None)
-        self._budgets.pop((account, Bucket.OTHER), None)
 
     def __call__(self, token: str, bucket: Bucket) -> RateBudget:
         account = account_id(token)
         budget = self._budgets.get((account, bucket))
         if budget is None:
-            rates = self._rates.get(account, self._default)
-            per_minute = rates.create if bucket is Bucket.CREATE else rates.other
-            budget = RateBudget(bucket, per_minute, state=self._state, account=account)
+            budget = RateBudget(
+                bucket, self._per_minute[bucket], state=self._state, account=account
+            )
             self._budgets[account, bucket] = budget
         return budget
