@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -45,6 +46,11 @@ aliases:
     model: deployments/acme/llama3-prod
     fallbacks: [backup]
     hedge_after_seconds: 5
+  thrifty:
+    model: {LLAMA3}
+    fallbacks: [backup]
+    hedge_after_seconds: 1
+    hedges_per_minute: 1
   backup:
     model: {LLAMA2}
   paid-elsewhere:
@@ -156,12 +162,13 @@ async def test_a_model_booting_near_the_deadline_is_left_for_the_fallback(h: Har
     state = h.simulator.state
     state.force_cold_boot(LLAMA3, 120.0)
     started = time.monotonic()
-    # 6 s to go, 100 s reserve: the boot is given half of it, then the fallback runs.
+    # 10 s to go, 100 s reserve: the boot is given up at about 4 s, leaving the fallback
+    # the 5.5 s a prediction needs to end within the deadline.
     reply = await h.stub.GenerateText(
-        pb.GenerateTextRequest(model="booting", prompt="hello"), timeout=6
+        pb.GenerateTextRequest(model="booting", prompt="hello"), timeout=10
     )
     assert reply.prediction.answered_by == "backup"
-    assert time.monotonic() - started < 6
+    assert time.monotonic() - started < 10
     [booted] = [p for p in state.predictions.values() if p.model.full_name == LLAMA3]
     await wait_until(booted, lambda p: p.status == "canceled")
 
@@ -285,3 +292,23 @@ async def test_a_caller_gets_only_fallbacks_it_may_use_itself(tmp_path: Path) ->
         h.simulator.state.faults.add(kind="create", model=LLAMA3, status=503)
         reply = await h.stub.GenerateText(request, timeout=20, metadata=bearer("both-token"))
         assert reply.prediction.answered_by == "backup"
+
+
+async def test_hedges_per_minute_caps_hedges_the_deadline_still_switches(h: Harness) -> None:
+    h.simulator.state.force_cold_boot(LLAMA3, 120.0)  # both calls wait for this boot
+    request = pb.GenerateTextRequest(model="thrifty", prompt="hello")
+    replies = await asyncio.gather(
+        h.stub.GenerateText(request, timeout=8), h.stub.GenerateText(request, timeout=8)
+    )
+    assert sorted(reply.prediction.role for reply in replies) == [
+        pb.PREDICTION_ROLE_FALLBACK,  # over budget: no hedge, but the boot is given up at ~2 s
+        pb.PREDICTION_ROLE_HEDGE,
+    ]
+    registry = h.gateway.metrics.registry
+
+    def hedges(outcome: str) -> float | None:
+        return registry.get_sample_value(
+            "inference_gateway_hedges_total", {"model": "thrifty", "outcome": outcome}
+        )
+
+    assert (hedges("started"), hedges("over_budget")) == (1, 1)

@@ -170,6 +170,7 @@ class Gateway:
             observer=metrics,
             label=self._label,
             progress_interval=self._settings.progress_interval_seconds,
+            min_deadline=MIN_DEADLINE_SECONDS,
         )
         self._accounting = accounting or Accounting(None, self.state, metrics)
         self._cache = cache

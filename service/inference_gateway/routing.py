@@ -46,6 +46,8 @@ __all__ = [
 _LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
 StreamItem = StreamStart | TextDelta | StreamEnd
+# Time kept for the GET that decides a switch, on top of what the fallback needs.
+_SWITCH_CHECK_SECONDS = 0.5
 _RATE_LIMITED = frozenset({"REPLICATE_RATE_LIMITED", "RATE_BUDGET_EXHAUSTED"})
 
 
@@ -101,13 +103,16 @@ class Route:
             return None
         return self.alias.hedge_after_seconds
 
-    def switch_after(self, deadline: Deadline) -> float | None:
+    def switch_after(self, deadline: Deadline, min_left: float) -> float | None:
         """Seconds from now after which a model still booting is given up for a fallback:
-        the deadline less the fallback's reserve, but never less than half the time left."""
+        the deadline less the fallback's reserve, but never less than half the time left,
+        and early enough to leave the fallback `min_left`; None when nothing can be left."""
         if self.alias is None or len(self.candidates) < 2:
             return None
         left = deadline.remaining()
-        return max(left - self.alias.fallback_reserve_seconds, left / 2)
+        latest = left - min_left - _SWITCH_CHECK_SECONDS
+        at = min(max(left - self.alias.fallback_reserve_seconds, left / 2), latest)
+        return at if at > 0 else None
 
 
 def fallback_reason(
@@ -165,12 +170,15 @@ class Router:
         observer: RoutingObserver,
         label: Callable[[ResolvedModel], str],
         progress_interval: float,
+        min_deadline: float,
     ) -> None:
         self._state = state
         self._runner = runner
         self._observer = observer
         self._label = label
         self._progress_interval = progress_interval
+        # A prediction started with less time than this would outlive the caller's deadline.
+        self._min_deadline = min_deadline
 
     # --- blocking calls --------------------------------------------------------------------
 
@@ -190,12 +198,12 @@ class Router:
                 raise both.error from None
             except GatewayError as error:
                 first_error = first_error or error
-                if not self._moves_on(route, index, error):
+                if not self._moves_on(route, index, error, deadline):
                     raise first_error from None
             index, role = index + 1, Role.FALLBACK
 
-    def _moves_on(self, route: Route, index: int, error: GatewayError) -> bool:
-        if index + 1 >= len(route.candidates):
+    def _moves_on(self, route: Route, index: int, error: GatewayError, deadline: Deadline) -> bool:
+        if index + 1 >= len(route.candidates) or not deadline.allows(self._min_deadline):
             return False
         failed, fallback = route.candidates[index], route.candidates[index + 1]
         reason = fallback_reason(error, alias=route.alias, failed=failed, fallback=fallback)
@@ -208,9 +216,13 @@ class Router:
     async def _watched(self, route: Route, primary: Attempt, run: Run[T], deadline: Deadline) -> T:
         """Runs the own model, hedging it or switching away from it while it boots."""
         hedge_after = route.hedge_after
-        if hedge_after is not None:
-            primary.hold_seconds = max(1, math.ceil(hedge_after))
-        watch = _Watch(route, primary, deadline, hedge_after)
+        watch = _Watch(route, primary, deadline, hedge_after, self._min_deadline)
+        # The held create answers by the time a check is due, so the check sees the boot.
+        holds = [math.ceil(hedge_after)] if hedge_after is not None else []
+        if watch.switch_at is not None:
+            holds.append(math.floor(watch.switch_at))
+        if holds:
+            primary.hold_seconds = max(1, min(holds))
         tasks: dict[asyncio.Future[T], Attempt] = {
             asyncio.ensure_future(run(primary, deadline)): primary
         }
@@ -263,7 +275,11 @@ class Router:
                 hedge = Attempt(route.candidates[1], Role.HEDGE)
                 tasks[asyncio.ensure_future(run(hedge, deadline))] = hedge
                 watch.switch_at = None  # both race to the deadline now
-        if watch.switch_due() and primary.prediction is not None:
+        if (
+            watch.switch_due()
+            and primary.prediction is not None
+            and deadline.allows(self._min_deadline)
+        ):
             watch.switch_at = None
             if await self._still_booting(primary, deadline):
                 fallback = route.candidates[1]
@@ -280,6 +296,8 @@ class Router:
         alias = route.alias
         assert alias is not None  # route.hedge_after is set only for an alias
         label = self._label(route.candidates[0].resolved)
+        if not deadline.allows(self._min_deadline):
+            return False  # too late for another prediction to end within the deadline
         try:
             retry = await self._state.call(
                 Guarantee.BUDGET,
@@ -336,7 +354,7 @@ class Router:
                 raise both.error from None
             except GatewayError as error:
                 first_error = first_error or error
-                if race.sent_text or not self._moves_on(route, index, error):
+                if race.sent_text or not self._moves_on(route, index, error, deadline):
                     raise first_error from None
             index, role = index + 1, Role.FALLBACK
 
@@ -345,12 +363,17 @@ class _Watch:
     """When the own model's hedge and deadline checks fall due."""
 
     def __init__(
-        self, route: Route, primary: Attempt, deadline: Deadline, hedge_after: float | None
+        self,
+        route: Route,
+        primary: Attempt,
+        deadline: Deadline,
+        hedge_after: float | None,
+        min_left: float,
     ) -> None:
         self.primary = primary
         self.started = time.monotonic()
         self.hedge_at = hedge_after
-        self.switch_at = route.switch_after(deadline)
+        self.switch_at = route.switch_after(deadline, min_left)
 
     def _elapsed(self) -> float:
         return time.monotonic() - self.started
@@ -389,7 +412,11 @@ class _StreamRace:
         self._route = route
         self._open = open_stream
         self._deadline = deadline
-        self._watch = _Watch(route, primary, deadline, route.hedge_after) if watch else None
+        self._watch = (
+            _Watch(route, primary, deadline, route.hedge_after, router._min_deadline)
+            if watch
+            else None
+        )
         self._primary = primary
         self._streams: dict[Attempt, AsyncGenerator[StreamItem, None]] = {}
         self._next: dict[asyncio.Future[StreamItem], Attempt] = {}
@@ -518,7 +545,11 @@ class _StreamRace:
                 watch.switch_at = None
                 if primary.booting and await router._may_hedge(self._route, self._deadline):
                     self._start(Attempt(self._route.candidates[1], Role.HEDGE))
-            if watch.switch_due() and primary.prediction is not None:
+            if (
+                watch.switch_due()
+                and primary.prediction is not None
+                and self._deadline.allows(router._min_deadline)
+            ):
                 watch.switch_at = None
                 if await router._still_booting(primary, self._deadline):
                     fallback = self._route.candidates[1]
