@@ -20,6 +20,7 @@ from typing import Any
 import grpc
 import httpx
 import pytest
+from opentelemetry import trace
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from inference_gateway import tracing
@@ -31,7 +32,7 @@ from tests.support.models import LLAMA3
 from tests.support.otlp import Collected, attributes, otlp_receiver
 from tests.support.prometheus import PROMETHEUS_PATIENCE_S, prometheus_scraping
 
-SERVICE = "/inference.gateway.v1.InferenceGateway/"
+SERVICE = "inference.gateway.v1.InferenceGateway/"
 PROMPT = "the-private-prompt-7f3a"
 
 
@@ -151,6 +152,32 @@ async def test_spans_of_a_call_a_stream_and_a_failure_continue_the_callers_trace
     assert PROMPT.encode() not in everything
     assert TEST_TOKEN.encode() not in everything
     assert b"r8_" not in everything
+
+
+async def test_a_stream_the_caller_abandons_ends_its_trace_without_an_error(
+    otel_env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    trace_id, _, metadata = caller_context()
+    async with otlp_receiver() as receiver:
+        otel_env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+        async with running_gateway() as h:
+            h.simulator.state.set_behaviour(LLAMA3, token_interval_seconds=0.2, output_tokens=50)
+            call = h.stub.StreamText(
+                pb.GenerateTextRequest(model=LLAMA3, prompt="x"), metadata=metadata, timeout=20
+            )
+            async for _ in call:
+                call.cancel()
+                break
+            # The gateway cancels the prediction nobody reads any more; its stop ends and
+            # exports what is still open.
+            await asyncio.wait_for(h.requests.wait_for(1, "cancel"), 10)
+    spans = trace_of(receiver, trace_id)
+    server = only(spans, SERVICE + "StreamText")
+    assert attributes(server)["rpc.grpc.status_code"] == grpc.StatusCode.CANCELLED.value[0]
+    # The cancel belongs to the call's trace (under the server span or the stream's).
+    cancel = only(spans, "replicate.cancel")
+    assert cancel.parent_span_id in {s.span_id for s in spans}
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 async def test_off_without_the_standard_variables(otel_env: pytest.MonkeyPatch) -> None:
@@ -279,9 +306,9 @@ def test_every_log_line_names_the_current_span_in_either_format(
         handler.setStream(buffer)
         assert tracing.start_from_environment(os.environ)
         logging.getLogger("anywhere").info("outside")
-        with tracing.span("work") as span:
+        with tracing.span_across_yields("work"):
             logging.getLogger("anywhere").info("inside")
-            ids = span.get_span_context()
+            ids = trace.get_current_span().get_span_context()
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)

@@ -360,7 +360,7 @@ class PredictionRunner:
         final = created
         # The stream's span ends before the final prediction goes out: what the caller
         # does with it is not Replicate's time.
-        with tracing.span("replicate.stream"):
+        with tracing.span_across_yields("replicate.stream"):
             async with self._following(created, token, on_leave):
                 try:
                     async with aclosing(

@@ -1,8 +1,10 @@
 """OpenTelemetry traces: on only when the standard OTEL_* variables ask, free when off.
 
 Every hook here starts with one check of `_STATE.provider`: with tracing off no span,
-context or attribute object is made. With it on, the library's grpc.aio server
-interceptor makes the RPC's server span (continuing the caller's W3C traceparent), the
+context or attribute object is made. With it on, the gateway's interceptor makes the RPC's
+server span (continuing the caller's W3C traceparent; OpenTelemetry's grpc.aio
+interceptor wraps a stream in a generator it never closes, so a call gRPC abandons would
+keep its handler, and its cancel on Replicate, waiting for the garbage collector), the
 Replicate transport makes one client span per HTTP exchange (a stream's stays open until
 its body closes: httpx's own instrumentation wraps only httpx's transports, not ours),
 and the phases of a prediction (schema fetch, create, wait or stream, cancel) get spans
@@ -18,35 +20,33 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
-from collections.abc import Coroutine, Iterator, Mapping
+from collections.abc import Coroutine, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
-    import grpc
+    from opentelemetry.context import Context
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.trace import Span, Tracer
 
 __all__ = [
-    "TRACED_SERVICES",
+    "CallSpan",
     "TracingSetupError",
     "annotate_call",
+    "call_ended",
     "call_started",
     "client_span",
     "enabled",
     "exemplar",
     "log_ids",
-    "server_interceptor",
     "shutdown",
-    "span",
+    "span_across_yields",
     "start_from_environment",
     "traced",
 ]
 
 _LOGGER = logging.getLogger(__name__)
-# The services whose calls get a server span (health probes and reflection do not).
-TRACED_SERVICES = ("inference.gateway.v1.InferenceGateway", "google.longrunning.Operations")
 _SERVICE_NAME = "inference-gateway"
 _EXPORTERS = ("otlp", "none")
 _GRPC_PROTOCOL = "grpc"
@@ -134,28 +134,37 @@ def shutdown() -> None:
         provider.shutdown()
 
 
-def server_interceptor() -> grpc.aio.ServerInterceptor | None:  # type: ignore[type-arg]
-    """The library's grpc.aio server interceptor (server span per RPC), or None when off.
+def span_across_yields(name: str) -> AbstractContextManager[None]:
+    """A child span of whatever is current, current while the block runs, for a block
+    that yields (an async generator's); nothing when tracing is off.
 
-    It goes first, so the gateway's own interceptor runs inside the server span.
+    gRPC may close an abandoned stream's generator from another context, where the
+    attach cannot be undone (OpenTelemetry's detach then logs an error): the context from
+    before is attached again instead, which holds in either.
     """
-    if _STATE.provider is None:
-        return None
-    from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
-
-    traced = filters.any_of(*(filters.service_name(name) for name in TRACED_SERVICES))
-    interceptor: grpc.aio.ServerInterceptor = aio_server_interceptor(  # type: ignore[type-arg,no-untyped-call]
-        tracer_provider=_STATE.provider, filter_=traced
-    )
-    return interceptor
-
-
-def span(name: str, attributes: Mapping[str, Any] | None = None) -> AbstractContextManager[Any]:
-    """A child span of whatever is current, made current; nothing when tracing is off."""
     tracer = _STATE.tracer
     if tracer is None:
         return _OFF
-    return tracer.start_as_current_span(name, attributes=attributes)
+    return _across_yields(tracer, name)
+
+
+@contextlib.contextmanager
+def _across_yields(tracer: Tracer, name: str) -> Iterator[None]:
+    from opentelemetry import context, trace
+    from opentelemetry.trace import StatusCode
+
+    before = context.get_current()
+    current = tracer.start_span(name)
+    context.attach(trace.set_span_in_context(current))
+    try:
+        yield
+    except Exception as error:
+        current.record_exception(error)
+        current.set_status(StatusCode.ERROR, str(error))
+        raise
+    finally:
+        current.end()
+        context.attach(before)
 
 
 def traced(name: str, work: Coroutine[Any, Any, T]) -> Coroutine[Any, Any, T]:
@@ -180,13 +189,64 @@ def client_span(name: str, attributes: Mapping[str, Any]) -> Span | None:
     return tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
 
 
-def call_started() -> contextvars.Token[Span | None] | None:
-    """Remembers the RPC's server span (current when the gateway's interceptor starts)."""
-    if _STATE.provider is None:
-        return None
-    from opentelemetry import trace
+@dataclass
+class CallSpan:
+    """The RPC's server span, and the context to go back to when it ends."""
 
-    return _CALL_SPAN.set(trace.get_current_span())
+    span: Span
+    before: Context
+
+
+# gRPC's conventions: a server span is an error only for these codes (the server's fault).
+_SERVER_FAULTS = frozenset(
+    {"UNKNOWN", "DEADLINE_EXCEEDED", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS"}
+)
+
+
+def call_started(
+    service: str, method: str, metadata: Iterable[tuple[str, str | bytes]] | None
+) -> CallSpan | None:
+    """Starts the RPC's server span, continuing the caller's W3C trace context, and makes
+    it current; None when tracing is off."""
+    tracer = _STATE.tracer
+    if tracer is None:
+        return None
+    from opentelemetry import context, propagate, trace
+    from opentelemetry.trace import SpanKind
+
+    carrier = {key: value for key, value in metadata or () if isinstance(value, str)}
+    parent = propagate.extract(carrier)
+    span = tracer.start_span(
+        f"{service}/{method}",
+        context=parent,
+        kind=SpanKind.SERVER,
+        attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": method},
+    )
+    before = context.get_current()
+    context.attach(trace.set_span_in_context(span, parent))
+    _CALL_SPAN.set(span)
+    return CallSpan(span, before)
+
+
+def call_ended(call: CallSpan | None, code: str, attributes: Mapping[str, Any]) -> None:
+    """Ends the RPC's server span with its status code and `attributes`.
+
+    The context from before is attached again rather than detached: a stream gRPC
+    abandoned ends in another context, where a detach cannot be undone.
+    """
+    if call is None:
+        return
+    from grpc import StatusCode as GrpcCode
+    from opentelemetry import context
+    from opentelemetry.trace import StatusCode
+
+    span = call.span
+    span.set_attributes({k: v for k, v in attributes.items() if v is not None})
+    span.set_attribute("rpc.grpc.status_code", GrpcCode[code].value[0])
+    if code in _SERVER_FAULTS:
+        span.set_status(StatusCode.ERROR, code)
+    span.end()
+    context.attach(call.before)
 
 
 def annotate_call(attributes: Mapping[str, Any]) -> None:

@@ -149,7 +149,8 @@ class _Call:
             metrics.in_flight.labels(name).inc()
             self._record = RequestRecord(rpc=name, caller=_UNAUTHENTICATED)
             self._listening = call_events.listen(_CallLog(self._record))
-            tracing.call_started()
+        # The server span, continuing the caller's trace, when tracing is on.
+        self._trace = tracing.call_started(service, name, metadata) if self._own else None
 
     async def __aenter__(self) -> _Call:
         return self
@@ -211,10 +212,11 @@ class _Call:
                         elapsed, exemplar
                     )
                 self._record.grpc_code = self.code
-                if tracing.enabled():
-                    tracing.annotate_call(_call_attributes(self._record))
                 call_events.stop_listening(self._listening)
                 finish_record(self._record)
+                # After the request line, which names the span.
+                if self._trace is not None:
+                    tracing.call_ended(self._trace, self.code, _call_attributes(self._record))
 
 
 class _CallLog:

@@ -358,17 +358,12 @@ async def start_gateway(
         tracing.start_from_environment(os.environ)
     except tracing.TracingSetupError as error:
         raise SettingsError(str(error)) from None
-    traced = tracing.server_interceptor()
     gateway, runner, client, metrics = build_gateway(
         settings, config, env_defaults, transport=transport
     )
     age_ms = int(settings.max_connection_age * 1000)
     server = grpc.aio.server(
-        # The server span (when tracing is on) wraps everything the gateway's own does.
-        interceptors=[
-            *([traced] if traced is not None else []),
-            ObservingInterceptor(metrics, identify),
-        ],
+        interceptors=[ObservingInterceptor(metrics, identify)],
         options=[
             # gRPC turns port sharing on by default: a second gateway would bind the same
             # port and take half the calls. Off unless asked for.
