@@ -3,10 +3,11 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
+LITELLM_VENV := bench/.litellm-venv
 PROTO_SRC := protos/inference/gateway/v1/gateway.proto
 
 .PHONY: install run test lint typecheck test-fast test-slow protos buf buf-lint buf-breaking \
-	contract-release deploy-tools client-tools clients clean bench
+	contract-release deploy-tools client-tools clients clean bench bench-quick
 
 # The simulator is its own distribution (simulator/): installed here for `make run`,
 # the tests and the bench, never part of the gateway's wheel or image.
@@ -90,9 +91,22 @@ test-slow: install buf deploy-tools client-tools
 ## test: install what is needed and run the whole suite, fast tier first
 test: lint typecheck buf-lint buf-breaking test-fast test-slow
 
-## bench: the gateway against same-run baselines (about 8 minutes); writes bench/results/latest.md
-bench: install
-	$(PY) -m bench.run --output bench/results/latest.md
+## bench: the gateway against same-run baselines and LiteLLM (under 20 minutes); writes bench/results/latest.md
+bench: install deploy-tools $(LITELLM_VENV)/.installed
+	$(PY) -m bench.run --output bench/results/latest.md --litellm $(LITELLM_VENV)/bin/litellm
+
+## bench-quick: throughput and CPU per call against the forwarder, as ratios with floors (< 2 minutes)
+bench-quick: install
+	$(PY) -m bench.quick
+
+# The peer, LiteLLM's proxy, in a venv of its own: pinned by version and hash, never
+# importable by the gateway or its tests.
+$(LITELLM_VENV)/.installed: bench/litellm/requirements.txt
+	rm -rf $(LITELLM_VENV)
+	$(PYTHON) -m venv $(LITELLM_VENV)
+	$(LITELLM_VENV)/bin/python -m pip install --quiet --require-hashes --no-deps \
+		-r bench/litellm/requirements.txt
+	touch $@
 
 clean:
 	rm -rf $(VENV) node_modules .mypy_cache .pytest_cache .ruff_cache

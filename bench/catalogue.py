@@ -53,7 +53,10 @@ class BenchModel:
                         "type": "object",
                         "title": "Input",
                         "properties": {
-                            "prompt": {"type": "string", "title": "Prompt", "x-order": 0}
+                            "prompt": {"type": "string", "title": "Prompt", "x-order": 0},
+                            # LiteLLM puts its `stream` flag in the input (the gateway
+                            # never sends it); without it LiteLLM's every call is a 422.
+                            "stream": {"type": "boolean", "title": "Stream", "x-order": 1},
                         },
                     },
                     "output": {

@@ -12,7 +12,11 @@ from typing import ClassVar, Literal
 
 __all__ = [
     "JOB_KINDS",
+    "PEER_KEY",
     "RESULT_KINDS",
+    "AbandonJob",
+    "AbandonResult",
+    "Api",
     "HoldJob",
     "HoldResult",
     "Job",
@@ -32,6 +36,12 @@ __all__ = [
 ]
 
 DEFAULT_PROMPT = "Name a colour"
+
+Api = Literal["grpc", "openai"]
+"""How a target is called: the gateway's gRPC API (`host:port`), or an OpenAI-compatible
+HTTP API (`http://host:port`, LiteLLM's proxy: `/v1/chat/completions`)."""
+PEER_KEY = "sk-bench-local-peer-master-key"
+"""LiteLLM's proxy refuses to start without a master key; the bench's, on loopback only."""
 
 
 class JobError(ValueError):
@@ -64,6 +74,7 @@ class LatencyJob:
     warmup: int
     wait_seconds: int = 60
     prompt: str = DEFAULT_PROMPT
+    api: Api = "grpc"
 
     def __post_init__(self) -> None:
         _check(self, at_least_one=("calls", "wait_seconds"))
@@ -91,10 +102,17 @@ class ThroughputJob:
     measure_seconds: float
     channels: int = 1
     prompt: str = DEFAULT_PROMPT
+    api: Api = "grpc"
+    max_calls: int = 0
+    """Stop starting calls after this many (0: no limit but the window)."""
+    caller_token: str = ""
+    """Sent as `authorization: Bearer ...` when the gateway has callers configured."""
 
     def __post_init__(self) -> None:
         _check(self, positive=("warmup_seconds", "measure_seconds"))
         _check(self, at_least_one=("concurrency", "channels"))
+        if self.max_calls < 0:
+            raise JobError(f"max_calls must not be negative, got {self.max_calls!r}")
 
 
 @dataclass(frozen=True)
@@ -153,6 +171,7 @@ class StreamJob:
     runs: int
     warmup: int
     prompt: str = DEFAULT_PROMPT
+    api: Api = "grpc"
 
     def __post_init__(self) -> None:
         _check(self, at_least_one=("runs",))
@@ -174,13 +193,15 @@ class StreamResult:
 class UpstreamCall:
     """One prediction run by the gateway (GenerateText) or the official client (run)."""
 
-    client: Literal["gateway", "official"]
+    client: Literal["gateway", "official", "litellm"]
     model: str
     timeout_seconds: float
 
     def __post_init__(self) -> None:
-        if self.client not in ("gateway", "official"):
-            raise JobError(f"client must be 'gateway' or 'official', got {self.client!r}")
+        if self.client not in ("gateway", "official", "litellm"):
+            raise JobError(
+                f"client must be 'gateway', 'official' or 'litellm', got {self.client!r}"
+            )
         _check(self, positive=("timeout_seconds",))
 
 
@@ -195,6 +216,8 @@ class UpstreamJob:
     calls: list[UpstreamCall]
     wait_seconds: int
     prompt: str = DEFAULT_PROMPT
+    peer_base: str = ""
+    """LiteLLM's proxy, for calls whose client is `litellm`."""
 
     def __post_init__(self) -> None:
         _check(self, at_least_one=("wait_seconds",))
@@ -219,6 +242,31 @@ class UpstreamResult:
 
 
 @dataclass(frozen=True)
+class AbandonJob:
+    """One call on a long prediction, dropped by its caller after `after_seconds`."""
+
+    KIND: ClassVar[str] = "abandon"
+    target: str
+    api: Api
+    model: str
+    after_seconds: float
+    timeout_seconds: float = 60.0
+    """The call's deadline: what the gateway bounds its held create and Cancel-After by."""
+    prompt: str = DEFAULT_PROMPT
+
+    def __post_init__(self) -> None:
+        _check(self, positive=("after_seconds", "timeout_seconds"))
+
+
+@dataclass(frozen=True)
+class AbandonResult:
+    KIND: ClassVar[str] = "abandon_result"
+    dropped: bool
+    """False when the call ended on its own before the caller could drop it."""
+    detail: str = ""
+
+
+@dataclass(frozen=True)
 class Progress:
     """A milestone the orchestrator may be waiting for (say, every held call started)."""
 
@@ -226,13 +274,30 @@ class Progress:
     stage: str
 
 
-Job = LatencyJob | ThroughputJob | HoldJob | StreamJob | UpstreamJob
-Result = LatencyResult | ThroughputResult | HoldResult | StreamResult | UpstreamResult | Progress
+Job = LatencyJob | ThroughputJob | HoldJob | StreamJob | UpstreamJob | AbandonJob
+Result = (
+    LatencyResult
+    | ThroughputResult
+    | HoldResult
+    | StreamResult
+    | UpstreamResult
+    | AbandonResult
+    | Progress
+)
 
 JOB_KINDS: dict[str, type[Job]] = {
-    cls.KIND: cls for cls in (LatencyJob, ThroughputJob, HoldJob, StreamJob, UpstreamJob)
+    cls.KIND: cls
+    for cls in (LatencyJob, ThroughputJob, HoldJob, StreamJob, UpstreamJob, AbandonJob)
 }
 RESULT_KINDS: dict[str, type[Result]] = {
     cls.KIND: cls
-    for cls in (LatencyResult, ThroughputResult, HoldResult, StreamResult, UpstreamResult, Progress)
+    for cls in (
+        LatencyResult,
+        ThroughputResult,
+        HoldResult,
+        StreamResult,
+        UpstreamResult,
+        AbandonResult,
+        Progress,
+    )
 }

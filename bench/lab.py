@@ -9,17 +9,18 @@ before starting any, so each child inherits room for 10,000 connections.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import hashlib
 import itertools
 import json
 import os
 import resource
+import shutil
 import signal
 import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -30,7 +31,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.catalogue import UNLIMITED_RATE, BenchModel, write_simulator_config
 from bench.control import SimulatorControl
-from bench.jobs import RESULT_KINDS, Job, Progress, Result
+from bench.jobs import PEER_KEY, RESULT_KINDS, Job, Progress, Result
 from bench.wire import decode, encode
 
 __all__ = [
@@ -40,6 +41,8 @@ __all__ = [
     "Lab",
     "LabError",
     "LoadgenRun",
+    "Peer",
+    "ProductionLike",
     "Simulator",
     "raise_fd_limit",
 ]
@@ -77,6 +80,19 @@ def _free_port() -> int:
         return port
 
 
+def _cpu_seconds(pid: int) -> float:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat.rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _status_kb(pid: int, key: str, name: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{key}:"):
+            return int(line.split()[1])
+    raise LabError(f"{name}: /proc/{pid}/status has no {key}")
+
+
 @dataclass
 class Child:
     """A process the lab started, with what the figures read from /proc."""
@@ -102,6 +118,23 @@ class Child:
         stat = Path(f"/proc/{self.pid}/stat").read_text()
         fields = stat.rpartition(")")[2].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def tree_pids(self) -> list[int]:
+        """This process and every descendant (a peer may run its workers as children)."""
+        pids, index = [self.pid], 0
+        while index < len(pids):
+            for task in Path(f"/proc/{pids[index]}/task").glob("*/children"):
+                pids += [int(child) for child in task.read_text().split()]
+            index += 1
+        return pids
+
+    def tree_rss_bytes(self) -> int:
+        """Resident memory of the process and its descendants now."""
+        return sum(_status_kb(pid, "VmRSS", self.name) for pid in self.tree_pids()) * 1024
+
+    def tree_cpu_seconds(self) -> float:
+        """CPU time of the process and its live descendants so far."""
+        return sum(_cpu_seconds(pid) for pid in self.tree_pids())
 
     def _status_kb(self, key: str) -> int:
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
@@ -135,6 +168,29 @@ class GrpcServer:
     child: Child
     startup_seconds: float
     """From starting the process to its health check answering SERVING."""
+    others: tuple[Child, ...] = ()
+    """Further processes serving the same port (`GATEWAY_REUSE_PORT`)."""
+
+    def cpu_seconds(self) -> float:
+        """CPU time of every process serving the port, so far."""
+        return sum(child.cpu_seconds() for child in (self.child, *self.others))
+
+
+@dataclass(frozen=True)
+class ProductionLike:
+    """What a production gateway runs with: shared state in Redis, callers, tracing on."""
+
+    settings: dict[str, str]
+    caller_token: str
+
+
+@dataclass
+class Peer:
+    """LiteLLM's proxy, serving the OpenAI-compatible HTTP API at `base_url`."""
+
+    base_url: str
+    child: Child
+    startup_seconds: float
 
 
 class LoadgenRun:
@@ -194,16 +250,17 @@ class Lab:
         *,
         env: Mapping[str, str] | None = None,
         pipes: bool = False,
+        command: Sequence[str] | None = None,
     ) -> Child:
+        """`python -m module args`, or `command args` (a program of another venv) when given."""
         log = self.workdir / f"{next(self._names):02d}-{name}.log"
+        program = command if command is not None else (sys.executable, "-m", module)
         with log.open("wb") as sink:
             process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                module,
+                *program,
                 *args,
                 cwd=REPO_ROOT,
-                env=self._env(env),
+                env=self._env(env) if command is None else _peer_env(env),
                 stdin=asyncio.subprocess.PIPE if pipes else asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE if pipes else sink,
                 stderr=sink,
@@ -233,6 +290,18 @@ class Lab:
         self, simulator: Simulator, settings: Mapping[str, str] | None = None
     ) -> AsyncIterator[GrpcServer]:
         """`inference-gateway serve`, as deployed, against the simulator."""
+        async with self.gateways(simulator, 1, settings) as server:
+            yield server
+
+    @asynccontextmanager
+    async def gateways(
+        self, simulator: Simulator, count: int, settings: Mapping[str, str] | None = None
+    ) -> AsyncIterator[GrpcServer]:
+        """`count` gateway processes sharing one port (`GATEWAY_REUSE_PORT`), as one server.
+
+        The kernel spreads connections (not calls) over the processes, so a client needs
+        several connections to reach them all.
+        """
         port = _free_port()
         env = {
             "REPLICATE_API_TOKEN": self.token,
@@ -245,15 +314,63 @@ class Lab:
             "GATEWAY_OTHER_RATE": str(UNLIMITED_RATE),
             "GATEWAY_DRAIN_DELAY": "0",
             "GATEWAY_GRACE_PERIOD": "1",
+            **({"GATEWAY_REUSE_PORT": "true"} if count > 1 else {}),
             **(settings or {}),
         }
-        async with contextlib.AsyncExitStack() as stack:
-            if self.tracing:
+        async with AsyncExitStack() as stack:
+            if self.tracing and "OTEL_EXPORTER_OTLP_ENDPOINT" not in env:
                 env.update(await stack.enter_async_context(self._otlp_receiver()))
-            server = await stack.enter_async_context(
-                self._grpc_server("gateway", "inference_gateway", ["serve"], port, env)
+            if count == 1:
+                yield await stack.enter_async_context(
+                    self._grpc_server("gateway", "inference_gateway", ["serve"], port, env)
+                )
+                return
+            started = time.perf_counter()
+            children = []
+            for _ in range(count):
+                child = await self._spawn("gateway", "inference_gateway", ["serve"], env=env)
+                stack.push_async_callback(child.stop)
+                children.append(child)
+            for child in children:  # the health check reaches one of them: read each one's log
+                await _logged(child, "serving gRPC on port")
+            target = f"127.0.0.1:{port}"
+            serving = await _serving(target, children[0])
+            yield GrpcServer(target, children[0], serving - started, tuple(children[1:]))
+
+    @asynccontextmanager
+    async def production_like(self) -> AsyncIterator[ProductionLike]:
+        """A redis-server and an OTLP receiver on loopback, and a callers file naming one.
+
+        The gateway's settings point at all three: shared state in Redis (what several
+        processes or replicas need for the guarantees), every call authenticated, and
+        every call's spans exported over OTLP/gRPC.
+        """
+        if shutil.which("redis-server") is None:
+            raise LabError("redis-server is not installed: run `make deploy-tools`")
+        token = "r8_test_bench_caller_token"
+        config = self.workdir / "production-like.yaml"
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        config.write_text(
+            json.dumps(
+                {
+                    "callers": {
+                        "bench": {"token_sha256": digest, "aliases": ["*"]},
+                        "other-service": {"token_sha256": "0" * 64, "aliases": ["*"]},
+                    }
+                }
             )
-            yield server
+        )
+        async with self.redis() as redis_url, self._otlp_receiver() as tracing:
+            yield ProductionLike(
+                {
+                    "GATEWAY_CONFIG": str(config),
+                    "GATEWAY_REQUIRE_AUTH": "true",
+                    "GATEWAY_REDIS_URL": redis_url,
+                    "GATEWAY_OPERATIONS_KEY": "bench-operations-key-" + "0" * 32,
+                    **tracing,
+                },
+                token,
+            )
 
     @asynccontextmanager
     async def _otlp_receiver(self) -> AsyncIterator[dict[str, str]]:
@@ -329,6 +446,56 @@ class Lab:
             await child.stop()
 
     @asynccontextmanager
+    async def litellm(
+        self, simulator: Simulator, program: Path, models: Sequence[BenchModel]
+    ) -> AsyncIterator[Peer]:
+        """LiteLLM's proxy as shipped (one worker), its Replicate requests sent to `simulator`.
+
+        Its Replicate provider ignores `api_base`; `bench/litellm/redirect/sitecustomize.py`
+        rewrites the host of its requests to api.replicate.com, and nothing else.
+        """
+        port = _free_port()
+        config = self.workdir / f"litellm-{port}.yaml"
+        config.write_text(
+            json.dumps(
+                {
+                    "model_list": [
+                        {
+                            "model_name": model.name,
+                            "litellm_params": {
+                                "model": f"replicate/{model.name}",
+                                "api_key": "os.environ/REPLICATE_API_TOKEN",
+                            },
+                        }
+                        for model in models
+                    ],
+                    "general_settings": {"master_key": PEER_KEY},
+                }
+            )
+        )
+        env = {
+            "REPLICATE_API_TOKEN": self.token,
+            "BENCH_REPLICATE_BASE_URL": simulator.base_url,
+            "PYTHONPATH": str(REPO_ROOT / "bench" / "litellm" / "redirect"),
+            # Nothing leaves the machine: the bundled cost map, no telemetry, no hub.
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+            "LITELLM_TELEMETRY": "False",
+            "HF_HUB_OFFLINE": "1",
+            "NO_DOCKER": "1",
+        }
+        args = ["--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
+        args += ["--num_workers", "1"]
+        base_url = f"http://127.0.0.1:{port}"
+        started = time.perf_counter()
+        child = await self._spawn("litellm", "", args, env=env, command=(str(program),))
+        try:
+            ready = await _http_ready(f"{base_url}/health/liveliness", child)
+            # The health route answers before the router has loaded the model list.
+            yield Peer(base_url, child, ready - started)
+        finally:
+            await child.stop()
+
+    @asynccontextmanager
     async def loadgen(self, job: Job) -> AsyncIterator[LoadgenRun]:
         child = await self._spawn(f"loadgen-{job.KIND}", "bench.loadgen", pipes=True)
         try:
@@ -339,6 +506,47 @@ class Lab:
             yield LoadgenRun(child)
         finally:
             await child.stop()
+
+
+def _peer_env(extra: Mapping[str, str] | None) -> dict[str, str]:
+    """The peer's environment: the shell's, less anything that could redirect or tune it."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("GATEWAY_", "REPLICATE_", "PYTHON", "LITELLM_", "VIRTUAL_ENV"))
+    }
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra or {})
+    return env
+
+
+async def _logged(child: Child, text: str) -> None:
+    """Returns once `text` appears in the child's log."""
+    deadline = time.perf_counter() + _READY_TIMEOUT
+    while time.perf_counter() < deadline:
+        if text in child.log.read_text(errors="replace"):
+            return
+        if child.process.returncode is not None:
+            raise child.failure(f"exited before logging {text!r}")
+        await asyncio.sleep(0.02)
+    raise child.failure(f"never logged {text!r}")
+
+
+async def _http_ready(url: str, child: Child) -> float:
+    """When `url` first answered 200 (a perf_counter instant)."""
+    deadline = time.perf_counter() + _READY_TIMEOUT
+    async with aiohttp.ClientSession() as session:
+        while time.perf_counter() < deadline:
+            if child.process.returncode is not None:
+                raise child.failure("exited before serving")
+            try:
+                async with session.get(url) as response:
+                    if response.status == 200:
+                        return time.perf_counter()
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+    raise child.failure("never answered its health check")
 
 
 async def _serving(target: str, child: Child) -> float:

@@ -15,7 +15,8 @@ import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from typing import Any, Protocol
 
 import aiohttp
 import grpc
@@ -23,6 +24,10 @@ import uvloop
 
 from bench.jobs import (
     JOB_KINDS,
+    PEER_KEY,
+    AbandonJob,
+    AbandonResult,
+    Api,
     HoldJob,
     HoldResult,
     Job,
@@ -70,6 +75,112 @@ def _session() -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
 
 
+class PeerError(RuntimeError):
+    """The OpenAI-compatible peer answered with an HTTP error; the name is its status."""
+
+    def __init__(self, status: int, body: str) -> None:
+        super().__init__(f"HTTP {status}: {body[:300]}")
+        self.status = status
+
+
+def _error_name(exc: BaseException) -> str:
+    """How a failed call is counted: the gRPC code, the HTTP status, or the exception."""
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return str(exc.code().name)
+    if isinstance(exc, PeerError):
+        return f"HTTP {exc.status}"
+    return type(exc).__name__
+
+
+class _Calls(Protocol):
+    """One text model, called one way: the same workload whoever serves it."""
+
+    async def complete(self, seconds: float) -> str: ...
+
+    def stream(self, seconds: float) -> AsyncIterator[str]: ...
+
+
+class _GrpcCalls:
+    def __init__(
+        self, stub: pb_grpc.InferenceGatewayAsyncStub, model: str, prompt: str, token: str
+    ) -> None:
+        self._stub = stub
+        self._request = pb.GenerateTextRequest(model=model, prompt=prompt)
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else None
+
+    async def complete(self, seconds: float) -> str:
+        response = await self._stub.GenerateText(
+            self._request, timeout=seconds, metadata=self._metadata
+        )
+        return str(response.text)
+
+    async def stream(self, seconds: float) -> AsyncIterator[str]:
+        async for message in self._stub.StreamText(
+            self._request, timeout=seconds, metadata=self._metadata
+        ):
+            if message.text:
+                yield str(message.text)
+
+
+class _OpenAiCalls:
+    """LiteLLM's proxy as its users call it: `POST /v1/chat/completions`."""
+
+    def __init__(self, session: aiohttp.ClientSession, base: str, model: str, prompt: str) -> None:
+        self._session = session
+        self._url = f"{base.rstrip('/')}/v1/chat/completions"
+        self._headers = {"Authorization": f"Bearer {PEER_KEY}"}
+        self._body: dict[str, Any] = {
+            "model": model,
+            "messages": [{"role": "user", "content": prompt}],
+        }
+
+    async def complete(self, seconds: float) -> str:
+        async with self._session.post(
+            self._url,
+            json=self._body,
+            headers=self._headers,
+            timeout=aiohttp.ClientTimeout(total=seconds),
+        ) as response:
+            text = await response.text()
+            if response.status != 200:
+                raise PeerError(response.status, text)
+        return str(json.loads(text)["choices"][0]["message"]["content"] or "")
+
+    async def stream(self, seconds: float) -> AsyncIterator[str]:
+        async with self._session.post(
+            self._url,
+            json={**self._body, "stream": True},
+            headers=self._headers,
+            timeout=aiohttp.ClientTimeout(total=seconds),
+        ) as response:
+            if response.status != 200:
+                raise PeerError(response.status, await response.text())
+            async for raw in response.content:
+                line = raw.decode().strip()
+                if not line.startswith("data:"):
+                    continue
+                data = line[len("data:") :].strip()
+                if data == "[DONE]":
+                    return
+                for choice in json.loads(data).get("choices", []):
+                    content = (choice.get("delta") or {}).get("content")
+                    if content:
+                        yield str(content)
+
+
+@asynccontextmanager
+async def _callers(
+    api: Api, target: str, model: str, prompt: str, channels: int = 1, token: str = ""
+) -> AsyncIterator[list[_Calls]]:
+    """`channels` callers of `model` on `target`, each on a connection of its own (gRPC)."""
+    if api == "grpc":
+        async with _stubs(target, channels) as stubs:
+            yield [_GrpcCalls(stub, model, prompt, token) for stub in stubs]
+    else:
+        async with _session() as session:
+            yield [_OpenAiCalls(session, target, model, prompt)]
+
+
 class _Direct:
     """The create the gateway would send, sent straight to the simulator."""
 
@@ -112,19 +223,21 @@ class _Direct:
 
 
 async def _latency(job: LatencyJob, emit: Emit) -> LatencyResult:
-    request = pb.GenerateTextRequest(model=job.model, prompt=job.prompt)
     gateway: list[float] = []
     direct: list[float] = []
     errors: list[str] = []
-    async with _stubs(job.grpc_target, 1) as (stub,), _session() as session:
+    async with (
+        _callers(job.api, job.grpc_target, job.model, job.prompt) as (calls,),
+        _session() as session,
+    ):
         straight = _Direct(session, job.http_base, job.token, job.model, job.prompt)
 
         async def through_gateway() -> float:
             started = time.perf_counter()
-            response = await stub.GenerateText(request, timeout=_CALL_TIMEOUT)
+            text = await calls.complete(_CALL_TIMEOUT)
             elapsed = time.perf_counter() - started
-            if not response.text:
-                errors.append("the gateway answered without text")
+            if not text.strip():
+                errors.append(f"{job.grpc_target} answered without text")
             return elapsed
 
         async def to_simulator() -> float:
@@ -148,30 +261,38 @@ async def _latency(job: LatencyJob, emit: Emit) -> LatencyResult:
 
 
 async def _throughput(job: ThroughputJob, emit: Emit) -> ThroughputResult:
-    request = pb.GenerateTextRequest(model=job.model, prompt=job.prompt)
     latencies: list[float] = []
     errors: Counter[str] = Counter()
     total = 0
-    async with _stubs(job.grpc_target, job.channels) as stubs:
+    started_calls = 0
+    async with _callers(
+        job.api, job.grpc_target, job.model, job.prompt, job.channels, job.caller_token
+    ) as callers:
         begin = time.perf_counter()
         window_start = begin + job.warmup_seconds
         window_end = window_start + job.measure_seconds
 
-        async def caller(stub: pb_grpc.InferenceGatewayAsyncStub) -> None:
-            nonlocal total
-            while (started := time.perf_counter()) < window_end:
+        async def caller(calls: _Calls) -> None:
+            nonlocal total, started_calls
+            while (started := time.perf_counter()) < window_end and (
+                not job.max_calls or started_calls < job.max_calls
+            ):
+                started_calls += 1
                 try:
-                    await stub.GenerateText(request, timeout=_CALL_TIMEOUT)
-                except grpc.aio.AioRpcError as exc:
-                    errors[exc.code().name] += 1
+                    # A slow peer must not hold the run past its window for long.
+                    await calls.complete(max(1.0, window_end - started + 5.0))
+                except Exception as exc:  # every failure is counted, by its kind
+                    if not (isinstance(exc, TimeoutError) and time.perf_counter() >= window_end):
+                        errors[_error_name(exc)] += 1  # not merely cut at the window's end
                     continue
                 ended = time.perf_counter()
                 total += 1
                 if window_start <= ended < window_end:
                     latencies.append(ended - started)
 
-        await asyncio.gather(*(caller(stubs[i % len(stubs)]) for i in range(job.concurrency)))
-    return ThroughputResult(len(latencies), total, job.measure_seconds, latencies, dict(errors))
+        await asyncio.gather(*(caller(callers[i % len(callers)]) for i in range(job.concurrency)))
+    measured = min(job.measure_seconds, max(1e-9, time.perf_counter() - window_start))
+    return ThroughputResult(len(latencies), total, measured, latencies, dict(errors))
 
 
 async def _hold(job: HoldJob, emit: Emit) -> HoldResult:
@@ -213,19 +334,20 @@ async def _hold(job: HoldJob, emit: Emit) -> HoldResult:
 
 
 async def _stream(job: StreamJob, emit: Emit) -> StreamResult:
-    request = pb.GenerateTextRequest(model=job.model, prompt=job.prompt)
     result = StreamResult([], [], [], [])
-    async with _stubs(job.grpc_target, 1) as (stub,), _session() as session:
+    async with (
+        _callers(job.api, job.grpc_target, job.model, job.prompt) as (calls,),
+        _session() as session,
+    ):
         straight = _Direct(session, job.http_base, job.token, job.model, job.prompt)
 
         async def through_gateway() -> tuple[float, list[float], str]:
             times: list[float] = []
             text: list[str] = []
             started = time.perf_counter()
-            async for message in stub.StreamText(request, timeout=_CALL_TIMEOUT):
-                if message.text:
-                    times.append(time.perf_counter())
-                    text.append(message.text)
+            async for piece in calls.stream(_CALL_TIMEOUT):
+                times.append(time.perf_counter())
+                text.append(piece)
             return started, times, "".join(text)
 
         async def to_simulator() -> tuple[float, list[float], str]:
@@ -269,7 +391,7 @@ async def _upstream(job: UpstreamJob, emit: Emit) -> UpstreamResult:
     from replicate.client import Client as ReplicateClient
 
     official = ReplicateClient(api_token=job.token, base_url=job.http_base)
-    async with _stubs(job.grpc_target, 1) as (stub,):
+    async with _stubs(job.grpc_target, 1) as (stub,), _session() as session:
 
         async def run(call: UpstreamCall) -> UpstreamOutcome:
             started = time.perf_counter()
@@ -281,13 +403,17 @@ async def _upstream(job: UpstreamJob, emit: Emit) -> UpstreamResult:
                         timeout=call.timeout_seconds,
                     )
                     cold_boot = response.prediction.timing.cold_boot
+                elif call.client == "litellm":
+                    peer = _OpenAiCalls(session, job.peer_base, call.model, job.prompt)
+                    await peer.complete(call.timeout_seconds)
                 else:
                     await official.async_run(
                         call.model, input={"prompt": job.prompt}, wait=job.wait_seconds
                     )
             except Exception as exc:  # every failure is a finding to report, not a crash
                 detail = f"{type(exc).__name__}: {exc}"
-                return UpstreamOutcome(call.client, call.model, False, 0.0, False, detail)
+                seconds = time.perf_counter() - started  # when it gave up is a finding too
+                return UpstreamOutcome(call.client, call.model, False, seconds, False, detail)
             seconds = time.perf_counter() - started
             return UpstreamOutcome(call.client, call.model, True, seconds, cold_boot)
 
@@ -295,6 +421,19 @@ async def _upstream(job: UpstreamJob, emit: Emit) -> UpstreamResult:
         await asyncio.sleep(0)  # every call has sent its create once its task has run
         emit(Progress("issued"))
         return UpstreamResult(list(await asyncio.gather(*tasks)))
+
+
+async def _abandon(job: AbandonJob, emit: Emit) -> AbandonResult:
+    async with _callers(job.api, job.target, job.model, job.prompt) as (calls,):
+        call = asyncio.ensure_future(calls.complete(job.timeout_seconds))
+        done, _ = await asyncio.wait({call}, timeout=job.after_seconds)
+        if done:
+            failure = call.exception()
+            return AbandonResult(False, "ended first: " + (repr(failure) if failure else "ok"))
+        call.cancel()  # gRPC: the call is cancelled; HTTP: the connection is closed
+        with suppress(asyncio.CancelledError):
+            await call
+    return AbandonResult(True)
 
 
 async def run_job(job: Job, emit: Emit) -> Result:
@@ -307,6 +446,8 @@ async def run_job(job: Job, emit: Emit) -> Result:
         return await _hold(job, emit)
     if isinstance(job, StreamJob):
         return await _stream(job, emit)
+    if isinstance(job, AbandonJob):
+        return await _abandon(job, emit)
     return await _upstream(job, emit)
 
 

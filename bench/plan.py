@@ -7,9 +7,9 @@ numbers mean nothing and its table says so.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-__all__ = ["FULL", "SMOKE", "Plan", "PlanError"]
+__all__ = ["FULL", "QUICK", "SMOKE", "Plan", "PlanError"]
 
 
 class PlanError(ValueError):
@@ -40,6 +40,20 @@ class Plan:
     stream_warmup: int
     stream_tokens: int
     stream_token_interval: float
+    peer_latency_calls: int
+    """Single calls each way in figure 7 (LiteLLM's each take a second or more)."""
+    peer_stream_runs: int
+    peer_throughput_warmup_seconds: float
+    peer_throughput_seconds: float
+    peer_calls: int
+    """Calls each server has served when its resident memory is read."""
+    peer_fill_cap_seconds: float
+    """The most time spent topping a slow server up to `peer_calls`."""
+    peer_boot_seconds: tuple[float, float]
+    """Cold boots, in real seconds: one within the sync wait, one past it."""
+    peer_abandon_after_seconds: float
+    peer_abandon_deadline_seconds: float
+    """The abandoned call's deadline: the gateway holds its create at most this long."""
 
     def __post_init__(self) -> None:
         counts = {
@@ -49,6 +63,9 @@ class Plan:
             "sync_wait_seconds": self.sync_wait_seconds,
             "stream_runs": self.stream_runs,
             "stream_tokens": self.stream_tokens,
+            "peer_latency_calls": self.peer_latency_calls,
+            "peer_stream_runs": self.peer_stream_runs,
+            "peer_calls": self.peer_calls,
             **{
                 f"throughput_concurrency[{i}]": c for i, c in enumerate(self.throughput_concurrency)
             },
@@ -87,6 +104,15 @@ FULL = Plan(
     stream_warmup=20,
     stream_tokens=8,
     stream_token_interval=0.01,
+    peer_latency_calls=30,
+    peer_stream_runs=12,
+    peer_throughput_warmup_seconds=2.0,
+    peer_throughput_seconds=8.0,
+    peer_calls=2000,
+    peer_fill_cap_seconds=45.0,
+    peer_boot_seconds=(40.0, 90.0),
+    peer_abandon_after_seconds=2.0,
+    peer_abandon_deadline_seconds=15.0,
 )
 
 SMOKE = Plan(
@@ -107,4 +133,22 @@ SMOKE = Plan(
     stream_warmup=1,
     stream_tokens=4,
     stream_token_interval=0.005,
+    peer_latency_calls=4,
+    peer_stream_runs=2,
+    peer_throughput_warmup_seconds=0.1,
+    peer_throughput_seconds=0.3,
+    peer_calls=150,
+    peer_fill_cap_seconds=3.0,
+    peer_boot_seconds=(0.3, 1.5),
+    peer_abandon_after_seconds=0.3,
+    peer_abandon_deadline_seconds=3.0,
 )
+
+QUICK = replace(
+    FULL,
+    name="quick",
+    throughput_warmup_seconds=0.5,
+    throughput_seconds=2.0,
+    throughput_rounds=3,
+)
+"""`make bench-quick`: three short rounds of the throughput figure, well under two minutes."""

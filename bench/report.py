@@ -51,6 +51,8 @@ _UNITS = {
     "KB": "{:.1f} KB",
     "x": "{:.2f}",
     "us": "{:,.0f} µs",
+    "MiB": "{:,.0f} MiB",
+    "yes/no": "",
 }
 
 
@@ -70,6 +72,10 @@ class Row:
     met: bool | None
     """None where the row informs rather than tests a target."""
     detail: str = ""
+    peer: float | None = None
+    """LiteLLM's figure, in rows measured beside it (nan where it could not be measured)."""
+    peer_detail: str = ""
+    """How LiteLLM did: what failed, and how."""
 
     def __post_init__(self) -> None:
         if self.unit not in _UNITS:
@@ -179,7 +185,50 @@ def environment(root: Path) -> Environment:
 
 
 def _value(value: float, unit: str) -> str:
-    return _UNITS[unit].format(value) if math.isfinite(value) else "n/a"
+    if not math.isfinite(value):
+        return "n/a"
+    if unit == "yes/no":
+        return "yes" if value else "**no**"
+    return _UNITS[unit].format(value)
+
+
+def _ratio(measured: float, baseline: float, unit: str) -> str:
+    found = None if unit == "yes/no" else ratio(measured, baseline)
+    return "—" if found is None else f"{found:,.2f}x"
+
+
+def _said(who: str, what: str) -> str:
+    return f"{who}: {what}" if what else ""
+
+
+def _peer_table(figures: Sequence[Figure]) -> list[str]:
+    """Gateway, LiteLLM and direct side by side, for the rows measured beside LiteLLM."""
+    rows = [
+        (figure, row)
+        for figure in figures
+        if figure.failed is None
+        for row in figure.rows
+        if row.peer is not None
+    ]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "## Beside LiteLLM",
+        "",
+        "| Metric | Gateway | LiteLLM | Direct | LiteLLM ÷ gateway | Gateway ÷ direct | Notes |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for _, row in rows:
+        assert row.peer is not None
+        said = (_said("gateway", row.detail), _said("LiteLLM", row.peer_detail))
+        lines.append(
+            f"| {row.metric} | {_value(row.measured, row.unit)} | {_value(row.peer, row.unit)} "
+            f"| {_value(row.baseline, row.unit)} | {_ratio(row.peer, row.measured, row.unit)} "
+            f"| {_ratio(row.measured, row.baseline, row.unit)} "
+            f"| {'; '.join(filter(None, said))} |"
+        )
+    return lines
 
 
 def _verdict(met: bool | None) -> str:
@@ -212,6 +261,9 @@ def render_markdown(
         if figure.failed is not None:
             lines.append(f"| {figure.number} | {figure.title} | not measured | | | | | **no** |")
             continue
+        if any(row.peer is not None for row in figure.rows):
+            lines.append(f"| {figure.number} | {figure.title} | see below | | | | | |")
+            continue
         for row in figure.rows:
             shown = "—" if row.ratio is None else f"{row.ratio:.2f}x"
             target = f"{row.target} ({row.detail})" if row.detail else row.target
@@ -220,6 +272,7 @@ def render_markdown(
                 f"| {_value(row.measured, row.unit)} | {_value(row.baseline, row.unit)} "
                 f"| {shown} | {target} | {_verdict(row.met)} |"
             )
+    lines += _peer_table(figures)
     lines += ["", "## Baselines and notes", ""]
     for figure in figures:
         lines.append(f"**{figure.number}. {figure.title}.** Baseline: {figure.baseline}.")

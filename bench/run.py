@@ -20,6 +20,7 @@ from pathlib import Path
 from bench import (
     fig_concurrency,
     fig_latency,
+    fig_peer,
     fig_shared_state,
     fig_startup,
     fig_streaming,
@@ -47,11 +48,19 @@ async def _guarded(number: int, title: str, measuring: Awaitable[Figure], log: L
     return figure
 
 
-async def run_suite(plan: Plan, workdir: Path, log: Log, *, tracing: bool = False) -> list[Figure]:
+async def run_suite(
+    plan: Plan,
+    workdir: Path,
+    log: Log,
+    *,
+    tracing: bool = False,
+    litellm: Path | None = None,
+) -> list[Figure]:
     """Measures every figure with `plan`'s sizes; processes and logs live in `workdir`.
 
     With `tracing`, every gateway exports every call's spans to an OTLP receiver on
-    loopback, so the figures show what tracing costs.
+    loopback, so the figures show what tracing costs. `litellm` is LiteLLM's `litellm`
+    program; without it figure 8 measures the gateway alone.
     """
     raise_fd_limit()
     lab = Lab(workdir, tracing=tracing)
@@ -76,6 +85,10 @@ async def run_suite(plan: Plan, workdir: Path, log: Log, *, tracing: bool = Fals
     ):
         log(f"figure {module.NUMBER}: {module.TITLE}")
         figures.append(await _guarded(module.NUMBER, module.TITLE, module.measure(lab, plan), log))
+    log(f"figure {fig_peer.NUMBER}: {fig_peer.TITLE}")
+    figures.append(
+        await _guarded(fig_peer.NUMBER, fig_peer.TITLE, fig_peer.measure(lab, plan, litellm), log)
+    )
     if not upstream.done():
         log(f"waiting for figure {fig_upstream.NUMBER}'s long predictions")
     figures.append(await upstream)
@@ -97,13 +110,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="gateways trace every call, exported over OTLP/gRPC to a receiver on loopback",
     )
+    parser.add_argument(
+        "--litellm",
+        type=Path,
+        help="LiteLLM's `litellm` program (make bench installs it in bench/.litellm-venv); "
+        "without it figure 8 measures the gateway alone",
+    )
     args = parser.parse_args(argv)
     plan = SMOKE if args.smoke else FULL
     workdir = Path(tempfile.mkdtemp(prefix="inference-gateway-bench-"))
     env = environment(REPO_ROOT)
     ticks = cpu_ticks()
     started = time.monotonic()
-    figures = asyncio.run(run_suite(plan, workdir, _log, tracing=args.tracing))
+    figures = asyncio.run(
+        run_suite(plan, workdir, _log, tracing=args.tracing, litellm=args.litellm)
+    )
     command = "python -m bench.run --smoke" if args.smoke else "make bench"
     if args.tracing:
         command += " (--tracing)"
