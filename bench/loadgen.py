@@ -54,6 +54,7 @@ __all__ = ["emit", "main", "run_job"]
 
 Emit = Callable[[Result], None]
 _CALL_TIMEOUT = 60.0
+_MIN_CALL_SECONDS = 10.0
 _MAX_ERRORS_KEPT = 20
 # Each channel its own connection: channels with equal arguments would share one.
 _CHANNEL_OPTIONS = [("grpc.use_local_subchannel_pool", 1)]
@@ -279,8 +280,9 @@ async def _throughput(job: ThroughputJob, emit: Emit) -> ThroughputResult:
             ):
                 started_calls += 1
                 try:
-                    # A slow peer must not hold the run past its window for long.
-                    await calls.complete(max(1.0, window_end - started + 5.0))
+                    # A slow peer must not hold the run past its window for long; the
+                    # gateway refuses a deadline shorter than a prediction's shortest life.
+                    await calls.complete(max(_MIN_CALL_SECONDS, window_end - started + 5.0))
                 except Exception as exc:  # every failure is counted, by its kind
                     if not (isinstance(exc, TimeoutError) and time.perf_counter() >= window_end):
                         errors[_error_name(exc)] += 1  # not merely cut at the window's end

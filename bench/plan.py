@@ -53,7 +53,8 @@ class Plan:
     """Cold boots, in real seconds: one within the sync wait, one past it."""
     peer_abandon_after_seconds: float
     peer_abandon_deadline_seconds: float
-    """The abandoned call's deadline: the gateway holds its create at most this long."""
+    """The abandoned call's deadline: the gateway holds its create at most this long (and
+    refuses one under 5.5 s, Replicate's shortest prediction life and a margin)."""
 
     def __post_init__(self) -> None:
         counts = {
@@ -141,7 +142,7 @@ SMOKE = Plan(
     peer_fill_cap_seconds=3.0,
     peer_boot_seconds=(0.3, 1.5),
     peer_abandon_after_seconds=0.3,
-    peer_abandon_deadline_seconds=3.0,
+    peer_abandon_deadline_seconds=6.0,
 )
 
 QUICK = replace(
