@@ -17,27 +17,17 @@ from inference_gateway.domain import (
     TextResult,
 )
 from inference_gateway.metrics import Metrics
-from inference_gateway.model_ids import Task, parse_model_id
 from inference_gateway.settings import Settings
 from inference_gateway.state import MemoryStore, SharedState
+from tests.support.models import alias_config
 
 SUMMARY = PredictionSummary("p1", "o/m", "v1", "succeeded", 0.1, 0.2, 0.3, cold_boot=False)
 
 
 def alias(*, cache: bool = False, deterministic: bool = False) -> AliasConfig:
-    return AliasConfig(
-        name="a",
-        model=parse_model_id("o/m"),
-        task=Task.TEXT,
-        defaults={},
-        prefix=None,
-        suffix=None,
-        template=None,
-        add_bos=False,
-        api_key=None,
-        timeout_seconds=None,
-        max_concurrency=None,
-        source="x.yaml:1",
+    return alias_config(
+        "a",
+        "o/m",
         cache=cache,
         deterministic=deterministic,
     )

@@ -29,13 +29,12 @@ from inference_gateway.limits import (
     data_uri_bytes,
 )
 from inference_gateway.metrics import Metrics
-from inference_gateway.model_ids import Task, parse_model_id
 from inference_gateway.prompts import ChatMessage
 from inference_gateway.settings import SettingsError, add_server_arguments, settings_from
 from inference_gateway.state import MemoryStore, SharedState
 from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as pb
 from tests.gateway_harness import running_gateway
-from tests.support.models import LLAMA3
+from tests.support.models import LLAMA3, alias_config
 from tests.support.models import SDXL_PINNED as SDXL
 from tests.support.rpc_status import error_info
 
@@ -206,20 +205,7 @@ def test_a_refusal_says_what_to_change_and_is_invalid_argument() -> None:
 
 
 def alias(name: str, max_concurrency: int | None) -> AliasConfig:
-    return AliasConfig(
-        name=name,
-        model=parse_model_id(LLAMA3),
-        task=Task.TEXT,
-        defaults={},
-        prefix=None,
-        suffix=None,
-        template=None,
-        add_bos=False,
-        api_key=None,
-        timeout_seconds=None,
-        max_concurrency=max_concurrency,
-        source="test",
-    )
+    return alias_config(name, max_concurrency=max_concurrency)
 
 
 async def test_alias_slots_are_counted_per_alias_and_given_back_however_a_call_ends() -> None:

@@ -17,6 +17,7 @@ from inference_gateway.registry import (
     UnknownAliasError,
     WrongTaskError,
 )
+from tests.support.models import alias_config
 
 V = "0123456789abcdef" * 4
 LLAMA = ModelRef(EndpointKind.OFFICIAL_MODEL, "meta", "meta-llama-3-8b-instruct", None, None)
@@ -25,20 +26,7 @@ MISTRAL = ModelRef(EndpointKind.DEPLOYMENT, "acme", "mistral", None, None)
 
 
 def alias(name: str, model: ModelRef, task: Task = Task.TEXT) -> AliasConfig:
-    return AliasConfig(
-        name=name,
-        model=model,
-        task=task,
-        defaults={},
-        prefix=None,
-        suffix=None,
-        template=None,
-        add_bos=False,
-        api_key=None,
-        timeout_seconds=None,
-        max_concurrency=None,
-        source="gateway.yaml:1",
-    )
+    return alias_config(name, model, task=task)
 
 
 def registry(*aliases: AliasConfig) -> ModelRegistry:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from inference_gateway.config import AliasConfig
+from inference_gateway.model_ids import ModelRef, Task, parse_model_id
+
 LLAMA3 = "meta/meta-llama-3-8b-instruct"
 LLAMA3_VERSION = "9c6da3c589ca2d8c35fe03d540250f3bda6af4e6780c3dc1632a38ed34690bb4"
 LLAMA2 = "meta/llama-2-7b-chat"
@@ -13,3 +18,22 @@ SDXL = "stability-ai/sdxl"
 SDXL_VERSION = "7762fd07cf82c948538e41f63f77d685e02b063e37e496e96eefd46c929f9bdc"
 SDXL_PINNED = f"{SDXL}:{SDXL_VERSION}"
 """SDXL named by its version, as image models must be unless they are official."""
+
+
+def alias_config(name: str = "a", model: str | ModelRef = LLAMA3, **fields: Any) -> AliasConfig:
+    """An alias as the configuration would load it, with nothing set but `fields`."""
+    given: dict[str, Any] = {
+        "task": Task.TEXT,
+        "defaults": {},
+        "prefix": None,
+        "suffix": None,
+        "template": None,
+        "add_bos": False,
+        "api_key": None,
+        "timeout_seconds": None,
+        "max_concurrency": None,
+        "source": "gateway.yaml:1",
+        **fields,
+    }
+    ref = model if isinstance(model, ModelRef) else parse_model_id(model)
+    return AliasConfig(name=name, model=ref, **given)
