@@ -12,9 +12,6 @@ import asyncio
 import contextlib
 import hashlib
 import json
-import os
-import socket
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -38,11 +35,12 @@ from inference_gateway.outputs import parse_origin
 from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as pb
 from inference_gateway_protos.inference.gateway.v1 import gateway_pb2_grpc
 from replicate_simulator import RunningSimulator, SimulatorConfig, start_simulator
-from tests.gateway_harness import TEST_TOKEN
 from tests.gateway_harness import test_settings as gateway_settings
 from tests.redis_fixtures import RedisServer, redis_server
 from tests.simulator_fixtures import wait_until
 from tests.support.models import LLAMA3, SDXL, SDXL_VERSION
+from tests.support.replicas import GatewayProcess
+from tests.support.replicas import gateway_process as serve_process
 from tests.support.rpc_status import error_info
 
 KEY = b"k" * 32
@@ -144,65 +142,20 @@ async def cluster(
         yield Cluster(simulator, gateways)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@dataclass
-class Process:
-    process: asyncio.subprocess.Process
-    stub: gateway_pb2_grpc.InferenceGatewayAsyncStub
-    ops: operations_pb2_grpc.OperationsStub
-
-
 @contextlib.asynccontextmanager
 async def gateway_process(
     simulator: RunningSimulator, store: RedisServer
-) -> AsyncIterator[Process]:
+) -> AsyncIterator[GatewayProcess]:
     """`inference-gateway serve` in a process of its own, sharing `store` and the key."""
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("REPLICATE_", "GATEWAY_"))}
-    env.update(
-        REPLICATE_API_TOKEN=TEST_TOKEN,
-        REPLICATE_BASE_URL=simulator.base_url,
-        GATEWAY_REDIS_URL=store.url,
-        GATEWAY_REDIS_TIMEOUT="2",
-        GATEWAY_LEASE_SECONDS="1.5",
-        GATEWAY_OPERATIONS_KEY=KEY.decode(),
-        GATEWAY_OUTPUT_FILE_ORIGINS=simulator.files_url,
-    )
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "inference_gateway", "serve",
-        "--host", "127.0.0.1", "--port", str(port), "--metrics-port", str(_free_port()),
-        env=env, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    assert process.stderr is not None
-    lines: list[str] = []
-    while not any("serving gRPC" in line for line in lines):
-        line = await asyncio.wait_for(process.stderr.readline(), timeout=30)
-        assert line, "the gateway process stopped early:\n" + "".join(lines)
-        lines.append(line.decode())
-
-    async def drain() -> None:  # its request log, so the pipe never fills
-        assert process.stderr is not None
-        while await process.stderr.readline():
-            pass
-
-    drained = asyncio.ensure_future(drain())
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            yield Process(
-                process,
-                gateway_pb2_grpc.InferenceGatewayStub(channel),  # the async stub, typed so
-                operations_pb2_grpc.OperationsStub(channel),
-            )
-    finally:
-        if process.returncode is None:
-            process.terminate()
-            assert await asyncio.wait_for(process.wait(), timeout=30) == 0
-        await drained
+    env = {
+        "GATEWAY_REDIS_URL": store.url,
+        "GATEWAY_REDIS_TIMEOUT": "2",
+        "GATEWAY_LEASE_SECONDS": "1.5",
+        "GATEWAY_OPERATIONS_KEY": KEY.decode(),
+        "GATEWAY_OUTPUT_FILE_ORIGINS": simulator.files_url,
+    }
+    async with serve_process(simulator, env) as process:
+        yield process
 
 
 def _metadata(operation: operations_pb2.Operation) -> pb.OperationMetadata:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from google.longrunning import operations_pb2_grpc
 
 from inference_gateway.config import GatewayConfig
 from inference_gateway.grpc_api.server import start_gateway
@@ -71,6 +72,7 @@ class GatewayProcess:
 
     process: asyncio.subprocess.Process
     stub: gateway_pb2_grpc.InferenceGatewayAsyncStub
+    ops: operations_pb2_grpc.OperationsStub
 
 
 def _free_port() -> int:
@@ -114,10 +116,15 @@ async def gateway_process(
     drained = asyncio.ensure_future(drain())
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            yield GatewayProcess(process, gateway_pb2_grpc.InferenceGatewayStub(channel))
+            yield GatewayProcess(
+                process,
+                gateway_pb2_grpc.InferenceGatewayStub(channel),  # the async stub, typed so
+                operations_pb2_grpc.OperationsStub(channel),
+            )
     finally:
         if process.returncode is None:
             process.terminate()
+            assert await asyncio.wait_for(process.wait(), timeout=30) == 0
         await asyncio.wait_for(process.wait(), timeout=30)
         await drained
 
