@@ -848,8 +848,15 @@ async def test_list_models_never_returns_a_credential_named_default(tmp_path: Pa
         "model_list:\n  - model_name: a\n    litellm_params:\n"
         f"      model: replicate/{LLAMA3}\n      webhook_secret: whsec_test_literal\n",
         f"providers:\n  - id: replicate:{LLAMA3}\n    config: {{auth_token: tok_test_literal}}\n",
+        # Was accepted, then shown by ListModels: a credential one level down, and names
+        # that say credential without the words token, key, secret or password.
+        f"aliases:\n  a: {{model: {LLAMA3}, defaults: {{extra: {{api_key: sk_test_literal}}}}}}\n",
+        "model_list:\n  - model_name: a\n    litellm_params:\n"
+        f"      model: replicate/{LLAMA3}\n"
+        "      headers: {Authorization: Bearer sk_test_literal}\n",
+        f"aliases:\n  a: {{model: {LLAMA3}, defaults: {{gcp_credentials: gc_test_literal}}}}\n",
     ],
-    ids=["native", "litellm", "promptfoo"],
+    ids=["native", "litellm", "promptfoo", "nested", "litellm-headers", "credentials"],
 )
 def test_a_credential_written_into_defaults_is_refused(tmp_path: Path, text: str) -> None:
     path = tmp_path / "gateway.yaml"

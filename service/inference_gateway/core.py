@@ -21,7 +21,7 @@ from inference_gateway.cache import ResponseCache
 from inference_gateway.call_events import FinishedPrediction
 from inference_gateway.config import AliasConfig, CallerConfig
 from inference_gateway.deadlines import Deadline
-from inference_gateway.defaults import names_a_secret
+from inference_gateway.defaults import credential_in
 from inference_gateway.domain import (
     AliasInfo,
     ImageOutput,
@@ -339,7 +339,7 @@ class Gateway:
                 if alias.task is Task.TEXT
                 else dict(alias.defaults)
             )
-            defaults = {k: v for k, v in layered.items() if not names_a_secret(k)}
+            defaults = {k: v for k, v in layered.items() if credential_in(k, v) is None}
             infos.append(
                 AliasInfo(
                     alias=alias.name,

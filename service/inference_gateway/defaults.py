@@ -29,6 +29,7 @@ __all__ = [
     "EnvDefaultsError",
     "api_key_from_env",
     "check_input_default",
+    "credential_in",
     "env_defaults",
     "names_a_secret",
     "parse_number",
@@ -40,7 +41,10 @@ _INTEGER = re.compile(r"[+-]?[0-9]+")
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _SHOWN_LIMIT = 80
 # Words that mark an input as a credential; matched as whole words, so max_tokens is not one.
-_SECRET_WORDS = frozenset({"token", "key", "secret", "password", "passwd", "apikey"})
+_SECRET_WORDS = frozenset(
+    {"token", "key", "secret", "password", "passwd", "apikey", "auth", "authorization"}
+    | {"credential", "credentials", "cookie"}
+)
 _WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 
 
@@ -122,6 +126,32 @@ def names_a_secret(input_name: str) -> bool:
     as an `os.environ/NAME` reference, never as a literal value.
     """
     return any(word.lower() in _SECRET_WORDS for word in _WORD.findall(input_name))
+
+
+def credential_in(input_name: str, value: object) -> str | None:
+    """Where a default holds a credential: the input itself when its name says so, or a
+    key at any depth of its value (`headers.Authorization`, `extra.api_key`); else None.
+
+    The one test for what ListModels hides and what a configuration may not write. Each
+    container is visited once, so YAML anchors that share or nest one are no trap.
+    """
+    if names_a_secret(input_name):
+        return input_name
+    pending: list[tuple[str, object]] = [(input_name, value)]
+    seen: set[int] = set()
+    while pending:
+        path, item = pending.pop()
+        if not isinstance(item, Mapping | list) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, list):
+            pending.extend((f"{path}[]", child) for child in item)
+            continue
+        for key, child in item.items():
+            if names_a_secret(str(key)):
+                return f"{path}.{key}"
+            pending.append((f"{path}.{key}", child))
+    return None
 
 
 def check_input_default(input_name: str, value: object) -> str | None:

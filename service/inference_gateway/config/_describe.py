@@ -11,7 +11,7 @@ from inference_gateway.config._model import (
     CallerLimits,
     GatewayConfig,
 )
-from inference_gateway.defaults import names_a_secret
+from inference_gateway.defaults import credential_in
 from inference_gateway.model_ids import Task
 from inference_gateway.pricing import PriceTable
 from inference_gateway.prompts import CustomTemplate, JinjaTemplate, Template
@@ -161,6 +161,6 @@ def _inputs(values: Mapping[str, object]) -> str:
 
 def _shown(name: str, value: object) -> str:
     """A default as check-config prints it: a credential-named one by where it is set only."""
-    if names_a_secret(name):
+    if credential_in(name, value) is not None:
         return "(a credential, not shown)"
     return json.dumps(value, ensure_ascii=False)

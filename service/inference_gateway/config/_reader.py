@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from inference_gateway.config._model import AliasConfig, ApiKeyRef, ConfigProblem
 from inference_gateway.config._yaml import LocatedList, LocatedMap
-from inference_gateway.defaults import names_a_secret, parse_number
+from inference_gateway.defaults import credential_in, parse_number
 from inference_gateway.model_ids import ACCEPTED_FORMS, ModelIdError, ModelRef, parse_model_id
 
 __all__ = ["ENV_PREFIX", "Reader", "check_fallbacks", "closest", "join", "kind_of"]
@@ -177,13 +177,15 @@ class Reader:
         an input whose name says token, key, secret or password comes from the
         environment, as API keys do.
         """
-        if not names_a_secret(name) or (isinstance(value, str) and value.startswith(ENV_PREFIX)):
+        where = credential_in(name, value)
+        if where is None or (isinstance(value, str) and value.startswith(ENV_PREFIX)):
             return False
         self.problem(
             line,
             key,
-            f"{name!r} names a credential, so its value may not be written in the file; "
-            f"write {name}: {ENV_PREFIX}NAME and export the value as NAME",
+            f"{where!r} names a credential, so its value may not be written in the file; "
+            f"write it as an input of its own, {name}: {ENV_PREFIX}NAME, and export the "
+            "value as NAME",
         )
         return True
 
