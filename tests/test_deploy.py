@@ -831,9 +831,15 @@ def test_redis_overlay_adds_a_redis_the_gateway_reaches_through_a_secret(
     assert redis["spec"]["replicas"] == 1
     [server] = pod["spec"]["containers"]
     args = server["args"]
-    # Nothing on disk, and no eviction of the records the guarantees rely on.
-    assert args[args.index("--save") + 1] == ""
-    assert args[args.index("--appendonly") + 1] == "no"
+    # Spend records survive a restart (an append-only file on a claimed volume), and no
+    # record the guarantees rely on is evicted.
+    assert args[args.index("--appendonly") + 1] == "yes"
+    assert args[args.index("--dir") + 1] == "/data"
+    [data] = [v for v in pod["spec"]["volumes"] if v["name"] == "data"]
+    claim = _named(manifests, "PersistentVolumeClaim", data["persistentVolumeClaim"]["claimName"])
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    [mount] = [m for m in server["volumeMounts"] if m["name"] == "data"]
+    assert mount["mountPath"] == "/data"
     assert args[args.index("--maxmemory-policy") + 1] == "noeviction"
     password = {e["name"]: e for e in server["env"]}["REDIS_PASSWORD"]["valueFrom"]
     assert password["secretKeyRef"]["name"] == secret["metadata"]["name"]
