@@ -175,3 +175,23 @@ async def test_warm_hours_warm_the_deployment_while_they_last(
         assert h.simulator.state.catalogue.deployments[DEPLOYMENT].min_instances == 2
     assert f"deployment {DEPLOYMENT} min_instances 0 -> 2" in caplog.text
     assert "(warm hours)" in caplog.text
+
+
+async def test_a_warm_up_outlives_the_replica_that_made_it(
+    redis: RedisServer, tmp_path: Path
+) -> None:
+    """The replica that warmed the deployment is gone before the time is up (it never
+    sweeps here): another replica sharing the store restores the deployment."""
+    gateway_config = config(tmp_path)
+    async with simulator() as sim:
+        async with replicas(1, sim, gateway_config, redis_url=redis.url) as [gone]:
+            reply = await gone.WarmModel(
+                warm_request(0.5), metadata=bearer("planner-token"), timeout=20
+            )
+            assert reply.changed
+        assert sim.state.catalogue.deployments[DEPLOYMENT].min_instances == 1
+        async with replicas(1, sim, gateway_config, redis_url=redis.url, warm_sweep_interval=0.1):
+            async with asyncio.timeout(10):
+                [_, restore] = await sim.state.requests.wait_for(2, kind="deployment_update")
+        assert restore.body == {"min_instances": 0}
+        assert sim.state.catalogue.deployments[DEPLOYMENT].min_instances == 0
