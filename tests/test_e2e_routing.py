@@ -271,6 +271,10 @@ callers:
   chat-and-backup:
     token_sha256: "{hash_token("both-token")}"
     aliases: [chat, backup]
+  one-at-a-time:
+    token_sha256: "{hash_token("single-token")}"
+    aliases: [thrifty, backup]
+    max_concurrency: 1
 """
 )
 
@@ -312,3 +316,23 @@ async def test_hedges_per_minute_caps_hedges_the_deadline_still_switches(h: Harn
         )
 
     assert (hedges("started"), hedges("over_budget")) == (1, 1)
+
+
+async def test_a_hedge_counts_against_the_callers_concurrency(tmp_path: Path) -> None:
+    """With one call at a time allowed, the hedge's prediction would be a second: it is
+    refused, and the boot is given up for the fallback near the deadline instead."""
+    path = tmp_path / "gateway.yaml"
+    path.write_text(CALLERS, encoding="utf-8")
+    async with running_gateway(config=path, env={"OTHER_TOKEN": OTHER_TOKEN}) as h:
+        h.simulator.state.force_cold_boot(LLAMA3, 120.0)
+        reply = await h.stub.GenerateText(
+            pb.GenerateTextRequest(model="thrifty", prompt="hello"),
+            timeout=8,
+            metadata=bearer("single-token"),
+        )
+        assert reply.prediction.role == pb.PREDICTION_ROLE_FALLBACK
+        refused = h.gateway.metrics.registry.get_sample_value(
+            "inference_gateway_quota_refusals_total",
+            {"caller": "one-at-a-time", "quota": "max_concurrency"},
+        )
+        assert refused == 1

@@ -244,15 +244,17 @@ class Router:
                         created.cancel()
                 finished = [task for task in tasks if task in done]
                 for task in finished:
-                    del tasks[task]
+                    attempt = tasks.pop(task)
                     error = task.exception()
                     if error is None:
                         return task.result()
                     if not isinstance(error, GatewayError):
                         raise error
-                    errors.append(error)
-                if tasks and not finished:
-                    # A timer fell due, or the held create answered after one did.
+                    # The caller hears of its own model's failure first, a hedge's after.
+                    errors.insert(0 if attempt is primary else len(errors), error)
+                if tasks:
+                    # A check may be due: a timer fired, the held create answered after one
+                    # did, or a hedge failed after the switch fell due.
                     await self._on_timer(watch, route, tasks, run, deadline)
         finally:
             await _cancel(tasks)
@@ -274,10 +276,11 @@ class Router:
             if primary.booting and await self._may_hedge(route, deadline):
                 hedge = Attempt(route.candidates[1], Role.HEDGE)
                 tasks[asyncio.ensure_future(run(hedge, deadline))] = hedge
-                watch.switch_at = None  # both race to the deadline now
+        # While a hedge runs it is the fallback already; one that failed leaves the switch.
         if (
             watch.switch_due()
             and primary.prediction is not None
+            and len(tasks) == 1
             and deadline.allows(self._min_deadline)
         ):
             watch.switch_at = None
@@ -488,7 +491,7 @@ class _StreamRace:
                 return
             if isinstance(outcome, StreamStart):
                 yield outcome
-            if not finished:
+            if self._next:
                 async for progress in self._on_timer():
                     yield progress
         if len(self._errors) > 1:
@@ -508,7 +511,8 @@ class _StreamRace:
                 return None
             if not isinstance(error, GatewayError):
                 raise error
-            self._errors.append(error)
+            # The caller hears of its own model's failure first, a hedge's after.
+            self._errors.insert(0 if attempt is self._primary else len(self._errors), error)
             return None
         item = task.result()
         if isinstance(item, StreamStart):
@@ -542,12 +546,13 @@ class _StreamRace:
             primary = self._primary
             if watch.hedge_due() and primary.prediction is not None:
                 watch.hedge_at = None
-                watch.switch_at = None
                 if primary.booting and await router._may_hedge(self._route, self._deadline):
                     self._start(Attempt(self._route.candidates[1], Role.HEDGE))
+            # While a hedge runs it is the fallback already; one that failed leaves the switch.
             if (
                 watch.switch_due()
                 and primary.prediction is not None
+                and all(attempt is primary for attempt in self._next.values())
                 and self._deadline.allows(router._min_deadline)
             ):
                 watch.switch_at = None
