@@ -210,6 +210,9 @@ class Accounting:
         self.prices = prices or PriceTable()
         self._state = state
         self._metrics = metrics
+        # Whether the store is failing settlements: logged once per outage, as the shared
+        # state logs fail-open once, not once per priced call.
+        self._unrecording = False
 
     @property
     def currency(self) -> str:
@@ -412,13 +415,21 @@ class Accounting:
             )
         except (GatewayError, StoreError) as exc:
             # The reservation expires by itself; the spend is then missing from the record.
-            _log.warning(
-                "could not record %s %s spent (%s): %s",
-                format_amount(amount),
-                self.currency,
-                hold.key,
-                exc,
-            )
+            self._metrics.spend_unrecorded.inc(float(amount))
+            if not self._unrecording:
+                self._unrecording = True
+                _log.warning(
+                    "could not record %s %s spent (%s): %s; spend settled until the store "
+                    "answers again is counted in spend_unrecorded_total, not in budgets",
+                    format_amount(amount),
+                    self.currency,
+                    hold.key,
+                    exc,
+                )
+            return
+        if self._unrecording:
+            self._unrecording = False
+            _log.warning("spend is recorded in the shared store again")
 
     async def usage(self, caller: CallerConfig, deadline: Deadline) -> UsageReport:
         budget = caller.budget

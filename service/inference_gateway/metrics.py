@@ -353,6 +353,12 @@ class Metrics:
             chargeback,
             registry=r,
         )
+        self.spend_unrecorded = _Counter(
+            f"{p}_spend_unrecorded_total",
+            "Spend, in the price table's currency, the shared store could not record (it was "
+            "unreachable): missing from the callers' spend records and budgets.",
+            registry=r,
+        )
         self.caller_predict_seconds = _Counter(
             f"{p}_caller_predict_seconds_total",
             "Replicate predict time by caller, model and endpoint kind (deployment: to share "
