@@ -685,3 +685,29 @@ async def test_bytes_that_are_not_protobuf_are_invalid_argument_on_every_operati
                 await call(bad_utf8, timeout=10)
             assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT, method
             assert error_info(refused.value).reason == "UNDECODABLE_REQUEST", method
+
+
+async def test_a_duration_protobuf_cannot_hold_is_invalid_argument_on_every_rpc() -> None:
+    # Was INTERNAL: Duration.ToTimedelta() overflows past about 2**31 days.
+    huge = duration_pb2.Duration(seconds=2**62)
+    async with cluster() as world:
+        (replica,) = world.replicas
+        submitted = await replica.stub.SubmitText(_submit_text(), timeout=10)
+        calls = {
+            "deadline": replica.stub.SubmitText(_submit_text(deadline=huge), timeout=10),
+            "timeout": replica.ops.WaitOperation(
+                operations_pb2.WaitOperationRequest(name=submitted.name, timeout=huge), timeout=10
+            ),
+            "duration": replica.stub.WarmModel(
+                pb.WarmModelRequest(model="deployments/acme/llama3-prod", duration=huge),
+                timeout=10,
+            ),
+        }
+        for field, call in calls.items():
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await call
+            assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT, field
+            info = error_info(refused.value)
+            assert info.reason == "INVALID_DURATION"
+            assert info.metadata["field"] == field
+        assert world.simulator.state.requests.count("create") == 1

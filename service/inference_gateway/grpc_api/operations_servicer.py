@@ -14,6 +14,7 @@ from inference_gateway.grpc_api.servicer import (
     Undecodable,
     add_to_server,
     decoded,
+    duration_seconds,
     operation_message,
 )
 from inference_gateway.operations import Operations
@@ -52,9 +53,7 @@ class OperationsServicer:
         self, message: operations_pb2.WaitOperationRequest | Undecodable, context: Context
     ) -> operations_pb2.Operation:
         request = decoded(message)
-        wait = (
-            request.timeout.ToTimedelta().total_seconds() if request.HasField("timeout") else None
-        )
+        wait = duration_seconds(request.timeout, "timeout") if request.HasField("timeout") else None
         view = await self._operations.wait(
             request.name,
             self._caller(context),

@@ -49,6 +49,7 @@ __all__ = [
     "Undecodable",
     "add_to_server",
     "decoded",
+    "duration_seconds",
     "image_request",
     "operation_message",
     "text_request",
@@ -239,6 +240,24 @@ def _struct(message: struct_pb2.Struct, where: str) -> dict[str, object]:
     except _NotFinite as bad:
         _finite(bad.number, where + bad.path)
         raise  # not reached: _finite refuses what is not finite
+
+
+# google.protobuf.Duration's range: about 10,000 years either way.
+_MAX_DURATION_SECONDS = 315_576_000_000
+
+
+def duration_seconds(duration: duration_pb2.Duration, field: str) -> float:
+    """A Duration field in seconds; one outside protobuf's range is refused here, since
+    ToTimedelta() would overflow on it into an internal error."""
+    if abs(duration.seconds) > _MAX_DURATION_SECONDS or abs(duration.nanos) > 999_999_999:
+        raise InvalidArgument(
+            f"{field} is not a valid google.protobuf.Duration (seconds within "
+            f"±{_MAX_DURATION_SECONDS}, nanos within ±999,999,999)",
+            reason="INVALID_DURATION",
+            metadata={"field": field},
+            violations=(FieldViolation(field, "outside the range of a Duration"),),
+        )
+    return duration.seconds + duration.nanos / 1e9
 
 
 def _set_fields(message: Any, names: tuple[str, ...]) -> dict[str, object]:
@@ -540,7 +559,7 @@ class InferenceGatewayServicer(pb_grpc.InferenceGatewayServicer):
             WarmRequest(
                 model=message.model,
                 min_instances=message.min_instances if message.HasField("min_instances") else 1,
-                seconds=message.duration.ToTimedelta().total_seconds(),
+                seconds=duration_seconds(message.duration, "duration"),
                 dry_run=message.dry_run,
                 caller=self._caller(context),
             ),
@@ -607,4 +626,4 @@ class InferenceGatewayServicer(pb_grpc.InferenceGatewayServicer):
 def _deadline(request: pb.SubmitTextRequest | pb.SubmitImageRequest) -> float | None:
     if not request.HasField("deadline"):
         return None
-    return float(request.deadline.ToTimedelta().total_seconds())
+    return duration_seconds(request.deadline, "deadline")
