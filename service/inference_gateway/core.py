@@ -10,9 +10,10 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from inference_gateway import call_events
 from inference_gateway.access import check_permission, may_use_alias
@@ -71,6 +72,8 @@ from inference_gateway.warmup import Warmer, WarmRequest, WarmResult
 __all__ = ["MIN_DEADLINE_SECONDS", "CoreSettings", "Gateway", "Prepared"]
 
 _LOGGER = logging.getLogger(__name__)
+# What a unary call answers.
+R = TypeVar("R", TextResult, ImageResult)
 # The shortest deadline a call may have: the shortest Cancel-After Replicate accepts,
 # and half a second to get the prediction created.
 MIN_DEADLINE_SECONDS = MIN_CANCEL_AFTER_SECONDS + 0.5
@@ -180,28 +183,15 @@ class Gateway:
     async def generate_text(
         self, request: TextRequest, *, time_remaining: float | None
     ) -> TextResult:
-        started = time.monotonic()
-        route = self._route(request, Task.TEXT)
-        deadline = self._deadline(time_remaining, route.candidates[0].resolved)
+        async def shape(
+            prediction: Prediction,
+            summary: PredictionSummary,
+            prepared: Prepared,
+            deadline: Deadline,
+        ) -> TextResult:
+            return TextResult(output_text(prediction.output), summary, prepared.template)
 
-        async def run(attempt: Attempt, deadline: Deadline) -> TextResult:
-            resolved = attempt.candidate.resolved
-            async with self._admission.hold(request.caller, resolved.alias, deadline):
-                prepared = await self._prepare_text(request, resolved, deadline)
-                key = self._cache_key(request, prepared)
-                hit = await self._cached(key, prepared, deadline, started)
-                if isinstance(hit, TextResult):
-                    return hit
-                async with self._charge(request, prepared, deadline, attempt) as charge:
-                    prediction = await self._run(request, prepared, deadline, attempt, charge)
-                    summary = self._finish(
-                        prediction, prepared.label, started, attempt, charge, _name(request)
-                    )
-                result = TextResult(output_text(prediction.output), summary, prepared.template)
-                await self._remember(key, prepared, prediction, result)
-            return result
-
-        return await self._router.answer(route, run, deadline)
+        return await self._blocking(request, TextResult, shape, time_remaining)
 
     async def stream_text(
         self, request: TextRequest, *, time_remaining: float | None
@@ -286,28 +276,48 @@ class Gateway:
     async def generate_image(
         self, request: ImageRequest, *, time_remaining: float | None
     ) -> ImageResult:
+        async def shape(
+            prediction: Prediction,
+            summary: PredictionSummary,
+            prepared: Prepared,
+            deadline: Deadline,
+        ) -> ImageResult:
+            async with _within(deadline, f"fetching the images of prediction {prediction.id}"):
+                images = await self._outputs.images(
+                    prediction, request.include_data, prepared.token, deadline
+                )
+            return ImageResult(images, summary)
+
+        return await self._blocking(request, ImageResult, shape, time_remaining)
+
+    async def _blocking(
+        self,
+        request: TextRequest | ImageRequest,
+        kind: type[R],
+        shape: Callable[[Prediction, PredictionSummary, Prepared, Deadline], Awaitable[R]],
+        time_remaining: float | None,
+    ) -> R:
+        """A unary call: each routed attempt holds its slots, answers from the cache or
+        runs and bills its prediction, and `shape`s the answer from it."""
         started = time.monotonic()
-        route = self._route(request, Task.IMAGE)
+        task = Task.IMAGE if isinstance(request, ImageRequest) else Task.TEXT
+        route = self._route(request, task)
         deadline = self._deadline(time_remaining, route.candidates[0].resolved)
 
-        async def run(attempt: Attempt, deadline: Deadline) -> ImageResult:
+        async def run(attempt: Attempt, deadline: Deadline) -> R:
             resolved = attempt.candidate.resolved
             async with self._admission.hold(request.caller, resolved.alias, deadline):
-                prepared = await self._prepare_image(request, resolved, deadline)
+                prepared = await self._prepare(request, resolved, deadline)
                 key = self._cache_key(request, prepared)
                 hit = await self._cached(key, prepared, deadline, started)
-                if isinstance(hit, ImageResult):
+                if isinstance(hit, kind):
                     return hit
                 async with self._charge(request, prepared, deadline, attempt) as charge:
                     prediction = await self._run(request, prepared, deadline, attempt, charge)
                     summary = self._finish(
                         prediction, prepared.label, started, attempt, charge, _name(request)
                     )
-                async with _within(deadline, f"fetching the images of prediction {prediction.id}"):
-                    images = await self._outputs.images(
-                        prediction, request.include_data, prepared.token, deadline
-                    )
-                result = ImageResult(images, summary)
+                result = await shape(prediction, summary, prepared, deadline)
                 await self._remember(key, prepared, prediction, result)
             return result
 
@@ -524,6 +534,13 @@ class Gateway:
         if resolved.alias is not None:
             return self._metrics.models.label(resolved.alias.name)
         return self._metrics.models.label(resolved.ref.model_name)
+
+    async def _prepare(
+        self, request: TextRequest | ImageRequest, resolved: ResolvedModel, deadline: Deadline
+    ) -> Prepared:
+        if isinstance(request, ImageRequest):
+            return await self._prepare_image(request, resolved, deadline)
+        return await self._prepare_text(request, resolved, deadline)
 
     async def _prepare_text(
         self, request: TextRequest, resolved: ResolvedModel, deadline: Deadline
@@ -768,9 +785,7 @@ class Gateway:
         resolved = self._admit(request, task)
         # A submission's Cancel-After comes from its own deadline, not this call's.
         deadline = self._deadline(time_remaining, resolved, minimum=0.0)
-        if isinstance(request, ImageRequest):
-            return await self._prepare_image(request, resolved, deadline)
-        return await self._prepare_text(request, resolved, deadline)
+        return await self._prepare(request, resolved, deadline)
 
     def hold(
         self, request: TextRequest | ImageRequest, resolved: ResolvedModel, deadline: Deadline
