@@ -22,6 +22,7 @@ __all__ = [
     "FinishedPrediction",
     "first_token",
     "listen",
+    "prediction_ended_in_stream",
     "prediction_finished",
     "report",
     "stop_listening",
@@ -117,6 +118,12 @@ def first_token(metrics: Metrics, label: str, seconds: float) -> None:
     trace as exemplar) and the call's report."""
     metrics.time_to_first_token.labels(label).observe(seconds, tracing.exemplar())
     report().first_token(seconds)
+
+
+def prediction_ended_in_stream(metrics: Metrics, label: str, status: str) -> None:
+    """A prediction whose stream reported its end (failed, canceled) without a final
+    read: counted; its id and status reach the log line through the call's error."""
+    metrics.predictions.labels(label, status).inc()
 
 
 def prediction_finished(

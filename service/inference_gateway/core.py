@@ -250,7 +250,9 @@ class Gateway:
                     # prediction.
                     status = error.metadata.get("predictionStatus")
                     if status in TERMINAL_STATUSES:
-                        self._metrics.predictions.labels(prepared.label, status).inc()
+                        call_events.prediction_ended_in_stream(
+                            self._metrics, prepared.label, status
+                        )
                     if ticket is not None:
                         await ticket.fail()
                     raise
