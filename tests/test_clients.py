@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import pytest
 
 from tests.gateway_harness import running_gateway
 from tests.support.models import LLAMA3
+from tests.support.wheels import build_wheel
 
 pytestmark = pytest.mark.slow
 
@@ -150,20 +150,7 @@ async def test_a_typescript_caller_calls_generate_text(tmp_path: Path) -> None:
 
 
 def test_the_python_client_wheel_carries_the_stubs_it_imports(tmp_path: Path) -> None:
-    run(
-        sys.executable,
-        "-m",
-        "pip",
-        "wheel",
-        "--quiet",
-        "--no-deps",
-        "--no-build-isolation",
-        "--wheel-dir",
-        str(tmp_path),
-        str(CLIENTS / "python"),
-        cwd=tmp_path,
-    )
-    (wheel,) = tmp_path.glob("inference_gateway_client-*.whl")
+    wheel = build_wheel(CLIENTS / "python", tmp_path, "inference_gateway_client")
     names = set(zipfile.ZipFile(wheel).namelist())
     stubs = "inference_gateway_protos/inference/gateway/v1/"
     assert {

@@ -2,37 +2,19 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
+
+from tests.support.wheels import build_wheel
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def gateway_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--wheel-dir",
-            str(out),
-            str(ROOT),
-        ],
-        check=True,
-        timeout=300,
-    )
-    (wheel,) = out.glob("inference_gateway-*.whl")
-    return wheel
+    return build_wheel(ROOT, tmp_path_factory.mktemp("wheel"), "inference_gateway")
 
 
 def test_gateway_wheel_holds_no_simulator_code(gateway_wheel: Path) -> None:
