@@ -711,3 +711,38 @@ async def test_a_duration_protobuf_cannot_hold_is_invalid_argument_on_every_rpc(
             assert info.reason == "INVALID_DURATION"
             assert info.metadata["field"] == field
         assert world.simulator.state.requests.count("create") == 1
+
+
+async def test_a_page_of_operations_reads_the_records_of_that_page() -> None:
+    # Was: every ListOperations call read every record the caller had (thousands over a
+    # day of submissions), whatever its page_size.
+    async with cluster(simulator_config=SimulatorConfig(token_interval_seconds=0.0)) as world:
+        (replica,) = world.replicas
+        submitted = [
+            (await replica.stub.SubmitText(_submit_text(f"n{i}"), timeout=10)).name
+            for i in range(12)
+        ]
+        # The store's reads, counted where the gateway makes them.
+        store = replica.running.gateway.state.store
+        keys: list[str] = []
+        read = store.get
+
+        async def counted(key: str) -> bytes | None:
+            keys.append(key)
+            return await read(key)
+
+        store.get = counted  # type: ignore[method-assign]
+        listed: list[str] = []
+        token = ""
+        while True:
+            keys.clear()
+            page = await replica.ops.ListOperations(
+                operations_pb2.ListOperationsRequest(page_size=3, page_token=token), timeout=10
+            )
+            assert len(page.operations) == 3
+            assert len(keys) == 3, keys
+            listed.extend(operation.name for operation in page.operations)
+            token = page.next_page_token
+            if not token:
+                break
+        assert listed == submitted

@@ -560,15 +560,19 @@ class Operations:
             )
         tag = self._names.caller_tag(caller.name)
         names = await self._store("index_members", lambda s: s.index_members(_caller_index(tag)))
+        # Records are read from the token's place on, until the page is full: a page costs
+        # its own reads, not one per operation the caller has (at most _MAX_PAGE when a
+        # filter skips many, and then the page may be short, as AIP-158 allows).
         views: list[OperationView] = []
-        for name in names:
-            claims = self._names.read(name, caller)
+        position = start
+        while position < len(names) and len(views) < size and position - start < _MAX_PAGE:
+            claims = self._names.read(names[position], caller)
+            position += 1
             record = await self._load(claims.operation_id)
             if record is not None and keep(record):
                 views.append(self._view(record))
-        page = views[start : start + size]
-        more = start + size < len(views)
-        return OperationsPage(tuple(page), str(start + size) if more else "")
+        more = position < len(names)
+        return OperationsPage(tuple(views), str(position) if more else "")
 
     # --- following -------------------------------------------------------------------------
 
