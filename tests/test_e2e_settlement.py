@@ -18,6 +18,8 @@ from inference_gateway.config import GatewayConfig, hash_token, load_config
 from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as pb
 from tests.gateway_harness import running_gateway
 from tests.redis_fixtures import RedisServer, redis_server
+from tests.simulator_fixtures import wait_until
+from tests.support.models import LLAMA2, LLAMA3
 
 pytestmark = pytest.mark.asyncio
 
@@ -78,3 +80,69 @@ async def test_an_outage_logs_unrecorded_spend_once_and_counts_all_of_it(
     assert len(warnings) == 1
     assert unrecorded is not None
     assert Decimal(str(unrecorded)).quantize(Decimal("0.01")) == 3 * IMAGE
+
+
+LLAMA3_SECOND = Decimal("0.50")
+HEDGED = f"""
+aliases:
+  hedged:
+    model: {LLAMA3}
+    fallbacks: [backup]
+    hedge_after_seconds: 1
+  backup:
+    model: {LLAMA2}
+pricing:
+  hardware:
+    gpu-a40-large: "{LLAMA3_SECOND}"
+  models:
+    meta/*: {{hardware: gpu-a40-large}}
+callers:
+  team-a:
+    token_sha256: {hash_token(TOKEN)}
+    aliases: ["*"]
+    budget: {{amount: "100.00", per: day}}
+"""
+
+
+async def test_a_canceled_hedge_loser_is_charged_its_run_time_to_the_caller(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "gateway.yaml"
+    path.write_text(HEDGED, encoding="utf-8")
+    async with running_gateway(config=path) as h:
+        state = h.simulator.state
+        # The own model boots past the hedge, then runs until it is canceled; the hedge
+        # answers after it started running, so the loser has run time to pay for.
+        state.force_cold_boot(LLAMA3, 2.5)
+        state.set_behaviour(LLAMA3, never_finishes=True)
+        state.set_behaviour(LLAMA2, predict_seconds=2.5)
+        reply = await h.stub.GenerateText(
+            pb.GenerateTextRequest(model="hedged", prompt="hello"), metadata=AUTH, timeout=20
+        )
+        [loser] = [p for p in state.predictions.values() if p.model.full_name == LLAMA3]
+        await wait_until(loser, lambda p: p.status == "canceled")
+        # The loser is settled in the background, as the cancels are.
+        await h.gateway.runner.drain_cancels(within=30)
+        usage = await h.stub.GetUsage(pb.GetUsageRequest(), metadata=AUTH)
+        charged = {
+            model: h.gateway.metrics.registry.get_sample_value(
+                "inference_gateway_cost_total", {"caller": "team-a", "model": model}
+            )
+            for model in ("hedged", "backup")
+        }
+        seconds = {
+            p.id: Decimal(str(p.to_json()["metrics"]["predict_time"]))
+            for p in state.predictions.values()
+        }
+    assert reply.prediction.role == pb.PREDICTION_ROLE_HEDGE
+    run_time = seconds[loser.id]
+    assert run_time > 0
+    loser_cost = run_time * LLAMA3_SECOND
+    winner_cost = seconds[reply.prediction.id] * LLAMA3_SECOND
+    assert Decimal(reply.cost.amount) == winner_cost
+    assert Decimal(usage.reserved) == 0
+    assert Decimal(usage.spent) == loser_cost + winner_cost
+    assert charged["hedged"] is not None
+    assert Decimal(str(charged["hedged"])).quantize(Decimal("0.000001")) == loser_cost.quantize(
+        Decimal("0.000001")
+    )

@@ -17,11 +17,11 @@ import dataclasses
 import datetime
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from inference_gateway import call_events
 from inference_gateway.config import AliasConfig, CallerConfig, SpendLimit
@@ -42,7 +42,7 @@ from inference_gateway.pricing import (
 from inference_gateway.replicate import Prediction
 from inference_gateway.state import Guarantee, SharedState, StoreError
 
-__all__ = ["Accounting", "Charge", "Hold", "UsageReport", "usage_of"]
+__all__ = ["Accounting", "Charge", "Hold", "LeftBehind", "UsageReport", "usage_of"]
 
 _log = logging.getLogger(__name__)
 # A reservation outlives its call's deadline by this much before the store drops it (a
@@ -159,6 +159,19 @@ class UsageReport:
         return max(Decimal(0), self.limit - self.spent - self.reserved)
 
 
+class LeftBehind(Protocol):
+    """Prices a prediction its call stopped following, once it ends, off the call's path."""
+
+    def defer(self, work: Awaitable[None]) -> object:
+        """Runs `work` in the background (shutdown waits for it)."""
+        ...
+
+    async def cost(self, prediction_id: str) -> Cost | None:
+        """The prediction's cost, counted in the chargeback metrics, once it is terminal
+        within a short bound; None when it is not."""
+        ...
+
+
 @dataclass(slots=True)
 class Charge:
     """One call's bill: the predictions it caused, settled against its reservation."""
@@ -232,13 +245,15 @@ class Accounting:
         endpoint: str,
         *,
         counted: bool = True,
+        reported: bool = True,
     ) -> Cost:
-        """The prediction's cost, in the request log and, when `counted` (the call that
-        made the prediction), in the chargeback metrics."""
+        """The prediction's cost, in the request log when `reported` (the one that answers)
+        and, when `counted` (the call that made the prediction), in the chargeback metrics."""
         price = self.price_of(prediction)
         usage = usage_of(prediction, price)
         cost = self.prices.cost(price, usage)
-        note_cost(cost)
+        if reported:
+            note_cost(cost)
         if not counted:
             return cost
         who = caller or "unknown"
@@ -289,18 +304,20 @@ class Accounting:
         model_input: Mapping[str, object],
         deadline: Deadline,
         *,
-        created: Callable[[], bool] = lambda: False,
+        created: Callable[[], str | None] = lambda: None,
+        left_behind: LeftBehind | None = None,
     ) -> AsyncIterator[Charge]:
         """Holds the call's worst-case cost against its caller's budget; settles at the end.
 
-        `created` says whether the call's prediction exists, so a call that ends before its
-        cost is known (a deadline, a hedge that lost and was canceled) pays its reservation.
+        `created` names the call's prediction once it exists. A call that ends before its
+        prediction's cost is known (a hedge that lost, a deadline, a caller who left: each
+        canceled it) is settled later by `left_behind`, from the canceled prediction's own
+        figures, as Replicate bills it; without them, it pays its reservation.
         """
         charge = Charge()
-        if caller is None:
-            yield charge
-            return
-        hold = await self.hold(caller, ref, alias, model_input, deadline)
+        hold = None
+        if caller is not None:
+            hold = await self.hold(caller, ref, alias, model_input, deadline)
         outcome: BaseException | None = None
         try:
             yield charge
@@ -308,10 +325,22 @@ class Accounting:
             outcome = exc
             raise
         finally:
-            made = created() or (
-                isinstance(outcome, GatewayError) and "predictionId" in outcome.metadata
-            )
-            await self.settle(hold, charge, created=made)
+            prediction_id = created()
+            if prediction_id is None and isinstance(outcome, GatewayError):
+                prediction_id = outcome.metadata.get("predictionId")
+            if prediction_id and left_behind is not None and not (charge.costs or charge.repeat):
+                left_behind.defer(self._settle_left(hold, charge, left_behind, prediction_id))
+            elif hold is not None:
+                await self.settle(hold, charge, created=bool(prediction_id))
+
+    async def _settle_left(
+        self, hold: Hold | None, charge: Charge, left_behind: LeftBehind, prediction_id: str
+    ) -> None:
+        cost = await left_behind.cost(prediction_id)
+        if cost is not None:
+            charge.add(cost)
+        if hold is not None:
+            await self.settle(hold, charge, created=True)
 
     def _worst_case(
         self,

@@ -56,6 +56,7 @@ from inference_gateway.predictions import (
     ended_at_cancel_after,
     output_text,
 )
+from inference_gateway.pricing import Cost
 from inference_gateway.prompts import (
     NO_TEMPLATE,
     CustomTemplate,
@@ -681,7 +682,7 @@ class Gateway:
         attempt: Attempt,
     ) -> AbstractAsyncContextManager[Charge]:
         """The attempt's bill against its caller's budget: a hedge or a fallback is charged
-        to the caller whose call started it."""
+        to the caller whose call started it, a canceled one its run time once it ends."""
         model_input = prepared.body.get("input")
         return self._accounting.charge(
             request.caller,
@@ -689,7 +690,8 @@ class Gateway:
             prepared.resolved.alias,
             model_input if isinstance(model_input, Mapping) else {},
             deadline,
-            created=lambda: attempt.prediction is not None,
+            created=lambda: attempt.prediction.id if attempt.prediction is not None else None,
+            left_behind=_LeftBehind(self._runner, self._accounting, prepared, _name(request)),
         )
 
     def _cache_key(self, request: TextRequest | ImageRequest, prepared: Prepared) -> str | None:
@@ -747,9 +749,10 @@ class Gateway:
         finished = _finished(prediction, self.cold_boot(prediction))
         role = str(attempt.role) if attempt is not None else "primary"
         call_events.prediction_finished(self._metrics, label, finished, role=role)
-        endpoint = "deployment" if prediction.raw.get("deployment") else "model"
         repeat = charge is not None and charge.repeat
-        cost = self._accounting.cost(prediction, caller, label, endpoint, counted=not repeat)
+        cost = self._accounting.cost(
+            prediction, caller, label, _endpoint(prediction), counted=not repeat
+        )
         if charge is not None and not repeat:
             charge.add(cost)
         if prediction.status != "succeeded":
@@ -872,6 +875,40 @@ def _finished(prediction: Prediction, cold_boot: bool) -> FinishedPrediction:
         output_tokens=prediction.metric("output_token_count"),
         response_model=response_model,
     )
+
+
+class _LeftBehind:
+    """A call's prediction it stopped following (canceled): priced once it ends, off the
+    call's path, in the background tasks shutdown waits for."""
+
+    def __init__(
+        self,
+        runner: PredictionRunner,
+        accounting: Accounting,
+        prepared: Prepared,
+        caller: str | None,
+    ) -> None:
+        self._runner = runner
+        self._accounting = accounting
+        self._prepared = prepared
+        self._caller = caller
+
+    def defer(self, work: Awaitable[None]) -> object:
+        return self._runner.track(work)
+
+    async def cost(self, prediction_id: str) -> Cost | None:
+        final = await self._runner.final(prediction_id, token=self._prepared.token)
+        if final is None:
+            return None
+        # Not the call's answer: counted against its caller, kept out of its log line.
+        return self._accounting.cost(
+            final, self._caller, self._prepared.label, _endpoint(final), reported=False
+        )
+
+
+def _endpoint(prediction: Prediction) -> str:
+    """The chargeback metrics' endpoint: a deployment's predict seconds are shared out."""
+    return "deployment" if prediction.raw.get("deployment") else "model"
 
 
 def _name(request: TextRequest | ImageRequest) -> str | None:

@@ -428,6 +428,29 @@ class PredictionRunner:
         """One GET of a prediction being followed (routing's boot checks and progress)."""
         return await self._client.get_prediction(prediction_id, token=token, deadline=deadline)
 
+    async def final(
+        self, prediction_id: str, *, token: str, within: float = CANCEL_WINDOW_SECONDS
+    ) -> Prediction | None:
+        """The prediction once terminal, read with backed-off GETs for at most `within`
+        seconds (a cancel takes a moment to land); None if it is not by then, or cannot
+        be read. What a prediction left behind cost is known only from its final state."""
+        deadline = Deadline.after(within)
+        delay = self._settings.poll_initial
+        while True:
+            try:
+                current = await self._client.get_prediction(
+                    prediction_id, token=token, deadline=deadline
+                )
+            except GatewayError as exc:
+                _LOGGER.info("could not read prediction %s: %s", prediction_id, exc)
+                return None
+            if current.terminal:
+                return current
+            if not deadline.allows(delay):
+                return None
+            await asyncio.sleep(delay)
+            delay = min(self._settings.poll_max, delay * self._settings.poll_factor)
+
     def _backoff_after(self, seconds: float) -> float:
         """The poll delay the backoff reaches after polling for `seconds`.
 
