@@ -62,7 +62,15 @@ async def test_fifty_calls_on_three_replicas_warm_once_keep_warm_and_restore(
     cold = {"cold_boot_idle_seconds": 0.0, "cold_boot_seconds": 60.0, "time_scale": 20}
     async with (
         simulator(**cold) as sim,
-        replicas(3, sim, config(tmp_path), redis_url=redis.url, warm_sweep_interval=0.2) as stubs,
+        # A generous store timeout: 50 calls at once on a loaded 2-core machine.
+        replicas(
+            3,
+            sim,
+            config(tmp_path),
+            redis_url=redis.url,
+            redis_timeout=2.0,
+            warm_sweep_interval=0.2,
+        ) as stubs,
     ):
         auth = bearer("planner-token")
         replies = await asyncio.gather(
@@ -184,13 +192,17 @@ async def test_a_warm_up_outlives_the_replica_that_made_it(
     sweeps here): another replica sharing the store restores the deployment."""
     gateway_config = config(tmp_path)
     async with simulator() as sim:
-        async with replicas(1, sim, gateway_config, redis_url=redis.url) as [gone]:
+        async with replicas(1, sim, gateway_config, redis_url=redis.url, redis_timeout=2.0) as [
+            gone
+        ]:
             reply = await gone.WarmModel(
                 warm_request(0.5), metadata=bearer("planner-token"), timeout=20
             )
             assert reply.changed
         assert sim.state.catalogue.deployments[DEPLOYMENT].min_instances == 1
-        async with replicas(1, sim, gateway_config, redis_url=redis.url, warm_sweep_interval=0.1):
+        async with replicas(
+            1, sim, gateway_config, redis_url=redis.url, redis_timeout=2.0, warm_sweep_interval=0.1
+        ):
             async with asyncio.timeout(10):
                 [_, restore] = await sim.state.requests.wait_for(2, kind="deployment_update")
         assert restore.body == {"min_instances": 0}
