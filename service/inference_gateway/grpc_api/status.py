@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import math
+from fractions import Fraction
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
@@ -66,8 +67,14 @@ def to_rpc_status(error: GatewayError) -> grpc.Status:
     if error.retry_after_seconds is None:
         return status
     # gRPC's built-in retry policy reads only this trailer, never RetryInfo.
-    pushback = ("grpc-retry-pushback-ms", str(math.ceil(error.retry_after_seconds * 1000)))
+    pushback = ("grpc-retry-pushback-ms", str(_ceil_units(error.retry_after_seconds, 1000)))
     return _Status(status.code, status.details, (*status.trailing_metadata, pushback))
+
+
+def _ceil_units(seconds: float, per_second: int) -> int:
+    """`seconds` in whole units, rounded up exactly: a float product may round below the
+    delay asked for (562950.5833577251 s became ...725 ns, not ...726)."""
+    return math.ceil(Fraction(seconds) * per_second)
 
 
 def status_proto(error: GatewayError) -> status_pb2.Status:
@@ -95,7 +102,7 @@ def status_proto(error: GatewayError) -> status_pb2.Status:
         )
     if error.retry_after_seconds is not None:
         delay = duration_pb2.Duration()
-        delay.FromNanoseconds(math.ceil(error.retry_after_seconds * 1e9))
+        delay.FromNanoseconds(_ceil_units(error.retry_after_seconds, 10**9))
         details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
     return status_pb2.Status(
         code=getattr(code_pb2, code.name),
