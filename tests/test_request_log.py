@@ -85,6 +85,27 @@ async def gateway_logging_json(capsys: Capture) -> AsyncIterator[tuple[Harness, 
             yield h, lambda: parse(capsys.readouterr().err)
 
 
+class _LineWritten(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.event = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.event.set()
+
+
+@contextmanager
+def request_line_awaited() -> Iterator[asyncio.Event]:
+    """An event set when the gateway (on this thread and loop) writes a request line."""
+    handler = _LineWritten()
+    logger = logging.getLogger(REQUESTS)
+    logger.addHandler(handler)
+    try:
+        yield handler.event
+    finally:
+        logger.removeHandler(handler)
+
+
 def parse(err: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in err.splitlines()]
 
@@ -171,8 +192,13 @@ async def test_a_deadline_line_names_the_prediction_the_gateway_gave_up_on(
 ) -> None:
     async with gateway_logging_json(capsys) as (h, read_log):
         h.simulator.state.set_behaviour(LLAMA3, never_finishes=True)
-        with pytest.raises(grpc.aio.AioRpcError):
-            await h.stub.GenerateText(pb.GenerateTextRequest(model=LLAMA3, prompt="x"), timeout=6.5)
+        request = pb.GenerateTextRequest(model=LLAMA3, prompt="x")
+        with request_line_awaited() as written:
+            with pytest.raises(grpc.aio.AioRpcError):
+                await h.stub.GenerateText(request, timeout=6.5)
+            # The client's own timer may end the call before the gateway's does (under
+            # load, seconds before): the line comes when the gateway gives up.
+            await asyncio.wait_for(written.wait(), timeout=30)
         await h.gateway.runner.drain_cancels()
         [line] = request_lines(read_log())
         prediction = latest_prediction(h)
