@@ -49,6 +49,10 @@ def test_settings(**overrides: object) -> Settings:
         grace_period=2.0,
         drain_delay=0.0,
         uvloop=False,
+        # The default (0.25 s) is for a quiet production host: on a loaded 2-core test
+        # machine a Redis answer may take longer, and the store would fail open (budgets
+        # and slots per replica) or closed (idempotency UNAVAILABLE) mid-test.
+        redis_timeout=5.0,
     )
     return replace(base, **overrides)  # type: ignore[arg-type]
 
