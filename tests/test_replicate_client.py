@@ -174,6 +174,16 @@ async def test_create_sends_the_token_body_and_lifecycle_headers() -> None:
     assert json.loads(request.content) == {"input": {"prompt": "hi"}}
 
 
+async def test_a_cookie_replicate_sets_is_never_sent_back() -> None:
+    """One token serves every caller: nothing one response sets may ride on the next."""
+    set_cookie = {"Set-Cookie": "__cf_bm=abc; Path=/"}
+    upstream = Upstream(reply(201, prediction(), set_cookie), reply(200, prediction()))
+    async with connected(upstream) as client:
+        await create(client)
+        await get(client)
+    assert [r.headers.get("cookie") for r in upstream.requests] == [None, None]
+
+
 async def test_create_without_wait_or_deadline_sends_neither_header() -> None:
     upstream = Upstream(ok())
     async with connected(upstream) as client:
