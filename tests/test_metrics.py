@@ -338,6 +338,37 @@ def test_every_metric_bounds_its_label_values_whoever_labels_it() -> None:
     assert max(lengths) <= 256
 
 
+def test_a_labelset_seen_before_is_the_same_series_until_removed() -> None:
+    """`labels` finds a known child without prometheus_client's checks: the same series
+    whether named by str or not, cut when long, and fresh once removed."""
+    metrics = Metrics()
+    long_value = "m" * 1_000
+    for _ in range(2):
+        metrics.predictions.labels("chat", "succeeded").inc()
+        metrics.predictions.labels(long_value, "failed").inc()
+        metrics.cache_lookups.labels(model="chat", result="hit").inc()
+    metrics.in_flight.labels(7).inc()
+    assert metrics.predictions.labels("chat", "succeeded") is metrics.predictions.labels(
+        "chat", "succeeded"
+    )
+    assert metrics.in_flight.labels("7") is metrics.in_flight.labels(7)
+    metrics.predictions.remove("chat", "succeeded")
+    metrics.predictions.labels("chat", "succeeded").inc()
+    text = generate_latest(metrics.registry).decode()
+    samples = {
+        (s.name, tuple(sorted(s.labels.values()))): s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+    }
+    cut = long_value[:255] + "…"
+    total = "inference_gateway_predictions_total"
+    assert samples[total, tuple(sorted(("chat", "succeeded")))] == 1.0
+    assert samples[total, tuple(sorted((cut, "failed")))] == 2.0
+    assert samples["inference_gateway_cache_lookups_total", ("chat", "hit")] == 2.0
+    with pytest.raises(ValueError, match="count"):
+        metrics.predictions.labels("chat")
+
+
 names = st.sampled_from([f"owner/model-{i}" for i in range(8)])
 
 
