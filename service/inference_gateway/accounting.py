@@ -316,7 +316,9 @@ class Accounting:
         """
         charge = Charge()
         hold = None
-        if caller is not None:
+        # Without a budget there is nothing to reserve, and without prices no cost is ever
+        # known, so settle would write nothing: the call makes no period key or holder id.
+        if caller is not None and (caller.budget is not None or self.prices.models):
             hold = await self.hold(caller, ref, alias, model_input, deadline)
         outcome: BaseException | None = None
         try:
