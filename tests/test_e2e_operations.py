@@ -746,3 +746,19 @@ async def test_a_page_of_operations_reads_the_records_of_that_page() -> None:
             if not token:
                 break
         assert listed == submitted
+
+
+@pytest.mark.slow
+async def test_a_wait_held_to_the_callers_deadline_answers_before_it() -> None:
+    # Was DEADLINE_EXCEEDED: gRPC rounds a sent timeout up (30.001 s arrives as 30.1 s),
+    # and WaitOperation waited out the rounded one, less 50 ms, answering after the caller
+    # had given up. Operations now end a caller's time as every other RPC does.
+    async with cluster() as world:
+        (replica,) = world.replicas
+        world.simulator.state.set_behaviour(LLAMA3, {"never_finishes": True})
+        running = await replica.stub.SubmitText(_submit_text(), timeout=10)
+        waited = await replica.ops.WaitOperation(
+            operations_pb2.WaitOperationRequest(name=running.name), timeout=30.001
+        )
+        assert not waited.done
+        await replica.ops.CancelOperation(operations_pb2.CancelOperationRequest(name=running.name))

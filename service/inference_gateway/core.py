@@ -328,15 +328,18 @@ class Gateway:
 
     async def usage(self, caller: CallerConfig, *, time_remaining: float | None) -> UsageReport:
         """The caller's own spend and budget in the current period."""
-        return await self._accounting.usage(caller, self._plain_deadline(time_remaining))
+        return await self._accounting.usage(caller, self.plain_deadline(time_remaining))
 
     async def warm(self, request: WarmRequest, *, time_remaining: float | None) -> WarmResult:
         """A deployment warm-up (warmup.py), within the caller's deadline."""
-        return await self.warmer.warm(request, self._plain_deadline(time_remaining))
+        return await self.warmer.warm(request, self.plain_deadline(time_remaining))
 
-    def _plain_deadline(self, time_remaining: float | None) -> Deadline:
-        """The caller's deadline, else the default: for calls that run no model."""
-        limit = self._settings.default_timeout_seconds
+    def plain_deadline(
+        self, time_remaining: float | None, default: float | None = None
+    ) -> Deadline:
+        """The caller's deadline, else `default` (the default timeout): for calls that run
+        no model (GetUsage, WarmModel, the Operations service)."""
+        limit = self._settings.default_timeout_seconds if default is None else default
         if time_remaining is not None:
             limit = min(limit, self._ahead_of(time_remaining))
         return Deadline.after(max(0.0, limit))

@@ -83,6 +83,8 @@ _CALLER_TAG_BYTES = 9
 _MIN_DEADLINE = 5.0
 # Replicate ends a prediction at its deadline; allow it this long to say so.
 _DEADLINE_SLACK = 30.0
+# A submission's create, when its caller sets no deadline.
+_CREATE_SECONDS = 30.0
 # Fetching an include_data operation's images, once it has ended.
 _FETCH_SECONDS = 120.0
 # A follower that lost Replicate (an outage) tries again after this long, doubling.
@@ -322,7 +324,7 @@ class Operations:
         self._cancel_after(deadline_seconds, None)  # refused before anything is sent
         prepared = await self._gateway.prepare(request, time_remaining=time_remaining)
         cancel_after = self._cancel_after(deadline_seconds, prepared.resolved.alias)
-        call_deadline = Deadline.after(_call_limit(time_remaining))
+        call_deadline = self._gateway.plain_deadline(time_remaining, _CREATE_SECONDS)
         slot = AsyncExitStack()
         try:
             await slot.enter_async_context(
@@ -490,7 +492,9 @@ class Operations:
         once; one on another replica is watched through the store, never through Replicate.
         """
         record = await self._read(name, caller)
-        limit = _call_limit(time_remaining, self._settings.default_wait_seconds)
+        limit = self._gateway.plain_deadline(
+            time_remaining, self._settings.default_wait_seconds
+        ).remaining()
         if wait_seconds is not None:
             limit = min(limit, wait_seconds)
         until = time.monotonic() + limit
@@ -528,7 +532,7 @@ class Operations:
             self._metrics.cancel_sent("operation_canceled")
             try:
                 await self._client.cancel_prediction(
-                    prediction_id, token=token, deadline=Deadline.after(_call_limit(None, 10.0))
+                    prediction_id, token=token, deadline=Deadline.after(10.0)
                 )
             except GatewayError:
                 # Let a retry of CancelOperation send it again.
@@ -587,7 +591,7 @@ class Operations:
             _follow_key(operation_id),
             1,
             self._settings.lease_seconds,
-            Deadline.after(_call_limit(None, 5.0)),
+            Deadline.after(5.0),
         )
 
     def _follow_here(self, operation_id: str, lease: Lease, slot: AsyncExitStack) -> None:
@@ -793,9 +797,7 @@ class Operations:
         return bool(await self._store("get", lambda s: s.get(_cancel_key(operation_id))))
 
     async def _store(self, op: str, fn: Callable[[StateStore], Awaitable[T]]) -> T:
-        return await self._state.call(
-            Guarantee.OPERATIONS, op, Deadline.after(_call_limit(None, 5.0)), fn
-        )
+        return await self._state.call(Guarantee.OPERATIONS, op, Deadline.after(5.0), fn)
 
     async def _checked(self, record: _Record) -> _Record:
         """A done image operation without bytes, told whether Replicate removed its files."""
@@ -953,10 +955,6 @@ def _output_removed(prediction_id: str) -> FailedPrecondition:
         reason="OUTPUT_REMOVED",
         metadata={"predictionId": prediction_id},
     )
-
-
-def _call_limit(time_remaining: float | None, default: float = 30.0) -> float:
-    return default if time_remaining is None else max(0.0, time_remaining - 0.05)
 
 
 def _parse_filter(text: str) -> Callable[[_Record], bool]:
