@@ -537,6 +537,42 @@ async def test_operations_keep_bytes_within_one_bound_for_all_of_them() -> None:
         await channel.close(None)
 
 
+async def test_an_operation_waits_out_a_full_budget_instead_of_losing_its_answer() -> None:
+    # Was: a submitted prediction that succeeded while blocking calls held the output
+    # budget ended as RESOURCE_EXHAUSTED for good; nobody could ever read its images.
+    async with rig(output_bytes_budget=250_000, max_output_file_bytes=200_000) as r:
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{r.gateway.port}")
+        ops = operations_pb2_grpc.OperationsStub(channel)
+        r.simulator.state.set_behaviour(SDXL, output_url_base=f"{r.files.url}/hold/200000")
+        r.transport.reach = 100_000
+        first = asyncio.ensure_future(r.stub.GenerateImage(image_request(), timeout=30))
+        await asyncio.wait_for(r.transport.reached.wait(), timeout=20)
+        held_by_first = r.held
+
+        r.simulator.state.set_behaviour(SDXL, output_url_base=f"{r.files.url}/big/200000")
+        submitted = await r.stub.SubmitImage(
+            pb.SubmitImageRequest(request=image_request()), timeout=20
+        )
+        # The follower's download was refused and gave its bytes back.
+        await eventually(
+            lambda: (
+                any("/big/" in request.path for request in r.files.requests)
+                and r.held == held_by_first
+            )
+        )
+        r.files.release.set()
+        await first
+        done = await ops.WaitOperation(
+            operations_pb2.WaitOperationRequest(name=submitted.name), timeout=30
+        )
+        assert done.done
+        kept = pb.GenerateImageResponse()
+        assert done.response.Unpack(kept), done.error
+        assert len(kept.images[0].data) == 200_000
+        assert r.held == 0
+        await channel.close(None)
+
+
 async def test_a_caller_leaving_mid_download_gives_the_bytes_back() -> None:
     async with rig() as r:
         r.simulator.state.set_behaviour(SDXL, output_url_base=f"{r.files.url}/hold/200000")

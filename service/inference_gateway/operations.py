@@ -681,9 +681,7 @@ class Operations:
                 response = dump_result(text)
             else:
                 token = self._gateway.token_for(record.model, Task(record.task))
-                images = await self._gateway.images(
-                    final, record.include_data, token, Deadline.after(_FETCH_SECONDS)
-                )
+                images = await self._images(final, record.include_data, token)
                 self._check_bytes(images, final.id)
                 if any(image.data is not None for image in images):
                     await self._keep_bytes(record, images)
@@ -697,6 +695,21 @@ class Operations:
                 await self._gateway.bill(Hold.from_json(record.spend), charge, created=True)
         record.response = response
         await self._end(record, final, None)
+
+    async def _images(
+        self, final: Prediction, include_data: bool, token: str
+    ) -> tuple[ImageOutput, ...]:
+        """The images, under the blocking calls' rules; a budget other calls hold for the
+        moment is waited out, since its refusal would be this operation's answer for good."""
+        deadline = Deadline.after(_FETCH_SECONDS)
+        while True:
+            try:
+                return await self._gateway.images(final, include_data, token, deadline)
+            except ResourceExhausted as busy:
+                pause = busy.retry_after_seconds
+                if pause is None or not deadline.allows(pause):
+                    raise
+                await asyncio.sleep(pause)
 
     async def _end(
         self, record: _Record, final: Prediction | None, error: GatewayError | None
