@@ -54,7 +54,7 @@ class Plan:
     peer_abandon_after_seconds: float
     peer_abandon_deadline_seconds: float
     """The abandoned call's deadline: the gateway holds its create at most this long (and
-    refuses one under 5.5 s, Replicate's shortest prediction life and a margin)."""
+    refuses one under GATEWAY_MIN_DEADLINE)."""
 
     def __post_init__(self) -> None:
         counts = {

@@ -264,11 +264,12 @@ async def test_a_stream_kept_open_by_keepalives_ends_at_the_limit_and_is_cancele
         assert h.requests.count("cancel") <= 1
 
 
-@pytest.mark.parametrize("seconds", [0.5, 5.0])
+@pytest.mark.parametrize(("seconds", "minimum"), [(0.5, None), (0.3, 0.5), (1.5, 2.0)])
 async def test_a_deadline_too_short_for_any_prediction_is_refused_before_anything_is_spent(
-    seconds: float,
+    seconds: float, minimum: float | None
 ) -> None:
-    async with running_gateway() as h:
+    gateway = running_gateway() if minimum is None else running_gateway(min_deadline=minimum)
+    async with gateway as h:
         text = pb.GenerateTextRequest(model=LLAMA3, prompt="x")
         calls = (
             h.stub.GenerateText(text, timeout=seconds),
@@ -277,17 +278,89 @@ async def test_a_deadline_too_short_for_any_prediction_is_refused_before_anythin
             ),
             collect_text(h.stub.StreamText(text, timeout=seconds), []),
         )
+        expected = f"{minimum or 1.0:g}"  # GATEWAY_MIN_DEADLINE, 1 s unless set
         for call in calls:
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 await call
             assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             details = caught.value.details() or ""
             assert "too short" in details
-            assert "at least 5.5s" in details
+            assert f"at least {expected}s" in details
+            assert "GATEWAY_MIN_DEADLINE" in details
             info = error_info(caught.value)
             assert info.reason == "DEADLINE_TOO_SHORT"
-            assert info.metadata["minimumSeconds"] == "5.5"
+            assert info.metadata["minimumSeconds"] == expected
+            assert info.metadata["setting"] == "GATEWAY_MIN_DEADLINE"
         assert h.requests.count() == 0  # not even a schema look-up
+
+
+async def test_a_deadline_of_exactly_the_minimum_is_served() -> None:
+    async with running_gateway(min_deadline=2.0) as h:
+        await warm_schema(h)
+        reply = await h.stub.GenerateText(
+            pb.GenerateTextRequest(model=LLAMA3, prompt="x"), timeout=2.0
+        )
+        assert reply.prediction.status == pb.PREDICTION_STATUS_SUCCEEDED
+
+
+# --- deadlines under Replicate's 5 s minimum Cancel-After --------------------------------------
+
+
+async def test_a_short_deadline_on_a_fast_warm_model_is_served() -> None:
+    """2-3 s deadlines are common for fast warm models: served, with Replicate's 5 s
+    minimum Cancel-After, the closest to the caller's deadline Replicate accepts."""
+    async with running_gateway() as h:
+        await warm_schema(h)
+        h.simulator.state.set_behaviour(LLAMA3, predict_seconds=1.0)
+        reply = await h.stub.GenerateText(
+            pb.GenerateTextRequest(model=LLAMA3, prompt="quick"), timeout=3.0
+        )
+        assert reply.prediction.status == pb.PREDICTION_STATUS_SUCCEEDED
+        expected = h.simulator.state.expected_text(LLAMA3, {"prompt": "quick"})
+        assert reply.text == expected
+        pieces: list[str] = []
+        await collect_text(
+            h.stub.StreamText(pb.GenerateTextRequest(model=LLAMA3, prompt="quick"), timeout=3.0),
+            pieces,
+        )
+        assert "".join(pieces) == expected
+        creates = h.requests.matching("create")
+        assert [create.headers["cancel-after"] for create in creates] == ["5s", "5s"]
+        assert h.requests.count("cancel") == 0
+
+
+@pytest.mark.parametrize("seconds", [1.2, 3.0])
+async def test_a_short_deadline_on_a_prediction_that_never_finishes_cancels_it_at_the_deadline(
+    seconds: float,
+) -> None:
+    """The gateway cancels it itself, once, at the caller's deadline: its 5 s Cancel-After
+    is only the backstop, so the create is held no longer than leaves time to know the
+    prediction's id (under 1.5 s left, not held at all)."""
+    async with running_gateway() as h:
+        await warm_schema(h)
+        h.simulator.state.set_behaviour(LLAMA3, never_finishes=True)
+        started = time.time()
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await h.stub.GenerateText(
+                pb.GenerateTextRequest(model=LLAMA3, prompt="forever"), timeout=seconds
+            )
+        assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert time.time() - started < seconds + 0.5
+        [create] = h.requests.matching("create")
+        assert create.headers["cancel-after"] == "5s"
+        held = create.headers.get("prefer")
+        if seconds < 1.5:
+            assert held is None
+        else:
+            assert held is not None
+            assert int(held.removeprefix("wait=")) < seconds
+        async with asyncio.timeout(10):
+            [cancel] = await h.requests.wait_for(1, kind="cancel")
+        prediction = latest_prediction(h)
+        assert cancel.path.endswith(f"/{prediction.id}/cancel")
+        assert cancel.time - started < seconds + 0.5  # at the deadline, not at Cancel-After
+        await wait_until(prediction, lambda p: p.status == "canceled")
+        assert h.requests.count("cancel") == 1
 
 
 async def test_cancel_after_is_never_later_than_the_callers_deadline() -> None:

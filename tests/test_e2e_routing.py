@@ -162,8 +162,7 @@ async def test_a_model_booting_near_the_deadline_is_left_for_the_fallback(h: Har
     state = h.simulator.state
     state.force_cold_boot(LLAMA3, 120.0)
     started = time.monotonic()
-    # 10 s to go, 100 s reserve: the boot is given up at about 4 s, leaving the fallback
-    # the 5.5 s a prediction needs to end within the deadline.
+    # 10 s to go, 100 s reserve: the boot is given half of it, then the fallback runs.
     reply = await h.stub.GenerateText(
         pb.GenerateTextRequest(model="booting", prompt="hello"), timeout=10
     )
@@ -336,3 +335,19 @@ async def test_a_hedge_counts_against_the_callers_concurrency(tmp_path: Path) ->
             {"caller": "one-at-a-time", "quota": "max_concurrency"},
         )
         assert refused == 1
+
+
+async def test_a_short_deadline_still_falls_back_with_replicates_minimum_cancel_after(
+    h: Harness,
+) -> None:
+    """Under 5 s left a fallback still starts (the gateway cancels it at the deadline if it
+    must); only under GATEWAY_MIN_DEADLINE would it not."""
+    h.simulator.state.faults.add(kind="create", model=LLAMA3, status=503)
+    request = pb.GenerateTextRequest(model="chat", prompt="hello")
+    reply = await h.stub.GenerateText(request, timeout=3)
+    assert (reply.prediction.answered_by, reply.prediction.role) == (
+        "backup",
+        pb.PREDICTION_ROLE_FALLBACK,
+    )
+    [create] = h.requests.matching(kind="create", model=LLAMA2)
+    assert create.headers["cancel-after"] == "5s"

@@ -51,7 +51,6 @@ from inference_gateway.metrics import Metrics
 from inference_gateway.model_ids import Task
 from inference_gateway.outputs import OutputFetcher
 from inference_gateway.predictions import (
-    MIN_CANCEL_AFTER_SECONDS,
     PredictionRunner,
     ended_at_cancel_after,
     output_text,
@@ -70,16 +69,15 @@ from inference_gateway.schemas import SchemaCache
 from inference_gateway.state import MemoryStore, SharedState
 from inference_gateway.warmup import Warmer, WarmRequest, WarmResult
 
-__all__ = ["MIN_DEADLINE_SECONDS", "CoreSettings", "Gateway", "Prepared"]
+__all__ = ["CoreSettings", "Gateway", "Prepared"]
 
 _LOGGER = logging.getLogger(__name__)
 # What a unary call answers.
 R = TypeVar("R", TextResult, ImageResult)
-# The shortest deadline a call may have: the shortest Cancel-After Replicate accepts,
-# and half a second to get the prediction created.
-MIN_DEADLINE_SECONDS = MIN_CANCEL_AFTER_SECONDS + 0.5
 # How much later than the caller's deadline gRPC's encoding of it may arrive.
 _TIMEOUT_ROUNDING = 0.01
+# How much of a caller's deadline its request may spend reaching the core.
+_IN_TRANSIT_SECONDS = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +86,8 @@ class CoreSettings:
 
     # The limit when a caller sets no deadline.
     default_timeout_seconds: float
+    # Shorter deadlines are refused before anything is spent (GATEWAY_MIN_DEADLINE).
+    min_deadline_seconds: float
     # A queue time above this counts as a cold boot.
     cold_boot_threshold_seconds: float
     # How long an alias's or caller's slot outlives a replica killed while holding it.
@@ -174,7 +174,7 @@ class Gateway:
             observer=metrics,
             label=self._label,
             progress_interval=self._settings.progress_interval_seconds,
-            min_deadline=MIN_DEADLINE_SECONDS,
+            min_deadline=self._settings.min_deadline_seconds,
         )
         self._accounting = accounting or Accounting(None, self.state, metrics)
         self._cache = cache
@@ -489,14 +489,16 @@ class Gateway:
         self,
         time_remaining: float | None,
         resolved: ResolvedModel,
-        minimum: float = MIN_DEADLINE_SECONDS,
+        *,
+        refuse_short: bool = True,
     ) -> Deadline:
         """The caller's deadline, capped by the alias's timeout, else the default.
 
-        One deadline per call, bounding every step of it. A deadline shorter than
-        `minimum` is refused here, before anything is spent: a call that runs a
-        prediction to its end needs MIN_DEADLINE_SECONDS, as its Cancel-After comes from
-        this deadline.
+        One deadline per call, bounding every step of it. A deadline under
+        GATEWAY_MIN_DEADLINE is refused here, before anything is spent: it leaves no time
+        to create a prediction and read it. A deadline above that but under Replicate's
+        shortest Cancel-After (5 s) is served: the runner cancels the prediction itself
+        at the deadline (predictions.py).
         """
         alias = resolved.alias
         limit = alias.timeout_seconds if alias and alias.timeout_seconds else None
@@ -508,7 +510,9 @@ class Gateway:
         by_caller = time_remaining is not None and self._ahead_of(time_remaining) < limit
         if time_remaining is not None and by_caller:
             limit, source = time_remaining, "the call's deadline"
-        if minimum and limit < minimum:
+        minimum = self._settings.min_deadline_seconds
+        # A caller asking for exactly the minimum is served, whatever its time in transit.
+        if refuse_short and limit < minimum - _IN_TRANSIT_SECONDS:
             raise deadline_too_short(seconds=max(0.0, limit), minimum=minimum, source=source)
         return Deadline.after(max(0.0, self._ahead_of(limit) if by_caller else limit))
 
@@ -792,7 +796,7 @@ class Gateway:
         task = Task.IMAGE if isinstance(request, ImageRequest) else Task.TEXT
         resolved = self._admit(request, task)
         # A submission's Cancel-After comes from its own deadline, not this call's.
-        deadline = self._deadline(time_remaining, resolved, minimum=0.0)
+        deadline = self._deadline(time_remaining, resolved, refuse_short=False)
         return await self._prepare(request, resolved, deadline)
 
     def hold(

@@ -358,17 +358,18 @@ def deadline_exceeded(*, prediction_id: str, last_status: str) -> DeadlineExceed
 
 
 def deadline_too_short(*, seconds: float, minimum: float, source: str) -> InvalidArgument:
-    """A deadline too short for any prediction, refused before anything is spent.
-
-    Replicate will not let a prediction end sooner than 5 s after its creation
-    (Cancel-After), and the gateway never starts one that could outlive its caller.
-    """
+    """A deadline too short to create a prediction and read its answer, refused before
+    anything is spent: retrying with the same deadline cannot help, hence not
+    DEADLINE_EXCEEDED."""
     return InvalidArgument(
-        f"{source} leaves {seconds:.2f}s, too short to run a prediction: the gateway needs "
-        f"at least {minimum:g}s, because Replicate's shortest prediction lifetime "
-        "(Cancel-After) is 5s and no prediction may outlive its caller's deadline",
+        f"{source} leaves {seconds:.2f}s, too short to run a prediction: give a deadline of "
+        f"at least {minimum:g}s (the gateway's minimum, GATEWAY_MIN_DEADLINE)",
         reason="DEADLINE_TOO_SHORT",
-        metadata={"deadlineSeconds": f"{seconds:.3f}", "minimumSeconds": f"{minimum:g}"},
+        metadata={
+            "deadlineSeconds": f"{seconds:.3f}",
+            "minimumSeconds": f"{minimum:g}",
+            "setting": "GATEWAY_MIN_DEADLINE",
+        },
     )
 
 

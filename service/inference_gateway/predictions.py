@@ -12,8 +12,11 @@ will read is never left running.
 
 Every step runs within the call's Deadline (see deadlines.py): at the limit the
 prediction is canceled and DEADLINE_EXCEEDED raised. Each create carries a
-Cancel-After no later than that deadline, Replicate's own backstop for a prediction
-the gateway could not cancel itself.
+Cancel-After, Replicate's own backstop for a prediction the gateway could not cancel
+itself: the deadline's remaining time, except that Replicate accepts no less than 5 s,
+so a call with under 5 s left gets 5 s and, should the gateway fail to cancel it (a
+create still held when shutdown's grace ends, a crash), its prediction may run on for
+less than 5 s after its caller's deadline.
 """
 
 from __future__ import annotations
@@ -53,7 +56,8 @@ __all__ = [
 ]
 
 _LOGGER = logging.getLogger(__name__)
-# Leave the server this long to answer a held create before the caller's deadline.
+# Leave the server this long, or a third of the time left if less, to answer a held
+# create before the caller's deadline.
 _WAIT_MARGIN = 2.0
 # Replicate's shortest Cancel-After: no prediction can be bounded to end sooner.
 MIN_CANCEL_AFTER_SECONDS = 5
@@ -150,18 +154,22 @@ class PredictionRunner:
     def running(self) -> Mapping[str, str]:
         return self._running
 
-    def _wait_for(self, deadline: Deadline) -> int:
-        left = deadline.remaining() - _WAIT_MARGIN
-        return max(1, min(self._settings.max_wait_seconds, int(left)))
+    def _wait_for(self, deadline: Deadline) -> int | None:
+        """The held create's seconds, ending well before the deadline so the prediction's
+        id is known in time to cancel it there; None (no hold) when not even a second fits."""
+        remaining = deadline.remaining()
+        held = math.floor(remaining - min(_WAIT_MARGIN, remaining / 3))
+        return min(self._settings.max_wait_seconds, held) if held >= 1 else None
 
     @staticmethod
     def _cancel_after(deadline: Deadline) -> int:
         """Whole seconds, rounded down, so the prediction cannot outlive its caller.
 
-        A call's first create always has Replicate's minimum left (the gateway refuses
-        shorter deadlines); a fallback or hedge begun later may not, and gets the
-        minimum: it is canceled at the deadline by the gateway itself, which knows its
-        id within a hold of a second or two, so the minimum is only a crash's backstop.
+        With under 5 s left (a short deadline, or a fallback or hedge begun late) that is
+        Replicate's minimum, 5 s, later than the caller's deadline: the gateway cancels
+        the prediction itself at the deadline, as on every path, and the Cancel-After is
+        only the backstop for when it cannot (then the prediction runs on for less than
+        5 s after its caller's deadline).
         """
         return max(MIN_CANCEL_AFTER_SECONDS, math.floor(deadline.remaining()))
 
@@ -183,7 +191,7 @@ class PredictionRunner:
         `hold_seconds` caps the held create, so a hedged call sees a boot in time.
         """
         held = self._wait_for(deadline)
-        if hold_seconds is not None:
+        if held is not None and hold_seconds is not None:
             held = max(1, min(held, hold_seconds))
         created = await self._create(
             path,
@@ -193,7 +201,7 @@ class PredictionRunner:
             wait_seconds=held,
             hooks=(on_created, on_leave),
         )
-        return await self._see_through(created, token, deadline, held, on_leave)
+        return await self._see_through(created, token, deadline, held or 0.0, on_leave)
 
     async def attach(
         self, prediction_id: str, *, token: str, deadline: Deadline, on_leave: OnLeave | None
@@ -598,7 +606,8 @@ class PredictionRunner:
         """Waits up to `within` seconds for held creates and the cancels they lead to.
 
         A create still held after that is left to its Cancel-After, which is never later
-        than its caller's deadline: shutdown must end on time, or the orchestrator's
+        than its caller's deadline, except for a call that had under 5 s left (Replicate's
+        minimum; see `_cancel_after`): shutdown must end on time, or the orchestrator's
         SIGKILL would cut every cancel short.
         """
         deadline = Deadline.after(within)

@@ -177,7 +177,8 @@ class Router:
         self._observer = observer
         self._label = label
         self._progress_interval = progress_interval
-        # A prediction started with less time than this would outlive the caller's deadline.
+        # GATEWAY_MIN_DEADLINE: a fallback or hedge started with less time left could do
+        # nothing useful; with more, it is canceled at the deadline like any prediction.
         self._min_deadline = min_deadline
 
     # --- blocking calls --------------------------------------------------------------------

@@ -47,6 +47,8 @@ class Settings:
     # None: the longest call allowed (the default timeout, or a longer alias timeout).
     max_connection_age_grace: float | None = None
     default_timeout: float = 600.0
+    # Shorter deadlines are refused: too little time to create a prediction and read it.
+    min_deadline: float = 1.0
     max_wait: int = 5
     cold_boot_threshold: float = 15.0
     progress_interval: float = 10.0
@@ -255,6 +257,9 @@ _OPTIONS = (
             "timeout_seconds)", _positive(float)),
     _Option("default_timeout", "GATEWAY_DEFAULT_TIMEOUT",
             "seconds a call may take when the caller sets no deadline", _positive(float)),
+    _Option("min_deadline", "GATEWAY_MIN_DEADLINE",
+            "shortest deadline a call may have, in seconds; a shorter one is refused "
+            "(DEADLINE_TOO_SHORT) before anything is sent to Replicate", _non_negative),
     _Option("max_wait", "GATEWAY_MAX_WAIT",
             "seconds a create is held for its output (Prefer: wait, 1 to 60); longer saves "
             "upstream requests, but a caller that leaves during the hold has its prediction "

@@ -96,7 +96,8 @@ class RunningGateway:
 
         Ends within drain_delay + grace + CANCEL_WINDOW_SECONDS: whatever prediction the
         gateway knows is canceled by then; a create Replicate still holds is left to its
-        Cancel-After, which is never later than its caller's deadline.
+        Cancel-After, which is never later than its caller's deadline unless the call had
+        under 5 s left (Replicate's minimum Cancel-After; see PredictionRunner._cancel_after).
         """
         grace = self.settings.grace_period if grace is None else grace
         self.runner.begin_shutdown()
@@ -172,6 +173,7 @@ def build_gateway(
         outputs=outputs,
         settings=CoreSettings(
             default_timeout_seconds=settings.default_timeout,
+            min_deadline_seconds=settings.min_deadline,
             cold_boot_threshold_seconds=settings.cold_boot_threshold,
             limits=RequestLimits(
                 max_prompt_chars=settings.max_prompt_chars,
