@@ -762,3 +762,19 @@ async def test_a_wait_held_to_the_callers_deadline_answers_before_it() -> None:
         )
         assert not waited.done
         await replica.ops.CancelOperation(operations_pb2.CancelOperationRequest(name=running.name))
+
+
+async def test_a_file_host_that_fails_for_a_moment_does_not_lose_the_images() -> None:
+    # Was: one 503 from the file host while the follower fetched include_data bytes ended
+    # the operation with UNAVAILABLE for good, though the prediction had succeeded.
+    async with cluster(simulator_config=SimulatorConfig(token_interval_seconds=0.0)) as world:
+        (replica,) = world.replicas
+        world.simulator.state.faults.add(kind="file", status=503, times=1)
+        submitted = await replica.stub.SubmitImage(
+            _image_request(include_data=True), timeout=10
+        )
+        done = await _wait(replica, submitted.name)
+        images = _image_response(done).images
+        assert images
+        assert all(image.data for image in images)
+        assert world.simulator.state.requests.count("file") == len(images) + 1

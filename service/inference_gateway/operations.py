@@ -62,6 +62,7 @@ from inference_gateway.errors import (
     NotFound,
     PermissionDenied,
     ResourceExhausted,
+    Unavailable,
     Unimplemented,
 )
 from inference_gateway.metrics import Metrics
@@ -699,17 +700,22 @@ class Operations:
     async def _images(
         self, final: Prediction, include_data: bool, token: str
     ) -> tuple[ImageOutput, ...]:
-        """The images, under the blocking calls' rules; a budget other calls hold for the
-        moment is waited out, since its refusal would be this operation's answer for good."""
+        """The images, under the blocking calls' rules. A refusal here would be this
+        operation's answer for good, though Replicate made the images and keeps them an
+        hour: a budget other calls hold for the moment, or a file host that fails for a
+        moment, is waited out, within _FETCH_SECONDS."""
         deadline = Deadline.after(_FETCH_SECONDS)
+        backoff = _RETRY_FIRST
         while True:
             try:
                 return await self._gateway.images(final, include_data, token, deadline)
-            except ResourceExhausted as busy:
-                pause = busy.retry_after_seconds
-                if pause is None or not deadline.allows(pause):
+            except (ResourceExhausted, Unavailable) as passing:
+                pause = passing.retry_after_seconds or backoff
+                if not deadline.allows(pause):
                     raise
+                _LOGGER.info("operation of %s: fetching its images again (%s)", final.id, passing)
                 await asyncio.sleep(pause)
+                backoff = min(_RETRY_MAX, backoff * 2)
 
     async def _end(
         self, record: _Record, final: Prediction | None, error: GatewayError | None
