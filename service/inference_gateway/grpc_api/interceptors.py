@@ -142,6 +142,7 @@ class _Call:
         self._identify = identify
         self._metadata = metadata
         self._started = time.monotonic()
+        self._ended = False
         self.code = "OK"
         metrics.grpc_started.labels(*self._labels).inc()
         self._record: RequestRecord | None = None
@@ -194,9 +195,16 @@ class _Call:
             self._metrics.replicate_auth_ok.set(0)
         status = to_rpc_status(error)
         self.code = status.code.name
+        # Before the status goes out (abort sends it): a caller holding its answer finds
+        # the call in the metrics and the request log.
+        self.end()
         await context.abort(status.code, status.details, status.trailing_metadata)
 
     def end(self) -> None:
+        """Counts the call and writes its request line, once."""
+        if self._ended:
+            return
+        self._ended = True
         m = self._metrics
         elapsed = time.monotonic() - self._started
         # Links a slow bucket to a trace of it, when tracing is on.
