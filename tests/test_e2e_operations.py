@@ -770,9 +770,7 @@ async def test_a_file_host_that_fails_for_a_moment_does_not_lose_the_images() ->
     async with cluster(simulator_config=SimulatorConfig(token_interval_seconds=0.0)) as world:
         (replica,) = world.replicas
         world.simulator.state.faults.add(kind="file", status=503, times=1)
-        submitted = await replica.stub.SubmitImage(
-            _image_request(include_data=True), timeout=10
-        )
+        submitted = await replica.stub.SubmitImage(_image_request(include_data=True), timeout=10)
         done = await _wait(replica, submitted.name)
         images = _image_response(done).images
         assert images

@@ -47,7 +47,7 @@ async def test_three_processes_at_three_times_the_create_limit_for_a_minute(
     # The account may create 60 a minute; at time scale 10 a simulated minute is 6 s, so
     # the account allows 10 creates a real second, in bursts of 60. The gateways are told
     # a little less (6 a second, bursts of 60), as an operator sets the limits it knows.
-    env = {"GATEWAY_CREATE_RATE": "360", "GATEWAY_REDIS_TIMEOUT": "2"}
+    env = {"GATEWAY_CREATE_RATE": "360"}
     if shared:
         env["GATEWAY_REDIS_URL"] = redis.url
     async with (

@@ -94,6 +94,8 @@ async def gateway_process(
         REPLICATE_BASE_URL=simulator.base_url,
         GATEWAY_GRACE_PERIOD="2",
         GATEWAY_DRAIN_DELAY="0",
+        # As test_settings: a loaded test machine answers Redis later than 0.25 s.
+        GATEWAY_REDIS_TIMEOUT="5",
         **env,
     )
     process = await asyncio.create_subprocess_exec(
