@@ -161,20 +161,27 @@ async def test_a_stream_the_caller_abandons_ends_its_trace_without_an_error(
     async with otlp_receiver() as receiver:
         otel_env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
         async with running_gateway() as h:
-            h.simulator.state.set_behaviour(LLAMA3, token_interval_seconds=0.2, output_tokens=50)
+            # More text than the caller reads: the gateway is still writing when it leaves.
+            h.simulator.state.set_behaviour(
+                LLAMA3, token_interval_seconds=0.0, output_tokens=60_000, never_finishes=True
+            )
             call = h.stub.StreamText(
                 pb.GenerateTextRequest(model=LLAMA3, prompt="x"), metadata=metadata, timeout=20
             )
-            async for _ in call:
-                call.cancel()
-                break
-            # The gateway cancels the prediction nobody reads any more; its stop ends and
-            # exports what is still open.
+            async for message in call:
+                if message.text:
+                    break
+            call.cancel()
+            # All of it ends at once, while the gateway still serves (not at its stop): the
+            # upstream stream, its span, the call's span, and the cancel, in the call's trace.
+            await asyncio.wait_for(h.simulator.state.open_streams.wait_for_at_most(0), 10)
             await asyncio.wait_for(h.requests.wait_for(1, "cancel"), 10)
-    spans = trace_of(receiver, trace_id)
+            names = {SERVICE + "StreamText", "replicate.stream", "replicate.cancel"}
+            spans = await asyncio.wait_for(receiver.spans_named(trace_id, names), 15)
     server = only(spans, SERVICE + "StreamText")
     assert attributes(server)["rpc.grpc.status_code"] == grpc.StatusCode.CANCELLED.value[0]
-    # The cancel belongs to the call's trace (under the server span or the stream's).
+    stream = only(spans, "replicate.stream")
+    assert stream.end_time_unix_nano <= server.end_time_unix_nano
     cancel = only(spans, "replicate.cancel")
     assert cancel.parent_span_id in {s.span_id for s in spans}
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []

@@ -18,8 +18,8 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import suppress
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+from contextlib import aclosing, suppress
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
@@ -345,12 +345,13 @@ class Router:
             attempt = Attempt(route.candidates[index], role)
             race = _StreamRace(self, route, attempt, open_stream, deadline, watch=index == 0)
             try:
-                async for item in race.items():
-                    if isinstance(item, StreamStart):
-                        if preamble_sent:
-                            continue
-                        preamble_sent = True
-                    yield item
+                async with aclosing(race.items()) as items:
+                    async for item in items:
+                        if isinstance(item, StreamStart):
+                            if preamble_sent:
+                                continue
+                            preamble_sent = True
+                        yield item
                 return
             except _Switch:
                 pass
@@ -436,15 +437,16 @@ class _StreamRace:
         self._streams[attempt] = stream
         self._next[asyncio.ensure_future(anext(stream))] = attempt
 
-    async def items(self) -> AsyncIterator[StreamItem | StreamProgress]:
+    async def items(self) -> AsyncGenerator[StreamItem | StreamProgress, None]:
         self._start(self._primary)
         try:
             winner = None
-            async for item in self._before_text():
-                if isinstance(item, Attempt):
-                    winner = item
-                else:
-                    yield item
+            async with aclosing(self._before_text()) as before:
+                async for item in before:
+                    if isinstance(item, Attempt):
+                        winner = item
+                    else:
+                        yield item
             if winner is None:
                 return
             self.sent_text = True
@@ -457,7 +459,7 @@ class _StreamRace:
                 with suppress(Exception):
                     await stream.aclose()
 
-    async def _before_text(self) -> AsyncIterator[StreamItem | StreamProgress | Attempt]:
+    async def _before_text(self) -> AsyncGenerator[StreamItem | StreamProgress | Attempt, None]:
         """Progress and preambles until an attempt sends text (then that attempt)."""
         while self._next:
             for attempt in list(self._streams):
@@ -493,8 +495,9 @@ class _StreamRace:
             if isinstance(outcome, StreamStart):
                 yield outcome
             if self._next:
-                async for progress in self._on_timer():
-                    yield progress
+                async with aclosing(self._on_timer()) as progresses:
+                    async for progress in progresses:
+                        yield progress
         if len(self._errors) > 1:
             raise _Hedged(self._errors[0])
         if self._errors:
@@ -541,7 +544,7 @@ class _StreamRace:
                 waits.append(check)
         return max(0.0, min(waits))
 
-    async def _on_timer(self) -> AsyncIterator[StreamProgress]:
+    async def _on_timer(self) -> AsyncGenerator[StreamProgress, None]:
         watch, router = self._watch, self._router
         if watch is not None and self._primary in self._streams:
             primary = self._primary

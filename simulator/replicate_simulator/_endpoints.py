@@ -322,15 +322,16 @@ async def _stream(call: ApiCall) -> web.StreamResponse:
         if fault is not None:
             fault.endless_line_bytes += sent
 
-    return await serve_stream(
-        call.request,
-        prediction,
-        cut_after=cut_after,
-        closing=lambda: call.state.closing,
-        endless_after=endless_after,
-        on_endless_bytes=count,
-        keepalive=_real(call, behaviour.stream_keepalive_seconds),
-    )
+    with call.state.open_streams.serving():
+        return await serve_stream(
+            call.request,
+            prediction,
+            cut_after=cut_after,
+            closing=lambda: call.state.closing,
+            endless_after=endless_after,
+            on_endless_bytes=count,
+            keepalive=_real(call, behaviour.stream_keepalive_seconds),
+        )
 
 
 async def _get_file(call: ApiCall) -> web.StreamResponse:

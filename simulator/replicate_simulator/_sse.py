@@ -10,18 +10,47 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from aiohttp import web
 
 from ._prediction import Prediction, StreamEvent
 
-__all__ = ["encode_event", "first_event_after", "serve_stream"]
+__all__ = ["OpenStreams", "encode_event", "first_event_after", "serve_stream"]
 
 _HELLO = b": hi\n\n"  # nchan opens Replicate's streams with this comment
 _ENDLESS_CHUNK = b"x" * 65536
 _KEEPALIVE = b": ping\n\n"
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+class OpenStreams:
+    """How many stream responses are being served, so a test can await a client closing
+    its streams (a response ends when the client hangs up, or at `done`)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._changed: list[asyncio.Future[None]] = []
+
+    @contextmanager
+    def serving(self) -> Iterator[None]:
+        self.count += 1
+        try:
+            yield
+        finally:
+            self.count -= 1
+            changed, self._changed = self._changed, []
+            for waiter in changed:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    async def wait_for_at_most(self, count: int) -> None:
+        """Returns once `count` or fewer are open; call on the simulator's loop."""
+        while self.count > count:
+            waiter = asyncio.get_running_loop().create_future()
+            self._changed.append(waiter)
+            await waiter
 
 
 def encode_event(event: StreamEvent) -> bytes:

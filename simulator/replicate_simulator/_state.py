@@ -36,6 +36,7 @@ from ._png import render_png
 from ._prediction import Prediction
 from ._ratelimit import RateLimiter
 from ._recorder import RequestLog
+from ._sse import OpenStreams
 from ._text import count_prompt_tokens, generate_tokens
 
 __all__ = ["STATE_KEY", "SimulatorState", "StateError"]
@@ -59,6 +60,7 @@ class SimulatorState:
         self.catalogue.deployments = dict(catalogue.deployments)
         self.predictions: dict[str, Prediction] = {}
         self.requests = RequestLog()
+        self.open_streams = OpenStreams()
         self.faults = FaultQueue()
         self.clock = SimClock(config.time_scale)
         self.create_limiter = RateLimiter(config.create_rate_per_minute, self.clock)

@@ -6,20 +6,40 @@ collector would receive rather than what the SDK meant to send.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from bench.otlp_receiver import Receiver, serve_receiver
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as collector
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 
+class _Notifying(Receiver):
+    """The bench's receiver, telling waiters of each export as it arrives."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.arrived = asyncio.Condition()
+
+    async def Export(
+        self, request: collector.ExportTraceServiceRequest, context: Any
+    ) -> collector.ExportTraceServiceResponse:
+        reply = await super().Export(request, context)
+        async with self.arrived:
+            self.arrived.notify_all()
+        return reply
+
+
 @dataclass
 class Collected:
-    """What a receiver on loopback got, as protobuf, read after the gateway stopped."""
+    """What a receiver on loopback got, as protobuf: read after the gateway stopped, or
+    awaited with `spans_named` while it serves."""
 
-    receiver: Receiver
+    receiver: _Notifying
     port: int
 
     @property
@@ -32,6 +52,17 @@ class Collected:
                 for scope_spans in resource_spans.scope_spans:
                     yield from scope_spans.spans
 
+    async def spans_named(self, trace_id: str, names: set[str]) -> list[trace_pb2.Span]:
+        """The trace's spans once each of `names` has arrived (a span is exported when it
+        ends)."""
+
+        def trace() -> list[trace_pb2.Span]:
+            return [s for s in self.spans() if s.trace_id.hex() == trace_id]
+
+        async with self.receiver.arrived:
+            await self.receiver.arrived.wait_for(lambda: names <= {s.name for s in trace()})
+        return trace()
+
     def raw(self) -> bytes:
         """Everything received, as bytes: for asserting what must never be in a span."""
         return b"".join(request.SerializeToString() for request in self.receiver.requests)
@@ -39,7 +70,7 @@ class Collected:
 
 @asynccontextmanager
 async def otlp_receiver() -> AsyncIterator[Collected]:
-    receiver = Receiver()
+    receiver = _Notifying()
     server, port = await serve_receiver(receiver)
     try:
         yield Collected(receiver, port)

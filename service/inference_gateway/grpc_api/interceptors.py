@@ -60,10 +60,11 @@ _KINDS = (
 def wrap_handler(handler: Handler, around: Around) -> Handler:
     """`handler` with each call's behaviour run inside `around(grpc_type, context)`.
 
-    The handler's streamed answer is closed by this wrapper when the call ends, even when
-    gRPC abandons the wrapper to the garbage collector (a cancel that arrives while it
-    writes): the handler's cleanup (canceling its prediction) then runs at once, inside
-    `around`, and nothing in it depends on the context the call began in.
+    The handler's streamed answer is written by this wrapper, so however the call ends
+    (a cancel included, even one that arrives while a message is being sent) the answer
+    is closed at once, in the call's own task and context, inside `around`: the handler's
+    cleanup (closing its upstream stream, canceling its prediction) never waits for the
+    garbage collector.
     """
     for attribute, kind, rebuild, streams in _KINDS:
         behaviour = getattr(handler, attribute)
@@ -91,17 +92,21 @@ def _unary(inner: UnaryBehaviour, kind: str, around: Around) -> UnaryBehaviour:
 
 def _streaming(
     inner: StreamBehaviour, kind: str, around: Around
-) -> Callable[[Any, Context], AsyncIterator[Any]]:
-    async def behaviour(request: Any, context: Context) -> AsyncIterator[Any]:
+) -> Callable[[Any, Context], Awaitable[None]]:
+    async def behaviour(request: Any, context: Context) -> None:
         async with around(kind, context):
             responses = inner(request, context)
             if inspect.isawaitable(responses):
                 # A handler that writes with context.write (health's Watch does).
                 await responses
                 return
+            # Written here rather than yielded to gRPC: a cancel that arrives while gRPC
+            # sends would leave a generator it drives suspended, for the garbage collector
+            # to close in another context; here it lands in this frame, which closes the
+            # handler's stream (and its upstream one) at once.
             async with aclosing(responses):
                 async for response in responses:
-                    yield response
+                    await context.write(response)
 
     return behaviour
 

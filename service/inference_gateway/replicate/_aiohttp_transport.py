@@ -19,7 +19,7 @@ on what it reads.
 from __future__ import annotations
 
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -90,8 +90,15 @@ class _ResponseBody(httpx.AsyncByteStream):
         self._request = request
         self._inflate = inflate
         self._span = span
+        self._reading: AsyncGenerator[bytes, None] | None = None
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        # Kept, so closing the body closes its reader too: a caller that stops early
+        # (an abandoned stream) leaves nothing for the garbage collector.
+        self._reading = self._chunks()
+        return self._reading
+
+    async def _chunks(self) -> AsyncGenerator[bytes, None]:
         # gzip or zlib framing, told apart by the header (wbits + 32).
         inflater = zlib.decompressobj(zlib.MAX_WBITS | 32) if self._inflate else None
         try:
@@ -113,6 +120,8 @@ class _ResponseBody(httpx.AsyncByteStream):
             raise httpx.DecodingError(message, request=self._request) from exc
 
     async def aclose(self) -> None:
+        if self._reading is not None:
+            await self._reading.aclose()
         # Back to the pool if the body was read to the end, otherwise closed.
         self._response.release()
         if self._span is not None:

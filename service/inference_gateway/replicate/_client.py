@@ -438,19 +438,23 @@ class ReplicateClient:
                         raise Retry(fault_of_status(status), unavailable, after=after)
                     chunks = response.aiter_bytes()
                     limit = self._settings.max_event_bytes
-                    async for event in iter_events(chunks, max_event_bytes=limit):
-                        # An empty id (a reset) names no event, so it cannot mark one as seen.
-                        if event.id:
-                            if event.id in seen:
-                                continue
-                            if len(seen) < self._settings.max_stream_event_ids:
-                                seen.add(event.id)
-                            else:
-                                remembered_all = False
-                            last_id = event.id
-                        yield event
-                        if event.event == "done":
-                            return
+                    # Closing the response (the `async with` above) frees the connection;
+                    # httpx's own generators under `chunks` hold nothing once it is.
+                    async with aclosing(iter_events(chunks, max_event_bytes=limit)) as events:
+                        async for event in events:
+                            # An empty id (a reset) names no event, so it cannot mark one
+                            # as seen.
+                            if event.id:
+                                if event.id in seen:
+                                    continue
+                                if len(seen) < self._settings.max_stream_event_ids:
+                                    seen.add(event.id)
+                                else:
+                                    remembered_all = False
+                                last_id = event.id
+                            yield event
+                            if event.event == "done":
+                                return
             except httpx.RequestError as exc:
                 dropped = StreamUnavailable(f"the stream failed ({type(exc).__name__}: {exc})")
                 raise Retry(fault_of(exc), dropped) from exc

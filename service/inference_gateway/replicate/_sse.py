@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable
 from dataclasses import dataclass
 
 __all__ = [
@@ -149,7 +149,7 @@ class SSEDecoder:
 
 async def iter_events(
     chunks: AsyncIterable[bytes], *, max_event_bytes: int = MAX_EVENT_BYTES
-) -> AsyncIterator[ServerSentEvent]:
+) -> AsyncGenerator[ServerSentEvent, None]:
     """Decodes a byte stream into events; an unterminated last event is dropped.
 
     Yields to the event loop after every chunk: a reader whose bytes are already
