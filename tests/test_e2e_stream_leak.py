@@ -21,10 +21,12 @@ from typing import Any, cast
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2
 
 from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as pb
 from tests.gateway_harness import Harness, running_gateway
 from tests.support.models import LLAMA2, LLAMA3
+from tests.support.rpc_status import status_detail
 
 CALLS = 4
 # Enough text that the gateway is still writing it when the caller leaves (the caller
@@ -133,3 +135,38 @@ async def test_canceled_streams_close_upstream_at_once_and_cancel_once_each(
         assert {p.status for p in h.simulator.state.predictions.values()} == {"canceled"}
     for call in calls:
         assert await call.code() == grpc.StatusCode.CANCELLED
+
+
+# --- errors once the prediction exists name it -----------------------------------------------
+
+
+def prediction_named(caught: grpc.aio.AioRpcError) -> tuple[str, str]:
+    info = status_detail(caught, error_details_pb2.ErrorInfo)
+    return info.reason, info.metadata["predictionId"]
+
+
+async def test_an_unreachable_replicate_after_the_create_names_the_prediction(h: Harness) -> None:
+    # The create answers; every read of the prediction after it finds no server.
+    h.simulator.state.set_behaviour(LLAMA3, never_finishes=True, streams=False)
+    h.simulator.state.faults.add(kind="get", drop_connection=True, times=None)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        async for _ in h.stub.StreamText(
+            pb.GenerateTextRequest(model=LLAMA3, prompt="x"), timeout=30
+        ):
+            pass
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    [created] = h.simulator.state.predictions
+    assert prediction_named(caught.value) == ("REPLICATE_UNREACHABLE", created)
+
+
+async def test_an_upstream_error_while_a_call_follows_its_prediction_names_it() -> None:
+    async with running_gateway(max_wait=1) as h:
+        h.simulator.state.set_behaviour(LLAMA3, never_finishes=True)
+        # The held create answers, then the stream and the reads after it are refused.
+        h.simulator.state.faults.add(kind="stream", status=404, times=None)
+        h.simulator.state.faults.add(kind="get", status=404, times=None)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await h.stub.GenerateText(pb.GenerateTextRequest(model=LLAMA3, prompt="x"), timeout=30)
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+        [created] = h.simulator.state.predictions
+        assert prediction_named(caught.value) == ("REPLICATE_NOT_FOUND", created)

@@ -25,7 +25,7 @@ deadline), so the class they pick is the status they choose.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import grpc
@@ -344,6 +344,14 @@ def from_prediction_outcome(
         reason="PREDICTION_FAILED",
         metadata=meta,
     )
+
+
+def about_prediction(error: GatewayError, prediction_id: str) -> GatewayError:
+    """`error` naming the prediction it befell: once a prediction exists, every error
+    says which (the caller can look it up, and accounting knows one was made)."""
+    if "predictionId" in error.metadata:
+        return error
+    return replace(error, metadata={**error.metadata, "predictionId": prediction_id})
 
 
 def deadline_exceeded(*, prediction_id: str, last_status: str) -> DeadlineExceeded:

@@ -25,8 +25,8 @@ import asyncio
 import json
 import logging
 import math
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
-from contextlib import aclosing, suppress
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping
+from contextlib import aclosing, contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -36,6 +36,7 @@ from inference_gateway.domain import TextDelta
 from inference_gateway.errors import (
     DeadlineExceeded,
     GatewayError,
+    about_prediction,
     deadline_exceeded,
 )
 from inference_gateway.replicate import (
@@ -207,7 +208,10 @@ class PredictionRunner:
         self, prediction_id: str, *, token: str, deadline: Deadline, on_leave: OnLeave | None
     ) -> Prediction:
         """Sees an existing prediction (an idempotent request's) through to its end."""
-        current = await self._client.get_prediction(prediction_id, token=token, deadline=deadline)
+        with _about(prediction_id):
+            current = await self._client.get_prediction(
+                prediction_id, token=token, deadline=deadline
+            )
         return await self._see_through(current, token, deadline, 0.0, on_leave)
 
     async def _see_through(
@@ -220,16 +224,17 @@ class PredictionRunner:
     ) -> Prediction:
         if created.terminal:
             return created
-        async with self._following(created, token, on_leave):
-            try:
-                async with deadline.timeout():
-                    return await tracing.traced(
-                        "replicate.wait", self._follow(created, token, deadline, held)
-                    )
-            except TimeoutError:
-                raise deadline_exceeded(
-                    prediction_id=created.id, last_status=created.status
-                ) from None
+        with _about(created.id):
+            async with self._following(created, token, on_leave):
+                try:
+                    async with deadline.timeout():
+                        return await tracing.traced(
+                            "replicate.wait", self._follow(created, token, deadline, held)
+                        )
+                except TimeoutError:
+                    raise deadline_exceeded(
+                        prediction_id=created.id, last_status=created.status
+                    ) from None
 
     async def _follow(
         self, created: Prediction, token: str, deadline: Deadline, held: float
@@ -269,11 +274,16 @@ class PredictionRunner:
         Unlike `run`, stopping early (a deadline, a shutdown) leaves the prediction
         running: someone else may follow it, and its Cancel-After ends it regardless.
         """
-        try:
-            async with deadline.timeout():
-                return await self._follow(created, token, deadline, self._settings.max_wait_seconds)
-        except TimeoutError:
-            raise deadline_exceeded(prediction_id=created.id, last_status=created.status) from None
+        with _about(created.id):
+            try:
+                async with deadline.timeout():
+                    return await self._follow(
+                        created, token, deadline, self._settings.max_wait_seconds
+                    )
+            except TimeoutError:
+                raise deadline_exceeded(
+                    prediction_id=created.id, last_status=created.status
+                ) from None
 
     async def _read_stream(self, url: str, token: str, deadline: Deadline) -> _Streamed:
         outputs: list[str] = []
@@ -351,7 +361,10 @@ class PredictionRunner:
     ) -> AsyncGenerator[TextDelta | Prediction, None]:
         """An existing prediction's text from its start (its stream replays what it
         missed), then the final prediction."""
-        current = await self._client.get_prediction(prediction_id, token=token, deadline=deadline)
+        with _about(prediction_id):
+            current = await self._client.get_prediction(
+                prediction_id, token=token, deadline=deadline
+            )
         async with aclosing(self._stream_from(current, token, deadline, on_leave)) as items:
             async for item in items:
                 yield item
@@ -368,7 +381,7 @@ class PredictionRunner:
         final = created
         # The stream's span ends before the final prediction goes out: what the caller
         # does with it is not Replicate's time.
-        with tracing.span_across_yields("replicate.stream"):
+        with _about(created.id), tracing.span_across_yields("replicate.stream"):
             async with self._following(created, token, on_leave):
                 try:
                     async with aclosing(
@@ -660,6 +673,18 @@ class _Following:
             # If the handler is torn down meanwhile, the cancel still goes out.
             with suppress(asyncio.CancelledError):
                 await asyncio.shield(task)
+
+
+@contextmanager
+def _about(prediction_id: str) -> Iterator[None]:
+    """Errors raised inside name the prediction they befell (see errors.about_prediction)."""
+    try:
+        yield
+    except GatewayError as error:
+        named = about_prediction(error, prediction_id)
+        if named is error:
+            raise
+        raise named from error
 
 
 def _done_succeeded(data: str) -> bool:
