@@ -74,6 +74,17 @@ def answers(h: Harness, model: str, role: str) -> float:
     return value or 0.0
 
 
+def cancels(h: Harness) -> dict[str, float]:
+    """The gateway's cancels sent, by reason."""
+    counted = {
+        sample.labels["reason"]: sample.value
+        for family in h.gateway.metrics.registry.collect()
+        for sample in family.samples
+        if sample.name == "inference_gateway_cancels_sent_total"
+    }
+    return {reason: value for reason, value in counted.items() if value}
+
+
 def creates(h: Harness, model: str) -> int:
     return h.requests.count(kind="create", model=model)
 
@@ -194,6 +205,7 @@ async def test_a_hedge_answers_a_120s_deployment_boot_and_the_boot_is_canceled(
     await h.gateway.runner.drain_cancels()
     assert h.requests.count(kind="cancel") == 1
     assert answers(h, "backup", "hedge") == 1
+    assert cancels(h) == {"hedge_lost": 1}
 
 
 async def test_streamtext_reports_a_30s_boot_before_its_first_token_only(tmp_path: Path) -> None:
@@ -258,6 +270,7 @@ async def test_streamtext_hedge_the_first_token_wins(h: Harness) -> None:
     await wait_until(booted, lambda p: p.status == "canceled")
     await h.gateway.runner.drain_cancels()
     assert h.requests.count(kind="cancel") == 1
+    assert cancels(h) == {"hedge_lost": 1}
 
 
 CALLERS = (

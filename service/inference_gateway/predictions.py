@@ -48,6 +48,7 @@ from inference_gateway.replicate import (
 
 __all__ = [
     "CANCEL_WINDOW_SECONDS",
+    "HEDGE_LOST",
     "MIN_CANCEL_AFTER_SECONDS",
     "CancelObserver",
     "PredictionRunner",
@@ -64,6 +65,8 @@ _WAIT_MARGIN = 2.0
 MIN_CANCEL_AFTER_SECONDS = 5
 # The longest a cancel may take, and what shutdown allows for the last ones.
 CANCEL_WINDOW_SECONDS = 5.0
+# The message a hedge's loser is canceled with, and the reason its cancel is counted under.
+HEDGE_LOST = "hedge_lost"
 # After the stream's `done` the API may lag behind (a separate component): read it
 # again soon, then backing off.
 _SETTLE_INITIAL = 0.1
@@ -537,8 +540,9 @@ class PredictionRunner:
         task.add_done_callback(self._creates.discard)
         try:
             created = await asyncio.shield(task)
-        except asyncio.CancelledError:
-            task.add_done_callback(lambda done: self._orphaned(done, token, hooks))
+        except asyncio.CancelledError as stop:
+            reason = self._leave_reason(stop)
+            task.add_done_callback(lambda done: self._orphaned(done, token, hooks, reason))
             raise
         call_events.report().prediction_created(created.id)
         if hooks[0] is not None:
@@ -550,26 +554,33 @@ class PredictionRunner:
         done: asyncio.Task[Prediction],
         token: str,
         hooks: tuple[OnCreated | None, OnLeave | None],
+        reason: str,
     ) -> None:
         if done.cancelled() or done.exception() is not None:
             return
         created = done.result()
         on_created, on_leave = hooks
-        if on_leave is None or self._shutting_down:
+        if on_leave is None or reason != "caller_cancelled":
             if not created.terminal:
-                self.cancel_soon(created.id, token, self._leave_reason())
+                self.cancel_soon(created.id, token, reason)
             return
 
         async def hand_over() -> None:
             if on_created is not None:
                 await on_created(created)
             if not created.terminal:
-                await on_leave(lambda: self.cancel(created.id, token, self._leave_reason()))
+                await on_leave(lambda: self.cancel(created.id, token, reason))
 
         self.track(hand_over())
 
-    def _leave_reason(self) -> str:
-        return "shutdown" if self._shutting_down else "caller_cancelled"
+    def _leave_reason(self, stop: BaseException) -> str:
+        """Why a followed prediction is left: a hedge's loser (the router cancels it with
+        HEDGE_LOST), else the shutdown or the caller going away."""
+        if self._shutting_down:
+            return "shutdown"
+        if isinstance(stop, asyncio.CancelledError) and stop.args == (HEDGE_LOST,):
+            return HEDGE_LOST
+        return "caller_cancelled"
 
     def _following(
         self, created: Prediction, token: str, on_leave: OnLeave | None = None
@@ -663,8 +674,9 @@ class _Following:
         if exc is None:
             return
         if isinstance(exc, asyncio.CancelledError | GeneratorExit):
-            reason = self._runner._leave_reason()
-            if self._on_leave is None or runner._shutting_down:
+            reason = self._runner._leave_reason(exc)
+            # Only a caller that left may be replaced by a repeat; a loser is done with.
+            if self._on_leave is None or reason != "caller_cancelled":
                 runner.cancel_soon(self._id, self._token, reason)
             else:
                 runner.track(self._on_leave(lambda: runner.cancel(self._id, self._token, reason)))

@@ -28,7 +28,7 @@ from inference_gateway.config import AliasConfig
 from inference_gateway.deadlines import Deadline
 from inference_gateway.domain import StreamEnd, StreamProgress, StreamStart, TextDelta
 from inference_gateway.errors import GatewayError, Unavailable
-from inference_gateway.predictions import PredictionRunner
+from inference_gateway.predictions import HEDGE_LOST, PredictionRunner
 from inference_gateway.registry import ResolvedModel
 from inference_gateway.replicate import Prediction
 from inference_gateway.state import Guarantee, SharedState
@@ -248,6 +248,7 @@ class Router:
                     attempt = tasks.pop(task)
                     error = task.exception()
                     if error is None:
+                        await _cancel(tasks, HEDGE_LOST)
                         return task.result()
                     if not isinstance(error, GatewayError):
                         raise error
@@ -528,7 +529,7 @@ class _StreamRace:
 
     async def _drop_others(self, winner: Attempt) -> None:
         losers = {task: a for task, a in self._next.items() if a is not winner}
-        await _cancel(losers)
+        await _cancel(losers, HEDGE_LOST)
         for task in losers:
             self._next.pop(task, None)
         for attempt, stream in list(self._streams.items()):
@@ -593,9 +594,10 @@ def _progress(attempt: Attempt, prediction: Prediction) -> StreamProgress:
     )
 
 
-async def _cancel(tasks: Iterable[asyncio.Future[Any]]) -> None:
-    """Cancels what still runs, once each, and waits for each to settle."""
+async def _cancel(tasks: Iterable[asyncio.Future[Any]], why: str | None = None) -> None:
+    """Cancels what still runs, once each, and waits for each to settle; `why` reaches the
+    runner as the CancelledError's message (HEDGE_LOST: its cancel is counted as such)."""
     pending = [task for task in tasks if not task.done()]
     for task in pending:
-        task.cancel()
+        task.cancel(why)
     await asyncio.gather(*pending, return_exceptions=True)
