@@ -104,8 +104,10 @@ callers:
 """
 
 
+# With a request_id too: the record's claim must not take the hedge for a repeat (free).
+@pytest.mark.parametrize("request_id", ["", "6d2c1f0e-8a3b-4c5d-9e7f-0a1b2c3d4e5f"])
 async def test_a_canceled_hedge_loser_is_charged_its_run_time_to_the_caller(
-    tmp_path: Path,
+    tmp_path: Path, request_id: str
 ) -> None:
     path = tmp_path / "gateway.yaml"
     path.write_text(HEDGED, encoding="utf-8")
@@ -117,7 +119,9 @@ async def test_a_canceled_hedge_loser_is_charged_its_run_time_to_the_caller(
         state.set_behaviour(LLAMA3, never_finishes=True)
         state.set_behaviour(LLAMA2, predict_seconds=2.5)
         reply = await h.stub.GenerateText(
-            pb.GenerateTextRequest(model="hedged", prompt="hello"), metadata=AUTH, timeout=20
+            pb.GenerateTextRequest(model="hedged", prompt="hello", request_id=request_id),
+            metadata=AUTH,
+            timeout=20,
         )
         [loser] = [p for p in state.predictions.values() if p.model.full_name == LLAMA3]
         await wait_until(loser, lambda p: p.status == "canceled")

@@ -64,7 +64,7 @@ from inference_gateway.prompts import (
 )
 from inference_gateway.registry import ModelRegistry, ResolvedModel, check_task
 from inference_gateway.replicate import TERMINAL_STATUSES, Prediction, ReplicateClient
-from inference_gateway.routing import Attempt, Candidate, Route, Router
+from inference_gateway.routing import Attempt, Candidate, Role, Route, Router
 from inference_gateway.schemas import SchemaCache
 from inference_gateway.state import MemoryStore, SharedState
 from inference_gateway.warmup import Warmer, WarmRequest, WarmResult
@@ -200,19 +200,27 @@ class Gateway:
         started = time.monotonic()
         route = self._route(request, Task.TEXT)
         deadline = self._deadline(time_remaining, route.candidates[0].resolved)
+        record = _CallRecord(self._idempotency, request, route)
 
         def open_stream(
             attempt: Attempt, deadline: Deadline
         ) -> AsyncGenerator[StreamStart | TextDelta | StreamEnd, None]:
-            return self._stream_attempt(request, attempt, deadline, started)
+            return self._stream_attempt(request, attempt, deadline, started, record)
 
         stream = self._router.stream(route, open_stream, deadline)
-        async with aclosing(stream):
+        async with record.kept(), aclosing(stream):
             async for item in stream:
+                if isinstance(item, StreamEnd):
+                    await record.finish(item.prediction)
                 yield item
 
     async def _stream_attempt(
-        self, request: TextRequest, attempt: Attempt, deadline: Deadline, started: float
+        self,
+        request: TextRequest,
+        attempt: Attempt,
+        deadline: Deadline,
+        started: float,
+        record: _CallRecord,
     ) -> AsyncGenerator[StreamStart | TextDelta | StreamEnd, None]:
         resolved = attempt.candidate.resolved
         async with self._admission.hold(request.caller, resolved.alias, deadline):
@@ -224,12 +232,13 @@ class Gateway:
                 yield TextDelta(hit.text)
                 yield StreamEnd(hit.prediction)
                 return
-            ticket = await self._idempotency.begin(request.caller, request.request_id, deadline)
+            ticket = await record.claim(deadline)
             yield StreamStart(prepared.template)
             first = True
             final: Prediction | None = None
             summary: PredictionSummary | None = None
-            stream = self._text_stream(prepared, deadline, ticket, attempt)
+            stream = self._text_stream(prepared, deadline, record, attempt)
+            answering = record.answering(attempt)
             async with self._charge(request, prepared, deadline, attempt) as charge:
                 charge.repeat = _is_repeat(ticket)
                 try:
@@ -254,22 +263,11 @@ class Gateway:
                         call_events.prediction_ended_in_stream(
                             self._metrics, prepared.label, status
                         )
-                    if ticket is not None:
-                        await ticket.fail()
                     raise
-                except (asyncio.CancelledError, GeneratorExit):
-                    if ticket is not None:
-                        ticket.left()
-                    raise
-                except BaseException:
-                    if ticket is not None:
-                        await ticket.fail()
-                    raise
-                if ticket is not None and final is not None:
-                    await ticket.finish(final)
                 if final is not None:
+                    record.ended(final, answering)
                     summary = self._finish(
-                        final, prepared.label, started, attempt, charge, _name(request)
+                        final, prepared.label, started, answering, charge, _name(request)
                     )
             if final is not None and summary is not None:
                 yield StreamEnd(summary)
@@ -307,6 +305,8 @@ class Gateway:
         route = self._route(request, task)
         deadline = self._deadline(time_remaining, route.candidates[0].resolved)
 
+        record = _CallRecord(self._idempotency, request, route)
+
         async def run(attempt: Attempt, deadline: Deadline) -> R:
             resolved = attempt.candidate.resolved
             async with self._admission.hold(request.caller, resolved.alias, deadline):
@@ -316,15 +316,22 @@ class Gateway:
                 if isinstance(hit, kind):
                     return hit
                 async with self._charge(request, prepared, deadline, attempt) as charge:
-                    prediction = await self._run(request, prepared, deadline, attempt, charge)
+                    prediction = await self._run(
+                        request, prepared, deadline, attempt, charge, record
+                    )
+                    answering = record.answering(attempt)
+                    record.ended(prediction, answering)
                     summary = self._finish(
-                        prediction, prepared.label, started, attempt, charge, _name(request)
+                        prediction, prepared.label, started, answering, charge, _name(request)
                     )
                 result = await shape(prediction, summary, prepared, deadline)
                 await self._remember(key, prepared, prediction, result)
             return result
 
-        return await self._router.answer(route, run, deadline)
+        async with record.kept():
+            answer = await self._router.answer(route, run, deadline)
+            await record.finish(answer.prediction)
+        return answer
 
     async def usage(self, caller: CallerConfig, *, time_remaining: float | None) -> UsageReport:
         """The caller's own spend and budget in the current period."""
@@ -377,9 +384,11 @@ class Gateway:
         deadline: Deadline,
         attempt: Attempt,
         charge: Charge,
+        record: _CallRecord,
     ) -> Prediction:
-        """Runs the prediction; a request_id seen before attaches to its prediction."""
-        ticket = await self._idempotency.begin(request.caller, request.request_id, deadline)
+        """Runs the prediction; a request_id seen before replays its call's answer, or
+        attaches to its prediction."""
+        ticket = await record.claim(deadline)
         charge.repeat = _is_repeat(ticket)
         token = prepared.token
         if ticket is None:
@@ -391,35 +400,28 @@ class Gateway:
                 on_created=attempt.created,
                 hold_seconds=attempt.hold_seconds,
             )
-        try:
-            if ticket.done is not None:
-                prediction = ticket.done
-            elif ticket.prediction_id is not None:
-                prediction = await self._runner.attach(
-                    ticket.prediction_id, token=token, deadline=deadline, on_leave=ticket.leave
-                )
-            else:
-                prediction = await self._runner.run(
-                    prepared.path,
-                    prepared.body,
-                    token=token,
-                    deadline=deadline,
-                    on_created=ticket.created,
-                    on_leave=ticket.leave,
-                )
-        except asyncio.CancelledError:
-            ticket.left()
-            raise
-        except BaseException:
-            await ticket.fail()
-            raise
-        await ticket.finish(prediction)
-        return prediction
+        if ticket.done is not None:
+            return ticket.done
+        if ticket.repeat:
+            assert ticket.prediction_id is not None
+            return await self._runner.attach(
+                ticket.prediction_id, token=token, deadline=deadline, on_leave=ticket.leave
+            )
+        return await self._runner.run(
+            prepared.path,
+            prepared.body,
+            token=token,
+            deadline=deadline,
+            on_created=record.created(attempt),
+            on_leave=record.leave(attempt),
+            hold_seconds=attempt.hold_seconds,
+        )
 
     def _text_stream(
-        self, prepared: Prepared, deadline: Deadline, ticket: Ticket | None, attempt: Attempt
+        self, prepared: Prepared, deadline: Deadline, record: _CallRecord, attempt: Attempt
     ) -> AsyncGenerator[TextDelta | Prediction, None]:
         """The runner's stream; for a request_id seen before, its prediction's from the start."""
+        ticket = record.ticket
         token = prepared.token
         if ticket is None:
             return self._runner.stream(
@@ -431,7 +433,8 @@ class Gateway:
             )
         if ticket.done is not None:
             return _replay(ticket.done)
-        if ticket.prediction_id is not None:
+        if ticket.repeat:
+            assert ticket.prediction_id is not None
             return self._runner.attach_stream(
                 ticket.prediction_id, token=token, deadline=deadline, on_leave=ticket.leave
             )
@@ -440,8 +443,8 @@ class Gateway:
             prepared.body,
             token=token,
             deadline=deadline,
-            on_created=ticket.created,
-            on_leave=ticket.leave,
+            on_created=record.created(attempt),
+            on_leave=record.leave(attempt),
         )
 
     def _admit(self, request: TextRequest | ImageRequest, task: Task) -> ResolvedModel:
@@ -460,13 +463,12 @@ class Gateway:
     def _route(self, request: TextRequest | ImageRequest, task: Task) -> Route:
         """The model asked for (see _admit), then the alias's fallbacks the caller may use.
 
-        A request with a request_id runs its one model only: its record names one
-        prediction, which a repeat on any replica attaches to.
+        A request with a request_id routes too: its record follows the call (_CallRecord).
         """
         resolved = self._admit(request, task)
         candidates = [Candidate(request.model, resolved, self._token(resolved.alias))]
         alias = resolved.alias
-        if alias is not None and not request.no_fallbacks and request.request_id is None:
+        if alias is not None and not request.no_fallbacks:
             candidates.extend(self._fallbacks(alias, task, request.caller))
         return Route(tuple(candidates), alias)
 
@@ -884,6 +886,98 @@ def _finished(prediction: Prediction, cold_boot: bool) -> FinishedPrediction:
     )
 
 
+class _CallRecord:
+    """A call's request_id record (idempotency.py), shared by every prediction the call
+    routes to: claimed by its first attempt to get that far (a fallback starts after the
+    primary ended, a hedge once its prediction exists, so never two at once), so a hedge
+    or fallback creates its own prediction instead of attaching to the primary's, and
+    completed once, with the prediction that answered and who ran it."""
+
+    def __init__(self, idempotency: Idempotency, request: TextRequest | ImageRequest, route: Route):
+        self._idempotency = idempotency
+        self._request = request
+        self._route = route
+        self._claimed = False
+        self.ticket: Ticket | None = None
+        # Each prediction of the call that ended, with the attempt that ran it.
+        self._ended: dict[str, tuple[Prediction, Attempt]] = {}
+
+    async def claim(self, deadline: Deadline) -> Ticket | None:
+        if not self._claimed:
+            request = self._request
+            self.ticket = await self._idempotency.begin(
+                request.caller,
+                request.request_id,
+                deadline,
+                routed=len(self._route.candidates) > 1,
+            )
+            self._claimed = True
+        return self.ticket
+
+    def created(self, attempt: Attempt) -> Callable[[Prediction], Awaitable[None]]:
+        """Tells the router, then the record (which names the newest prediction)."""
+        ticket = self.ticket
+        assert ticket is not None
+
+        async def created(prediction: Prediction) -> None:
+            await attempt.created(prediction)
+            await ticket.created(prediction)
+
+        return created
+
+    def leave(self, attempt: Attempt) -> Callable[[Callable[[], Awaitable[None]]], Awaitable[None]]:
+        ticket = self.ticket
+        assert ticket is not None
+        return ticket.leave_for(lambda: attempt.prediction.id if attempt.prediction else None)
+
+    def answering(self, attempt: Attempt) -> Attempt:
+        """Who answered: for a replay, whoever answered the call that made the record."""
+        ticket = self.ticket
+        if ticket is None or ticket.done is None or not ticket.answered_by:
+            return attempt
+        try:
+            role = Role(ticket.role)
+        except ValueError:
+            role = attempt.role
+        return Attempt(replace(attempt.candidate, name=ticket.answered_by), role)
+
+    def ended(self, prediction: Prediction, attempt: Attempt) -> None:
+        self._ended[prediction.id] = (prediction, attempt)
+
+    async def finish(self, answer: PredictionSummary) -> None:
+        """Completes the record with the prediction that answered."""
+        if self.ticket is not None:
+            await self._complete(answer.id)
+
+    async def _complete(self, prediction_id: str | None) -> None:
+        ticket = self.ticket
+        assert ticket is not None
+        ended = self._ended.get(prediction_id or "")
+        if ended is None:
+            # No prediction of the call ended: a repeat may run anew.
+            await ticket.fail()
+            return
+        prediction, attempt = ended
+        await ticket.finish(prediction, answered_by=attempt.candidate.name, role=str(attempt.role))
+
+    @asynccontextmanager
+    async def kept(self) -> AsyncIterator[None]:
+        """The call's span: a caller that leaves hands its predictions to `leave`; a call
+        that failed records its last prediction's end, so a repeat replays the failure."""
+        try:
+            yield
+        except (asyncio.CancelledError, GeneratorExit):
+            if self.ticket is not None:
+                self.ticket.left()
+            raise
+        except BaseException:
+            if self.ticket is not None:
+                last = self.ticket.prediction_id
+                ended = self._ended.get(last or "")
+                await self._complete(last if ended is not None and ended[0].terminal else None)
+            raise
+
+
 class _LeftBehind:
     """A call's prediction it stopped following (canceled): priced once it ends, off the
     call's path, in the background tasks shutdown waits for."""
@@ -924,8 +1018,9 @@ def _name(request: TextRequest | ImageRequest) -> str | None:
 
 
 def _is_repeat(ticket: Ticket | None) -> bool:
-    """Whether a request_id was seen before: its prediction exists, charged to the first."""
-    return ticket is not None and (ticket.done is not None or ticket.prediction_id is not None)
+    """Whether a request_id was seen before: its prediction exists, charged to the first
+    (a hedge or fallback of the call that claimed it is not: it is charged as its own)."""
+    return ticket is not None and (ticket.done is not None or ticket.repeat)
 
 
 def _fields_of(request: TextRequest | ImageRequest) -> dict[str, str]:

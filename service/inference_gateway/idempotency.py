@@ -10,6 +10,11 @@ lease, so simultaneous repeats make one prediction; a replica killed mid-create 
 claim that expires after its lease, and a repeat after that creates again (nothing
 recorded which prediction, if any, it made).
 
+A call routed over several predictions (an alias's fallbacks, a hedge past a boot) owns
+one record: it names the newest prediction while the call runs, and the one that answered
+(with who answered, and in what role) once it ends. A repeat of such a call waits for the
+call, not for one of its predictions (any may yet lose), then replays the answer.
+
 A call whose caller leaves does not cancel its prediction at once: the record waits
 `grace_seconds` with no holder, the first repeat to arrive adopts it, and if none does
 the prediction is canceled and the record dropped (a later repeat runs anew).
@@ -30,6 +35,7 @@ from inference_gateway.config import CallerConfig
 from inference_gateway.deadlines import Deadline
 from inference_gateway.domain import RequestId
 from inference_gateway.errors import DeadlineExceeded, GatewayError, InvalidArgument
+from inference_gateway.predictions import OnLeave
 from inference_gateway.replicate import Prediction
 from inference_gateway.state import ClaimOutcome, Guarantee, SharedState, StateStore
 
@@ -45,6 +51,8 @@ _LOGGER = logging.getLogger(__name__)
 _WAIT_INTERVAL = 0.2
 # The end of a prediction's logs a record keeps (errors quote their last lines).
 _LOG_TAIL_CHARS = 4096
+# Where a record keeps who answered, beside the prediction's own JSON.
+_ANSWER_KEY = "gatewayAnswer"
 
 
 class ReplayObserver(Protocol):
@@ -71,9 +79,18 @@ class Idempotency:
         self._observer = observer
 
     async def begin(
-        self, caller: CallerConfig | None, request_id: RequestId | None, deadline: Deadline
+        self,
+        caller: CallerConfig | None,
+        request_id: RequestId | None,
+        deadline: Deadline,
+        *,
+        routed: bool = False,
     ) -> Ticket | None:
-        """What this call does about its request_id; None when it has none."""
+        """What this call does about its request_id; None when it has none.
+
+        `routed`: the call may run several predictions, so a repeat waits for the call's
+        answer rather than attaching to whichever prediction the record names now.
+        """
         if request_id is None:
             return None
         name = caller.name if caller is not None else ""
@@ -103,23 +120,31 @@ class Idempotency:
             if claim.outcome is ClaimOutcome.DONE:
                 assert claim.response is not None
                 self._observer.idempotent_replay("replayed")
-                ticket.done = Prediction.parse(json.loads(claim.response), endpoint="record")
+                stored = json.loads(claim.response)
+                answer = stored.pop(_ANSWER_KEY, None)
+                if isinstance(answer, Mapping):
+                    ticket.answered_by = str(answer.get("by", ""))
+                    ticket.role = str(answer.get("role", ""))
+                ticket.done = Prediction.parse(stored, endpoint="record")
                 return ticket
-            if claim.prediction_id is not None:
-                self._observer.idempotent_replay("attached")
-                ticket.prediction_id = claim.prediction_id
-            if claim.outcome is ClaimOutcome.RUNNING and claim.prediction_id is None:
-                # The first call is creating it: look again shortly.
+            if claim.outcome is ClaimOutcome.RUNNING and (claim.prediction_id is None or routed):
+                # The first call is creating its prediction, or routing between several:
+                # look again shortly.
                 if not deadline.allows(_WAIT_INTERVAL):
+                    doing = "routing its call" if claim.prediction_id else "creating its prediction"
                     raise DeadlineExceeded(
                         f"the first call with request_id {request_id.value} is still "
-                        "creating its prediction; retry with the same request_id",
+                        f"{doing}; retry with the same request_id",
                         reason="REQUEST_ID_IN_FLIGHT",
                         metadata={"requestId": request_id.value},
                     )
                 await asyncio.sleep(_WAIT_INTERVAL)
                 continue
+            if claim.prediction_id is not None:
+                self._observer.idempotent_replay("attached")
+                ticket.prediction_id = claim.prediction_id
             ticket.owner = claim.outcome is not ClaimOutcome.RUNNING
+            ticket.repeat = ticket.prediction_id is not None
             if ticket.owner:
                 ticket.keep_alive()
             return ticket
@@ -154,9 +179,10 @@ def _replayable(raw: Mapping[str, Any]) -> dict[str, Any]:
 class Ticket:
     """One call's part in a request_id's record.
 
-    `done`: the stored end, to replay. Else `prediction_id`: follow that prediction.
-    Else this call owns the record and creates the prediction. `owner` says whether
-    this call completes the record (it claimed it, or adopted it from a call that left).
+    `done`: the stored end, to replay (`answered_by` and `role` say who answered it).
+    Else `repeat`: follow the prediction `prediction_id` names. Else this call owns the
+    record and creates its predictions. `owner` says whether this call completes the
+    record (it claimed it, or adopted it from a call that left).
     """
 
     def __init__(self, idempotency: Idempotency, key: str, holder: str) -> None:
@@ -164,7 +190,10 @@ class Ticket:
         self.key = key
         self.holder = holder
         self.done: Prediction | None = None
+        self.answered_by = ""
+        self.role = ""
         self.prediction_id: str | None = None
+        self.repeat = False
         self.owner = False
         self._keeper: asyncio.Task[None] | None = None
 
@@ -198,12 +227,13 @@ class Ticket:
             "renew_claim", lambda s: s.renew_claim(self.key, self.holder, lease, prediction.id)
         )
 
-    async def finish(self, prediction: Prediction) -> None:
-        """Stores the end for repeats within the retention window."""
+    async def finish(self, prediction: Prediction, *, answered_by: str, role: str) -> None:
+        """Stores the end, and who answered, for repeats within the retention window."""
         self._stop()
         if not self.owner:
             return
-        response = json.dumps(_replayable(prediction.raw), separators=(",", ":")).encode()
+        kept = {**_replayable(prediction.raw), _ANSWER_KEY: {"by": answered_by, "role": role}}
+        response = json.dumps(kept, separators=(",", ":")).encode()
         retention = self._idempotency._settings.retention_seconds
         await self._idempotency._call(
             "complete", lambda s: s.complete(self.key, self.holder, response, retention)
@@ -221,6 +251,18 @@ class Ticket:
             await self._idempotency._call(
                 "release_claim", lambda s: s.release_claim(self.key, self.holder)
             )
+
+    def leave_for(self, prediction_id: Callable[[], str | None]) -> OnLeave:
+        """`leave` for one of the call's predictions: only the one the record names (the
+        newest) waits for a repeat to adopt it; an older one is canceled at once."""
+
+        async def left(cancel: Callable[[], Awaitable[None]]) -> None:
+            if self.repeat or prediction_id() == self.prediction_id:
+                await self.leave(cancel)
+            else:
+                await cancel()
+
+        return left
 
     async def leave(self, cancel: Callable[[], Awaitable[None]]) -> None:
         """The caller left: wait the grace for a repeat to adopt, else cancel.
