@@ -15,8 +15,8 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, aclosing
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 import grpc
@@ -159,9 +159,15 @@ class _Call:
         self._trace = tracing.call_started(service, name, metadata) if self._own else None
 
     async def __aenter__(self) -> _Call:
+        try:
+            self._admit()
+        except BaseException as exc:
+            # Refused before the call began: ended (status, log line) as if inside it.
+            await self.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
         return self
 
-    def admit(self) -> None:
+    def _admit(self) -> None:
         """Refuses a call outside the open services whose metadata names no caller.
 
         Every such service is closed unless listed open, so one added later is too. The
@@ -328,12 +334,9 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg
         method = handler_call_details.method
         metadata = cast("Metadata | None", handler_call_details.invocation_metadata)
 
-        @asynccontextmanager
-        async def observed(kind: str, context: Context) -> AsyncIterator[None]:
-            async with _Call(
-                self._metrics, method, kind, context, self._identify, metadata
-            ) as call:
-                call.admit()
-                yield
+        def observed(kind: str, context: Context) -> _Call:
+            # The call's own context manager, not a generator around it: one layer fewer
+            # on every call's way in and out.
+            return _Call(self._metrics, method, kind, context, self._identify, metadata)
 
         return wrap_handler(handler, observed)
