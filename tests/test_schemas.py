@@ -350,6 +350,18 @@ async def test_a_schema_is_fetched_once_per_ttl() -> None:
     assert replicate.calls[MODEL_PATH] == 3
 
 
+async def test_known_answers_without_a_fetch_only_what_needs_none() -> None:
+    replicate = Replicate({MODEL_PATH: {"latest_version": {"openapi_schema": COG_OPENAPI}}})
+    async with cache_over(replicate, failure_ttl=0) as cache:
+        assert cache.known(parse_model_id("meta/llama")) == (False, None)
+        assert cache.known(parse_model_id(VERSION)) == (True, None)
+        fetched = await lookup(cache, "meta/llama")
+        assert cache.known(parse_model_id("meta/llama")) == (True, fetched)
+        assert cache.known(parse_model_id("meta/other")) == (False, None)
+    assert fetched is not None
+    assert replicate.calls == Counter({MODEL_PATH: 1})
+
+
 @pytest.mark.parametrize(
     "objects",
     [{}, {MODEL_PATH: {"latest_version": None}}],

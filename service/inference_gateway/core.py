@@ -657,8 +657,10 @@ class Gateway:
         if self._settings.limits is not None:
             self._settings.limits.check_input(model_input)
         token = self._token(resolved.alias)
-        async with _within(deadline, f"reading the input schema of {ref}"):
-            schema = await self._schemas.get(ref, token=token, deadline=deadline)
+        known, schema = self._schemas.known(ref)
+        if not known:
+            async with _within(deadline, f"reading the input schema of {ref}"):
+                schema = await self._schemas.get(ref, token=token, deadline=deadline)
         if schema is None:
             values = dict(model_input.values)
         else:

@@ -223,14 +223,25 @@ class SchemaCache:
             return None  # a bare version id: Replicate has no way to look it up
         return str(ref)
 
-    async def get(self, ref: ModelRef, *, token: str, deadline: Deadline) -> ModelSchema | None:
+    def known(self, ref: ModelRef) -> tuple[bool, ModelSchema | None]:
+        """(True, the schema or None for none) when no fetch is needed; else (False, None).
+
+        Most calls end here, so they skip the deadline a fetch is held to.
+        """
         key = self._key(ref)
         if key is None:
-            return None
+            return True, None
         entry = self._entries.get(key)
         if entry is not None and entry.expires > time.monotonic():
             self._entries.move_to_end(key)
-            return entry.schema
+            return True, entry.schema
+        return False, None
+
+    async def get(self, ref: ModelRef, *, token: str, deadline: Deadline) -> ModelSchema | None:
+        known, schema = self.known(ref)
+        key = self._key(ref)
+        if known or key is None:
+            return schema
         pending = self._pending.get(key)
         if pending is not None:
             return await asyncio.shield(pending)
