@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 
 import pytest
@@ -95,13 +96,17 @@ def test_the_key_is_the_version_and_the_whole_input() -> None:
     assert responses.key(CacheMode.USE, None, "v1", SEEDED, "a", images=True) is None
 
 
+def _no_hold(size: int, prediction_id: str) -> AbstractContextManager[None]:
+    return nullcontext()
+
+
 async def test_a_stored_answer_comes_back_as_a_free_hit() -> None:
     responses, metrics = cache()
     key = responses.key(CacheMode.USE, None, "v1", SEEDED, "a")
     assert key is not None
-    assert await responses.get(key, "a", Deadline.after(5), "USD") is None
+    assert await responses.get(key, "a", Deadline.after(5), "USD", _no_hold) is None
     await responses.put("v1", SEEDED["input"], TextResult("hello", SUMMARY, "none"))
-    hit = await responses.get(key, "a", Deadline.after(5), "USD")
+    hit = await responses.get(key, "a", Deadline.after(5), "USD", _no_hold)
     assert isinstance(hit, TextResult)
     assert hit.text == "hello"
     assert hit.prediction.id == "p1"

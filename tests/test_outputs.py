@@ -799,3 +799,36 @@ def test_a_url_either_library_reads_as_the_api_is_never_allowed(url: str) -> Non
             continue
         if read == (api.scheme, api.host, api.port):
             assert isinstance(POLICY.vet(url), Refusal)
+
+
+async def test_a_cached_images_bytes_are_held_against_the_budget_when_read() -> None:
+    # Was: an image answer read from the response cache (up to GATEWAY_CACHE_MAX_ENTRY_BYTES
+    # each) was decoded outside the budget, so concurrent hits held any number of copies.
+    async with rig(
+        output_bytes_budget=250_000, max_output_file_bytes=200_000, cache_max_entry_bytes=400_000
+    ) as r:
+        cached = image_request()
+        cached.extra_input.update({"seed": 7})
+        cached.cache = pb.CACHE_MODE_USE
+        r.simulator.state.set_behaviour(SDXL, output_url_base=f"{r.files.url}/big/200000")
+        stored = await r.stub.GenerateImage(cached, timeout=20)
+        assert len(stored.images[0].data) == 200_000
+        assert not stored.cost.cache_hit
+
+        # A blocking call holds 100,000 bytes: the cached 200,000 would pass 250,000.
+        r.simulator.state.set_behaviour(SDXL, output_url_base=f"{r.files.url}/hold/200000")
+        r.transport.reach = 100_000
+        first = asyncio.ensure_future(r.stub.GenerateImage(image_request(), timeout=20))
+        await asyncio.wait_for(r.transport.reached.wait(), timeout=20)
+        error = await refused(r.stub.GenerateImage(cached, timeout=20))
+        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert error_info(error).reason == "OUTPUT_BYTES_BUDGET_EXHAUSTED"
+        r.files.release.set()
+        await first
+        assert r.held == 0
+
+        hit = await r.stub.GenerateImage(cached, timeout=20)
+        assert hit.images[0].data == stored.images[0].data
+        assert hit.cost.cache_hit
+        assert len(r.files.requests) == 2
+        assert r.held == 0

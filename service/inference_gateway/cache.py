@@ -22,7 +22,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -33,7 +34,10 @@ from inference_gateway.metrics import Metrics
 from inference_gateway.pricing import Cost
 from inference_gateway.state import SharedState, StateStore, StoreError
 
-__all__ = ["CacheSettings", "ResponseCache"]
+__all__ = ["CacheSettings", "Hold", "ResponseCache"]
+
+# Holds (size, prediction id) output bytes against the process-wide budget (outputs.py).
+Hold = Callable[[int, str], AbstractContextManager[None]]
 
 _log = logging.getLogger(__name__)
 _INDEX = "cache-index"
@@ -87,14 +91,23 @@ class ResponseCache:
             self._metrics.cache_lookups.labels(label, "bypass").inc()
 
     async def get(
-        self, key: str, label: str, deadline: Deadline, currency: str
+        self, key: str, label: str, deadline: Deadline, currency: str, hold: Hold
     ) -> TextResult | ImageResult | None:
+        """The stored answer; an image entry's bytes are decoded within `hold` (the output
+        bytes budget), taken for their size, so concurrent hits cannot pass it."""
         data = await self._call("cache_get", deadline, lambda s: s.get(_entry(key)))
         if data is None:
             self._metrics.cache_lookups.labels(label, "miss").inc()
             return None
+        parsed = json.loads(data)
+        held: AbstractContextManager[None] = nullcontext()
+        if "images" in parsed:
+            # The bytes the decoded images will take (base64 carries 3 in every 4).
+            size = sum(len(image["data"] or "") * 3 // 4 for image in parsed["images"])
+            held = hold(size, parsed["prediction"]["id"])
+        with held:
+            result = load_result(parsed)
         self._metrics.cache_lookups.labels(label, "hit").inc()
-        result = load_result(json.loads(data))
         summary = replace(result.prediction, cost=Cost.from_cache(currency))
         return replace(result, prediction=summary)
 

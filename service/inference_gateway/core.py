@@ -723,7 +723,9 @@ class Gateway:
         """The cached answer, marked a hit at no cost; None on a miss."""
         if key is None:
             return None
-        hit = await self._cache.get(key, prepared.label, deadline, self._accounting.currency)
+        hit = await self._cache.get(
+            key, prepared.label, deadline, self._accounting.currency, self._outputs.holding
+        )
         if hit is None:
             return None
         summary = replace(hit.prediction, total_seconds=time.monotonic() - started)
