@@ -137,14 +137,15 @@ class AccountBudgets:
         self._state = state
         # Replicate's limits are the same for every account.
         self._per_minute = {Bucket.CREATE: create_per_minute, Bucket.OTHER: other_per_minute}
+        # Keyed by token (one token, one account): the digest that names the account is
+        # taken once per account, not twice per request.
         self._budgets: dict[tuple[str, Bucket], RateBudget] = {}
 
     def __call__(self, token: str, bucket: Bucket) -> RateBudget:
-        account = account_id(token)
-        budget = self._budgets.get((account, bucket))
+        budget = self._budgets.get((token, bucket))
         if budget is None:
             budget = RateBudget(
-                bucket, self._per_minute[bucket], state=self._state, account=account
+                bucket, self._per_minute[bucket], state=self._state, account=account_id(token)
             )
-            self._budgets[account, bucket] = budget
+            self._budgets[token, bucket] = budget
         return budget
