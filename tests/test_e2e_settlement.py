@@ -6,16 +6,30 @@ Expected amounts come from the price table below and what the simulator recorded
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import textwrap
-from collections.abc import Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 
+import grpc
 import pytest
+import redis.asyncio as aioredis
+from google.longrunning import operations_pb2, operations_pb2_grpc
+from google.protobuf import duration_pb2
 
+from inference_gateway import operations
 from inference_gateway.config import GatewayConfig, hash_token, load_config
+from inference_gateway.grpc_api.server import RunningGateway, settings_for_operations, start_gateway
+from inference_gateway.outputs import parse_origin
 from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as pb
+from inference_gateway_protos.inference.gateway.v1 import gateway_pb2_grpc
+from replicate_simulator import RunningSimulator, SimulatorConfig, start_simulator
+from tests import gateway_harness
 from tests.gateway_harness import running_gateway
 from tests.redis_fixtures import RedisServer, redis_server
 from tests.simulator_fixtures import wait_until
@@ -150,3 +164,141 @@ async def test_a_canceled_hedge_loser_is_charged_its_run_time_to_the_caller(
     assert Decimal(str(charged["hedged"])).quantize(Decimal("0.000001")) == loser_cost.quantize(
         Decimal("0.000001")
     )
+
+
+# --- operations ----------------------------------------------------------------------------
+
+FOLLOWERS = "inference_gateway_operations_in_flight"
+
+
+@asynccontextmanager
+async def replicas(
+    count: int, redis: RedisServer, tmp_path: Path
+) -> AsyncIterator[tuple[RunningSimulator, list[RunningGateway], list[Stubs]]]:
+    """Replicas sharing `redis` and the operations key, with a lease a test can outlast."""
+    gateway_config = config(tmp_path, budget='budget: {amount: "100.00", per: day}')
+    async with AsyncExitStack() as stack:
+        simulator = await start_simulator(SimulatorConfig(), "127.0.0.1", 0)
+        stack.push_async_callback(simulator.stop)
+        settings = gateway_harness.test_settings(
+            base_url=simulator.base_url,
+            redis_url=redis.url,
+            redis_timeout=5.0,
+            operations_key="k" * 32,
+            output_file_origins=(parse_origin(simulator.files_url),),
+        )
+        operation_settings = replace(settings_for_operations(settings), lease_seconds=1.5)
+        gateways, stubs = [], []
+        for _ in range(count):
+            gateway = await start_gateway(
+                settings,
+                gateway_config,
+                {},
+                serve_metrics=False,
+                operation_settings=operation_settings,
+            )
+            stack.push_async_callback(gateway.stop, 0.1)
+            channel = grpc.aio.insecure_channel(f"127.0.0.1:{gateway.port}")
+            stack.push_async_callback(channel.close, None)
+            gateways.append(gateway)
+            stubs.append(
+                Stubs(
+                    gateway_pb2_grpc.InferenceGatewayStub(channel),
+                    operations_pb2_grpc.OperationsStub(channel),
+                )
+            )
+        yield simulator, gateways, stubs
+
+
+@dataclass
+class Stubs:
+    gateway: gateway_pb2_grpc.InferenceGatewayAsyncStub
+    operations: operations_pb2_grpc.OperationsStub
+
+
+def gauge(gateway: RunningGateway, name: str) -> float:
+    return gateway.metrics.registry.get_sample_value(name) or 0.0
+
+
+def charged(gateways: list[RunningGateway]) -> Decimal:
+    """The chargeback metrics' cost of team-a's flux images, all replicas together."""
+    labels = {"caller": "team-a", "model": "flux"}
+    total = sum(
+        gateway.metrics.registry.get_sample_value("inference_gateway_cost_total", labels) or 0.0
+        for gateway in gateways
+    )
+    return Decimal(str(total)).quantize(Decimal("0.01"))
+
+
+async def until(condition: Callable[[], bool], what: str, within: float = 20.0) -> None:
+    """Polls state the test cannot await (another replica's follower), within a bound."""
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {within}s: {what}"
+        await asyncio.sleep(0.05)
+
+
+async def wait_done(stubs: Stubs, name: str) -> operations_pb2.Operation:
+    timeout = duration_pb2.Duration(seconds=30)
+    operation: operations_pb2.Operation = await stubs.operations.WaitOperation(
+        operations_pb2.WaitOperationRequest(name=name, timeout=timeout), metadata=AUTH, timeout=40
+    )
+    assert operation.done
+    return operation
+
+
+async def test_two_followers_of_one_operation_settle_it_once(
+    redis: RedisServer, tmp_path: Path
+) -> None:
+    async with replicas(2, redis, tmp_path) as (simulator, gateways, stubs):
+        simulator.state.set_behaviour(FLUX, predict_seconds=4.0)
+        submitted = await stubs[0].gateway.SubmitImage(
+            pb.SubmitImageRequest(request=pb.GenerateImageRequest(model="flux", prompt="a fox")),
+            metadata=AUTH,
+            timeout=10,
+        )
+        # The first follower's lease lapses while it still follows (a stalled replica, a
+        # slow store): the second replica's sweep adopts the operation, and both follow it.
+        client = aioredis.from_url(redis.url)
+        try:
+            async for key in client.scan_iter(match="*operation-follower:*"):
+                await client.delete(key)
+        finally:
+            await client.aclose()
+        await until(lambda: gauge(gateways[1], FOLLOWERS) == 1, "the second replica adopts")
+        ended = await wait_done(stubs[1], submitted.name)
+        await until(
+            lambda: all(gauge(gateway, FOLLOWERS) == 0 for gateway in gateways),
+            "both followers finish",
+        )
+        usage = await stubs[0].gateway.GetUsage(pb.GetUsageRequest(), metadata=AUTH)
+        creates = simulator.state.requests.count("create")
+    assert ended.WhichOneof("result") == "response"
+    assert creates == 1
+    assert Decimal(usage.spent) == IMAGE
+    assert Decimal(usage.reserved) == 0
+    assert charged(gateways) == IMAGE
+
+
+async def test_an_operation_whose_prediction_is_never_seen_to_end_is_settled(
+    redis: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Replicate stops answering about the prediction: the follower gives up a second after
+    # its deadline, unable to price it, and must still settle it (at its reservation).
+    monkeypatch.setattr(operations, "_DEADLINE_SLACK", 1.0)
+    async with replicas(1, redis, tmp_path) as (simulator, _, stubs):
+        simulator.state.set_behaviour(FLUX, never_finishes=True)
+        simulator.state.faults.add(kind="get", times=None, status=503)
+        submitted = await stubs[0].gateway.SubmitImage(
+            pb.SubmitImageRequest(
+                request=pb.GenerateImageRequest(model="flux", prompt="a fox"),
+                deadline=duration_pb2.Duration(seconds=5),
+            ),
+            metadata=AUTH,
+            timeout=10,
+        )
+        ended = await wait_done(stubs[0], submitted.name)
+        usage = await stubs[0].gateway.GetUsage(pb.GetUsageRequest(), metadata=AUTH)
+    assert ended.WhichOneof("result") == "error"
+    assert Decimal(usage.reserved) == 0
+    assert Decimal(usage.spent) == IMAGE

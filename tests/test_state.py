@@ -518,6 +518,24 @@ async def test_settling_replaces_the_reservation_with_the_cost(replicas: list[St
     assert await b.spend_read("s") == (2 + 10**15, 8)
 
 
+async def test_a_settle_once_counts_once_however_many_replicas_settle(
+    replicas: list[StateStore],
+) -> None:
+    assert (await replicas[0].spend_reserve("s", "op", 9, 10, 60.0, 600.0))[0]
+    # Every replica settles the same holder at once: one of them records it.
+    settled = await asyncio.gather(
+        *(replicas[i % REPLICAS].spend_settle("s", "op", 4, 600.0, once=60.0) for i in range(8))
+    )
+    assert sorted(settled) == [False] * 7 + [True]
+    assert await replicas[1].spend_read("s") == (4, 0)
+    # A later repeat too; another holder settles as before, and without `once` every time.
+    assert not await replicas[2].spend_settle("s", "op", 4, 600.0, once=60.0)
+    assert await replicas[3].spend_settle("s", "other", 1, 600.0, once=60.0)
+    assert await replicas[0].spend_settle("s", "plain", 1, 600.0)
+    assert await replicas[0].spend_settle("s", "plain", 1, 600.0)
+    assert await replicas[1].spend_read("s") == (7, 0)
+
+
 async def test_a_reservation_of_a_dead_replica_expires(replicas: list[StateStore]) -> None:
     assert (await replicas[0].spend_reserve("s", "dead", 9, 10, 0.2, 600.0))[0]
     assert not (await replicas[1].spend_reserve("s", "h", 9, 10, 60.0, 600.0))[0]

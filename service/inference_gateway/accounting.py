@@ -425,10 +425,14 @@ class Accounting:
             ),
         )
 
-    async def settle(self, hold: Hold, charge: Charge, *, created: bool) -> None:
+    async def settle(self, hold: Hold, charge: Charge, *, created: bool, once: float = 0.0) -> bool:
         """Replaces the hold's reservation with what the call's predictions cost (or, when
         one was created but its cost never became known, the reservation: the most it could
-        cost). A repeated request_id pays nothing: the call that made the prediction paid."""
+        cost). A repeated request_id pays nothing: the call that made the prediction paid.
+
+        With `once` > 0 (an operation, which two followers may settle), only the first
+        settlement of the hold within `once` seconds counts; returns False for a later one.
+        """
         known = [cost.amount for cost in charge.costs if cost.amount is not None]
         amount = sum(known, Decimal(0))
         if charge.repeat:
@@ -436,13 +440,13 @@ class Accounting:
         elif len(known) < len(charge.costs) or (created and not charge.costs):
             amount = max(hold.reserved, amount)
         if not hold.budgeted and amount == 0:
-            return
+            return True
         try:
-            await self._state.call(
+            first = await self._state.call(
                 Guarantee.SPEND,
                 "spend_settle",
                 None,
-                lambda s: s.spend_settle(hold.key, hold.holder, _nanos(amount), hold.ttl()),
+                lambda s: s.spend_settle(hold.key, hold.holder, _nanos(amount), hold.ttl(), once),
             )
         except (GatewayError, StoreError) as exc:
             # The reservation expires by itself; the spend is then missing from the record.
@@ -457,10 +461,11 @@ class Accounting:
                     hold.key,
                     exc,
                 )
-            return
+            return True
         if self._unrecording:
             self._unrecording = False
             _log.warning("spend is recorded in the shared store again")
+        return first
 
     async def usage(self, caller: CallerConfig, deadline: Deadline) -> UsageReport:
         budget = caller.budget

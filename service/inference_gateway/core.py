@@ -753,6 +753,7 @@ class Gateway:
         attempt: Attempt | None = None,
         charge: Charge | None = None,
         caller: str | None = None,
+        counted: bool = True,
     ) -> PredictionSummary:
         """Has the prediction recorded and priced; raises its error when it did not
         succeed (a failed or canceled prediction is billed too).
@@ -764,7 +765,7 @@ class Gateway:
         call_events.prediction_finished(self._metrics, label, finished, role=role)
         repeat = charge is not None and charge.repeat
         cost = self._accounting.cost(
-            prediction, caller, label, _endpoint(prediction), counted=not repeat
+            prediction, caller, label, _endpoint(prediction), counted=counted and not repeat
         )
         if charge is not None and not repeat:
             charge.add(cost)
@@ -828,10 +829,19 @@ class Gateway:
         *,
         caller: str | None = None,
         charge: Charge | None = None,
+        counted: bool = True,
     ) -> PredictionSummary:
         """A finished prediction's summary, metrics and cost, as the blocking calls record
-        them; `caller` names who submitted it (a follower runs outside that call)."""
-        return self._finish(prediction, label, started, charge=charge, caller=caller)
+        them; `caller` names who submitted it (a follower runs outside that call). Without
+        `counted`, its cost is left out of the chargeback metrics (see `count_cost`)."""
+        return self._finish(
+            prediction, label, started, charge=charge, caller=caller, counted=counted
+        )
+
+    def count_cost(self, prediction: Prediction, label: str, caller: str | None) -> None:
+        """Counts a settled operation's cost in the chargeback metrics, once its settlement
+        turned out to be the first."""
+        self._accounting.cost(prediction, caller, label, _endpoint(prediction), reported=False)
 
     async def hold_spend(
         self, request: TextRequest | ImageRequest, prepared: Prepared, seconds: float
@@ -850,10 +860,14 @@ class Gateway:
             hold_seconds=seconds,
         )
 
-    async def bill(self, hold: Hold | None, charge: Charge, *, created: bool) -> None:
-        """Settles a submission's reservation with what its prediction cost."""
-        if hold is not None:
-            await self._accounting.settle(hold, charge, created=created)
+    async def bill(
+        self, hold: Hold | None, charge: Charge, *, created: bool, once: float = 0.0
+    ) -> bool:
+        """Settles a submission's reservation with what its prediction cost; with `once`,
+        only the first settlement counts (False for a later one)."""
+        if hold is None:
+            return True
+        return await self._accounting.settle(hold, charge, created=created, once=once)
 
     def cold_boot(self, prediction: Prediction) -> bool:
         """Whether the prediction's queue time shows a cold boot."""

@@ -624,6 +624,8 @@ class Operations:
                         await asyncio.sleep(retry)
                         retry = min(_RETRY_MAX, retry * 2)
                         continue
+                    # Its cost is unknown: settled at its reservation, the most it cost.
+                    await self._bill(record, Charge(), None)
                     await self._end(record, None, error)
                     return
                 # The prediction has ended: its slots are free before anyone hears so.
@@ -663,11 +665,15 @@ class Operations:
         started = time.monotonic() - (time.time() - record.created)
         charge = Charge()
         try:
-            if final.raw.get("data_removed") is True:
-                raise _output_removed(final.id)
             try:
+                # A settled operation's cost is counted by `_bill`, once across followers.
                 summary = self._gateway.settle(
-                    final, record.label, started, caller=record.caller or None, charge=charge
+                    final,
+                    record.label,
+                    started,
+                    caller=record.caller or None,
+                    charge=charge,
+                    counted=record.spend is None,
                 )
             except GatewayError:
                 if final.status == "canceled" and await self._was_canceled(record.id):
@@ -677,6 +683,8 @@ class Operations:
                         metadata={"predictionId": final.id},
                     ) from None
                 raise
+            if final.raw.get("data_removed") is True:
+                raise _output_removed(final.id)
             if record.task == Task.TEXT.value:
                 text = TextResult(output_text(final.output), summary, record.template)
                 response = dump_result(text)
@@ -692,8 +700,7 @@ class Operations:
             await self._end(record, final, error)
             return
         finally:
-            if record.spend is not None:
-                await self._gateway.bill(Hold.from_json(record.spend), charge, created=True)
+            await self._bill(record, charge, final)
         record.response = response
         await self._end(record, final, None)
 
@@ -716,6 +723,22 @@ class Operations:
                 _LOGGER.info("operation of %s: fetching its images again (%s)", final.id, passing)
                 await asyncio.sleep(pause)
                 backoff = min(_RETRY_MAX, backoff * 2)
+
+    async def _bill(self, record: _Record, charge: Charge, final: Prediction | None) -> None:
+        """Settles the operation's reservation exactly once, whichever follower (a lease can
+        lapse under a live one, a replica can die between settling and recording the end)
+        gets here first, and counts `final`'s cost in the chargeback metrics with it."""
+        if record.spend is None:
+            return
+        lives = max(0.0, record.deadline - time.time()) + _DEADLINE_SLACK
+        first = await self._gateway.bill(
+            Hold.from_json(record.spend),
+            charge,
+            created=True,
+            once=lives + self._settings.retention_seconds,
+        )
+        if first and final is not None:
+            self._gateway.count_cost(final, record.label, record.caller or None)
 
     async def _end(
         self, record: _Record, final: Prediction | None, error: GatewayError | None

@@ -144,8 +144,14 @@ class StateStore(Protocol):
         Returns (granted, settled, reserved) as they stand after the call."""
         ...
 
-    async def spend_settle(self, key: str, holder: str, amount: int, ttl: float) -> None:
-        """Drops the holder's reservation (if any) and adds `amount` to the settled spend."""
+    async def spend_settle(
+        self, key: str, holder: str, amount: int, ttl: float, once: float = 0.0
+    ) -> bool:
+        """Drops the holder's reservation (if any) and adds `amount` to the settled spend.
+
+        With `once` > 0, a marker beside the record, set in the same atomic step, makes
+        the holder's settlement count once for `once` seconds: a repeat (two replicas
+        settling one operation) changes nothing. Returns whether this call settled."""
         ...
 
     async def spend_read(self, key: str) -> tuple[int, int]:

@@ -48,6 +48,8 @@ class _Spend:
     settled: int = 0
     # holder -> (amount, expiry)
     held: dict[str, tuple[int, float]] = field(default_factory=dict)
+    # holder -> expiry of its settle-once marker
+    settled_once: dict[str, float] = field(default_factory=dict)
 
     def reserved(self, now: float) -> int:
         self.held = {h: (n, until) for h, (n, until) in self.held.items() if until > now}
@@ -289,10 +291,19 @@ class MemoryStore:
         spend.held[holder] = (amount, now + hold)
         return True, spend.settled, reserved + amount
 
-    async def spend_settle(self, key: str, holder: str, amount: int, ttl: float) -> None:
-        spend = self._spend(key, self._now(), ttl)
+    async def spend_settle(
+        self, key: str, holder: str, amount: int, ttl: float, once: float = 0.0
+    ) -> bool:
+        now = self._now()
+        spend = self._spend(key, now, ttl)
+        spend.settled_once = {h: until for h, until in spend.settled_once.items() if until > now}
+        if once > 0 and holder in spend.settled_once:
+            return False
         spend.held.pop(holder, None)
         spend.settled += amount
+        if once > 0:
+            spend.settled_once[holder] = now + once
+        return True
 
     async def spend_read(self, key: str) -> tuple[int, int]:
         now = self._now()

@@ -198,8 +198,9 @@ return names
 
 
 # KEYS[1] spend record: s settled (an integer, by HINCRBY), r:<holder> "amount expiry" per
-# reservation; ARGV op, holder, amount, limit, hold, ttl. Returns {granted, settled,
-# reserved} as decimal strings (Lua's tostring would write 1e+15).
+# reservation, d:<holder> "0 expiry" per settle-once marker; ARGV op, holder, amount, limit,
+# hold (for settle: the marker's seconds, 0 for none), ttl. Returns {granted (settle: 0 for
+# a repeat), settled, reserved} as decimal strings (Lua's tostring would write 1e+15).
 _SPEND = (
     _PRELUDE
     + """
@@ -208,9 +209,14 @@ local op, holder = ARGV[1], ARGV[2]
 local held = 0
 local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all, 2 do
-  if string.sub(all[i], 1, 2) == 'r:' and all[i] ~= 'r:' .. holder then
+  local kind = string.sub(all[i], 1, 2)
+  if (kind == 'r:' and all[i] ~= 'r:' .. holder) or kind == 'd:' then
     local n, e = string.match(all[i + 1], '^(%S+) (%S+)$')
-    if tonumber(e) <= t then redis.call('HDEL', KEYS[1], all[i]) else held = held + tonumber(n) end
+    if tonumber(e) <= t then
+      redis.call('HDEL', KEYS[1], all[i])
+    elseif kind == 'r:' then
+      held = held + tonumber(n)
+    end
   end
 end
 local mine = redis.call('HGET', KEYS[1], 'r:' .. holder)
@@ -225,8 +231,16 @@ if op == 'reserve' then
     held = held + amount
   end
 elseif op == 'settle' then
-  redis.call('HDEL', KEYS[1], 'r:' .. holder)
-  settled = redis.call('HINCRBY', KEYS[1], 's', ARGV[3])
+  local once = tonumber(ARGV[5])
+  if once > 0 and redis.call('HEXISTS', KEYS[1], 'd:' .. holder) == 1 then
+    granted = 0
+  else
+    redis.call('HDEL', KEYS[1], 'r:' .. holder)
+    settled = redis.call('HINCRBY', KEYS[1], 's', ARGV[3])
+    if once > 0 then
+      redis.call('HSET', KEYS[1], 'd:' .. holder, '0 ' .. tostring(t + once))
+    end
+  end
 elseif mine then
   local n, e = string.match(mine, '^(%S+) (%S+)$')
   if tonumber(e) > t then held = held + tonumber(n) end
@@ -387,8 +401,11 @@ class RedisStore:
         )
         return bool(granted), int(_text(settled)), int(_text(held))
 
-    async def spend_settle(self, key: str, holder: str, amount: int, ttl: float) -> None:
-        await self._run(self._spend, key, "settle", holder, amount, 0, 0, ttl)
+    async def spend_settle(
+        self, key: str, holder: str, amount: int, ttl: float, once: float = 0.0
+    ) -> bool:
+        granted, _, _ = await self._run(self._spend, key, "settle", holder, amount, 0, once, ttl)
+        return bool(int(granted))
 
     async def spend_read(self, key: str) -> tuple[int, int]:
         _, settled, held = await self._run(self._spend, key, "read", "", 0, 0, 0, 0)
