@@ -445,6 +445,9 @@ async def test_distinct_model_ids_over_grpc_never_grow_the_cache_past_its_bound(
             assert caught.value.code() == grpc.StatusCode.NOT_FOUND
             sizes.append(len(schemas))
         looked_up = h.requests.count("model")
+        exported = h.gateway.metrics.registry.get_sample_value(
+            "inference_gateway_schema_cache_entries"
+        )
         # The most recent model is still remembered; the first was forgotten.
         for i in (distinct - 1, 0):
             with pytest.raises(grpc.aio.AioRpcError):
@@ -454,4 +457,5 @@ async def test_distinct_model_ids_over_grpc_never_grow_the_cache_past_its_bound(
         again = h.requests.count("model") - looked_up
     assert looked_up == distinct
     assert sizes == [min(n, bound) for n in range(1, distinct + 1)]
+    assert exported == bound  # what /metrics shows operators
     assert again == 1

@@ -280,6 +280,12 @@ class Metrics:
             "GATEWAY_OUTPUT_BYTES_BUDGET bounds them.",
             registry=r,
         )
+        self.schema_cache_entries = _Gauge(
+            f"{p}_schema_cache_entries",
+            "Models whose input schema (or its absence) is remembered; "
+            "GATEWAY_SCHEMA_CACHE_SIZE bounds them.",
+            registry=r,
+        )
         for bucket in ("create", "other"):
             self.rate_limit_waits.labels(bucket)
             self.rate_limit_rejections.labels(bucket)

@@ -160,15 +160,17 @@ def build_gateway(
         ),
     )
     metrics.output_bytes_held.set_function(lambda: outputs.budget.held)
+    schemas = SchemaCache(
+        client, ttl_seconds=settings.schema_ttl, max_entries=settings.schema_cache_size
+    )
+    metrics.schema_cache_entries.set_function(lambda: len(schemas))
     gateway = Gateway(
         registry=ModelRegistry(config),
         env_defaults=env_defaults,
         api_token=settings.api_token,
         client=client,
         runner=runner,
-        schemas=SchemaCache(
-            client, ttl_seconds=settings.schema_ttl, max_entries=settings.schema_cache_size
-        ),
+        schemas=schemas,
         metrics=metrics,
         outputs=outputs,
         settings=CoreSettings(
