@@ -23,9 +23,11 @@ UNLIMITED_RATE = 1_000_000_000
 
 @dataclass(frozen=True, slots=True)
 class BenchModel:
-    """An official text model whose run takes `predict_seconds`, then emits its tokens."""
+    """An official model whose run takes `predict_seconds`, then emits its tokens (or, an
+    image model, one file per output)."""
 
     name: str
+    kind: str = "text"
     streams: bool = True
     predict_seconds: float = 0.0
     output_tokens: int = 1
@@ -35,7 +37,7 @@ class BenchModel:
         version = hashlib.sha256(f"inference-gateway bench {self.name}".encode()).hexdigest()
         return {
             "name": self.name,
-            "kind": "text",
+            "kind": self.kind,
             "official": True,
             "description": "A model the benchmark suite times.",
             "behaviour": {
@@ -59,15 +61,20 @@ class BenchModel:
                             "stream": {"type": "boolean", "title": "Stream", "x-order": 1},
                         },
                     },
-                    "output": {
-                        "type": "array",
-                        "items": {"type": "string"},
-                        "title": "Output",
-                        "x-cog-array-type": "iterator",
-                        "x-cog-array-display": "concatenate",
-                    },
+                    "output": self._output_schema(),
                 }
             ],
+        }
+
+    def _output_schema(self) -> dict[str, Any]:
+        if self.kind == "image":
+            return {"type": "array", "items": {"type": "string", "format": "uri"}}
+        return {
+            "type": "array",
+            "items": {"type": "string"},
+            "title": "Output",
+            "x-cog-array-type": "iterator",
+            "x-cog-array-display": "concatenate",
         }
 
 

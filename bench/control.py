@@ -1,4 +1,4 @@
-"""The simulator's control routes, as the orchestrator uses them: counts and cold boots."""
+"""The simulator's control routes, as the orchestrator uses them: counts, cold boots, faults."""
 
 from __future__ import annotations
 
@@ -41,6 +41,35 @@ class SimulatorControl:
         ) as response:
             if response.status != 204:
                 raise ControlError(f"cold boot of {model} refused: {await response.text()}")
+
+    async def patch_behaviour(self, model: str, changes: dict[str, object]) -> None:
+        """Changes how `model` acts from its next prediction on (e.g. where its files live)."""
+        async with self._session.patch(
+            f"{self._base}/models/{model}/behaviour", json=changes
+        ) as response:
+            await self._json(response)
+
+    async def add_fault(self, fault: dict[str, object]) -> int:
+        """Arms a fault (the simulator's `Fault` fields); returns its id."""
+        async with self._session.post(f"{self._base}/faults", json=fault) as response:
+            if response.status != 201:
+                raise ControlError(f"fault {fault} refused: {await response.text()}")
+            body: dict[str, object] = await response.json()
+        return int(str(body["id"]))
+
+    async def fault(self, fault_id: int) -> dict[str, object]:
+        """A fault still armed, with what it did so far (`fired`, `endless_line_bytes`)."""
+        async with self._session.get(f"{self._base}/faults") as response:
+            body = await self._json(response)
+        for fault in body["faults"]:
+            if fault["id"] == fault_id:
+                return fault
+        raise ControlError(f"fault {fault_id} is no longer armed")
+
+    async def clear_faults(self) -> None:
+        async with self._session.delete(f"{self._base}/faults") as response:
+            if response.status != 204:
+                raise ControlError(f"faults not cleared: {await response.text()}")
 
     @staticmethod
     async def _json(response: aiohttp.ClientResponse) -> dict[str, list[dict[str, object]]]:

@@ -55,6 +55,19 @@ class Plan:
     peer_abandon_deadline_seconds: float
     """The abandoned call's deadline: the gateway holds its create at most this long (and
     refuses one under GATEWAY_MIN_DEADLINE)."""
+    resource_phase_seconds: float
+    """Figure 9: the background's measured window in each phase (the quiet one included)."""
+    resource_background: int
+    """Figure 9: concurrent background GenerateText callers, in a closed loop."""
+    resource_hostile: int
+    """Figure 9: concurrent callers driving each bounded input."""
+    resource_cache_size: int
+    """Figure 9: GATEWAY_SCHEMA_CACHE_SIZE; `resource_models` distinct ids go past it."""
+    resource_models: int
+    resource_file_bytes: int
+    """Figure 9: size of each output file fetched for include_data."""
+    resource_output_budget: int
+    """Figure 9: GATEWAY_OUTPUT_BYTES_BUDGET, below what the hostile callers ask for."""
 
     def __post_init__(self) -> None:
         counts = {
@@ -67,6 +80,9 @@ class Plan:
             "peer_latency_calls": self.peer_latency_calls,
             "peer_stream_runs": self.peer_stream_runs,
             "peer_calls": self.peer_calls,
+            "resource_background": self.resource_background,
+            "resource_hostile": self.resource_hostile,
+            "resource_cache_size": self.resource_cache_size,
             **{
                 f"throughput_concurrency[{i}]": c for i, c in enumerate(self.throughput_concurrency)
             },
@@ -85,6 +101,12 @@ class Plan:
             )
         if self.hold_seconds <= self.health_window_seconds:
             raise PlanError("health_window_seconds must fit inside hold_seconds")
+        if self.resource_models <= self.resource_cache_size:
+            raise PlanError("resource_models must go past resource_cache_size")
+        if not 0 < self.resource_file_bytes <= self.resource_output_budget:
+            raise PlanError("resource_file_bytes must be positive and fit the output budget")
+        if self.resource_hostile * self.resource_file_bytes <= self.resource_output_budget:
+            raise PlanError("resource_hostile files must ask for more than resource_output_budget")
 
 
 FULL = Plan(
@@ -114,6 +136,13 @@ FULL = Plan(
     peer_boot_seconds=(40.0, 90.0),
     peer_abandon_after_seconds=2.0,
     peer_abandon_deadline_seconds=15.0,
+    resource_phase_seconds=8.0,
+    resource_background=2,
+    resource_hostile=8,
+    resource_cache_size=1024,
+    resource_models=1536,
+    resource_file_bytes=8 << 20,
+    resource_output_budget=32 << 20,
 )
 
 SMOKE = Plan(
@@ -143,6 +172,13 @@ SMOKE = Plan(
     peer_boot_seconds=(0.3, 1.5),
     peer_abandon_after_seconds=0.3,
     peer_abandon_deadline_seconds=6.0,
+    resource_phase_seconds=0.3,
+    resource_background=1,
+    resource_hostile=4,
+    resource_cache_size=8,
+    resource_models=12,
+    resource_file_bytes=256 << 10,
+    resource_output_budget=512 << 10,
 )
 
 QUICK = replace(

@@ -48,6 +48,7 @@ _UNITS = {
     "req/s": "{:,.0f} req/s",
     "requests": "{:g}",
     "calls": "{:,.0f}",
+    "entries": "{:,.0f}",
     "KB": "{:.1f} KB",
     "x": "{:.2f}",
     "us": "{:,.0f} µs",

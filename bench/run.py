@@ -21,6 +21,7 @@ from bench import (
     fig_concurrency,
     fig_latency,
     fig_peer,
+    fig_resources,
     fig_shared_state,
     fig_startup,
     fig_streaming,
@@ -82,6 +83,7 @@ async def run_suite(
         fig_throughput,
         fig_concurrency,
         fig_shared_state,
+        fig_resources,
     ):
         log(f"figure {module.NUMBER}: {module.TITLE}")
         figures.append(await _guarded(module.NUMBER, module.TITLE, module.measure(lab, plan), log))

@@ -269,6 +269,10 @@ def test_plans_refuse_sizes_that_cannot_measure_anything() -> None:
         dataclasses.replace(SMOKE, upstream_seconds=(5.0, 90.0, 200.0))
     with pytest.raises(PlanError, match="health_window_seconds"):
         dataclasses.replace(SMOKE, health_window_seconds=SMOKE.hold_seconds)
+    with pytest.raises(PlanError, match="past resource_cache_size"):
+        dataclasses.replace(SMOKE, resource_models=SMOKE.resource_cache_size)
+    with pytest.raises(PlanError, match="more than resource_output_budget"):
+        dataclasses.replace(SMOKE, resource_output_budget=SMOKE.resource_file_bytes * 8)
 
 
 def test_rows_need_a_unit_the_table_can_write() -> None:
@@ -301,8 +305,8 @@ async def test_smoke_run_measures_every_figure(tmp_path: Path) -> None:
     figures = await run_suite(SMOKE, tmp_path, log.append)
 
     by_number = {figure.number: figure for figure in figures}
-    assert sorted(by_number) == [1, 2, 3, 4, 5, 6, 7, 8]
-    assert [f.failed for f in figures] == [None] * 8, log
+    assert sorted(by_number) == [1, 2, 3, 4, 5, 6, 7, 8, 9]
+    assert [f.failed for f in figures] == [None] * 9, log
     for figure in figures:
         assert figure.rows, figure.number
         for row in figure.rows:
@@ -333,6 +337,13 @@ async def test_smoke_run_measures_every_figure(tmp_path: Path) -> None:
     assert peer[f"upstream requests, {long:g} s cold boot"].measured == 1
     assert peer["abandoned call canceled upstream"].measured == 1.0
     assert all(row.peer is not None and math.isnan(row.peer) for row in peer.values())
+
+    # Resource bounds: the output bytes held never passed the budget; long ids were refused.
+    bounds = {row.metric: row for row in by_number[9].rows}
+    assert bounds["output bytes held, peak"].met
+    long_ids = bounds["65,536-character model ids: gateway RSS after"].detail
+    assert "INVALID_ARGUMENT" in long_ids
+    assert "OK" not in long_ids
 
     held = {row.metric: row for row in by_number[4].rows}
     calls = SMOKE.hold_calls[0]
