@@ -119,3 +119,28 @@ async def test_a_hedged_stream_with_a_request_id_replays_the_winners_text(h: Har
     assert h.requests.count(kind="create") == 2
     await booted_deployment_canceled(h)
     assert cancels(h) == {"hedge_lost": 1}
+
+
+async def test_a_hedged_call_whose_caller_leaves_keeps_the_hedge_for_a_repeat(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "gateway.yaml"
+    path.write_text(CONFIG, encoding="utf-8")
+    async with running_gateway(config=path, idempotency_grace=30.0) as h:
+        state = h.simulator.state
+        state.force_cold_boot(LLAMA3, 120.0)
+        # A hedge that runs long enough for its caller to leave while it runs.
+        state.set_behaviour(LLAMA2, predict_seconds=3.0)
+        ask = request(str(uuid.uuid4()))
+        first = asyncio.ensure_future(h.stub.GenerateText(ask, timeout=30))
+        await asyncio.wait_for(h.requests.wait_for(2, kind="create"), 15)
+        first.cancel()
+        [booted] = [p for p in state.predictions.values() if p.model.full_name == LLAMA3]
+        # The booting prediction the hedge overtook is canceled at once, not kept.
+        await wait_until(booted, lambda p: p.status == "canceled")
+        repeat = await h.stub.GenerateText(ask, timeout=30)
+        [hedge] = [p for p in state.predictions.values() if p.model.full_name == LLAMA2]
+        assert repeat.prediction.id == hedge.id
+        assert hedge.status == "succeeded"
+        assert h.requests.count(kind="create") == 2
+        assert h.requests.count(kind="cancel") == 1

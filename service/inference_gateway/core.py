@@ -51,6 +51,8 @@ from inference_gateway.metrics import Metrics
 from inference_gateway.model_ids import Task
 from inference_gateway.outputs import OutputFetcher
 from inference_gateway.predictions import (
+    OnCreated,
+    OnLeave,
     PredictionRunner,
     ended_at_cancel_after,
     output_text,
@@ -407,13 +409,14 @@ class Gateway:
             return await self._runner.attach(
                 ticket.prediction_id, token=token, deadline=deadline, on_leave=ticket.leave
             )
+        on_created, on_leave = record.hooks(attempt)
         return await self._runner.run(
             prepared.path,
             prepared.body,
             token=token,
             deadline=deadline,
-            on_created=record.created(attempt),
-            on_leave=record.leave(attempt),
+            on_created=on_created,
+            on_leave=on_leave,
             hold_seconds=attempt.hold_seconds,
         )
 
@@ -438,13 +441,14 @@ class Gateway:
             return self._runner.attach_stream(
                 ticket.prediction_id, token=token, deadline=deadline, on_leave=ticket.leave
             )
+        on_created, on_leave = record.hooks(attempt)
         return self._runner.stream(
             prepared.path,
             prepared.body,
             token=token,
             deadline=deadline,
-            on_created=record.created(attempt),
-            on_leave=record.leave(attempt),
+            on_created=on_created,
+            on_leave=on_leave,
         )
 
     def _admit(self, request: TextRequest | ImageRequest, task: Task) -> ResolvedModel:
@@ -917,6 +921,7 @@ class _CallRecord:
         self._route = route
         self._claimed = False
         self.ticket: Ticket | None = None
+        self._newest: Attempt | None = None
         # Each prediction of the call that ended, with the attempt that ran it.
         self._ended: dict[str, tuple[Prediction, Attempt]] = {}
 
@@ -932,21 +937,19 @@ class _CallRecord:
             self._claimed = True
         return self.ticket
 
-    def created(self, attempt: Attempt) -> Callable[[Prediction], Awaitable[None]]:
-        """Tells the router, then the record (which names the newest prediction)."""
+    def hooks(self, attempt: Attempt) -> tuple[OnCreated, OnLeave]:
+        """For the create `attempt` is about to make, the newest of the call: the router
+        hears of its prediction, then the record; should the caller leave, only the newest
+        prediction waits for a repeat (see Ticket.leave_for)."""
         ticket = self.ticket
         assert ticket is not None
+        self._newest = attempt
 
         async def created(prediction: Prediction) -> None:
             await attempt.created(prediction)
             await ticket.created(prediction)
 
-        return created
-
-    def leave(self, attempt: Attempt) -> Callable[[Callable[[], Awaitable[None]]], Awaitable[None]]:
-        ticket = self.ticket
-        assert ticket is not None
-        return ticket.leave_for(lambda: attempt.prediction.id if attempt.prediction else None)
+        return created, ticket.leave_for(lambda: self._newest is attempt)
 
     def answering(self, attempt: Attempt) -> Attempt:
         """Who answered: for a replay, whoever answered the call that made the record."""

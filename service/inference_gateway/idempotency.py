@@ -252,12 +252,13 @@ class Ticket:
                 "release_claim", lambda s: s.release_claim(self.key, self.holder)
             )
 
-    def leave_for(self, prediction_id: Callable[[], str | None]) -> OnLeave:
-        """`leave` for one of the call's predictions: only the one the record names (the
-        newest) waits for a repeat to adopt it; an older one is canceled at once."""
+    def leave_for(self, newest: Callable[[], bool]) -> OnLeave:
+        """`leave` for one of a routed call's predictions: only the newest (a hedge, a
+        fallback) waits for a repeat to adopt it; an older one, which it overtook or
+        replaced, is canceled at once."""
 
         async def left(cancel: Callable[[], Awaitable[None]]) -> None:
-            if self.repeat or prediction_id() == self.prediction_id:
+            if newest():
                 await self.leave(cancel)
             else:
                 await cancel()
