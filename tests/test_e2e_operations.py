@@ -776,3 +776,50 @@ async def test_a_file_host_that_fails_for_a_moment_does_not_lose_the_images() ->
         assert images
         assert all(image.data for image in images)
         assert world.simulator.state.requests.count("file") == len(images) + 1
+
+
+async def test_reads_and_warm_ups_count_against_the_callers_requests_per_minute(
+    tmp_path: Path,
+) -> None:
+    # Was: GetOperation, WaitOperation, ListOperations, GetUsage and WarmModel (dry run or
+    # not) never counted, so a caller held to 3 requests a minute read the store, and
+    # Replicate, as often as it liked. A cancel is never refused: it stops spending.
+    path = tmp_path / "gateway.yaml"
+    digest = hashlib.sha256(ALICE.encode()).hexdigest()
+    path.write_text(
+        "callers:\n"
+        f"  alice: {{token_sha256: '{digest}', aliases: ['*'], models: ['*'],\n"
+        "          requests_per_minute: 4}\n"
+    )
+    auth = _auth(ALICE)
+    async with cluster(config=load_config(path, {})) as world:
+        world.simulator.state.set_behaviour(LLAMA3, {"never_finishes": True})
+        operation = await world.replicas[0].stub.SubmitText(
+            _submit_text(), metadata=auth, timeout=10
+        )
+        ops = world.replicas[0].ops
+        name = operation.name
+        await ops.GetOperation(operations_pb2.GetOperationRequest(name=name), metadata=auth)
+        await ops.ListOperations(operations_pb2.ListOperationsRequest(), metadata=auth)
+        await ops.WaitOperation(
+            operations_pb2.WaitOperationRequest(name=name, timeout=_seconds(0.1)), metadata=auth
+        )
+        stub = world.replicas[0].stub
+        refused = [
+            ops.GetOperation(operations_pb2.GetOperationRequest(name=name), metadata=auth),
+            ops.WaitOperation(operations_pb2.WaitOperationRequest(name=name), metadata=auth),
+            ops.ListOperations(operations_pb2.ListOperationsRequest(), metadata=auth),
+            stub.GetUsage(pb.GetUsageRequest(), metadata=auth),
+            stub.WarmModel(
+                pb.WarmModelRequest(model="deployments/acme/warm", dry_run=True), metadata=auth
+            ),
+        ]
+        for call in refused:
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await call
+            assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            info = error_info(caught.value)
+            assert info.reason == "CALLER_QUOTA_EXCEEDED"
+            assert info.metadata["quota"] == "requests_per_minute"
+        await ops.CancelOperation(operations_pb2.CancelOperationRequest(name=name), metadata=auth)
+        assert world.simulator.state.requests.count("cancel") == 1

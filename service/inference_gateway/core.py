@@ -337,11 +337,15 @@ class Gateway:
 
     async def usage(self, caller: CallerConfig, *, time_remaining: float | None) -> UsageReport:
         """The caller's own spend and budget in the current period."""
-        return await self._accounting.usage(caller, self.plain_deadline(time_remaining))
+        deadline = self.plain_deadline(time_remaining)
+        await self._admission.count(caller, deadline)
+        return await self._accounting.usage(caller, deadline)
 
     async def warm(self, request: WarmRequest, *, time_remaining: float | None) -> WarmResult:
         """A deployment warm-up (warmup.py), within the caller's deadline."""
-        return await self.warmer.warm(request, self.plain_deadline(time_remaining))
+        deadline = self.plain_deadline(time_remaining)
+        await self._admission.count(request.caller, deadline)
+        return await self.warmer.warm(request, deadline)
 
     def plain_deadline(
         self, time_remaining: float | None, default: float | None = None
@@ -816,6 +820,10 @@ class Gateway:
         """The slots and quotas a call holds while it runs; a submitted prediction, until
         it ends."""
         return self._admission.hold(request.caller, resolved.alias, deadline)
+
+    async def count(self, caller: CallerConfig, time_remaining: float | None = None) -> None:
+        """A read of the caller's operations counts against its requests_per_minute."""
+        await self._admission.count(caller, self.plain_deadline(time_remaining))
 
     async def claim(self, request: TextRequest | ImageRequest, deadline: Deadline) -> Ticket | None:
         """The request_id's record, claimed exactly as the blocking calls claim it."""

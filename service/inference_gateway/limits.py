@@ -239,6 +239,15 @@ class Admission:
                     held.push_async_callback(lease.release)
             yield
 
+    async def count(self, caller: CallerConfig | None, deadline: Deadline) -> None:
+        """A call that runs no prediction of its own (reading operations or usage, a
+        warm-up, dry or not) counts once against its caller's own requests_per_minute:
+        cheap, but each reads the shared store or Replicate. It takes no slot, so a caller
+        may always wait on or read what its running predictions already hold."""
+        for quota in _quotas(caller, None):
+            if quota.per_minute is not None:
+                await self._per_minute(quota, quota.per_minute, deadline)
+
     async def _per_minute(self, quota: _Quota, limit: int, deadline: Deadline) -> None:
         retry = await self._state.call(
             quota.guarantee,

@@ -474,6 +474,7 @@ class Operations:
             self._follow_here(operation_id, lease, slot)
 
     async def get(self, name: str, caller: CallerConfig) -> OperationView:
+        await self._gateway.count(caller)
         record = await self._read(name, caller)
         if not record.done:
             await self._adopt(record.id)
@@ -492,6 +493,7 @@ class Operations:
         The caller leaving ends only this wait. A follower on this replica wakes it at
         once; one on another replica is watched through the store, never through Replicate.
         """
+        await self._gateway.count(caller, time_remaining)
         record = await self._read(name, caller)
         limit = self._gateway.plain_deadline(
             time_remaining, self._settings.default_wait_seconds
@@ -554,6 +556,7 @@ class Operations:
         self, caller: CallerConfig, *, filter_text: str, page_size: int, page_token: str
     ) -> OperationsPage:
         """The caller's own operations, oldest first, filtered and paged."""
+        await self._gateway.count(caller)
         keep = _parse_filter(filter_text)
         start = _parse_page_token(page_token)
         size = _MAX_PAGE if page_size > _MAX_PAGE else page_size or _DEFAULT_PAGE
