@@ -96,8 +96,8 @@ async def gateway_process(
         GATEWAY_DRAIN_DELAY="0",
         # As test_settings: a loaded test machine answers Redis later than 0.25 s.
         GATEWAY_REDIS_TIMEOUT="5",
-        **env,
     )
+    environ.update(env)  # a test's own settings win
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "inference_gateway", "serve",
         "--host", "127.0.0.1", "--port", str(port), "--metrics-port", str(_free_port()),
