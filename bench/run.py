@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import functools
 import shutil
 import sys
 import tempfile
@@ -35,6 +36,16 @@ from bench.report import Figure, cpu_ticks, environment, render_markdown, steal_
 __all__ = ["main", "run_suite"]
 
 DEFAULT_OUTPUT = REPO_ROOT / "bench" / "results" / "latest.md"
+_IN_TURN = (
+    fig_startup,
+    fig_latency,
+    fig_streaming,
+    fig_throughput,
+    fig_concurrency,
+    fig_shared_state,
+    fig_resources,
+)
+"""Measured one after another, while figure 3's long predictions run in the background."""
 Log = Callable[[str], None]
 
 
@@ -56,8 +67,10 @@ async def run_suite(
     *,
     tracing: bool = False,
     litellm: Path | None = None,
+    only: int | None = None,
 ) -> list[Figure]:
-    """Measures every figure with `plan`'s sizes; processes and logs live in `workdir`.
+    """Measures every figure (or only figure `only`) with `plan`'s sizes; processes and
+    logs live in `workdir`.
 
     With `tracing`, every gateway exports every call's spans to an OTLP receiver on
     loopback, so the figures show what tracing costs. `litellm` is LiteLLM's `litellm`
@@ -65,6 +78,8 @@ async def run_suite(
     """
     raise_fd_limit()
     lab = Lab(workdir, tracing=tracing)
+    if only is not None:
+        return [await _alone(only, lab, plan, litellm, log)]
     issued = asyncio.Event()
     log(f"figure {fig_upstream.NUMBER} ({fig_upstream.TITLE}) starts in the background")
     upstream = asyncio.ensure_future(
@@ -76,15 +91,7 @@ async def run_suite(
     await asyncio.wait({upstream, started}, return_when=asyncio.FIRST_COMPLETED)
     started.cancel()
     figures = []
-    for module in (
-        fig_startup,
-        fig_latency,
-        fig_streaming,
-        fig_throughput,
-        fig_concurrency,
-        fig_shared_state,
-        fig_resources,
-    ):
+    for module in _IN_TURN:
         log(f"figure {module.NUMBER}: {module.TITLE}")
         figures.append(await _guarded(module.NUMBER, module.TITLE, module.measure(lab, plan), log))
     log(f"figure {fig_peer.NUMBER}: {fig_peer.TITLE}")
@@ -97,6 +104,19 @@ async def run_suite(
     return sorted(figures, key=lambda figure: figure.number)
 
 
+async def _alone(number: int, lab: Lab, plan: Plan, litellm: Path | None, log: Log) -> Figure:
+    """Figure `number` by itself (figure 3's long predictions in the foreground)."""
+    measuring: dict[int, Callable[[], Awaitable[Figure]]] = {
+        module.NUMBER: functools.partial(module.measure, lab, plan) for module in _IN_TURN
+    }
+    measuring[fig_upstream.NUMBER] = lambda: fig_upstream.measure(lab, plan, asyncio.Event())
+    measuring[fig_peer.NUMBER] = lambda: fig_peer.measure(lab, plan, litellm)
+    if number not in measuring:
+        raise ValueError(f"there is no figure {number}; they are {sorted(measuring)}")
+    log(f"figure {number} alone")
+    return await _guarded(number, f"figure {number}", measuring[number](), log)
+
+
 def _log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
@@ -106,7 +126,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--smoke", action="store_true", help="tiny sizes: proves the harness, measures nothing"
     )
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where the table goes")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help=f"where the table goes (default {DEFAULT_OUTPUT.relative_to(REPO_ROOT)}; with "
+        "--figure, a file in the temporary directory)",
+    )
     parser.add_argument(
         "--tracing",
         action="store_true",
@@ -118,6 +143,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="LiteLLM's `litellm` program (make bench installs it in bench/.litellm-venv); "
         "without it figure 8 measures the gateway alone",
     )
+    parser.add_argument(
+        "--figure",
+        type=int,
+        metavar="N",
+        help="measure figure N alone (to rerun one figure; the full run is the reference)",
+    )
     args = parser.parse_args(argv)
     plan = SMOKE if args.smoke else FULL
     workdir = Path(tempfile.mkdtemp(prefix="inference-gateway-bench-"))
@@ -125,11 +156,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ticks = cpu_ticks()
     started = time.monotonic()
     figures = asyncio.run(
-        run_suite(plan, workdir, _log, tracing=args.tracing, litellm=args.litellm)
+        run_suite(plan, workdir, _log, tracing=args.tracing, litellm=args.litellm, only=args.figure)
     )
     command = "python -m bench.run --smoke" if args.smoke else "make bench"
     if args.tracing:
         command += " (--tracing)"
+    if args.figure is not None:
+        command += f" (--figure {args.figure})"
     table = render_markdown(
         dataclasses.replace(env, steal_percent=steal_percent(ticks, cpu_ticks())),
         figures,
@@ -138,9 +171,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         seconds=time.monotonic() - started,
     )
     print(table)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(table + "\n")
-    _log(f"wrote {args.output}")
+    output = args.output or (
+        DEFAULT_OUTPUT
+        if args.figure is None
+        else Path(tempfile.gettempdir()) / f"inference-gateway-bench-figure-{args.figure}.md"
+    )
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(table + "\n")
+    _log(f"wrote {output}")
     if any(figure.failed for figure in figures):
         _log(f"some figures failed; the processes' logs are in {workdir}")
         return 1

@@ -358,6 +358,14 @@ async def test_smoke_run_measures_every_figure(tmp_path: Path) -> None:
     assert "## Beside LiteLLM" in table
 
 
+async def test_one_figure_is_measured_alone_and_an_unknown_one_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"no figure 10; they are \[1, 2, 3, 4, 5, 6, 7, 8, 9\]"):
+        await run_suite(SMOKE, tmp_path, lambda _: None, only=10)
+    [figure] = await run_suite(SMOKE, tmp_path, lambda _: None, only=6)
+    assert figure.number == 6
+    assert figure.failed is None
+
+
 def spans_received(workdir: Path) -> int:
     """What the bench's OTLP receiver logged it received, once stopped."""
     [log] = workdir.glob("*-otlp-receiver.log")
