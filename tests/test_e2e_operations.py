@@ -823,3 +823,28 @@ async def test_reads_and_warm_ups_count_against_the_callers_requests_per_minute(
             assert info.metadata["quota"] == "requests_per_minute"
         await ops.CancelOperation(operations_pb2.CancelOperationRequest(name=name), metadata=auth)
         assert world.simulator.state.requests.count("cancel") == 1
+
+
+async def test_checking_done_operations_outputs_takes_a_bounded_share_of_the_rate() -> None:
+    # Was: every read of a done image operation over a minute old asked Replicate whether
+    # its files were gone, so reads of many operations could spend the account's whole
+    # other budget (3,000 a minute), starving live calls' polls. At 120 a minute, checks
+    # get 5 %: 6 a minute, a burst of 1.
+    settings = _operation_settings(output_check_seconds=0.0, other_per_minute=120)
+    async with cluster(settings=settings) as world:
+        (replica,) = world.replicas
+        names = [
+            (await replica.stub.SubmitImage(_image_request(), timeout=10)).name for _ in range(4)
+        ]
+        for name in names:
+            await _wait(replica, name)
+        gets = world.simulator.state.requests.count("get")
+        for _ in range(2):
+            for name in names:
+                read = await replica.ops.GetOperation(
+                    operations_pb2.GetOperationRequest(name=name), timeout=10
+                )
+                assert _image_response(read).images
+        # Eight reads, each due a check: at most the burst of one asks (a wait above may
+        # have taken it already).
+        assert world.simulator.state.requests.count("get") - gets <= 1

@@ -68,13 +68,24 @@ from inference_gateway.errors import (
 from inference_gateway.metrics import Metrics
 from inference_gateway.model_ids import Task
 from inference_gateway.predictions import PredictionRunner, output_text
-from inference_gateway.replicate import Prediction, ReplicateClient, parse_timestamp
-from inference_gateway.state import Guarantee, Lease, SharedState, StateStore
+from inference_gateway.replicate import (
+    Bucket,
+    Prediction,
+    RateBudget,
+    ReplicateClient,
+    account_id,
+    parse_timestamp,
+)
+from inference_gateway.state import Guarantee, Lease, SharedState, StateStore, StoreError
 
 __all__ = ["OperationSettings", "OperationView", "Operations", "OperationsPage"]
 
 _LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
+# Asking Replicate whether done operations' files are gone (data_removed) takes at most
+# this share of the account's other requests, however many operations are read: the rest
+# is for live calls' polls, streams and cancels.
+_OUTPUT_CHECK_SHARE = 0.05
 
 NAME_PREFIX = "operations/"
 _VERSION = 1
@@ -117,6 +128,9 @@ class OperationSettings:
     lease_seconds: float
     # The limit on a WaitOperation that gives neither a timeout nor a deadline.
     default_wait_seconds: float
+    # The account's other requests a minute (GATEWAY_OTHER_RATE), of which output checks
+    # take at most _OUTPUT_CHECK_SHARE.
+    other_per_minute: int
     # A done image operation without bytes asks Replicate at most this often whether its
     # files are gone (data_removed).
     output_check_seconds: float = 60.0
@@ -289,6 +303,8 @@ class Operations:
         self._followers: dict[str, asyncio.Task[None]] = {}
         self._ended: dict[str, asyncio.Event] = {}
         self._sweeper: asyncio.Task[None] | None = None
+        # Account token -> its budget of output checks (one per configured account).
+        self._check_budgets: dict[str, RateBudget] = {}
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -855,6 +871,10 @@ class Operations:
         ):
             return record
         token = self._gateway.token_for(record.model, Task(record.task))
+        if not await self._may_check(token):
+            # Reads of many done operations may not spend the budget live calls poll
+            # from; this one is checked on a later read.
+            return record
         try:
             current = await self._client.get_prediction(
                 record.prediction_ids[-1], token=token, deadline=Deadline.after(10.0)
@@ -871,6 +891,26 @@ class Operations:
         ended = record.ended or record.checked
         await self._save(record, max(1.0, ended + self._settings.retention_seconds - time.time()))
         return record
+
+    async def _may_check(self, token: str) -> bool:
+        """Whether an output check fits its share of the account's rate, across replicas;
+        never waits for one."""
+        budget = self._check_budgets.get(token)
+        if budget is None:
+            budget = RateBudget(
+                Bucket.OTHER,
+                max(1, math.floor(self._settings.other_per_minute * _OUTPUT_CHECK_SHARE)),
+                state=self._state,
+                account=f"{account_id(token)}:output-checks",
+            )
+            self._check_budgets[token] = budget
+        try:
+            if await budget.reserve(Deadline.after(5.0)) <= 0.0:
+                return True
+            await budget.refund()
+        except StoreError as error:
+            _LOGGER.info("output check skipped: its budget is unreadable (%s)", error)
+        return False
 
     def _cancel_after(self, seconds: float | None, alias: AliasConfig | None) -> int:
         """The submission's Cancel-After: its deadline, from Replicate's shortest up to the

@@ -256,6 +256,7 @@ def settings_for_operations(settings: Settings) -> OperationSettings:
         total_bytes=settings.operation_total_bytes,
         lease_seconds=settings.lease_seconds,
         default_wait_seconds=settings.default_timeout,
+        other_per_minute=settings.other_rate,
     )
 
 
