@@ -366,3 +366,26 @@ async def test_the_readmes_first_calls_work_as_written() -> None:
             out, err = await asyncio.wait_for(process.communicate(), timeout=60)
             assert process.returncode == 0, (command, err.decode())
             assert out.strip().startswith(b"{"), out[:200]
+
+
+async def test_check_config_into_a_closed_pipe_stops_quietly(tmp_path: Path) -> None:
+    """`check-config | head`: a reader that leaves early gets no traceback on stderr."""
+    config = tmp_path / "gateway.yaml"
+    aliases = "".join(
+        f"  alias{i}:\n    model: meta/meta-llama-3-8b-instruct\n" for i in range(2000)
+    )
+    config.write_text("aliases:\n" + aliases)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first line is written
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "inference_gateway", "check-config", "--config", str(config),
+            env=_env(REPLICATE_API_TOKEN="r8_test_pipe_000000000000000000000000"),
+            stdout=write_end, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+    _, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 128 + signal.SIGPIPE
+    assert b"Traceback" not in err
+    assert b"BrokenPipeError" not in err

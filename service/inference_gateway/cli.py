@@ -7,6 +7,7 @@ import asyncio
 import importlib
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import replace
@@ -229,6 +230,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader left (`check-config | head`): stop quietly, as Unix tools do, and keep
+        # the interpreter's final flush from writing a traceback into the pipe's stderr.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     return code
 
 
