@@ -63,7 +63,11 @@ def _check(
 
 @dataclass(frozen=True)
 class LatencyJob:
-    """Alternate single calls through the gateway and straight to the simulator."""
+    """Alternate single calls through the gateway and straight to the simulator.
+
+    `more_targets` are further gRPC servers taking their turn in the same rotation, so
+    several gateways are compared in one run against one set of direct calls.
+    """
 
     KIND: ClassVar[str] = "latency"
     grpc_target: str
@@ -75,6 +79,7 @@ class LatencyJob:
     wait_seconds: int = 60
     prompt: str = DEFAULT_PROMPT
     api: Api = "grpc"
+    more_targets: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         _check(self, at_least_one=("calls", "wait_seconds"))
@@ -88,6 +93,8 @@ class LatencyResult:
     gateway_seconds: list[float]
     direct_seconds: list[float]
     errors: list[str] = field(default_factory=list)
+    more_seconds: list[list[float]] = field(default_factory=list)
+    """One list per `more_targets` entry, in its order."""
 
 
 @dataclass(frozen=True)

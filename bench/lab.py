@@ -41,6 +41,7 @@ __all__ = [
     "Lab",
     "LabError",
     "LoadgenRun",
+    "OtlpReceiver",
     "Peer",
     "ProductionLike",
     "Simulator",
@@ -185,6 +186,24 @@ class ProductionLike:
 
 
 @dataclass
+class OtlpReceiver:
+    """The bench's OTLP/gRPC trace receiver: what points a gateway at it, and its count."""
+
+    settings: dict[str, str]
+    """The OTEL_* variables a gateway exports every call's spans to it with."""
+    child: Child
+
+    def spans_received(self) -> int:
+        """The spans it received, from the line it logs once stopped."""
+        prefix = "spans received: "
+        lines = self.child.log.read_text(errors="replace").splitlines()
+        counts = [int(x.removeprefix(prefix)) for x in lines if x.startswith(prefix)]
+        if len(counts) != 1:
+            raise self.child.failure("did not log its span count once stopped")
+        return counts[0]
+
+
+@dataclass
 class Peer:
     """LiteLLM's proxy, serving the OpenAI-compatible HTTP API at `base_url`."""
 
@@ -319,7 +338,7 @@ class Lab:
         }
         async with AsyncExitStack() as stack:
             if self.tracing and "OTEL_EXPORTER_OTLP_ENDPOINT" not in env:
-                env.update(await stack.enter_async_context(self._otlp_receiver()))
+                env.update((await stack.enter_async_context(self.otlp_receiver())).settings)
             if count == 1:
                 yield await stack.enter_async_context(
                     self._grpc_server("gateway", "inference_gateway", ["serve"], port, env)
@@ -360,33 +379,36 @@ class Lab:
                 }
             )
         )
-        async with self.redis() as redis_url, self._otlp_receiver() as tracing:
+        async with self.redis() as redis_url, self.otlp_receiver() as receiver:
             yield ProductionLike(
                 {
                     "GATEWAY_CONFIG": str(config),
                     "GATEWAY_REQUIRE_AUTH": "true",
                     "GATEWAY_REDIS_URL": redis_url,
                     "GATEWAY_OPERATIONS_KEY": "bench-operations-key-" + "0" * 32,
-                    **tracing,
+                    **receiver.settings,
                 },
                 token,
             )
 
     @asynccontextmanager
-    async def _otlp_receiver(self) -> AsyncIterator[dict[str, str]]:
-        """bench/otlp_receiver.py in its own process; yields the gateway's OTEL_* variables."""
+    async def otlp_receiver(self) -> AsyncIterator[OtlpReceiver]:
+        """bench/otlp_receiver.py in its own process, with the OTEL_* variables naming it."""
         child = await self._spawn("otlp-receiver", "bench.otlp_receiver", pipes=True)
         try:
             assert child.process.stdout is not None
             line = await asyncio.wait_for(child.process.stdout.readline(), _READY_TIMEOUT)
             if not line:
                 raise child.failure("exited before serving")
-            yield {
-                "OTEL_EXPORTER_OTLP_ENDPOINT": str(json.loads(line)["endpoint"]),
-                "OTEL_EXPORTER_OTLP_INSECURE": "true",
-                # Every call sampled: the cost measured is the whole cost.
-                "OTEL_TRACES_SAMPLER": "always_on",
-            }
+            yield OtlpReceiver(
+                {
+                    "OTEL_EXPORTER_OTLP_ENDPOINT": str(json.loads(line)["endpoint"]),
+                    "OTEL_EXPORTER_OTLP_INSECURE": "true",
+                    # Every call sampled: the cost measured is the whole cost.
+                    "OTEL_TRACES_SAMPLER": "always_on",
+                },
+                child,
+            )
         finally:
             await child.stop()
 

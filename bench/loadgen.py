@@ -14,7 +14,7 @@ import resource
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from typing import Any, Protocol
 
@@ -224,22 +224,28 @@ class _Direct:
 
 
 async def _latency(job: LatencyJob, emit: Emit) -> LatencyResult:
-    gateway: list[float] = []
+    targets = [job.grpc_target, *job.more_targets]
+    through: list[list[float]] = [[] for _ in targets]
     direct: list[float] = []
     errors: list[str] = []
-    async with (
-        _callers(job.api, job.grpc_target, job.model, job.prompt) as (calls,),
-        _session() as session,
-    ):
+    async with AsyncExitStack() as stack:
+        callers = [
+            (await stack.enter_async_context(_callers(job.api, target, job.model, job.prompt)))[0]
+            for target in targets
+        ]
+        session = await stack.enter_async_context(_session())
         straight = _Direct(session, job.http_base, job.token, job.model, job.prompt)
 
-        async def through_gateway() -> float:
-            started = time.perf_counter()
-            text = await calls.complete(_CALL_TIMEOUT)
-            elapsed = time.perf_counter() - started
-            if not text.strip():
-                errors.append(f"{job.grpc_target} answered without text")
-            return elapsed
+        def through_gateway(target: str, calls: _Calls) -> Callable[[], Awaitable[float]]:
+            async def call() -> float:
+                started = time.perf_counter()
+                text = await calls.complete(_CALL_TIMEOUT)
+                elapsed = time.perf_counter() - started
+                if not text.strip():
+                    errors.append(f"{target} answered without text")
+                return elapsed
+
+            return call
 
         async def to_simulator() -> float:
             started = time.perf_counter()
@@ -249,16 +255,17 @@ async def _latency(job: LatencyJob, emit: Emit) -> LatencyResult:
                 errors.append(f"direct create came back {body.get('status')!r}")
             return elapsed
 
+        # Index 0 is the direct call; 1.. the gateways, in `targets` order.
+        turns = [to_simulator, *map(through_gateway, targets, callers)]
+        samples = [direct, *through]
         for index in range(job.warmup + job.calls):
-            # Alternate which goes first, so neither always meets a just-woken simulator.
-            if index % 2:
-                direct_seconds, gateway_seconds = await to_simulator(), await through_gateway()
-            else:
-                gateway_seconds, direct_seconds = await through_gateway(), await to_simulator()
-            if index >= job.warmup:
-                gateway.append(gateway_seconds)
-                direct.append(direct_seconds)
-    return LatencyResult(gateway, direct, errors[:_MAX_ERRORS_KEPT])
+            # Rotate which goes first, so none always meets a just-woken simulator.
+            first = index % len(turns)
+            for turn in (*range(first, len(turns)), *range(first)):
+                elapsed = await turns[turn]()
+                if index >= job.warmup:
+                    samples[turn].append(elapsed)
+    return LatencyResult(through[0], direct, errors[:_MAX_ERRORS_KEPT], through[1:])
 
 
 async def _throughput(job: ThroughputJob, emit: Emit) -> ThroughputResult:

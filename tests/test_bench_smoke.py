@@ -21,6 +21,7 @@ from pathlib import Path
 import grpc
 import pytest
 from bench.catalogue import INSTANT
+from bench.fig_latency import SPANS_PER_CALL, compare_tracing
 from bench.jobs import (
     JOB_KINDS,
     RESULT_KINDS,
@@ -119,7 +120,17 @@ names = st.text(min_size=1, max_size=20)
 counts = st.integers(min_value=1, max_value=100_000)
 seconds = st.floats(min_value=0.001, max_value=1e4)
 jobs = st.one_of(
-    st.builds(LatencyJob, names, names, names, names, counts, st.integers(0, 100), counts),
+    st.builds(
+        LatencyJob,
+        names,
+        names,
+        names,
+        names,
+        counts,
+        st.integers(0, 100),
+        counts,
+        more_targets=st.lists(names, max_size=3),
+    ),
     st.builds(ThroughputJob, names, names, counts, seconds, seconds, counts),
     st.builds(HoldJob, names, names, counts, seconds, st.none() | seconds, counts),
     st.builds(StreamJob, names, names, names, names, counts, st.integers(0, 100)),
@@ -314,6 +325,12 @@ async def test_smoke_run_measures_every_figure(tmp_path: Path) -> None:
             # Figure 8 has no direct baseline for boots, cancels and memory.
             assert math.isfinite(row.baseline) or figure.number == 8, row
 
+    # Figure 1 compares tracing on with off, and off with no OTEL_* variables, and its
+    # receiver got every traced call's spans.
+    tracing_rows = [row.metric for row in by_number[1].rows if "tracing" in row.metric]
+    assert len(tracing_rows) == 4, tracing_rows
+    assert not [n for n in by_number[1].notes if "SHORT" in n]
+
     # Both answer every call correctly: no wrong text, no mismatched stream.
     for number in (1, 5):
         assert not [n for n in by_number[number].notes if "Wrong" in n or "Mismatch" in n]
@@ -373,6 +390,11 @@ def spans_received(workdir: Path) -> int:
     return int(line.removeprefix("spans received: "))
 
 
+def logs_saying(workdir: Path, pattern: str, text: str) -> list[Path]:
+    """The bench's process logs matching `pattern` that contain `text`."""
+    return [log for log in workdir.glob(pattern) if text in log.read_text()]
+
+
 async def test_with_tracing_the_benchs_gateway_exports_every_call(tmp_path: Path) -> None:
     lab = Lab(tmp_path, tracing=True)
     async with (
@@ -387,6 +409,22 @@ async def test_with_tracing_the_benchs_gateway_exports_every_call(tmp_path: Path
             )
     # Each call: its server span, and the create's phase and HTTP spans below it.
     assert spans_received(tmp_path) >= 3 * 3
+
+
+async def test_tracing_on_off_and_absent_are_timed_in_one_rotation(tmp_path: Path) -> None:
+    plan = dataclasses.replace(SMOKE, latency_calls=12, latency_warmup=3)
+    lab = Lab(tmp_path)
+    async with lab.simulator("tracing", [INSTANT]) as simulator:
+        found = await compare_tracing(lab, plan, simulator)
+    assert found.errors == []
+    # One sample per round from each gateway and from the direct calls they share.
+    assert [len(found.absent), len(found.off), len(found.on), len(found.direct)] == [12] * 4
+    # Only the traced gateway exported, every call it was sent (warm-up included).
+    assert found.traced_calls == 15
+    assert found.spans >= 15 * SPANS_PER_CALL
+    assert not found.short
+    # The gateways really differed: one tracing, the others not (their logs say so).
+    assert len(logs_saying(tmp_path, "*-gateway.log", "tracing on")) == 1
 
 
 # --- the regression guard (make bench-quick) ------------------------------------------------
