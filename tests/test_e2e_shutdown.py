@@ -25,6 +25,7 @@ from replicate_simulator import RunningSimulator, SimulatorConfig
 from tests.gateway_harness import TEST_TOKEN, running_gateway
 from tests.simulator_fixtures import running_simulator, wait_until
 from tests.support.models import LLAMA3
+from tests.support.rpc_status import error_info
 
 
 async def test_predictions_still_running_after_the_grace_period_are_canceled() -> None:
@@ -204,3 +205,36 @@ async def test_sighup_drains_like_sigterm_instead_of_killing_calls() -> None:
             code = await process.wait()
         assert reply.prediction.status == pb.PREDICTION_STATUS_SUCCEEDED
         assert code == 0
+
+
+async def test_calls_unfinished_at_the_end_of_the_grace_get_one_answer() -> None:
+    # Was: GenerateText got gRPC's own UNAVAILABLE (no ErrorInfo, no prediction id) while
+    # StreamText got ABORTED (PREDICTION_CANCELED, as if someone else had canceled it).
+    # Both now say the replica shut down and canceled their prediction, UNAVAILABLE:
+    # a retry runs elsewhere, and without a request_id it is a new, billed prediction.
+    async with running_gateway(max_wait=1) as h:
+        h.simulator.state.set_behaviour(LLAMA3, never_finishes=True)
+        stream = h.stub.StreamText(pb.GenerateTextRequest(model=LLAMA3, prompt="x"), timeout=600)
+        await first_text(stream)
+        unary = asyncio.ensure_future(
+            h.stub.GenerateText(pb.GenerateTextRequest(model=LLAMA3, prompt="y"), timeout=600)
+        )
+        # Neither create is held any longer: both calls follow their prediction's stream.
+        await h.requests.wait_for(2, kind="stream")
+        await h.gateway.stop(grace=2.0)
+        errors = []
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            async for _ in stream:
+                pass
+        errors.append(caught.value)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await unary
+        errors.append(caught.value)
+        ids = {p.id for p in h.simulator.state.predictions.values()}
+        for error in errors:
+            assert error.code() == grpc.StatusCode.UNAVAILABLE, error.details()
+            info = error_info(error)
+            assert info.reason == "GATEWAY_SHUTTING_DOWN"
+            assert info.metadata["predictionId"] in ids
+            assert "canceled" in (error.details() or "")
+        assert h.requests.count("cancel") == 2

@@ -784,6 +784,7 @@ class Gateway:
                 error=prediction.error,
                 logs=prediction.logs,
                 at_deadline=ended_at_cancel_after(prediction),
+                at_shutdown=prediction.id in self._runner.shutdown_canceled,
             )
         tokens_in, tokens_out = finished.input_tokens, finished.output_tokens
         return PredictionSummary(

@@ -306,14 +306,30 @@ def bad_response(*, endpoint: str, detail: str) -> Internal:
 
 
 def from_prediction_outcome(
-    status: str, *, prediction_id: str, error: object, logs: object, at_deadline: bool = False
+    status: str,
+    *,
+    prediction_id: str,
+    error: object,
+    logs: object,
+    at_deadline: bool = False,
+    at_shutdown: bool = False,
 ) -> GatewayError:
     """The error for a prediction that ended without succeeding.
 
     `at_deadline`: Replicate canceled it at the Cancel-After the gateway set to the
     caller's deadline, which is the caller's deadline passing, not someone's cancel.
+    `at_shutdown`: this process canceled it when its shutdown grace ended; UNAVAILABLE,
+    as the server's own abort of a call would be, but saying what the retry costs.
     """
     meta = {"predictionId": prediction_id, "predictionStatus": status}
+    if status == "canceled" and at_shutdown:
+        return Unavailable(
+            f"the gateway replica shut down before prediction {prediction_id} finished and "
+            "canceled it on Replicate (billed for its run so far); a retry runs the request "
+            "again as a new, billed prediction",
+            reason="GATEWAY_SHUTTING_DOWN",
+            metadata=meta,
+        )
     if status == "canceled" and at_deadline:
         return DeadlineExceeded(
             f"the call's deadline passed while prediction {prediction_id} was running; "

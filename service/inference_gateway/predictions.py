@@ -153,6 +153,9 @@ class PredictionRunner:
         self._shutting_down = False
         # Followed predictions already canceled by cancel_all, so their followers don't repeat it.
         self._canceled: set[str] = set()
+        # Predictions canceled because this process shuts down: their calls say so
+        # (errors.from_prediction_outcome), not that someone canceled them.
+        self.shutdown_canceled: set[str] = set()
 
     @property
     def running(self) -> Mapping[str, str]:
@@ -624,6 +627,7 @@ class PredictionRunner:
         """Cancels every prediction still being followed (at shutdown)."""
         running = list(self._running.items())
         self._canceled.update(pid for pid, _ in running)
+        self.shutdown_canceled.update(pid for pid, _ in running)
         await asyncio.gather(*(self.cancel(pid, tok, "shutdown") for pid, tok in running))
 
     async def drain_cancels(self, within: float = CANCEL_WINDOW_SECONDS) -> None:
