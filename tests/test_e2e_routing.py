@@ -25,6 +25,10 @@ aliases:
   chat:
     model: {LLAMA3}
     fallbacks: [backup]
+  chat-at-any-cost:
+    model: {LLAMA3}
+    fallbacks: [backup]
+    fallback_on_ambiguous_create: true
   strict:
     model: {LLAMA3}
     fallbacks: [{LLAMA2}]
@@ -94,17 +98,27 @@ async def ask(h: Harness, alias: str, **fields: object) -> pb.GenerateTextRespon
     return await h.stub.GenerateText(request, timeout=20)
 
 
-async def test_unavailable_upstream_falls_back_and_says_who_answered(h: Harness) -> None:
+async def test_a_create_answered_5xx_falls_back_only_where_the_alias_opts_in(
+    h: Harness,
+) -> None:
+    # Was: every alias fell back after a create's 503, though the create may have made a
+    # prediction (it is never re-sent for that reason): two paid predictions.
     h.simulator.state.faults.add(kind="create", model=LLAMA3, status=503)
-    reply = await ask(h, "chat")
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await ask(h, "chat")
+    assert refused.value.code() is grpc.StatusCode.UNAVAILABLE
+    assert (creates(h, LLAMA3), creates(h, LLAMA2)) == (1, 0)
+
+    h.simulator.state.faults.add(kind="create", model=LLAMA3, status=503)
+    reply = await ask(h, "chat-at-any-cost")
     assert reply.prediction.answered_by == "backup"
     assert reply.prediction.role == pb.PREDICTION_ROLE_FALLBACK
     assert reply.prediction.model == LLAMA2
     [create] = h.requests.matching(kind="create", model=LLAMA2)
     assert reply.text == h.simulator.state.expected_text(LLAMA2, create.body["input"])
-    assert (creates(h, LLAMA3), creates(h, LLAMA2)) == (1, 1)
+    assert (creates(h, LLAMA3), creates(h, LLAMA2)) == (2, 1)
     assert answers(h, "backup", "fallback") == 1
-    assert answers(h, "chat", "primary") == 0
+    assert answers(h, "chat-at-any-cost", "primary") == 0
 
 
 async def test_a_model_that_answers_is_the_primary(h: Harness) -> None:
@@ -279,10 +293,10 @@ CALLERS = (
 callers:
   chat-only:
     token_sha256: "{hash_token("chat-only-token")}"
-    aliases: [chat]
+    aliases: [chat-at-any-cost]
   chat-and-backup:
     token_sha256: "{hash_token("both-token")}"
-    aliases: [chat, backup]
+    aliases: [chat-at-any-cost, backup]
   one-at-a-time:
     token_sha256: "{hash_token("single-token")}"
     aliases: [thrifty, backup]
@@ -299,7 +313,7 @@ async def test_a_caller_gets_only_fallbacks_it_may_use_itself(tmp_path: Path) ->
     path = tmp_path / "gateway.yaml"
     path.write_text(CALLERS, encoding="utf-8")
     async with running_gateway(config=path, env={"OTHER_TOKEN": OTHER_TOKEN}) as h:
-        request = pb.GenerateTextRequest(model="chat", prompt="hello")
+        request = pb.GenerateTextRequest(model="chat-at-any-cost", prompt="hello")
         h.simulator.state.faults.add(kind="create", model=LLAMA3, status=503)
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await h.stub.GenerateText(request, timeout=20, metadata=bearer("chat-only-token"))
@@ -356,7 +370,7 @@ async def test_a_short_deadline_still_falls_back_with_replicates_minimum_cancel_
     """Under 5 s left a fallback still starts (the gateway cancels it at the deadline if it
     must); only under GATEWAY_MIN_DEADLINE would it not."""
     h.simulator.state.faults.add(kind="create", model=LLAMA3, status=503)
-    request = pb.GenerateTextRequest(model="chat", prompt="hello")
+    request = pb.GenerateTextRequest(model="chat-at-any-cost", prompt="hello")
     reply = await h.stub.GenerateText(request, timeout=3)
     assert (reply.prediction.answered_by, reply.prediction.role) == (
         "backup",

@@ -109,7 +109,7 @@ def test_every_metadata_key_written_in_the_gateway_is_lower_camel_case() -> None
     [
         *(from_http_error(s, None, endpoint="create") for s in (400, 401, 402, 404, 422, 429, 503)),
         from_http_error(418, None, endpoint="get"),
-        from_transport_fault(endpoint="get", detail="reset"),
+        from_transport_fault(endpoint="get", detail="reset", sent=True),
         bad_response(endpoint="get", detail="not JSON"),
         *(
             from_prediction_outcome(s, prediction_id="p1", error="e", logs="")

@@ -149,7 +149,7 @@ def test_every_error_status_maps_to_a_failure(status: int, body: dict[str, Any] 
 
 
 def test_transport_faults_and_unreadable_responses() -> None:
-    fault = from_transport_fault(endpoint="get", detail="ConnectError")
+    fault = from_transport_fault(endpoint="get", detail="ConnectError", sent=False)
     assert (type(fault), fault.reason) == (Unavailable, "REPLICATE_UNREACHABLE")
     assert fault.message == "Replicate could not be reached (ConnectError)"
     bad = bad_response(endpoint="create", detail="the prediction has no id")

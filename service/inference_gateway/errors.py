@@ -288,12 +288,13 @@ def endpoint_subject(endpoint: str) -> str:
     }.get(endpoint, "prediction")
 
 
-def from_transport_fault(*, endpoint: str, detail: str) -> Unavailable:
-    """A request that got no HTTP answer: refused, reset or timed out."""
+def from_transport_fault(*, endpoint: str, detail: str, sent: bool) -> Unavailable:
+    """A request that got no HTTP answer: refused, reset or timed out; `sent` when the
+    connection failed after the request went out (a create may then have run)."""
     return Unavailable(
         f"Replicate could not be reached ({detail})",
         reason="REPLICATE_UNREACHABLE",
-        metadata={"endpoint": endpoint},
+        metadata={"endpoint": endpoint, "requestSent": "true" if sent else "false"},
     )
 
 

@@ -124,6 +124,10 @@ def fallback_reason(
     refuse them too, or worse, accept what the caller got wrong.
     """
     if isinstance(error, Unavailable) and error.reason.startswith("REPLICATE_"):
+        if _ambiguous_create(error) and not (
+            alias is not None and alias.fallback_on_ambiguous_create
+        ):
+            return None
         return "unavailable"
     if error.reason == "REPLICATE_NOT_FOUND":
         return "not_found"
@@ -133,6 +137,14 @@ def fallback_reason(
     if error.reason in _RATE_LIMITED and failed.account != fallback.account:
         return "rate_limited"
     return None
+
+
+def _ambiguous_create(error: GatewayError) -> bool:
+    """A create that may have made a prediction: Replicate answered 5xx, or the
+    connection was lost after the request went out. A fallback could bill twice."""
+    if error.metadata.get("endpoint") != "create":
+        return False
+    return error.reason == "REPLICATE_UNAVAILABLE" or error.metadata.get("requestSent") == "true"
 
 
 class RoutingObserver(Protocol):

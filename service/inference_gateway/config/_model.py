@@ -122,6 +122,9 @@ class AliasConfig:
     fallbacks: tuple[str, ...] = ()
     # Also fall back when the prediction itself fails (its error is free text: opt in).
     fallback_on_failure: bool = False
+    # Also fall back when a create may have made a prediction (a 5xx, or the connection
+    # lost once it was sent): two paid predictions possible, so opt in.
+    fallback_on_ambiguous_create: bool = False
     # Still `starting` this long: run the same input on the first fallback too.
     hedge_after_seconds: float | None = None
     # Hedges this alias may start per minute, across replicas.

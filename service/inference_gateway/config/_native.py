@@ -13,6 +13,7 @@ aliases:
     max_concurrency: 8
     fallbacks: [mixtral, meta/llama-2-7b-chat]   # aliases or model ids, tried in order
     fallback_on_failure: false      # also when the prediction fails (Replicate's error is text)
+    fallback_on_ambiguous_create: false  # also after a create's 5xx: it may have run, and bills
     hedge_after_seconds: 5          # still booting after 5 s: start the first fallback too
     hedges_per_minute: 10
     fallback_reserve_seconds: 30    # booting this close to the deadline: switch to a fallback
@@ -67,6 +68,7 @@ _ALIAS_KEYS = (
     "max_concurrency",
     "fallbacks",
     "fallback_on_failure",
+    "fallback_on_ambiguous_create",
     "hedge_after_seconds",
     "hedges_per_minute",
     "fallback_reserve_seconds",
@@ -142,6 +144,7 @@ def _read_alias(
     concurrency = reader.optional(spec, "max_concurrency", where, reader.positive_int)
     fallbacks = reader.optional(spec, "fallbacks", where, reader.names)
     on_failure = reader.optional(spec, "fallback_on_failure", where, reader.flag)
+    on_ambiguous = reader.optional(spec, "fallback_on_ambiguous_create", where, reader.flag)
     hedge_after = reader.optional(spec, "hedge_after_seconds", where, reader.positive_number)
     hedges = reader.optional(spec, "hedges_per_minute", where, reader.positive_int)
     reserve = reader.optional(spec, "fallback_reserve_seconds", where, reader.positive_number)
@@ -179,6 +182,7 @@ def _read_alias(
         source=reader.source(name_line),
         fallbacks=tuple(fallbacks or ()),
         fallback_on_failure=bool(on_failure),
+        fallback_on_ambiguous_create=bool(on_ambiguous),
         hedge_after_seconds=hedge_after,
         hedges_per_minute=hedges or DEFAULT_HEDGES_PER_MINUTE,
         fallback_reserve_seconds=reserve or DEFAULT_FALLBACK_RESERVE_SECONDS,

@@ -156,7 +156,9 @@ def _failed_exchange(exc: httpx.RequestError, *, endpoint: str, deadline: Deadli
             metadata={"endpoint": endpoint},
         )
     else:
-        error = from_transport_fault(endpoint=endpoint, detail=type(exc).__name__)
+        error = from_transport_fault(
+            endpoint=endpoint, detail=type(exc).__name__, sent=fault is not Fault.NOT_SENT
+        )
     return Retry(fault, error)
 
 
