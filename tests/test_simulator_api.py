@@ -1054,7 +1054,8 @@ async def test_every_api_response_reports_rate_limit_headers(http: httpx.AsyncCl
 
     assert created.headers["ratelimit-remaining"] == "599"
     assert model.headers["ratelimit-remaining"] == "2999"
-    assert missing.headers["ratelimit-remaining"] == "2998"
+    # The bucket refills 50 a second: 20 ms between the reads (a loaded machine) put one back.
+    assert missing.headers["ratelimit-remaining"] in {"2998", "2999"}
     for response in (created, model, missing):
         assert int(response.headers["ratelimit-reset"]) >= 1
 
