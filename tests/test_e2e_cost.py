@@ -225,6 +225,7 @@ async def test_budgeted_caller_cannot_run_a_model_without_a_price(tmp_path: Path
     assert error_info(refused.value).reason == "COST_NOT_BOUNDED"
 
 
+@pytest.mark.slow
 async def test_submissions_carry_their_cost_and_their_follower_settles_the_budget(
     tmp_path: Path,
 ) -> None:

@@ -190,6 +190,7 @@ async def test_a_spent_create_budget_fails_fast_with_retry_info() -> None:
         assert h.requests.count("create") == 0
 
 
+@pytest.mark.slow
 async def test_a_model_without_a_stream_is_followed_by_gets_that_back_off() -> None:
     async with running_gateway(max_wait=1) as h:
         await warm_schema(h)
@@ -234,6 +235,7 @@ async def collect_text(call: AsyncIterable[pb.StreamTextResponse], into: list[st
 # --- one deadline for every step of every RPC --------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("limit", ["default_timeout", "alias timeout_seconds"])
 async def test_a_stream_kept_open_by_keepalives_ends_at_the_limit_and_is_canceled(
     limit: str, tmp_path: Path

@@ -198,6 +198,7 @@ def _image_request(**fields: object) -> pb.SubmitImageRequest:
     )
 
 
+@pytest.mark.slow
 async def test_submit_image_returns_in_a_cold_boot_and_another_process_waits_for_it(
     tmp_path: Path,
 ) -> None:
@@ -454,6 +455,7 @@ async def test_list_operations_lists_the_callers_own_filtered_and_paged(tmp_path
             assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
 
 
+@pytest.mark.slow
 async def test_removed_outputs_are_reported_and_include_data_keeps_the_bytes() -> None:
     async with cluster(
         # The follower polls every 5 s (as a blocking call does after its held create):
@@ -764,6 +766,7 @@ async def test_a_wait_held_to_the_callers_deadline_answers_before_it() -> None:
         await replica.ops.CancelOperation(operations_pb2.CancelOperationRequest(name=running.name))
 
 
+@pytest.mark.slow
 async def test_a_file_host_that_fails_for_a_moment_does_not_lose_the_images() -> None:
     # Was: one 503 from the file host while the follower fetched include_data bytes ended
     # the operation with UNAVAILABLE for good, though the prediction had succeeded.
@@ -825,6 +828,7 @@ async def test_reads_and_warm_ups_count_against_the_callers_requests_per_minute(
         assert world.simulator.state.requests.count("cancel") == 1
 
 
+@pytest.mark.slow
 async def test_checking_done_operations_outputs_takes_a_bounded_share_of_the_rate() -> None:
     # Was: every read of a done image operation over a minute old asked Replicate whether
     # its files were gone, so reads of many operations could spend the account's whole

@@ -69,6 +69,7 @@ async def booted_deployment_canceled(h: Harness) -> None:
     await h.gateway.runner.drain_cancels()
 
 
+@pytest.mark.slow
 async def test_repeats_during_and_after_a_hedged_call_get_the_hedge_that_answered(
     h: Harness,
 ) -> None:
@@ -101,6 +102,7 @@ async def test_repeats_during_and_after_a_hedged_call_get_the_hedge_that_answere
     assert cancels(h) == {"hedge_lost": 1}
 
 
+@pytest.mark.slow
 async def test_a_hedged_stream_with_a_request_id_replays_the_winners_text(h: Harness) -> None:
     ask = request(str(uuid.uuid4()))
     text, end = await streamed(h, ask)
@@ -121,6 +123,7 @@ async def test_a_hedged_stream_with_a_request_id_replays_the_winners_text(h: Har
     assert cancels(h) == {"hedge_lost": 1}
 
 
+@pytest.mark.slow
 async def test_a_hedged_call_whose_caller_leaves_keeps_the_hedge_for_a_repeat(
     tmp_path: Path,
 ) -> None:

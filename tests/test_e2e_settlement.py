@@ -247,6 +247,7 @@ async def wait_done(stubs: Stubs, name: str) -> operations_pb2.Operation:
     return operation
 
 
+@pytest.mark.slow
 async def test_two_followers_of_one_operation_settle_it_once(
     redis: RedisServer, tmp_path: Path
 ) -> None:
@@ -280,6 +281,7 @@ async def test_two_followers_of_one_operation_settle_it_once(
     assert charged(gateways) == IMAGE
 
 
+@pytest.mark.slow
 async def test_an_operation_whose_prediction_is_never_seen_to_end_is_settled(
     redis: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -88,6 +88,7 @@ async def test_a_caller_leaving_during_a_held_create_still_gets_its_prediction_c
         assert h.requests.count("cancel") == 1
 
 
+@pytest.mark.slow
 async def test_connection_ageing_lets_a_call_longer_than_the_shutdown_grace_finish() -> None:
     """Ageing spreads load over replicas; it must not end a call the caller may still make.
 
@@ -155,6 +156,7 @@ async def serving_process(
             await process.wait()
 
 
+@pytest.mark.slow
 async def test_sigterm_with_held_creates_exits_within_its_grace_and_cancels_them_all() -> None:
     """Three GenerateText calls held by Replicate and one followed stream, at SIGTERM.
 

@@ -55,6 +55,7 @@ def warm_request(seconds: float, **fields: object) -> pb.WarmModelRequest:
     return pb.WarmModelRequest(model="pics", duration=duration, **fields)  # type: ignore[arg-type]
 
 
+@pytest.mark.slow
 async def test_fifty_calls_on_three_replicas_warm_once_keep_warm_and_restore(
     redis: RedisServer, tmp_path: Path
 ) -> None:

@@ -506,6 +506,7 @@ async def test_an_operations_kept_bytes_are_held_against_the_budget_when_read() 
         await channel.close(None)
 
 
+@pytest.mark.slow
 async def test_operations_keep_bytes_within_one_bound_for_all_of_them() -> None:
     # Was: each include_data operation kept up to GATEWAY_OPERATION_MAX_BYTES in the store
     # with no bound on all of them together, so a few submissions filled the Redis that

@@ -170,6 +170,7 @@ def secret_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TEAM_TOKEN", ALIAS_TOKEN)
 
 
+@pytest.mark.slow
 async def test_no_token_in_statuses_logs_metrics_or_list_models(
     tmp_path: Path, captured_logs: _Capture, secret_env: None
 ) -> None:
