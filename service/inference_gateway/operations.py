@@ -67,7 +67,7 @@ from inference_gateway.errors import (
 )
 from inference_gateway.metrics import Metrics
 from inference_gateway.model_ids import Task
-from inference_gateway.predictions import PredictionRunner, output_text
+from inference_gateway.predictions import MIN_CANCEL_AFTER_SECONDS, PredictionRunner, output_text
 from inference_gateway.replicate import (
     Bucket,
     Prediction,
@@ -91,8 +91,6 @@ NAME_PREFIX = "operations/"
 _VERSION = 1
 _SIGNATURE_BYTES = 16
 _CALLER_TAG_BYTES = 9
-# Replicate's shortest Cancel-After.
-_MIN_DEADLINE = 5.0
 # Replicate ends a prediction at its deadline; allow it this long to say so.
 _DEADLINE_SLACK = 30.0
 # A submission's create, when its caller sets no deadline.
@@ -919,14 +917,14 @@ class Operations:
         limit, setting = self._settings.max_deadline_seconds, "GATEWAY_OPERATION_MAX_DEADLINE"
         timeout = alias.timeout_seconds if alias is not None else None
         if alias is not None and timeout is not None and timeout < limit:
-            limit = max(_MIN_DEADLINE, float(math.floor(timeout)))
+            limit = max(MIN_CANCEL_AFTER_SECONDS, float(math.floor(timeout)))
             setting = f"timeout_seconds of alias {alias.name!r}"
         if seconds is None:
             return math.floor(limit)
-        if not _MIN_DEADLINE <= seconds <= limit:
+        if not MIN_CANCEL_AFTER_SECONDS <= seconds <= limit:
             raise InvalidArgument(
-                f"deadline is {seconds:g}s; give {_MIN_DEADLINE:g}s (Replicate's shortest "
-                f"Cancel-After) up to {limit:g}s ({setting}), or leave it unset for the "
+                f"deadline is {seconds:g}s; give {MIN_CANCEL_AFTER_SECONDS:g}s (Replicate's "
+                f"shortest Cancel-After) up to {limit:g}s ({setting}), or leave it unset for the "
                 "longest",
                 reason="INVALID_DEADLINE",
                 metadata={"limit": f"{limit:g}", "actual": f"{seconds:g}"},
