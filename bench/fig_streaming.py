@@ -18,7 +18,7 @@ __all__ = ["measure"]
 
 NUMBER = 5
 TITLE = "Streaming"
-TARGET_ADDED_MS = 2.0
+TARGET_ADDED_MS = 1.5
 
 
 async def measure(lab: Lab, plan: Plan) -> Figure:

@@ -26,7 +26,7 @@ __all__ = ["Contender", "Run", "Start", "measure", "measure_runs", "median"]
 
 NUMBER = 2
 TITLE = "Throughput"
-TARGET_RATIO = 0.7
+TARGET_RATIO = 0.75
 TARGET_FLATNESS = 0.9
 
 Start = Callable[[Simulator], AbstractAsyncContextManager[GrpcServer]]
