@@ -240,3 +240,56 @@ async def test_calls_unfinished_at_the_end_of_the_grace_get_one_answer() -> None
             assert info.metadata["predictionId"] in ids
             assert "canceled" in (error.details() or "")
         assert h.requests.count("cancel") == 2
+
+
+async def test_calls_polling_when_the_grace_ends_get_the_gateway_s_answer() -> None:
+    # Was: a call polling a model without a stream slept up to a poll interval past the
+    # grace, so gRPC aborted it with its own bare UNAVAILABLE (no ErrorInfo, no prediction).
+    async with running_gateway(max_wait=1) as h:
+        h.simulator.state.set_behaviour(LLAMA3, never_finishes=True, streams=False)
+        request = pb.GenerateTextRequest(model=LLAMA3, prompt="x")
+        unary = asyncio.ensure_future(h.stub.GenerateText(request, timeout=600))
+        stream = h.stub.StreamText(request, timeout=600)
+        streamed = asyncio.ensure_future(_drain(stream))
+        # Both calls poll: the unary one after its held create, the stream at once; the
+        # next GET of each is due after the grace below has ended.
+        await h.requests.wait_for(3, kind="get")
+        await h.gateway.stop(grace=1.0)
+        ids = {p.id for p in h.simulator.state.predictions.values()}
+        for call in (unary, streamed):
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await call
+            error = caught.value
+            assert error.code() == grpc.StatusCode.UNAVAILABLE, error.details()
+            info = error_info(error)
+            assert info.reason == "GATEWAY_SHUTTING_DOWN"
+            assert info.metadata["predictionId"] in ids
+            assert "canceled" in (error.details() or "")
+        assert [p.status for p in h.simulator.state.predictions.values()] == ["canceled"] * 2
+        assert h.requests.count("cancel") == 2
+
+
+async def _drain(call: AsyncIterable[pb.StreamTextResponse]) -> None:
+    async for _ in call:
+        pass
+
+
+async def test_a_call_whose_create_is_held_when_the_grace_ends_gets_the_gateway_s_answer() -> None:
+    # Was: gRPC's bare UNAVAILABLE. The prediction is not known yet, so the answer cannot
+    # name it; it is canceled as soon as Replicate answers the create.
+    async with running_gateway(max_wait=4) as h:
+        h.simulator.state.set_behaviour(LLAMA3, never_finishes=True)
+        call = asyncio.ensure_future(
+            h.stub.GenerateText(pb.GenerateTextRequest(model=LLAMA3, prompt="x"), timeout=600)
+        )
+        await h.requests.wait_for(1, kind="create")
+        await h.gateway.stop(grace=1.0)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call
+        error = caught.value
+        assert error.code() == grpc.StatusCode.UNAVAILABLE, error.details()
+        assert error_info(error).reason == "GATEWAY_SHUTTING_DOWN"
+        assert "canceled" in (error.details() or "")
+        [prediction] = h.simulator.state.predictions.values()
+        await wait_until(prediction, lambda p: p.status == "canceled")
+        assert h.requests.count("cancel") == 1

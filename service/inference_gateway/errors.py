@@ -179,6 +179,8 @@ class Internal(GatewayError):
 ERROR_DOMAIN = "inference-gateway"
 # Replicate refused a token the gateway sent: start-up and every call report it the same.
 REPLICATE_AUTH_FAILED = "REPLICATE_AUTH_FAILED"
+# A call this replica ended because its shutdown grace ran out (see from_prediction_outcome).
+GATEWAY_SHUTTING_DOWN = "GATEWAY_SHUTTING_DOWN"
 _LOG_TAIL_LINES = 5
 _MAX_DETAIL = 2000
 
@@ -328,7 +330,7 @@ def from_prediction_outcome(
             f"the gateway replica shut down before prediction {prediction_id} finished and "
             "canceled it on Replicate (billed for its run so far); a retry runs the request "
             "again as a new, billed prediction",
-            reason="GATEWAY_SHUTTING_DOWN",
+            reason=GATEWAY_SHUTTING_DOWN,
             metadata=meta,
         )
     if status == "canceled" and at_deadline:
@@ -360,6 +362,24 @@ def from_prediction_outcome(
         f"prediction {prediction_id} failed: {text}{tail}",
         reason="PREDICTION_FAILED",
         metadata=meta,
+    )
+
+
+def shut_down_during_create(*, sent: bool = True) -> Unavailable:
+    """The shutdown's grace ended before the call's prediction had an id: Replicate still
+    held its create (`sent`; the runner cancels it once the create answers), or the create
+    was not yet sent, and never will be."""
+    if sent:
+        what = (
+            "while Replicate still held the create of this call's prediction; the prediction "
+            "is canceled as soon as Replicate answers (billed for its run so far)"
+        )
+    else:
+        what = "before this call's prediction was created (nothing ran)"
+    return Unavailable(
+        f"the gateway replica shut down {what}; a retry runs the request again"
+        + (" as a new, billed prediction" if sent else ""),
+        reason=GATEWAY_SHUTTING_DOWN,
     )
 
 

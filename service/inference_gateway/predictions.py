@@ -38,6 +38,8 @@ from inference_gateway.errors import (
     GatewayError,
     about_prediction,
     deadline_exceeded,
+    from_prediction_outcome,
+    shut_down_during_create,
 )
 from inference_gateway.replicate import (
     Prediction,
@@ -156,6 +158,13 @@ class PredictionRunner:
         # Predictions canceled because this process shuts down: their calls say so
         # (errors.from_prediction_outcome), not that someone canceled them.
         self.shutdown_canceled: set[str] = set()
+        # Set when the grace ends (cancel_all): a follower waiting for its next poll and a
+        # call whose create Replicate still holds answer then, before gRPC aborts them.
+        self._stopping = asyncio.Event()
+        # Each prediction cancel_all canceled, with its cancel (Replicate's answer to it).
+        self._shutdown_cancels: dict[str, asyncio.Task[Prediction | None]] = {}
+        # Creates whose callers wait for them: cancel_all wakes them.
+        self._waiting: set[asyncio.Future[None]] = set()
 
     @property
     def running(self) -> Mapping[str, str]:
@@ -501,11 +510,36 @@ class PredictionRunner:
     async def _poll_once(
         self, created: Prediction, token: str, deadline: Deadline, delay: float
     ) -> Prediction:
-        if not deadline.allows(delay):
-            await asyncio.sleep(deadline.remaining())
+        pause = delay if deadline.allows(delay) else deadline.remaining()
+        if await self._pause(created.id, pause):
+            return await self._canceled_at_shutdown(created.id)
+        if pause < delay:
             raise deadline_exceeded(prediction_id=created.id, last_status=created.status)
-        await asyncio.sleep(delay)
         return await self._client.get_prediction(created.id, token=token, deadline=deadline)
+
+    async def _pause(self, prediction_id: str, seconds: float) -> bool:
+        """Sleeps `seconds` between polls; True, at once, if the grace ends meanwhile and
+        cancel_all canceled this prediction: its next poll would come after gRPC's abort."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + seconds
+        if not self._stopping.is_set():
+            with suppress(TimeoutError):
+                async with asyncio.timeout(seconds):
+                    await self._stopping.wait()
+        if prediction_id in self._shutdown_cancels:
+            return True
+        await asyncio.sleep(max(0.0, until - loop.time()))
+        return False
+
+    async def _canceled_at_shutdown(self, prediction_id: str) -> Prediction:
+        """The prediction as its shutdown cancel left it when that ended it; else the
+        shutdown's answer at once, since the grace leaves no time to read it again."""
+        final = await self._shutdown_cancels[prediction_id]
+        if final is not None and final.terminal:
+            return final
+        raise from_prediction_outcome(
+            "canceled", prediction_id=prediction_id, error=None, logs=None, at_shutdown=True
+        )
 
     async def _create(
         self,
@@ -525,6 +559,8 @@ class PredictionRunner:
         Dropping the connection instead would leave a prediction nobody can name running
         until its Cancel-After.
         """
+        if self._stopping.is_set():
+            raise shut_down_during_create(sent=False)
         create = self._client.create_prediction(
             path,
             body,
@@ -538,15 +574,26 @@ class PredictionRunner:
                 else (lambda: self._cancel_after(deadline))
             ),
         )
-        task = asyncio.get_running_loop().create_task(tracing.traced("replicate.create", create))
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(tracing.traced("replicate.create", create))
         self._creates.add(task)
         task.add_done_callback(self._creates.discard)
+        # Like asyncio.shield, and cancel_all wakes it too: the grace has ended.
+        waiting: asyncio.Future[None] = loop.create_future()
+        task.add_done_callback(lambda _: _wake(waiting))
+        self._waiting.add(waiting)
         try:
-            created = await asyncio.shield(task)
+            await waiting
         except asyncio.CancelledError as stop:
             reason = self._leave_reason(stop)
             task.add_done_callback(lambda done: self._orphaned(done, token, hooks, reason))
             raise
+        finally:
+            self._waiting.discard(waiting)
+        if not task.done():
+            task.add_done_callback(lambda done: self._orphaned(done, token, hooks, "shutdown"))
+            raise shut_down_during_create()
+        created = task.result()
         call_events.report().prediction_created(created.id)
         if hooks[0] is not None:
             await hooks[0](created)
@@ -606,9 +653,13 @@ class PredictionRunner:
 
     async def cancel(self, prediction_id: str, token: str, reason: str) -> None:
         """Best effort and bounded: logged, never raised."""
+        await self._cancel(prediction_id, token, reason)
+
+    async def _cancel(self, prediction_id: str, token: str, reason: str) -> Prediction | None:
+        """`cancel`, returning Replicate's answer: the prediction as the cancel left it."""
         self._on_cancel.cancel_sent(reason)
         try:
-            await tracing.traced(
+            canceled = await tracing.traced(
                 "replicate.cancel",
                 self._client.cancel_prediction(
                     prediction_id, token=token, deadline=Deadline.after(CANCEL_WINDOW_SECONDS)
@@ -616,19 +667,27 @@ class PredictionRunner:
             )
         except GatewayError as exc:
             _LOGGER.warning("cancel of prediction %s (%s) failed: %s", prediction_id, reason, exc)
-        else:
-            _LOGGER.info("canceled prediction %s (%s)", prediction_id, reason)
+            return None
+        _LOGGER.info("canceled prediction %s (%s)", prediction_id, reason)
+        return canceled
 
     def begin_shutdown(self) -> None:
         """From now on, predictions left behind are canceled for the shutdown's sake."""
         self._shutting_down = True
 
     async def cancel_all(self) -> None:
-        """Cancels every prediction still being followed (at shutdown)."""
+        """Cancels every prediction still being followed (at shutdown), and has every call
+        answer now: a follower between polls from its cancel, a call whose create
+        Replicate still holds at once (its prediction canceled when the create answers)."""
         running = list(self._running.items())
         self._canceled.update(pid for pid, _ in running)
         self.shutdown_canceled.update(pid for pid, _ in running)
-        await asyncio.gather(*(self.cancel(pid, tok, "shutdown") for pid, tok in running))
+        for pid, tok in running:
+            self._shutdown_cancels[pid] = asyncio.ensure_future(self._cancel(pid, tok, "shutdown"))
+        self._stopping.set()
+        for waiting in self._waiting:
+            _wake(waiting)
+        await asyncio.gather(*self._shutdown_cancels.values())
 
     async def drain_cancels(self, within: float = CANCEL_WINDOW_SECONDS) -> None:
         """Waits up to `within` seconds for held creates and the cancels they lead to.
@@ -701,6 +760,11 @@ def _about(prediction_id: str) -> Iterator[None]:
         if named is error:
             raise
         raise named from error
+
+
+def _wake(waiting: asyncio.Future[None]) -> None:
+    if not waiting.done():
+        waiting.set_result(None)
 
 
 def _done_succeeded(data: str) -> bool:

@@ -108,8 +108,10 @@ class RunningGateway:
         stopping = asyncio.ensure_future(self.server.stop(grace))
         # Cancel on Replicate just before the server aborts what is still running.
         done, _ = await asyncio.wait({stopping}, timeout=max(0.0, grace - 0.5))
-        if not done and self.runner.running:
-            _LOGGER.warning("canceling %d predictions still running", len(self.runner.running))
+        if not done:
+            if self.runner.running:
+                _LOGGER.warning("canceling %d predictions still running", len(self.runner.running))
+            # Calls whose creates Replicate still holds answer too.
             await self.runner.cancel_all()
         await stopping
         # Submitted predictions keep running: another replica's sweep takes them over.
