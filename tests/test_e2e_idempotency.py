@@ -181,3 +181,29 @@ async def test_a_finished_request_ids_record_keeps_no_copy_of_the_input() -> Non
         again = await h.stub.GenerateText(message, timeout=20)
         assert (again.text, again.prediction.id) == (first.text, first.prediction.id)
         assert h.requests.count("create") == 1
+
+
+@pytest.mark.parametrize("state", ["streaming", "polling", "held"])
+async def test_a_repeat_after_a_replica_shut_down_runs_the_request_again(
+    redis: RedisServer, state: str
+) -> None:
+    # Was: the record kept the prediction the shutdown canceled, and a repeat on another
+    # replica replayed (or attached to) it: ABORTED PREDICTION_CANCELED, though nothing the
+    # caller did canceled it and the request could run.
+    request = text_request(str(uuid.uuid4()))
+    max_wait = 4 if state == "held" else 1
+    async with running_gateway(redis_url=redis.url, max_wait=max_wait) as h:
+        h.simulator.state.set_behaviour(LLAMA3, never_finishes=True, streams=state != "polling")
+        first = asyncio.ensure_future(h.stub.GenerateText(request, timeout=600))
+        wanted = {"streaming": "stream", "polling": "get", "held": "create"}[state]
+        await h.requests.wait_for(1, kind=wanted)
+        await h.gateway.stop(grace=1.0)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await first
+        assert error_info(caught.value).reason == "GATEWAY_SHUTTING_DOWN"
+        h.simulator.state.reset_behaviour(LLAMA3)
+        async with replicas(1, h.simulator, redis_url=redis.url) as (other,):
+            reply = await other.GenerateText(request, timeout=30)
+        assert reply.prediction.status == pb.PREDICTION_STATUS_SUCCEEDED
+        assert reply.text
+        assert creates(h.simulator) == 2

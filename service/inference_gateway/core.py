@@ -37,6 +37,7 @@ from inference_gateway.domain import (
     TextResult,
 )
 from inference_gateway.errors import (
+    GATEWAY_SHUTTING_DOWN,
     FieldViolation,
     GatewayError,
     InvalidArgument,
@@ -202,7 +203,7 @@ class Gateway:
         started = time.monotonic()
         route = self._route(request, Task.TEXT)
         deadline = self._deadline(time_remaining, route.candidates[0].resolved)
-        record = _CallRecord(self._idempotency, request, route)
+        record = _CallRecord(self._idempotency, request, route, self._runner)
 
         def open_stream(
             attempt: Attempt, deadline: Deadline
@@ -307,7 +308,7 @@ class Gateway:
         route = self._route(request, task)
         deadline = self._deadline(time_remaining, route.candidates[0].resolved)
 
-        record = _CallRecord(self._idempotency, request, route)
+        record = _CallRecord(self._idempotency, request, route, self._runner)
 
         async def run(attempt: Attempt, deadline: Deadline) -> R:
             resolved = attempt.candidate.resolved
@@ -924,8 +925,15 @@ class _CallRecord:
     or fallback creates its own prediction instead of attaching to the primary's, and
     completed once, with the prediction that answered and who ran it."""
 
-    def __init__(self, idempotency: Idempotency, request: TextRequest | ImageRequest, route: Route):
+    def __init__(
+        self,
+        idempotency: Idempotency,
+        request: TextRequest | ImageRequest,
+        route: Route,
+        runner: PredictionRunner,
+    ):
         self._idempotency = idempotency
+        self._runner = runner
         self._request = request
         self._route = route
         self._claimed = False
@@ -993,15 +1001,27 @@ class _CallRecord:
     @asynccontextmanager
     async def kept(self) -> AsyncIterator[None]:
         """The call's span: a caller that leaves hands its predictions to `leave`; a call
-        that failed records its last prediction's end, so a repeat replays the failure."""
+        that failed records its last prediction's end, so a repeat replays the failure.
+
+        A call the shutdown ended drops the record instead: its prediction was canceled by
+        this replica, not by the caller's request, so a repeat runs it again.
+        """
         try:
             yield
         except (asyncio.CancelledError, GeneratorExit):
             if self.ticket is not None:
-                self.ticket.left()
+                if self._runner.shutting_down:
+                    # The handler is being torn down: in the background shutdown waits for.
+                    self._runner.track(self.ticket.release())
+                else:
+                    self.ticket.left()
             raise
-        except BaseException:
-            if self.ticket is not None:
+        except BaseException as error:
+            if self.ticket is None:
+                raise
+            if isinstance(error, GatewayError) and error.reason == GATEWAY_SHUTTING_DOWN:
+                await self.ticket.release()
+            else:
                 last = self.ticket.prediction_id
                 ended = self._ended.get(last or "")
                 await self._complete(last if ended is not None and ended[0].terminal else None)

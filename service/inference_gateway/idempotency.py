@@ -252,6 +252,15 @@ class Ticket:
                 "release_claim", lambda s: s.release_claim(self.key, self.holder)
             )
 
+    async def release(self) -> None:
+        """Drops the record, whatever prediction it names: the gateway canceled that at its
+        shutdown, so a repeat runs the request again rather than replay the cancel."""
+        self._stop()
+        if self.owner:
+            await self._idempotency._call(
+                "release_claim", lambda s: s.release_claim(self.key, self.holder)
+            )
+
     def leave_for(self, newest: Callable[[], bool]) -> OnLeave:
         """`leave` for one of a routed call's predictions: only the newest (a hedge, a
         fallback) waits for a repeat to adopt it; an older one, which it overtook or

@@ -671,6 +671,10 @@ class PredictionRunner:
         _LOGGER.info("canceled prediction %s (%s)", prediction_id, reason)
         return canceled
 
+    @property
+    def shutting_down(self) -> bool:
+        return self._shutting_down
+
     def begin_shutdown(self) -> None:
         """From now on, predictions left behind are canceled for the shutdown's sake."""
         self._shutting_down = True
