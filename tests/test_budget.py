@@ -114,6 +114,24 @@ async def test_headers_lower_the_balance_but_never_raise_it(clock: FakeClock) ->
     assert await budget.reserve() == pytest.approx(2)
 
 
+async def test_a_count_at_or_above_the_capacity_costs_no_store_call(clock: FakeClock) -> None:
+    lowered: list[float] = []
+
+    class Counting(MemoryStore):
+        async def lower(
+            self, key: str, rate: float, capacity: float, remaining: float, reset: float
+        ) -> None:
+            lowered.append(remaining)
+            await super().lower(key, rate, capacity, remaining, reset)
+
+    budget = RateBudget(Bucket.OTHER, 60, burst=10, state=SharedState(Counting(clock=clock)))
+    for remaining in ("10", "2999"):
+        await budget.observe_headers(remaining, "1")
+    await budget.observe_headers("9", "1")
+    assert lowered == [9.0]
+    assert [await budget.reserve() for _ in range(10)] == pytest.approx([0] * 9 + [1])
+
+
 async def test_no_remaining_blocks_the_bucket_until_the_reset(clock: FakeClock) -> None:
     budget = RateBudget(Bucket.OTHER, 600, state=on(clock))
     await budget.observe_headers("0", "5")

@@ -111,6 +111,10 @@ class RateBudget:
             return
         if not (math.isfinite(left) and math.isfinite(reset_seconds)):
             return
+        if left >= self._capacity:
+            # The balance never exceeds the capacity, so this count cannot lower it (nor
+            # block it): skip the store's round trip, which with Redis every call paid.
+            return
         # Replicate's windows are a minute long; never block longer on a header's word.
         reset_seconds = min(reset_seconds, _MAX_RESET_SECONDS)
         await self._state.call(
