@@ -11,7 +11,7 @@ import logging
 import textwrap
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
@@ -118,14 +118,20 @@ callers:
 """
 
 
+def hedged_gateway(
+    tmp_path: Path, max_wait: int = 5
+) -> AbstractAsyncContextManager[gateway_harness.Harness]:
+    path = tmp_path / "gateway.yaml"
+    path.write_text(HEDGED, encoding="utf-8")
+    return running_gateway(config=path, max_wait=max_wait)
+
+
 # With a request_id too: the record's claim must not take the hedge for a repeat (free).
 @pytest.mark.parametrize("request_id", ["", "6d2c1f0e-8a3b-4c5d-9e7f-0a1b2c3d4e5f"])
 async def test_a_canceled_hedge_loser_is_charged_its_run_time_to_the_caller(
     tmp_path: Path, request_id: str
 ) -> None:
-    path = tmp_path / "gateway.yaml"
-    path.write_text(HEDGED, encoding="utf-8")
-    async with running_gateway(config=path) as h:
+    async with hedged_gateway(tmp_path) as h:
         state = h.simulator.state
         # The own model boots past the hedge, then runs until it is canceled; the hedge
         # answers after it started running, so the loser has run time to pay for.
@@ -162,6 +168,47 @@ async def test_a_canceled_hedge_loser_is_charged_its_run_time_to_the_caller(
     assert Decimal(usage.spent) == loser_cost + winner_cost
     assert charged["hedged"] is not None
     assert Decimal(str(charged["hedged"])).quantize(Decimal("0.000001")) == loser_cost.quantize(
+        Decimal("0.000001")
+    )
+
+
+@pytest.mark.parametrize("request_id", ["", "7e3d2f1a-9b4c-4d6e-8f0a-1b2c3d4e5f6a"])
+async def test_a_hedge_canceled_while_its_create_is_held_is_charged_once_it_exists(
+    tmp_path: Path, request_id: str
+) -> None:
+    # Was: the hedge lost while Replicate still held its create, so the call ended with no
+    # id for it: its prediction was canceled once the create answered, but ran meanwhile
+    # and was never charged to the caller (nor counted in the chargeback metrics).
+    async with hedged_gateway(tmp_path, max_wait=3) as h:
+        state = h.simulator.state
+        # The own model is still booting at the hedge (1 s), then answers at about 2 s;
+        # the hedge's create is held until about 4 s.
+        state.force_cold_boot(LLAMA3, 1.6)
+        state.set_behaviour(LLAMA3, predict_seconds=0.3)
+        state.set_behaviour(LLAMA2, never_finishes=True)
+        reply = await h.stub.GenerateText(
+            pb.GenerateTextRequest(model="hedged", prompt="hello", request_id=request_id),
+            metadata=AUTH,
+            timeout=20,
+        )
+        assert reply.prediction.role == pb.PREDICTION_ROLE_PRIMARY
+        [loser] = [p for p in state.predictions.values() if p.model.full_name == LLAMA2]
+        await wait_until(loser, lambda p: p.status == "canceled")
+        await h.gateway.runner.drain_cancels(within=30)
+        usage = await h.stub.GetUsage(pb.GetUsageRequest(), metadata=AUTH)
+        charged = h.gateway.metrics.registry.get_sample_value(
+            "inference_gateway_cost_total", {"caller": "team-a", "model": "backup"}
+        )
+        seconds = {
+            p.id: Decimal(str(p.to_json()["metrics"]["predict_time"]))
+            for p in state.predictions.values()
+        }
+    loser_cost = seconds[loser.id] * LLAMA3_SECOND
+    assert loser_cost > 0
+    assert Decimal(usage.reserved) == 0
+    assert Decimal(usage.spent) == loser_cost + Decimal(reply.cost.amount)
+    assert charged is not None
+    assert Decimal(str(charged)).quantize(Decimal("0.000001")) == loser_cost.quantize(
         Decimal("0.000001")
     )
 

@@ -171,6 +171,11 @@ class LeftBehind(Protocol):
         within a short bound; None when it is not."""
         ...
 
+    def held(self) -> Awaitable[str | None] | None:
+        """When the call ended while Replicate still held its create: the id of the
+        prediction it makes, once it answers (None if it made none); else None."""
+        ...
+
 
 @dataclass(slots=True)
 class Charge:
@@ -312,7 +317,8 @@ class Accounting:
         `created` names the call's prediction once it exists. A call that ends before its
         prediction's cost is known (a hedge that lost, a deadline, a caller who left: each
         canceled it) is settled later by `left_behind`, from the canceled prediction's own
-        figures, as Replicate bills it; without them, it pays its reservation.
+        figures, as Replicate bills it; without them, it pays its reservation. So is one
+        that ended while Replicate still held its create, once that names the prediction.
         """
         charge = Charge()
         hold = None
@@ -330,14 +336,25 @@ class Accounting:
             prediction_id = created()
             if prediction_id is None and isinstance(outcome, GatewayError):
                 prediction_id = outcome.metadata.get("predictionId")
-            if prediction_id and left_behind is not None and not (charge.costs or charge.repeat):
-                left_behind.defer(self._settle_left(hold, charge, left_behind, prediction_id))
+            unsettled = left_behind if not (charge.costs or charge.repeat) else None
+            later = prediction_id or (unsettled.held() if unsettled is not None else None)
+            if unsettled is not None and later:
+                unsettled.defer(self._settle_left(hold, charge, unsettled, later))
             elif hold is not None:
                 await self.settle(hold, charge, created=bool(prediction_id))
 
     async def _settle_left(
-        self, hold: Hold | None, charge: Charge, left_behind: LeftBehind, prediction_id: str
+        self,
+        hold: Hold | None,
+        charge: Charge,
+        left_behind: LeftBehind,
+        prediction: str | Awaitable[str | None],
     ) -> None:
+        prediction_id = prediction if isinstance(prediction, str) else await prediction
+        if prediction_id is None:
+            if hold is not None:
+                await self.settle(hold, charge, created=False)
+            return
         cost = await left_behind.cost(prediction_id)
         if cost is not None:
             charge.add(cost)

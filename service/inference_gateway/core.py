@@ -406,6 +406,7 @@ class Gateway:
                 deadline=deadline,
                 on_created=attempt.created,
                 hold_seconds=attempt.hold_seconds,
+                on_create=attempt.creating,
             )
         if ticket.done is not None:
             return ticket.done
@@ -423,6 +424,7 @@ class Gateway:
             on_created=on_created,
             on_leave=on_leave,
             hold_seconds=attempt.hold_seconds,
+            on_create=attempt.creating,
         )
 
     def _text_stream(
@@ -438,6 +440,7 @@ class Gateway:
                 token=token,
                 deadline=deadline,
                 on_created=attempt.created,
+                on_create=attempt.creating,
             )
         if ticket.done is not None:
             return _replay(ticket.done)
@@ -454,6 +457,7 @@ class Gateway:
             deadline=deadline,
             on_created=on_created,
             on_leave=on_leave,
+            on_create=attempt.creating,
         )
 
     def _admit(self, request: TextRequest | ImageRequest, task: Task) -> ResolvedModel:
@@ -711,7 +715,9 @@ class Gateway:
             model_input if isinstance(model_input, Mapping) else {},
             deadline,
             created=lambda: attempt.prediction.id if attempt.prediction is not None else None,
-            left_behind=_LeftBehind(self._runner, self._accounting, prepared, _name(request)),
+            left_behind=_LeftBehind(
+                self._runner, self._accounting, prepared, _name(request), attempt
+            ),
         )
 
     def _cache_key(self, request: TextRequest | ImageRequest, prepared: Prepared) -> str | None:
@@ -1038,14 +1044,24 @@ class _LeftBehind:
         accounting: Accounting,
         prepared: Prepared,
         caller: str | None,
+        attempt: Attempt,
     ) -> None:
         self._runner = runner
         self._accounting = accounting
         self._prepared = prepared
         self._caller = caller
+        self._attempt = attempt
 
     def defer(self, work: Awaitable[None]) -> object:
         return self._runner.track(work)
+
+    def held(self) -> Awaitable[str | None] | None:
+        create = self._attempt.create
+        if create is None or self._attempt.prediction is not None:
+            return None
+        if create.done() and (create.cancelled() or create.exception() is not None):
+            return None
+        return _created_id(create)
 
     async def cost(self, prediction_id: str) -> Cost | None:
         final = await self._runner.final(prediction_id, token=self._prepared.token)
@@ -1055,6 +1071,15 @@ class _LeftBehind:
         return self._accounting.cost(
             final, self._caller, self._prepared.label, _endpoint(final), reported=False
         )
+
+
+async def _created_id(create: asyncio.Future[Prediction]) -> str | None:
+    """The id of the prediction a create made, once Replicate answers it; None if it
+    failed (then it made none)."""
+    await asyncio.wait({create})
+    if create.cancelled() or create.exception() is not None:
+        return None
+    return create.result().id
 
 
 def _endpoint(prediction: Prediction) -> str:

@@ -98,6 +98,9 @@ def output_text(output: object) -> str:
 OnCreated = Callable[[Prediction], Awaitable[None]]
 # Given the way to cancel a prediction whose caller left; returns what to do instead.
 OnLeave = Callable[[Callable[[], Awaitable[None]]], Awaitable[None]]
+# Told of a create as it goes out: a call that ends while Replicate still holds it learns
+# from it, once it answers, which prediction it made (to charge it).
+OnCreate = Callable[["asyncio.Future[Prediction]"], None]
 
 
 def ended_at_cancel_after(prediction: Prediction) -> bool:
@@ -199,6 +202,7 @@ class PredictionRunner:
         on_created: OnCreated | None = None,
         on_leave: OnLeave | None = None,
         hold_seconds: int | None = None,
+        on_create: OnCreate | None = None,
     ) -> Prediction:
         """Runs a prediction to its end and returns it, whatever its final status.
 
@@ -216,6 +220,7 @@ class PredictionRunner:
             deadline=deadline,
             wait_seconds=held,
             hooks=(on_created, on_leave),
+            on_create=on_create,
         )
         return await self._see_through(created, token, deadline, held or 0.0, on_leave)
 
@@ -351,6 +356,7 @@ class PredictionRunner:
         deadline: Deadline,
         on_created: OnCreated | None = None,
         on_leave: OnLeave | None = None,
+        on_create: OnCreate | None = None,
     ) -> AsyncGenerator[TextDelta | Prediction, None]:
         """Yields text as the model produces it, then the final prediction.
 
@@ -366,6 +372,7 @@ class PredictionRunner:
             deadline=deadline,
             wait_seconds=None,
             hooks=(on_created, on_leave),
+            on_create=on_create,
         )
         async with aclosing(self._stream_from(created, token, deadline, on_leave)) as items:
             async for item in items:
@@ -551,6 +558,7 @@ class PredictionRunner:
         wait_seconds: int | None,
         cancel_after_seconds: int | None = None,
         hooks: tuple[OnCreated | None, OnLeave | None] = (None, None),
+        on_create: OnCreate | None = None,
     ) -> Prediction:
         """Creates a prediction; if the caller leaves while Replicate holds the request,
         the create is let finish so the prediction's id is known, and it is canceled then
@@ -578,6 +586,8 @@ class PredictionRunner:
         task = loop.create_task(tracing.traced("replicate.create", create))
         self._creates.add(task)
         task.add_done_callback(self._creates.discard)
+        if on_create is not None:
+            on_create(task)
         # Like asyncio.shield, and cancel_all wakes it too: the grace has ended.
         waiting: asyncio.Future[None] = loop.create_future()
         task.add_done_callback(lambda _: _wake(waiting))

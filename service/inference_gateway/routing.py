@@ -80,10 +80,16 @@ class Attempt:
     prediction: Prediction | None = None
     created_event: asyncio.Event = field(default_factory=asyncio.Event)
     started: float = field(default_factory=time.monotonic)
+    # Its create, once sent: a hedge that loses while Replicate holds it learns its
+    # prediction from it later, to be charged (core._LeftBehind).
+    create: asyncio.Future[Prediction] | None = None
 
     async def created(self, prediction: Prediction) -> None:
         self.prediction = prediction
         self.created_event.set()
+
+    def creating(self, create: asyncio.Future[Prediction]) -> None:
+        self.create = create
 
     @property
     def booting(self) -> bool:
