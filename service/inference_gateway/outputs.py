@@ -46,6 +46,7 @@ from inference_gateway.errors import (
     ResourceExhausted,
     bad_response,
 )
+from inference_gateway.inputs import is_data_uri
 from inference_gateway.replicate import Prediction, ReplicateClient
 
 __all__ = [
@@ -402,7 +403,7 @@ class OutputFetcher:
 
     def _target(self, uri: str, index: int, prediction_id: str) -> Target | None:
         """Where to fetch output `index` from; None for a data: URI (nothing to fetch)."""
-        if _is_data_uri(uri):
+        if is_data_uri(uri):
             return None
         vetted = self._policy.vet(uri)
         if isinstance(vetted, Refusal):
@@ -509,13 +510,9 @@ def _is_file_uri(value: object) -> bool:
     return isinstance(value, str) and value[:8].lower().startswith(("https://", "http://", "data:"))
 
 
-def _is_data_uri(uri: str) -> bool:
-    return uri[:5].lower() == "data:"
-
-
 def _type_of(uri: str) -> str:
     """What a URI says of its type: a data: URI's header, else its file extension."""
-    if _is_data_uri(uri):
+    if is_data_uri(uri):
         return _media_type(uri[len("data:") :].partition(",")[0].split(";")[0])
     try:
         path = urlsplit(uri).path
