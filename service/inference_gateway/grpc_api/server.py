@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import secrets
@@ -505,6 +506,7 @@ async def serve_until_signalled(running: RunningGateway) -> None:
     configuration is read at start-up only, so an orchestrator (or a process manager
     that sends SIGHUP on reload) restarts the gateway to apply a new one.
     """
+    _tune_collector(running.settings.gc_threshold)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in _STOP_SIGNALS:
@@ -518,3 +520,17 @@ async def serve_until_signalled(running: RunningGateway) -> None:
     _LOGGER.info("shutting down: draining for up to %.0fs", running.settings.grace_period)
     await running.stop(drain_delay=running.settings.drain_delay)
     _LOGGER.info("stopped")
+
+
+def _tune_collector(young_threshold: int) -> None:
+    """Keeps the cyclic garbage collector off the hot path of a server holding many calls.
+
+    Each held call keeps a few hundred objects alive, and a full collection walks them
+    all while nothing is served: with Python's thresholds, 15 of them (0.2 to 1 s each)
+    while 5,000 calls arrived, freeing almost nothing. What start-up built lives as long
+    as the process: frozen, no collection walks it again.
+    """
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(young_threshold, middle, old)
