@@ -78,15 +78,25 @@ class Attempt:
     # Caps the held create, so a boot is seen by the time a hedge is due.
     hold_seconds: int | None = None
     prediction: Prediction | None = None
-    created_event: asyncio.Event = field(default_factory=asyncio.Event)
     started: float = field(default_factory=time.monotonic)
     # Its create, once sent: a hedge that loses while Replicate holds it learns its
     # prediction from it later, to be charged (core._LeftBehind).
     create: asyncio.Future[Prediction] | None = None
+    _created: asyncio.Future[None] | None = field(default=None, init=False, repr=False)
 
     async def created(self, prediction: Prediction) -> None:
         self.prediction = prediction
-        self.created_event.set()
+        if self._created is not None and not self._created.done():
+            self._created.set_result(None)
+
+    def when_created(self) -> asyncio.Future[None]:
+        """Done once the create has answered: one future for every wait on it, where an
+        Event's wait() cost a task (and its cancel) each time a stream's loop came round."""
+        if self._created is None:
+            self._created = asyncio.get_running_loop().create_future()
+            if self.prediction is not None:
+                self._created.set_result(None)
+        return self._created
 
     def creating(self, create: asyncio.Future[Prediction]) -> None:
         self.create = create
@@ -249,18 +259,12 @@ class Router:
         try:
             while tasks:
                 waiters: set[asyncio.Future[Any]] = set(tasks)
-                created: asyncio.Future[Any] | None = None
                 if watch.due() and primary.prediction is None:
                     # A check is due but the held create has not answered yet.
-                    created = asyncio.ensure_future(primary.created_event.wait())
-                    waiters.add(created)
-                try:
-                    done, _ = await asyncio.wait(
-                        waiters, timeout=watch.next_in(), return_when=asyncio.FIRST_COMPLETED
-                    )
-                finally:
-                    if created is not None:
-                        created.cancel()
+                    waiters.add(primary.when_created())
+                done, _ = await asyncio.wait(
+                    waiters, timeout=watch.next_in(), return_when=asyncio.FIRST_COMPLETED
+                )
                 finished = [task for task in tasks if task in done]
                 for task in finished:
                     attempt = tasks.pop(task)
@@ -456,8 +460,23 @@ class _StreamRace:
         self._streams[attempt] = stream
         self._next[asyncio.ensure_future(anext(stream))] = attempt
 
+    async def _first_step(self) -> StreamStart | Attempt | None:
+        """The own model's first item, awaited here rather than in a task: until its
+        preamble (admission, prompt, idempotency) there is nothing to race or report, and
+        the task's hop sat on every stream's path to its create and first token."""
+        primary = self._primary
+        stream = self._open(primary, self._deadline)
+        self._streams[primary] = stream
+        try:
+            item = await anext(stream)
+        except StopAsyncIteration:
+            return None
+        except GatewayError as error:
+            self._errors.append(error)
+            return None
+        return self._took(primary, item)
+
     async def items(self) -> AsyncGenerator[StreamItem | StreamProgress, None]:
-        self._start(self._primary)
         try:
             winner = None
             async with aclosing(self._before_text()) as before:
@@ -480,6 +499,12 @@ class _StreamRace:
 
     async def _before_text(self) -> AsyncGenerator[StreamItem | StreamProgress | Attempt, None]:
         """Progress and preambles until an attempt sends text (then that attempt)."""
+        outcome = await self._first_step()
+        if isinstance(outcome, Attempt):
+            yield outcome
+            return
+        if outcome is not None:
+            yield outcome
         while self._next:
             for attempt in list(self._streams):
                 if attempt.prediction is not None and attempt not in self._reported:
@@ -487,19 +512,10 @@ class _StreamRace:
                     self._reported.add(attempt)
                     yield _progress(attempt, attempt.prediction)
             waiters: set[asyncio.Future[Any]] = set(self._next)
-            created = [
-                asyncio.ensure_future(a.created_event.wait())
-                for a in self._streams
-                if a.prediction is None
-            ]
-            waiters.update(created)
-            try:
-                done, _ = await asyncio.wait(
-                    waiters, timeout=self._timeout(), return_when=asyncio.FIRST_COMPLETED
-                )
-            finally:
-                for waiter in created:
-                    waiter.cancel()
+            waiters.update(a.when_created() for a in self._streams if a.prediction is None)
+            done, _ = await asyncio.wait(
+                waiters, timeout=self._timeout(), return_when=asyncio.FIRST_COMPLETED
+            )
             outcome = None
             finished = [task for task in self._next if task in done]
             for task in finished:
@@ -537,7 +553,11 @@ class _StreamRace:
             # The caller hears of its own model's failure first, a hedge's after.
             self._errors.insert(0 if attempt is self._primary else len(self._errors), error)
             return None
-        item = task.result()
+        return self._took(attempt, task.result())
+
+    def _took(self, attempt: Attempt, item: StreamItem) -> StreamStart | Attempt:
+        """A preamble passes on (and the attempt's next item is awaited); text, or the end
+        of a prediction that produced none, makes the attempt the one that answers."""
         if isinstance(item, StreamStart):
             self._next[asyncio.ensure_future(anext(self._streams[attempt]))] = attempt
             return item
