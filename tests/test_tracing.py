@@ -24,6 +24,7 @@ from opentelemetry import trace
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from inference_gateway import tracing
+from inference_gateway.replicate._aiohttp_transport import _exchange_span
 from inference_gateway.request_log import configure_logging
 from inference_gateway.settings import SettingsError
 from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as pb
@@ -204,6 +205,21 @@ async def test_the_sampler_variables_are_honoured(otel_env: pytest.MonkeyPatch) 
             assert tracing.enabled()
             await h.stub.GenerateText(pb.GenerateTextRequest(model=LLAMA3, prompt="x"), timeout=20)
     assert list(receiver.spans()) == []
+
+
+async def test_an_exchange_span_names_its_url_without_the_query(
+    otel_env: pytest.MonkeyPatch,
+) -> None:
+    base = "https://api.replicate.com/v1/predictions"
+    async with otlp_receiver() as receiver:
+        otel_env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+        assert tracing.start_from_environment(os.environ)
+        for url in (base, f"{base}/p1?stream=true&token=secret", f"{base}?"):
+            span = _exchange_span(httpx.Request("GET", url))
+            assert span is not None
+            span.end()
+        await asyncio.to_thread(tracing.shutdown)
+    assert [attributes(s)["url.full"] for s in receiver.spans()] == [base, f"{base}/p1", base]
 
 
 @pytest.mark.parametrize(
