@@ -112,14 +112,15 @@ def start_from_environment(environ: Mapping[str, str]) -> bool:
     if not _wanted(environ):
         return False
     _check_protocol(environ)
-    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+    from inference_gateway.otlp_encoding import FastOTLPSpanExporter
+
     resource = Resource.create({SERVICE_NAME: _SERVICE_NAME}).merge(Resource.create())
     provider = TracerProvider(resource=resource)
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    provider.add_span_processor(BatchSpanProcessor(FastOTLPSpanExporter()))
     _STATE.provider = provider
     _STATE.tracer = provider.get_tracer("inference_gateway")
     _LOGGER.info("tracing on: spans exported over OTLP/gRPC")
