@@ -62,6 +62,8 @@ __all__ = [
 _LOGGER = logging.getLogger(__name__)
 # Create URLs kept parsed: one per model called, the least recently used forgotten first.
 _CREATE_URLS = 1024
+# The methods httpx sends a Content-Length with even without a body.
+_BODIED = frozenset({"POST", "PUT", "PATCH"})
 T = TypeVar("T")
 
 
@@ -260,6 +262,10 @@ class ReplicateClient:
         # Parsing a path and joining it to the base URL was httpx's dearest step of
         # building a request (about 4 % of a call's CPU); a model's create URL is reused.
         self._create_url = functools.lru_cache(maxsize=_CREATE_URLS)(self._absolute)
+        # The client's own headers (User-Agent, httpx's Accept...), encoded once for `_build`.
+        self._client_headers = tuple(
+            (key, key.lower(), value) for key, value in self._http.headers.raw
+        )
 
     @property
     def base_url(self) -> str:
@@ -269,6 +275,49 @@ class ReplicateClient:
         """`path` under the base URL, as httpx's client joins a relative one."""
         base = self._http.base_url
         return base.copy_with(raw_path=base.raw_path + httpx.URL(path).raw_path.lstrip(b"/"))
+
+    def _build(
+        self,
+        method: str,
+        path: str | httpx.URL,
+        headers: Mapping[str, str],
+        content: bytes | None,
+        timeout: httpx.Timeout,
+    ) -> httpx.Request:
+        """The request the client's `build_request` makes, built without its copies.
+
+        The same headers in the same order: Host, the client's own but those the request
+        names again, the request's, then the body's Content-Length (a POST without a body
+        gets its "0" just after Host, as httpx adds it). Merging and copying header lists
+        three times over was most of what building a request cost, about a tenth of a
+        call's CPU outside gRPC and aiohttp.
+        """
+        url = path if isinstance(path, httpx.URL) else httpx.URL(path)
+        if url.is_relative_url:
+            url = self._absolute(str(url))
+        given = {name.lower().encode() for name in headers}
+        merged: list[tuple[bytes, bytes]] = []
+        if b"host" not in given and url.host:
+            merged.append((b"Host", url.netloc))
+        length = b"content-length" in given
+        body = b"" if content is None else content
+        if not body and not length and method in _BODIED:
+            merged.append((b"Content-Length", b"0"))
+        merged += [
+            (key, value) for key, lowered, value in self._client_headers if lowered not in given
+        ]
+        merged += [(name.encode("ascii"), value.encode("ascii")) for name, value in headers.items()]
+        if body and not length:
+            merged.append((b"Content-Length", str(len(body)).encode()))
+        request = httpx.Request(
+            method,
+            url,
+            headers=merged,
+            stream=httpx.ByteStream(body),
+            extensions={"timeout": timeout.as_dict()},
+        )
+        request.read()
+        return request
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -562,12 +611,12 @@ class ReplicateClient:
                 )
             await self._spend(bucket, token, deadline)
             fresh = fresh_headers() if fresh_headers is not None else {}
-            request = self._http.build_request(
+            request = self._build(
                 method,
                 path,
-                headers={**all_headers, **fresh},
-                content=content,
-                timeout=self._timeout(deadline, read=read_timeout),
+                {**all_headers, **fresh},
+                content,
+                self._timeout(deadline, read=read_timeout),
             )
             yield await self._exchange(
                 request, endpoint=endpoint, budget=self.budgets(token, bucket), deadline=deadline
