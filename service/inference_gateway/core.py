@@ -775,7 +775,8 @@ class Gateway:
 
         `attempt` is the routed candidate that ran it; a submitted prediction has none.
         """
-        finished = _finished(prediction, self.cold_boot(prediction))
+        queue = prediction.queue_seconds  # parses two timestamps: once per call
+        finished = _finished(prediction, queue, self._cold(queue))
         role = str(attempt.role) if attempt is not None else "primary"
         call_events.prediction_finished(self._metrics, label, finished, role=role)
         repeat = charge is not None and charge.repeat
@@ -891,8 +892,12 @@ class Gateway:
 
     def cold_boot(self, prediction: Prediction) -> bool:
         """Whether the prediction's queue time shows a cold boot."""
-        queue = prediction.queue_seconds
-        return queue is not None and queue > self._settings.cold_boot_threshold_seconds
+        return self._cold(prediction.queue_seconds)
+
+    def _cold(self, queue_seconds: float | None) -> bool:
+        return (
+            queue_seconds is not None and queue_seconds > self._settings.cold_boot_threshold_seconds
+        )
 
     async def images(
         self, prediction: Prediction, include_data: bool, token: str, deadline: Deadline
@@ -907,7 +912,9 @@ class Gateway:
             yield
 
 
-def _finished(prediction: Prediction, cold_boot: bool) -> FinishedPrediction:
+def _finished(
+    prediction: Prediction, queue_seconds: float | None, cold_boot: bool
+) -> FinishedPrediction:
     if prediction.model and prediction.version:
         response_model: str | None = f"{prediction.model}:{prediction.version}"
     else:
@@ -915,7 +922,7 @@ def _finished(prediction: Prediction, cold_boot: bool) -> FinishedPrediction:
     return FinishedPrediction(
         id=prediction.id,
         status=prediction.status,
-        queue_seconds=prediction.queue_seconds,
+        queue_seconds=queue_seconds,
         predict_seconds=prediction.metric("predict_time"),
         cold_boot=cold_boot,
         input_tokens=prediction.metric("input_token_count"),

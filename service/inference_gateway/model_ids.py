@@ -10,6 +10,7 @@ the accepted forms in the message, rather than turned into a request that is sur
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -60,6 +61,8 @@ _SHOWN_LIMIT = 200
 # the longest prefix, a version and owner and name of ~80 characters each, and keeps every id
 # short enough for a URL path, a log field and a metrics label.
 MAX_MODEL_ID_CHARS = 256
+# Model ids kept parsed, the least recently used forgotten first.
+_PARSED_IDS = 1024
 
 
 class EndpointKind(enum.Enum):
@@ -156,6 +159,14 @@ def check_model_id_length(text: str) -> None:
 def parse_model_id(text: str) -> ModelRef:
     """Parse any accepted spelling of a model id; raise ModelIdError for anything else."""
     check_model_id_length(text)
+    return _parse_model_id(text)
+
+
+@functools.lru_cache(maxsize=_PARSED_IDS)
+def _parse_model_id(text: str) -> ModelRef:
+    # Every call parses its model id, mostly the same few: each is parsed once. Only ids
+    # that parse are kept (an error is raised, never cached), each at most
+    # MAX_MODEL_ID_CHARS long.
     if not text:
         raise _error(text, "the model id is empty")
     if any(ch.isspace() for ch in text):
