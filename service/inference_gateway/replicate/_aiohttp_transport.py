@@ -9,7 +9,7 @@ moves.
 
 With tracing on, each exchange is a client span, started here and ended when its body
 is closed, so a stream's span lasts as long as the stream (httpx's instrumentation wraps
-only httpx's own transports).
+only httpx's own transports); a short body read at once is closed here.
 
 Compressed bodies are inflated here, never more than `INFLATE_PIECE` bytes per step: a
 64 KiB gzip chunk can expand to 64 MiB in one call, past every bound the client sets
@@ -34,6 +34,8 @@ __all__ = ["INFLATE_PIECE", "AiohttpTransport"]
 
 INFLATE_PIECE = 64 << 10
 """The most one step of inflating a compressed body produces."""
+READ_AT_ONCE = 64 << 10
+"""A body up to this long, its length declared and not encoded, is read with the headers."""
 
 # Headers aiohttp writes itself from the body it is given, and the one this transport sets.
 _BODY_HEADERS = frozenset({b"content-length", b"transfer-encoding", b"accept-encoding"})
@@ -218,7 +220,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             raise
         if span is not None:
             span.set_attribute("http.response.status_code", response.status)
-        inflate = response.headers.get("Content-Encoding", "").strip().lower() in _INFLATED
+        encoding = response.headers.get("Content-Encoding")
+        length = response.content_length
+        if encoding is None and length is not None and length <= READ_AT_ONCE:
+            return await _read_at_once(response, request, span)
+        inflate = (encoding or "").strip().lower() in _INFLATED
         response_headers = [
             (name, value)
             for name, value in response.raw_headers
@@ -228,10 +234,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             status_code=response.status,
             headers=response_headers,
             stream=_ResponseBody(response, request, inflate=inflate, span=span),
-            extensions={
-                "http_version": b"HTTP/1.1",
-                "reason_phrase": (response.reason or "").encode("latin-1"),
-            },
+            extensions=_extensions(response),
             request=request,
         )
 
@@ -239,3 +242,40 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+async def _read_at_once(
+    response: aiohttp.ClientResponse, request: httpx.Request, span: Span | None
+) -> httpx.Response:
+    """A short body read whole, its connection released and its span ended at once.
+
+    What Replicate answers to a create or a read is a few KiB with its length declared:
+    handing it to httpx as content spares each call a stream of async generators
+    (aiohttp's reader, this transport's, httpx's) to carry one chunk. At most
+    READ_AT_ONCE bytes are read so, whatever the client's own bounds on a body (it still
+    applies them to what this returns).
+    """
+    try:
+        body = await response.read()
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        error = _translate(exc, request)
+        _span_failed(span, error)
+        raise error from exc
+    finally:
+        response.release()
+        if span is not None:
+            span.end()
+    return httpx.Response(
+        status_code=response.status,
+        headers=response.raw_headers,
+        content=body,
+        extensions=_extensions(response),
+        request=request,
+    )
+
+
+def _extensions(response: aiohttp.ClientResponse) -> dict[str, object]:
+    return {
+        "http_version": b"HTTP/1.1",
+        "reason_phrase": (response.reason or "").encode("latin-1"),
+    }
