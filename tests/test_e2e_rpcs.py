@@ -45,6 +45,45 @@ async def test_stream_text_relays_ordered_pieces_that_add_up_to_the_answer() -> 
         assert last.prediction.status == pb.PREDICTION_STATUS_SUCCEEDED
 
 
+async def test_stream_text_names_its_template_first_then_any_progress_then_text() -> None:
+    async with running_gateway() as h:
+        messages = [
+            message
+            async for message in h.stub.StreamText(
+                pb.GenerateTextRequest(model=LLAMA3, prompt="Count to ten"), timeout=20
+            )
+        ]
+        first, *rest = messages
+        assert not first.text
+        assert not first.HasField("progress")
+        assert not first.HasField("prediction")
+        texts = [i for i, message in enumerate(rest) if message.text]
+        progress = [i for i, message in enumerate(rest) if message.HasField("progress")]
+        assert texts
+        assert all(i < texts[0] for i in progress)
+
+
+async def test_a_stream_whose_create_fails_still_gets_its_template_before_the_status() -> None:
+    """The template waits for the create's answer (so the create goes out first), but
+    never past it: a caller sees it, then the failure, as before."""
+    async with running_gateway() as h:
+        h.simulator.state.faults.add(kind="create", model=LLAMA3, status=400)
+        messages: list[pb.StreamTextResponse] = []
+
+        async def read() -> None:
+            async for message in h.stub.StreamText(
+                pb.GenerateTextRequest(model=LLAMA3, prompt="Count to ten"), timeout=20
+            ):
+                messages.append(message)
+
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            await read()
+        assert failed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert len(messages) == 1
+        assert not messages[0].text
+        assert not messages[0].HasField("progress")
+
+
 async def test_generate_image_returns_urls_the_simulator_serves() -> None:
     async with running_gateway() as h:
         reply = await h.stub.GenerateImage(

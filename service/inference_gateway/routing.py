@@ -49,6 +49,10 @@ StreamItem = StreamStart | TextDelta | StreamEnd
 # Time kept for the GET that decides a switch, on top of what the fallback needs.
 _SWITCH_CHECK_SECONDS = 0.5
 _RATE_LIMITED = frozenset({"REPLICATE_RATE_LIMITED", "RATE_BUDGET_EXHAUSTED"})
+# How long a stream's preamble may wait for its create to answer before it is written: long
+# enough for the create to go out first, short enough that a create held up (a rate
+# budget, a retry) does not keep the caller from its first message.
+_PREAMBLE_HOLD_SECONDS = 0.05
 
 
 class Role(StrEnum):
@@ -503,8 +507,10 @@ class _StreamRace:
         if isinstance(outcome, Attempt):
             yield outcome
             return
-        if outcome is not None:
-            yield outcome
+        # Written now, the preamble went out ahead of the create (its write is the
+        # loop's work), and so delayed the first token of every stream. It waits for
+        # the create's answer, or anything else, and still precedes all that follows.
+        held = outcome
         while self._next:
             for attempt in list(self._streams):
                 if attempt.prediction is not None and attempt not in self._reported:
@@ -513,9 +519,16 @@ class _StreamRace:
                     yield _progress(attempt, attempt.prediction)
             waiters: set[asyncio.Future[Any]] = set(self._next)
             waiters.update(a.when_created() for a in self._streams if a.prediction is None)
+            timeout = self._timeout()
+            if held is not None:
+                hold = _PREAMBLE_HOLD_SECONDS
+                timeout = hold if timeout is None else min(timeout, hold)
             done, _ = await asyncio.wait(
-                waiters, timeout=self._timeout(), return_when=asyncio.FIRST_COMPLETED
+                waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
             )
+            if held is not None:
+                yield held
+                held = None
             outcome = None
             finished = [task for task in self._next if task in done]
             for task in finished:
