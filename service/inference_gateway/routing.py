@@ -90,6 +90,9 @@ class Attempt:
 
     async def created(self, prediction: Prediction) -> None:
         self.prediction = prediction
+        # Its prediction is known (core._LeftBehind reads the create only until then):
+        # the finished task and its coroutine need not be kept while the call waits.
+        self.create = None
         if self._created is not None and not self._created.done():
             self._created.set_result(None)
 
