@@ -252,12 +252,17 @@ class Gateway:
                                 # closed early takes its caller for gone and cancels it.
                                 final = item
                                 continue
-                            if first:
-                                first = False
-                                call_events.first_token(
-                                    self._metrics, prepared.label, time.monotonic() - started
-                                )
-                            yield TextDelta(item.text)
+                            if not first:
+                                yield TextDelta(item.text)
+                                continue
+                            first = False
+                            # Timed now, recorded once the text is on its way: the
+                            # histogram and the call's report are not the caller's wait.
+                            waited = time.monotonic() - started
+                            try:
+                                yield TextDelta(item.text)
+                            finally:
+                                call_events.first_token(self._metrics, prepared.label, waited)
                 except GatewayError as error:
                     # A failure the stream reports itself ends the call without a final
                     # prediction.
