@@ -1,7 +1,8 @@
 """Figure 7: what sharing state through Redis costs, against the in-process back end.
 
 With `GATEWAY_REDIS_URL` every call spends its rate budget in Redis (one Lua script to
-take a token, one to follow the server's ratelimit headers) instead of in process memory.
+take a token; a second only when the server's ratelimit headers report fewer requests left
+than the bucket holds) instead of in process memory.
 The same gateway is measured both ways in the same run, one call at a time for the added
 latency and in a closed loop for the rate, against a Redis on loopback: what remains is
 the cost of the round trips and the scripts, not of a network.
