@@ -39,6 +39,7 @@ from tests.gateway_harness import test_settings as gateway_settings
 from tests.redis_fixtures import RedisServer, redis_server
 from tests.simulator_fixtures import wait_until
 from tests.support.models import LLAMA3, SDXL, SDXL_VERSION
+from tests.support.operations import image_response, operation_metadata, text_response
 from tests.support.replicas import GatewayProcess
 from tests.support.replicas import gateway_process as serve_process
 from tests.support.rpc_status import error_info
@@ -158,26 +159,6 @@ async def gateway_process(
         yield process
 
 
-def _metadata(operation: operations_pb2.Operation) -> pb.OperationMetadata:
-    metadata = pb.OperationMetadata()
-    assert operation.metadata.Unpack(metadata)
-    return metadata
-
-
-def _image_response(operation: operations_pb2.Operation) -> pb.GenerateImageResponse:
-    response = pb.GenerateImageResponse()
-    assert operation.WhichOneof("result") == "response", operation.error
-    assert operation.response.Unpack(response)
-    return response
-
-
-def _text_response(operation: operations_pb2.Operation) -> pb.GenerateTextResponse:
-    response = pb.GenerateTextResponse()
-    assert operation.WhichOneof("result") == "response", operation.error
-    assert operation.response.Unpack(response)
-    return response
-
-
 def _reason(status: status_pb2.Status) -> str:
     for detail in status.details:
         info = error_details_pb2.ErrorInfo()
@@ -223,7 +204,7 @@ async def test_submit_image_returns_in_a_cold_boot_and_another_process_waits_for
 
             world.simulator.state.force_cold_boot(SDXL, 90.0)
             operation = await first.stub.SubmitImage(_image_request(), timeout=10)
-            metadata = _metadata(operation)
+            metadata = operation_metadata(operation)
             assert not operation.done
             assert metadata.status == pb.PREDICTION_STATUS_STARTING
             (prediction_id,) = metadata.prediction_ids
@@ -233,12 +214,12 @@ async def test_submit_image_returns_in_a_cold_boot_and_another_process_waits_for
                 operations_pb2.WaitOperationRequest(name=operation.name, timeout=_seconds(60)),
                 timeout=70,
             )
-            assert waited.done, _metadata(waited)
-            response = _image_response(waited)
+            assert waited.done, operation_metadata(waited)
+            response = image_response(waited)
             assert response.prediction.id == prediction_id
             assert response.prediction.timing.cold_boot
             assert [image.uri for image in response.images]
-            assert _metadata(waited).status == pb.PREDICTION_STATUS_SUCCEEDED
+            assert operation_metadata(waited).status == pb.PREDICTION_STATUS_SUCCEEDED
             assert requests.count("create") == 1
             assert requests.count("get") + requests.count("stream") <= bar
 
@@ -287,8 +268,9 @@ async def test_another_caller_is_refused_and_altered_names_are_invalid(tmp_path:
             metadata=_auth(ALICE),
         )
         assert done.done
-        assert _text_response(done).text == world.simulator.state.expected_text(
-            LLAMA3, world.simulator.state.predictions[_metadata(done).prediction_ids[0]].input
+        assert text_response(done).text == world.simulator.state.expected_text(
+            LLAMA3,
+            world.simulator.state.predictions[operation_metadata(done).prediction_ids[0]].input,
         )
         # Records go by themselves after the retention window: nothing to delete.
         with pytest.raises(grpc.aio.AioRpcError) as delete:
@@ -351,8 +333,8 @@ async def test_cancel_operation_cancels_upstream_exactly_once_from_any_replica(
             assert world.simulator.state.requests.count("cancel") == 1
             assert ended.error.code == code_pb2.CANCELLED
             assert _reason(ended.error) == "OPERATION_CANCELLED"
-            assert _metadata(ended).status == pb.PREDICTION_STATUS_CANCELED
-            (prediction_id,) = _metadata(ended).prediction_ids
+            assert operation_metadata(ended).status == pb.PREDICTION_STATUS_CANCELED
+            (prediction_id,) = operation_metadata(ended).prediction_ids
             assert world.simulator.state.predictions[prediction_id].status == "canceled"
 
 
@@ -367,14 +349,14 @@ async def test_an_unwatched_prediction_ends_at_its_deadline(tmp_path: Path) -> N
         (create,) = world.simulator.state.requests.matching("create")
         assert create.headers["cancel-after"] == "5s"
         assert "prefer" not in create.headers
-        (prediction_id,) = _metadata(operation).prediction_ids
+        (prediction_id,) = operation_metadata(operation).prediction_ids
         prediction = world.simulator.state.predictions[prediction_id]
         await wait_until(prediction, lambda p: p.is_terminal)
         assert prediction.status == "aborted"
         ended = await _wait(replica, operation.name)
         assert ended.error.code == code_pb2.DEADLINE_EXCEEDED
         assert _reason(ended.error) == "PREDICTION_ABORTED"
-        assert _metadata(ended).status == pb.PREDICTION_STATUS_ABORTED
+        assert operation_metadata(ended).status == pb.PREDICTION_STATUS_ABORTED
         assert world.simulator.state.requests.count("cancel") == 0
 
 
@@ -410,7 +392,7 @@ async def test_an_alias_timeout_bounds_a_submission_as_it_bounds_a_blocking_call
         operation = await replica.stub.SubmitText(pb.SubmitTextRequest(request=capped), timeout=10)
         (create,) = world.simulator.state.requests.matching("create")
         assert create.headers["cancel-after"] == "60s"
-        metadata = _metadata(operation)
+        metadata = operation_metadata(operation)
         assert metadata.deadline.seconds - metadata.create_time.seconds <= 61
 
 
@@ -471,7 +453,7 @@ async def test_removed_outputs_are_reported_and_include_data_keeps_the_bytes() -
         plain_done = await _wait(replica, plain.name)
         kept_done = await _wait(replica, kept.name)
         for operation in (plain_done, kept_done):
-            (prediction_id,) = _metadata(operation).prediction_ids
+            (prediction_id,) = operation_metadata(operation).prediction_ids
             prediction = world.simulator.state.predictions[prediction_id]
             await wait_until(prediction, lambda p: p.data_removed)
 
@@ -481,16 +463,16 @@ async def test_removed_outputs_are_reported_and_include_data_keeps_the_bytes() -
         assert removed.done
         assert removed.error.code == code_pb2.FAILED_PRECONDITION
         assert _reason(removed.error) == "OUTPUT_REMOVED"
-        assert _metadata(removed).data_removed
+        assert operation_metadata(removed).data_removed
         still = await replica.ops.GetOperation(operations_pb2.GetOperationRequest(name=kept.name))
-        images = _image_response(still).images
+        images = image_response(still).images
         assert images
         assert all(image.data.startswith(b"\x89PNG\r\n\x1a\n") for image in images)
-        assert _image_response(kept_done).images == images
+        assert image_response(kept_done).images == images
         # A listing leaves the bytes out, so it stays small whatever was kept.
         listed = await replica.ops.ListOperations(operations_pb2.ListOperationsRequest())
         (kept_listed,) = [o for o in listed.operations if o.name == kept.name]
-        listed_images = _image_response(kept_listed).images
+        listed_images = image_response(kept_listed).images
         assert [image.uri for image in listed_images] == [image.uri for image in images]
         assert not any(image.data for image in listed_images)
 
@@ -518,10 +500,10 @@ async def test_leaving_a_wait_or_shutting_a_replica_down_cancels_nothing(tmp_pat
                 assert leaving.running.metrics.operations_in_flight._value.get() == 1
             # `leaving` has stopped: its lease lapses and the survivor follows the prediction.
             ended = await _wait(survivor, operation.name)
-            (prediction_id,) = _metadata(ended).prediction_ids
+            (prediction_id,) = operation_metadata(ended).prediction_ids
             prediction = world.simulator.state.predictions[prediction_id]
             assert prediction.status == "succeeded"
-            assert _text_response(ended).text == world.simulator.state.expected_text(
+            assert text_response(ended).text == world.simulator.state.expected_text(
                 LLAMA3, prediction.input
             )
             assert world.simulator.state.requests.count("cancel") == 0
@@ -599,7 +581,7 @@ async def test_a_request_id_makes_one_prediction_across_submits_and_blocking_cal
             again = await first.stub.SubmitText(submit, timeout=10)
             assert again.name == operations[0].name
             assert again.done
-            assert _text_response(again).text == _text_response(done).text
+            assert text_response(again).text == text_response(done).text
             assert requests.count("create") == 1
 
             # A blocking call's request_id, submitted afterwards, follows its prediction.
@@ -609,9 +591,9 @@ async def test_a_request_id_makes_one_prediction_across_submits_and_blocking_cal
             follow = await second.stub.SubmitText(
                 pb.SubmitTextRequest(request=blocking), timeout=10
             )
-            assert _metadata(follow).prediction_ids == [answer.prediction.id]
+            assert operation_metadata(follow).prediction_ids == [answer.prediction.id]
             followed = await _wait(first, follow.name)
-            assert _text_response(followed).text == answer.text
+            assert text_response(followed).text == answer.text
             assert requests.count("create") == 2
 
             # The same request_id with another request is refused.
@@ -659,9 +641,9 @@ async def test_a_killed_replicas_operations_are_taken_over_when_its_lease_lapses
             doomed.process.kill()  # SIGKILL: no drain, no lease released
             await doomed.process.wait()
             ended = await _wait(survivor, operation.name)
-            (prediction_id,) = _metadata(ended).prediction_ids
+            (prediction_id,) = operation_metadata(ended).prediction_ids
             prediction = world.simulator.state.predictions[prediction_id]
-            assert _text_response(ended).text == world.simulator.state.expected_text(
+            assert text_response(ended).text == world.simulator.state.expected_text(
                 LLAMA3, prediction.input
             )
             assert world.simulator.state.requests.count("cancel") == 0
@@ -775,7 +757,7 @@ async def test_a_file_host_that_fails_for_a_moment_does_not_lose_the_images() ->
         world.simulator.state.faults.add(kind="file", status=503, times=1)
         submitted = await replica.stub.SubmitImage(_image_request(include_data=True), timeout=10)
         done = await _wait(replica, submitted.name)
-        images = _image_response(done).images
+        images = image_response(done).images
         assert images
         assert all(image.data for image in images)
         assert world.simulator.state.requests.count("file") == len(images) + 1
@@ -848,7 +830,7 @@ async def test_checking_done_operations_outputs_takes_a_bounded_share_of_the_rat
                 read = await replica.ops.GetOperation(
                     operations_pb2.GetOperationRequest(name=name), timeout=10
                 )
-                assert _image_response(read).images
+                assert image_response(read).images
         # Eight reads, each due a check: at most the burst of one asks (a wait above may
         # have taken it already).
         assert world.simulator.state.requests.count("get") - gets <= 1

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 
 import grpc
 import pytest
+from google.longrunning import operations_pb2, operations_pb2_grpc
 
 from inference_gateway.config import hash_token
 from inference_gateway_protos.inference.gateway.v1 import gateway_pb2 as pb
@@ -16,6 +17,7 @@ from replicate_simulator import SimulatorConfig
 from tests.gateway_harness import Harness, running_gateway
 from tests.simulator_fixtures import wait_until
 from tests.support.models import LLAMA2, LLAMA3
+from tests.support.operations import operation_metadata, text_response
 
 pytestmark = pytest.mark.asyncio
 
@@ -378,3 +380,65 @@ async def test_a_short_deadline_still_falls_back_with_replicates_minimum_cancel_
     )
     [create] = h.requests.matching(kind="create", model=LLAMA2)
     assert create.headers["cancel-after"] == "5s"
+
+
+# --- submitted operations: their create falls back as a blocking call's does ----------------
+
+
+def submit(h: Harness, alias: str, **fields: object) -> Awaitable[operations_pb2.Operation]:
+    request = pb.GenerateTextRequest(model=alias, prompt="hello", **fields)  # type: ignore[arg-type]
+    return h.stub.SubmitText(pb.SubmitTextRequest(request=request), timeout=20)
+
+
+async def refused_submit(h: Harness, alias: str, **fields: object) -> grpc.StatusCode:
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await submit(h, alias, **fields)
+    return refused.value.code()
+
+
+async def submit_and_wait(h: Harness, alias: str) -> operations_pb2.Operation:
+    submitted = await submit(h, alias)
+    ops = operations_pb2_grpc.OperationsStub(h.channel)
+    wait = operations_pb2.WaitOperationRequest(name=submitted.name)
+    wait.timeout.FromSeconds(20)
+    ended = await ops.WaitOperation(wait, timeout=30)
+    assert ended.done
+    return ended
+
+
+async def test_a_submission_whose_deployment_is_gone_runs_on_the_fallback(h: Harness) -> None:
+    # Was: a submission ran only the model it named, so SubmitText failed where
+    # GenerateText on the same alias answered from its fallback.
+    ended = await submit_and_wait(h, "gone")
+    reply = text_response(ended)
+    assert reply.prediction.answered_by == "backup"
+    assert reply.prediction.role == pb.PREDICTION_ROLE_FALLBACK
+    assert reply.prediction.model == LLAMA2
+    metadata = operation_metadata(ended)
+    assert metadata.model == "gone"
+    assert list(metadata.prediction_ids) == [reply.prediction.id]
+    assert answers(h, "backup", "fallback") == 1
+
+
+async def test_a_submissions_create_falls_back_on_the_blocking_calls_rules(h: Harness) -> None:
+    # A 5xx only where the alias opts in, as for a blocking call; never when the request
+    # opts out; the first model's failure is what the caller hears when none answers.
+    faults = h.simulator.state.faults
+    faults.add(kind="create", model=LLAMA3, status=503)
+    assert await refused_submit(h, "chat") is grpc.StatusCode.UNAVAILABLE
+    assert (creates(h, LLAMA3), creates(h, LLAMA2)) == (1, 0)
+
+    faults.add(kind="create", model=LLAMA3, status=503)
+    opted_out = await refused_submit(h, "chat-at-any-cost", disable_fallbacks=True)
+    assert opted_out is grpc.StatusCode.UNAVAILABLE
+    assert (creates(h, LLAMA3), creates(h, LLAMA2)) == (2, 0)
+
+    faults.add(kind="create", model=LLAMA3, status=503)
+    reply = text_response(await submit_and_wait(h, "chat-at-any-cost"))
+    assert reply.prediction.answered_by == "backup"
+    assert (creates(h, LLAMA3), creates(h, LLAMA2)) == (3, 1)
+
+    faults.add(kind="create", model=LLAMA3, status=503)
+    faults.add(kind="create", model=LLAMA2, status=404)
+    assert await refused_submit(h, "chat-at-any-cost") is grpc.StatusCode.UNAVAILABLE
+    assert (creates(h, LLAMA3), creates(h, LLAMA2)) == (4, 2)

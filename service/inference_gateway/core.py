@@ -818,15 +818,34 @@ class Gateway:
 
     # --- submitted predictions (operations.py) --------------------------------------------
 
+    def route(self, request: TextRequest | ImageRequest) -> Route:
+        """The models a submission may create on, checked and in order, as a blocking
+        call's (`_route`): the one named, then the alias's fallbacks the caller may use."""
+        return self._route(request, Task.IMAGE if isinstance(request, ImageRequest) else Task.TEXT)
+
     async def prepare(
-        self, request: TextRequest | ImageRequest, *, time_remaining: float | None
+        self,
+        request: TextRequest | ImageRequest,
+        route: Route,
+        index: int,
+        *,
+        time_remaining: float | None,
     ) -> Prepared:
-        """Resolves, checks and builds a create exactly as the blocking calls do."""
-        task = Task.IMAGE if isinstance(request, ImageRequest) else Task.TEXT
-        resolved = self._admit(request, task)
+        """Builds a create on the route's candidate `index` exactly as the blocking calls
+        do, within the call's one deadline (the model named sets it, as for them)."""
         # A submission's Cancel-After comes from its own deadline, not this call's.
-        deadline = self._deadline(time_remaining, resolved, refuse_short=False)
-        return await self._prepare(request, resolved, deadline)
+        deadline = self._deadline(time_remaining, route.candidates[0].resolved, refuse_short=False)
+        return await self._prepare(request, route.candidates[index].resolved, deadline)
+
+    def falls_back(self, route: Route, index: int, error: GatewayError, deadline: Deadline) -> bool:
+        """Whether a submission whose candidate `index` failed with `error` before its
+        prediction existed tries the next, by the blocking calls' rules (routing.py)."""
+        return self._router.moves_on(route, index, error, deadline)
+
+    def fallback_attempt(self, name: str, task: Task) -> Attempt:
+        """The fallback a submission ran on, as its summary and metrics name it."""
+        resolved = self._registry.resolve(name, task)
+        return Attempt(Candidate(name, resolved, self._token(resolved.alias)), Role.FALLBACK)
 
     def hold(
         self, request: TextRequest | ImageRequest, resolved: ResolvedModel, deadline: Deadline
@@ -856,12 +875,14 @@ class Gateway:
         caller: str | None = None,
         charge: Charge | None = None,
         counted: bool = True,
+        attempt: Attempt | None = None,
     ) -> PredictionSummary:
         """A finished prediction's summary, metrics and cost, as the blocking calls record
-        them; `caller` names who submitted it (a follower runs outside that call). Without
-        `counted`, its cost is left out of the chargeback metrics (see `count_cost`)."""
+        them; `caller` names who submitted it (a follower runs outside that call), and
+        `attempt` the fallback that ran it, if one did. Without `counted`, its cost is left
+        out of the chargeback metrics (see `count_cost`)."""
         return self._finish(
-            prediction, label, started, charge=charge, caller=caller, counted=counted
+            prediction, label, started, attempt, charge=charge, caller=caller, counted=counted
         )
 
     def count_cost(self, prediction: Prediction, label: str, caller: str | None) -> None:

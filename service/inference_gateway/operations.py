@@ -1,8 +1,9 @@
 """Long-running operations: submit a prediction, then read, wait for or cancel it anywhere.
 
 A submission is resolved, checked and created exactly as a blocking call is (the core's
-`prepare`), without `Prefer: wait`, and with the caller's deadline as Replicate's
-Cancel-After, so a prediction nobody watches still ends. Its record lives in the shared
+`prepare`; a create that fails falls back as its does), without `Prefer: wait`, and with
+the caller's deadline as Replicate's Cancel-After, so a prediction nobody watches still
+ends. Its record lives in the shared
 state store, so any replica answers for it. One replica at a time follows it to its end
 (over its stream, or polls, as the blocking path does), holding a lease on it in the
 store; when that replica stops (a shutdown, a crash), its lease lapses and another
@@ -65,6 +66,7 @@ from inference_gateway.errors import (
     Unavailable,
     Unimplemented,
 )
+from inference_gateway.idempotency import Ticket
 from inference_gateway.metrics import Metrics
 from inference_gateway.model_ids import Task
 from inference_gateway.predictions import MIN_CANCEL_AFTER_SECONDS, PredictionRunner, output_text
@@ -196,6 +198,9 @@ class _Record:
     # Who submitted it, and its place in their spend record, for the follower to settle.
     caller: str = ""
     spend: dict[str, Any] | None = None
+    # The fallback that created its prediction, when the model named did not: whose
+    # account (token) reads it, and who answered. Empty for the model named.
+    ran: str = ""
 
     @property
     def done(self) -> bool:
@@ -330,6 +335,12 @@ class Operations:
     ) -> OperationView:
         """Creates the prediction and records the operation; returns without waiting.
 
+        The create falls back as a blocking call's does: a model whose create (or the
+        schema read before it) fails in a way another could fix gives way to the alias's
+        next fallback (routing.fallback_reason), and the first model's error is the answer
+        when none creates. Once a prediction exists it is the operation's: its failure does
+        not move on, and no hedge or switch past a boot starts another.
+
         A request_id seen before (AIP-155) creates nothing: the answer is the operation
         already following its prediction, or a new one that follows the prediction a
         blocking call made with it.
@@ -337,39 +348,92 @@ class Operations:
         if request.caller is None:
             raise Internal("a submission without a caller", reason="INTERNAL_ERROR")
         self._cancel_after(deadline_seconds, None)  # refused before anything is sent
-        prepared = await self._gateway.prepare(request, time_remaining=time_remaining)
-        cancel_after = self._cancel_after(deadline_seconds, prepared.resolved.alias)
+        route = self._gateway.route(request)
+        cancel_after = self._cancel_after(deadline_seconds, route.candidates[0].resolved.alias)
         call_deadline = self._gateway.plain_deadline(time_remaining, _CREATE_SECONDS)
-        slot = AsyncExitStack()
-        try:
-            await slot.enter_async_context(
-                self._gateway.hold(request, prepared.resolved, call_deadline)
-            )
-            ticket = await self._gateway.claim(request, call_deadline)
-            if ticket is not None and (ticket.done or ticket.prediction_id):
-                ticket.left()
-                await slot.aclose()
-                earlier = ticket.done or ticket.prediction_id
-                assert earlier is not None
-                return await self._attach(earlier, request, prepared, cancel_after, call_deadline)
-            spend: Hold | None = None
+        claimed = False
+        ticket: Ticket | None = None
+        first_error: GatewayError | None = None
+        for index, candidate in enumerate(route.candidates):
+            slot = AsyncExitStack()
             try:
-                spend = await self._gateway.hold_spend(request, prepared, cancel_after)
-                created = await self._runner.submit(
-                    prepared.path,
-                    prepared.body,
-                    token=prepared.token,
-                    deadline=call_deadline,
-                    cancel_after_seconds=cancel_after,
+                prepared = await self._gateway.prepare(
+                    request, route, index, time_remaining=time_remaining
                 )
+                await slot.enter_async_context(
+                    self._gateway.hold(request, prepared.resolved, call_deadline)
+                )
+                if not claimed:
+                    claimed = True
+                    ticket = await self._gateway.claim(request, call_deadline)
+                    if ticket is not None and (ticket.done or ticket.prediction_id):
+                        ticket.left()
+                        await slot.aclose()
+                        earlier = ticket.done or ticket.prediction_id
+                        assert earlier is not None
+                        return await self._attach(
+                            earlier, request, prepared, cancel_after, call_deadline
+                        )
+                created, spend = await self._create(request, prepared, cancel_after, call_deadline)
+            except GatewayError as error:
+                await slot.aclose()
+                first_error = first_error or error
+                if self._gateway.falls_back(route, index, error, call_deadline):
+                    continue
+                if ticket is not None:
+                    await ticket.fail()
+                raise first_error from None
             except BaseException:
-                await self._gateway.bill(spend, Charge(), created=False)
+                await slot.aclose()
                 if ticket is not None:
                     await ticket.fail()
                 raise
+            ran = candidate.name if index > 0 else ""
+            return await self._recorded(
+                created, request, prepared, cancel_after, spend, ran, ticket, slot
+            )
+        raise AssertionError("a route has at least one candidate")
+
+    async def _create(
+        self,
+        request: TextRequest | ImageRequest,
+        prepared: Prepared,
+        cancel_after: int,
+        deadline: Deadline,
+    ) -> tuple[Prediction, Hold | None]:
+        """The prediction, created with its spend reserved; a failed create pays nothing."""
+        spend: Hold | None = None
+        try:
+            spend = await self._gateway.hold_spend(request, prepared, cancel_after)
+            created = await self._runner.submit(
+                prepared.path,
+                prepared.body,
+                token=prepared.token,
+                deadline=deadline,
+                cancel_after_seconds=cancel_after,
+            )
+        except BaseException:
+            await self._gateway.bill(spend, Charge(), created=False)
+            raise
+        return created, spend
+
+    async def _recorded(
+        self,
+        created: Prediction,
+        request: TextRequest | ImageRequest,
+        prepared: Prepared,
+        cancel_after: int,
+        spend: Hold | None,
+        ran: str,
+        ticket: Ticket | None,
+        slot: AsyncExitStack,
+    ) -> OperationView:
+        """Records the operation over a new prediction and follows it (`slot` held until
+        it ends, on this replica)."""
+        try:
             try:
                 record = await self._record(
-                    created, request, prepared, time.time() + cancel_after, spend
+                    created, request, prepared, time.time() + cancel_after, spend, ran
                 )
             except BaseException:
                 # Nobody could ever read it: do not leave it running.
@@ -435,8 +499,10 @@ class Operations:
         prepared: Prepared,
         deadline: float,
         spend: Hold | None = None,
+        ran: str = "",
     ) -> _Record:
-        """Records a new operation over `created`, where every replica can find it."""
+        """Records a new operation over `created`, where every replica can find it; `ran`
+        names the fallback that created it, if one did."""
         assert request.caller is not None
         task = Task.IMAGE if isinstance(request, ImageRequest) else Task.TEXT
         tag = self._names.caller_tag(request.caller.name)
@@ -460,6 +526,7 @@ class Operations:
             deadline=deadline,
             caller=request.caller.name,
             spend=None if spend is None else spend.to_json(),
+            ran=ran,
         )
         lives = (
             max(0.0, deadline - time.time()) + _DEADLINE_SLACK + self._settings.retention_seconds
@@ -544,7 +611,7 @@ class Operations:
         first = await self._store("put_new", lambda s: s.put_new(marker, b"1", lives + 1))
         if not first:
             return
-        token = self._gateway.token_for(record.model, Task(record.task))
+        token = self._token(record)
         for prediction_id in record.prediction_ids:
             self._metrics.cancel_sent("operation_canceled")
             try:
@@ -668,7 +735,7 @@ class Operations:
             status=record.status,
             raw={"id": prediction_id, "status": record.status, "urls": urls},
         )
-        token = self._gateway.token_for(record.model, Task(record.task))
+        token = self._token(record)
         if created.terminal:
             # Known to have ended (a request_id's earlier prediction): read how.
             return await self._client.get_prediction(
@@ -691,6 +758,11 @@ class Operations:
                     caller=record.caller or None,
                     charge=charge,
                     counted=record.spend is None,
+                    attempt=(
+                        self._gateway.fallback_attempt(record.ran, Task(record.task))
+                        if record.ran
+                        else None
+                    ),
                 )
             except GatewayError:
                 if final.status == "canceled" and await self._was_canceled(record.id):
@@ -706,7 +778,7 @@ class Operations:
                 text = TextResult(output_text(final.output), summary, record.template)
                 response = dump_result(text)
             else:
-                token = self._gateway.token_for(record.model, Task(record.task))
+                token = self._token(record)
                 images = await self._images(final, record.include_data, token)
                 self._check_bytes(images, final.id)
                 if any(image.data is not None for image in images):
@@ -868,7 +940,7 @@ class Operations:
             or time.time() - record.checked < self._settings.output_check_seconds
         ):
             return record
-        token = self._gateway.token_for(record.model, Task(record.task))
+        token = self._token(record)
         if not await self._may_check(token):
             # Reads of many done operations may not spend the budget live calls poll
             # from; this one is checked on a later read.
@@ -909,6 +981,10 @@ class Operations:
         except StoreError as error:
             _LOGGER.info("output check skipped: its budget is unreadable (%s)", error)
         return False
+
+    def _token(self, record: _Record) -> str:
+        """The token of the account that made the operation's prediction."""
+        return self._gateway.token_for(record.ran or record.model, Task(record.task))
 
     def _cancel_after(self, seconds: float | None, alias: AliasConfig | None) -> int:
         """The submission's Cancel-After: its deadline, from Replicate's shortest up to the

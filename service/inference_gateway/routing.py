@@ -234,11 +234,13 @@ class Router:
                 raise both.error from None
             except GatewayError as error:
                 first_error = first_error or error
-                if not self._moves_on(route, index, error, deadline):
+                if not self.moves_on(route, index, error, deadline):
                     raise first_error from None
             index, role = index + 1, Role.FALLBACK
 
-    def _moves_on(self, route: Route, index: int, error: GatewayError, deadline: Deadline) -> bool:
+    def moves_on(self, route: Route, index: int, error: GatewayError, deadline: Deadline) -> bool:
+        """Whether candidate `index`, failing with `error`, gives way to the next one
+        (`fallback_reason`), with time left for it; logged and counted when it does."""
         if index + 1 >= len(route.candidates) or not deadline.allows(self._min_deadline):
             return False
         failed, fallback = route.candidates[index], route.candidates[index + 1]
@@ -389,7 +391,7 @@ class Router:
                 raise both.error from None
             except GatewayError as error:
                 first_error = first_error or error
-                if race.sent_text or not self._moves_on(route, index, error, deadline):
+                if race.sent_text or not self.moves_on(route, index, error, deadline):
                     raise first_error from None
             index, role = index + 1, Role.FALLBACK
 
