@@ -14,7 +14,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -42,6 +42,7 @@ from inference_gateway.replicate._retry import (
     fault_of_status,
     retry_after,
     retrying,
+    retrying_call,
 )
 from inference_gateway.replicate._sse import (
     MAX_EVENT_BYTES,
@@ -561,6 +562,21 @@ class ReplicateClient:
         token: str,
         deadline: Deadline,
     ) -> AsyncGenerator[T, None]:
+        on_failure, on_retry = self._retry_hooks(kind, endpoint, token)
+        return retrying(
+            attempt,
+            kind=kind,
+            policy=self._policy,
+            allows=deadline.allows,
+            on_failure=on_failure,
+            on_retry=on_retry,
+        )
+
+    def _retry_hooks(
+        self, kind: Kind, endpoint: str, token: str
+    ) -> tuple[Callable[[Retry, float], Awaitable[None]], Callable[[Retry, float], None]]:
+        """What a failed attempt does: a 429 holds the account's bucket; a retry is logged
+        and counted."""
         budget = self.budgets(token, _bucket(kind))
 
         async def on_failure(failure: Retry, delay: float) -> None:
@@ -572,14 +588,7 @@ class ReplicateClient:
             _LOGGER.info("%s: %s; trying again in %.2fs", endpoint, failure, delay)
             self._observer.retried(endpoint)
 
-        return retrying(
-            attempt,
-            kind=kind,
-            policy=self._policy,
-            allows=deadline.allows,
-            on_failure=on_failure,
-            on_retry=on_retry,
-        )
+        return on_failure, on_retry
 
     async def _request(
         self,
@@ -602,7 +611,7 @@ class ReplicateClient:
         all_headers = {"Authorization": f"Bearer {token}", **(headers or {})}
         bucket = _bucket(kind)
 
-        async def attempt() -> AsyncGenerator[Mapping[str, Any] | None, None]:
+        async def attempt() -> Mapping[str, Any] | None:
             if deadline.expired:
                 raise DeadlineExceeded(
                     f"the call's deadline passed before Replicate answered ({endpoint})",
@@ -618,12 +627,19 @@ class ReplicateClient:
                 content,
                 self._timeout(deadline, read=read_timeout),
             )
-            yield await self._exchange(
+            return await self._exchange(
                 request, endpoint=endpoint, budget=self.budgets(token, bucket), deadline=deadline
             )
 
-        async with aclosing(self._retrying(attempt, kind, endpoint, token, deadline)) as answers:
-            return await anext(answers)
+        on_failure, on_retry = self._retry_hooks(kind, endpoint, token)
+        return await retrying_call(
+            attempt,
+            kind=kind,
+            policy=self._policy,
+            allows=deadline.allows,
+            on_failure=on_failure,
+            on_retry=on_retry,
+        )
 
     async def _exchange(
         self, request: httpx.Request, *, endpoint: str, budget: RateBudget, deadline: Deadline
