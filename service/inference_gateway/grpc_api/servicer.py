@@ -369,12 +369,11 @@ def status_enum(status: str) -> pb.PredictionStatus.ValueType:
 
 
 def text_response(result: TextResult) -> pb.GenerateTextResponse:
-    return pb.GenerateTextResponse(
-        text=result.text,
-        prediction=prediction_message(result.prediction),
-        template=result.template,
-        cost=cost_message(result.prediction.cost),
+    response = pb.GenerateTextResponse(
+        text=result.text, template=result.template, cost=cost_message(result.prediction.cost)
     )
+    _fill_prediction(response.prediction, result.prediction)
+    return response
 
 
 def image_response(result: ImageResult) -> pb.GenerateImageResponse:
@@ -426,26 +425,34 @@ def usage_response(report: UsageReport) -> pb.GetUsageResponse:
 
 
 def prediction_message(summary: PredictionSummary) -> pb.Prediction:
-    timing = pb.Timing(total_duration=seconds(summary.total_seconds), cold_boot=summary.cold_boot)
+    message = pb.Prediction()
+    _fill_prediction(message, summary)
+    return message
+
+
+def _fill_prediction(message: pb.Prediction, summary: PredictionSummary) -> None:
+    """Written in place, where the reply holds it: building the timing, its durations and
+    the usage as messages of their own, then copying each into its parent, cost about as
+    much again."""
+    message.id = summary.id
+    message.model = summary.model
+    message.version = summary.version
+    message.status = status_enum(summary.status)
+    timing = message.timing
+    timing.total_duration.FromNanoseconds(round(summary.total_seconds * 1e9))
+    timing.cold_boot = summary.cold_boot
     if summary.queue_seconds is not None:
-        timing.queue_duration.CopyFrom(seconds(summary.queue_seconds))
+        timing.queue_duration.FromNanoseconds(round(summary.queue_seconds * 1e9))
     if summary.predict_seconds is not None:
-        timing.predict_duration.CopyFrom(seconds(summary.predict_seconds))
-    usage = pb.Usage()
+        timing.predict_duration.FromNanoseconds(round(summary.predict_seconds * 1e9))
+    usage = message.usage
+    usage.SetInParent()  # present, as before, even with no counts
     if summary.input_tokens is not None:
         usage.input_token_count = summary.input_tokens
     if summary.output_tokens is not None:
         usage.output_token_count = summary.output_tokens
-    return pb.Prediction(
-        id=summary.id,
-        model=summary.model,
-        version=summary.version,
-        status=status_enum(summary.status),
-        timing=timing,
-        usage=usage,
-        answered_by=summary.answered_by,
-        role=_ROLE.get(summary.role, pb.PREDICTION_ROLE_UNSPECIFIED),
-    )
+    message.answered_by = summary.answered_by
+    message.role = _ROLE.get(summary.role, pb.PREDICTION_ROLE_UNSPECIFIED)
 
 
 def progress_message(progress: StreamProgress) -> pb.BootProgress:
