@@ -458,7 +458,7 @@ class ReplicateClient:
         finally:
             self._observer.request_done("file", status_class, time.monotonic() - started)
 
-    async def stream_events(
+    def stream_events(
         self, url: str, *, token: str, deadline: Deadline
     ) -> AsyncGenerator[ServerSentEvent, None]:
         """Yields a prediction's SSE events until `done`, reconnecting with Last-Event-ID.
@@ -529,10 +529,9 @@ class ReplicateClient:
             # The connection ended cleanly but before `done`: resume where it stopped.
             raise Retry(Fault.LOST, StreamUnavailable("the stream ended before its done event"))
 
-        retrying_stream = self._retrying(attempt, Kind.STREAM, "stream", token, deadline)
-        async with aclosing(retrying_stream) as events:
-            async for event in events:
-                yield event
+        # The retrying generator itself, not one that re-yields it: a frame fewer held for
+        # as long as the stream is followed.
+        return self._retrying(attempt, Kind.STREAM, "stream", token, deadline)
 
     # --- one attempt, and the loop around it -------------------------------------------------
 
