@@ -489,9 +489,11 @@ class ReplicateClient:
             started = time.monotonic()
             status_class = "error"
             try:
-                async with self._http.stream(
-                    "GET", url, headers=headers, timeout=self._timeout(deadline, read=None)
-                ) as response:
+                # Not `self._http.stream()`: its context manager is a generator more,
+                # kept for as long as the stream is followed.
+                request = self._build("GET", url, headers, None, self._timeout(deadline, read=None))
+                response = await self._http.send(request, stream=True)
+                try:
                     status = response.status_code
                     status_class = _status_class(status)
                     await _observe_limits(self.budgets(token, _bucket(Kind.STREAM)), response)
@@ -501,7 +503,7 @@ class ReplicateClient:
                         raise Retry(fault_of_status(status), unavailable, after=after)
                     chunks = response.aiter_bytes()
                     limit = self._settings.max_event_bytes
-                    # Closing the response (the `async with` above) frees the connection;
+                    # Closing the response (the `finally` below) frees the connection;
                     # httpx's own generators under `chunks` hold nothing once it is.
                     async with aclosing(iter_events(chunks, max_event_bytes=limit)) as events:
                         async for event in events:
@@ -518,6 +520,8 @@ class ReplicateClient:
                             yield event
                             if event.event == "done":
                                 return
+                finally:
+                    await response.aclose()
             except httpx.RequestError as exc:
                 dropped = StreamUnavailable(f"the stream failed ({type(exc).__name__}: {exc})")
                 raise Retry(fault_of(exc), dropped) from exc
