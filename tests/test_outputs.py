@@ -87,13 +87,22 @@ class FileHost:
             return web.Response(status=302, headers={"Location": location})
         response = web.StreamResponse(headers={"Content-Type": self.content_type})
         await response.prepare(request)
-        chunk = b"\x00" * 16_384
+        chunk = b"\x00" * _CHUNK
         for sent in range(0, size, len(chunk)):
             if kind == "hold" and sent >= size // 2:
                 await self.release.wait()
             await response.write(chunk[: size - sent])
         await response.write_eof()
         return response
+
+
+_CHUNK = 16_384
+
+
+def sent_before_hold(size: int) -> int:
+    """What `hold/<size>` sends before it waits: whole chunks up to half the file. A test
+    waits for all of it, so nothing more arrives to move what the gateway holds."""
+    return -(-(size // 2) // _CHUNK) * _CHUNK
 
 
 @asynccontextmanager
@@ -438,8 +447,8 @@ async def test_every_reply_the_gateway_accepts_fits_the_send_limit() -> None:
 async def test_calls_together_stay_within_the_budget_and_give_it_back() -> None:
     async with rig(output_bytes_budget=250_000, max_output_file_bytes=200_000) as r:
         r.simulator.state.set_behaviour(SDXL, output_url_base=f"{r.files.url}/hold/200000")
-        # The first call holds half its file (100,000 bytes) until released.
-        r.transport.reach = 100_000
+        # The first call holds over half its file (whole chunks) until released.
+        r.transport.reach = sent_before_hold(200_000)
         first = asyncio.ensure_future(r.stub.GenerateImage(image_request(), timeout=20))
         await asyncio.wait_for(r.transport.reached.wait(), timeout=20)
         assert r.held >= 100_000
@@ -483,10 +492,10 @@ async def test_an_operations_kept_bytes_are_held_against_the_budget_when_read() 
         assert len(kept.images[0].data) == 200_000
         assert r.held == 0
 
-        # A blocking call holds 100,000 bytes: reading the 200,000 kept ones would pass
+        # A blocking call holds over 100,000 bytes: reading the 200,000 kept ones would pass
         # the budget of 250,000.
         r.simulator.state.set_behaviour(SDXL, output_url_base=f"{r.files.url}/hold/200000")
-        r.transport.reach = 100_000
+        r.transport.reach = sent_before_hold(200_000)
         first = asyncio.ensure_future(r.stub.GenerateImage(image_request(), timeout=20))
         await asyncio.wait_for(r.transport.reached.wait(), timeout=20)
         error = await refused(
@@ -545,7 +554,7 @@ async def test_an_operation_waits_out_a_full_budget_instead_of_losing_its_answer
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{r.gateway.port}")
         ops = operations_pb2_grpc.OperationsStub(channel)
         r.simulator.state.set_behaviour(SDXL, output_url_base=f"{r.files.url}/hold/200000")
-        r.transport.reach = 100_000
+        r.transport.reach = sent_before_hold(200_000)
         first = asyncio.ensure_future(r.stub.GenerateImage(image_request(), timeout=30))
         await asyncio.wait_for(r.transport.reached.wait(), timeout=20)
         held_by_first = r.held
@@ -577,7 +586,7 @@ async def test_an_operation_waits_out_a_full_budget_instead_of_losing_its_answer
 async def test_a_caller_leaving_mid_download_gives_the_bytes_back() -> None:
     async with rig() as r:
         r.simulator.state.set_behaviour(SDXL, output_url_base=f"{r.files.url}/hold/200000")
-        r.transport.reach = 100_000
+        r.transport.reach = sent_before_hold(200_000)
         call = r.stub.GenerateImage(image_request(), timeout=20)
         waiting = asyncio.ensure_future(call)
         await asyncio.wait_for(r.transport.reached.wait(), timeout=20)
@@ -816,9 +825,9 @@ async def test_a_cached_images_bytes_are_held_against_the_budget_when_read() -> 
         assert len(stored.images[0].data) == 200_000
         assert not stored.cost.cache_hit
 
-        # A blocking call holds 100,000 bytes: the cached 200,000 would pass 250,000.
+        # A blocking call holds over 100,000 bytes: the cached 200,000 would pass 250,000.
         r.simulator.state.set_behaviour(SDXL, output_url_base=f"{r.files.url}/hold/200000")
-        r.transport.reach = 100_000
+        r.transport.reach = sent_before_hold(200_000)
         first = asyncio.ensure_future(r.stub.GenerateImage(image_request(), timeout=20))
         await asyncio.wait_for(r.transport.reached.wait(), timeout=20)
         error = await refused(r.stub.GenerateImage(cached, timeout=20))
