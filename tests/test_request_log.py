@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import dataclasses
 import datetime
 import json
 import logging
@@ -380,6 +381,21 @@ def test_a_field_is_cut_to_256_characters_but_the_prompt_is_kept_whole() -> None
     assert len(fields["model"]) == len(fields["error_reason"]) == 256
     assert fields["model"].startswith("m" * 255)
     assert fields["prompt"] == "p" * 10_000
+
+
+_TEXT_FIELDS = [
+    f.name for f in dataclasses.fields(RequestRecord) if "str" in str(f.type) and f.name != "prompt"
+]
+
+
+@given(st.sampled_from(_TEXT_FIELDS), st.text(min_size=1, max_size=600))
+def test_no_text_field_but_the_prompt_makes_a_long_line(name: str, value: str) -> None:
+    assert {"model", "error_reason", "caller"} <= set(_TEXT_FIELDS)  # found at all
+    record = RequestRecord(rpc="GenerateText")
+    setattr(record, name, value)
+    logged = record.fields()[name]
+    assert len(logged) <= 256
+    assert logged == value or (logged.endswith("…") and value.startswith(logged[:-1]))
 
 
 # --- who and when ----------------------------------------------------------------------------

@@ -87,16 +87,22 @@ class RequestRecord:
     def fields(self) -> dict[str, Any]:
         # Every field is a plain value, so the instance's own dict (in field order) serves:
         # `asdict` deep-copies recursively, a visible share of every call's CPU.
-        data = {k: _bounded(k, v) for k, v in vars(self).items() if v is not None}
+        data = {k: v for k, v in vars(self).items() if v is not None}
         del data["started"]
+        for key in _BOUNDED_FIELDS:
+            value = data.get(key)
+            if value is not None and len(value) > _MAX_FIELD_CHARS:
+                data[key] = value[: _MAX_FIELD_CHARS - 1] + "…"
         data["total_seconds"] = round(time.monotonic() - self.started, 6)
         return data
 
 
-def _bounded(key: str, value: object) -> object:
-    if key == "prompt" or not isinstance(value, str) or len(value) <= _MAX_FIELD_CHARS:
-        return value
-    return value[: _MAX_FIELD_CHARS - 1] + "…"
+# The str fields; the prompt is bounded by the prompt limit instead.
+_BOUNDED_FIELDS = tuple(
+    name
+    for name, kind in RequestRecord.__annotations__.items()
+    if kind in ("str", "str | None") and name != "prompt"
+)
 
 
 def set_prompt_logging(enabled: bool) -> None:
@@ -109,14 +115,35 @@ def prompts_logged() -> bool:
 
 
 def finish_record(record: RequestRecord) -> None:
-    """Writes the request's line."""
-    REQUEST_LOGGER.info("request", extra={"request": record.fields()})
+    """Writes the request's line.
+
+    The record is made here, not by `Logger.info`, which walks the stack for the caller's
+    file and line on every call: a line a request always writes from here has no use for
+    them, and the walk was a quarter of the line's cost.
+    """
+    if REQUEST_LOGGER.isEnabledFor(logging.INFO):
+        line = REQUEST_LOGGER.makeRecord(
+            REQUEST_LOGGER.name,
+            logging.INFO,
+            __file__,
+            0,
+            "request",
+            (),
+            None,
+            "finish_record",
+            {"request": record.fields()},
+        )
+        REQUEST_LOGGER.handle(line)
 
 
 def _timestamp(record: logging.LogRecord) -> str:
     """ISO 8601 in UTC with milliseconds and the offset: lines from replicas sort and join."""
     moment = datetime.datetime.fromtimestamp(record.created, datetime.UTC)
     return moment.isoformat(timespec="milliseconds")
+
+
+# One encoder for every line: `json.dumps` with an argument builds a new one per call.
+_JSON = json.JSONEncoder(default=str)
 
 
 class _JsonFormatter(logging.Formatter):
@@ -133,7 +160,7 @@ class _JsonFormatter(logging.Formatter):
             line.update(request)
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str)
+        return _JSON.encode(line)
 
 
 def _logfmt_value(value: object) -> str:
@@ -172,6 +199,9 @@ def configure_logging(level: str, fmt: str, *, log_prompts: bool = False) -> Non
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
+    # Neither format shows a line's thread or process, and looking them up for every
+    # record was a tenth of the request line's cost (logging's documented switches).
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     root.setLevel(level.upper())
     set_prompt_logging(log_prompts)
     # httpx logs every request URL at INFO; the gateway's own lines say what matters.
