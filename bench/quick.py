@@ -29,11 +29,11 @@ __all__ = ["FLOORS", "Ratios", "below_floors", "guard", "main", "measure_ratios"
 
 Log = Callable[[str], None]
 
-QUIET_RATIOS = {"throughput": 0.51, "cpu_per_call": 0.40}
-"""What a 2-core run reaches: throughput as figure 2 of `make bench` measured it, CPU per call
-as figure 2's notes and this guard measured it (0.36-0.42x, load average near 6). Re-derive
-both from a quiet run whenever the gateway's hot path gets faster, or the floors stop
-guarding what it gained."""
+QUIET_RATIOS = {"throughput": 0.52, "cpu_per_call": 0.42}
+"""What a quiet 2-core run reaches, the lowest of three on 2026-12-03: figure 2 of `make bench`
+at 32 calls at a3a46ab (0.52x throughput, 0.42x CPU per call) and at 74f7384 (0.53x, 0.47x),
+and this guard alone (0.60x, 0.47x). Re-derive both from a quiet run whenever the gateway's
+hot path gets faster, or the floors stop guarding what it gained."""
 FLOORS = {name: value / 2 for name, value in QUIET_RATIOS.items()}
 _CONCURRENCY = 32
 
