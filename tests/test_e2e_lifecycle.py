@@ -47,6 +47,7 @@ async def test_a_prediction_within_the_sync_wait_costs_exactly_one_request() -> 
         assert create.headers["prefer"].startswith("wait=")
 
 
+@pytest.mark.slow
 async def test_a_deadline_on_a_prediction_that_never_finishes_cancels_it() -> None:
     async with running_gateway() as h:
         await warm_schema(h)
@@ -383,6 +384,7 @@ async def test_cancel_after_is_never_later_than_the_callers_deadline() -> None:
 # --- an abandoned unary call ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_a_caller_leaving_generate_text_has_its_prediction_canceled_within_seconds() -> None:
     """With the default hold, not when a minute-long held create finally returns."""
     async with running_gateway() as h:

@@ -185,6 +185,7 @@ async def test_rate_limits_fall_back_only_to_another_account(
     assert create.headers["authorization"] == f"Bearer {OTHER_TOKEN}"
 
 
+@pytest.mark.slow
 async def test_a_model_booting_near_the_deadline_is_left_for_the_fallback(h: Harness) -> None:
     state = h.simulator.state
     state.force_cold_boot(LLAMA3, 120.0)
@@ -199,6 +200,7 @@ async def test_a_model_booting_near_the_deadline_is_left_for_the_fallback(h: Har
     await wait_until(booted, lambda p: p.status == "canceled")
 
 
+@pytest.mark.slow
 async def test_a_hedge_answers_a_120s_deployment_boot_and_the_boot_is_canceled(
     h: Harness,
 ) -> None:
@@ -265,6 +267,7 @@ async def test_streamtext_reports_a_30s_boot_before_its_first_token_only(tmp_pat
         assert abs(last_run - time.time()) < 60
 
 
+@pytest.mark.slow
 async def test_streamtext_hedge_the_first_token_wins(h: Harness) -> None:
     state = h.simulator.state
     state.force_cold_boot(LLAMA3, 120.0)

@@ -153,6 +153,7 @@ def prediction_named(caught: grpc.aio.AioRpcError) -> tuple[str, str]:
     return info.reason, info.metadata["predictionId"]
 
 
+@pytest.mark.slow
 async def test_an_unreachable_replicate_after_the_create_names_the_prediction(h: Harness) -> None:
     # The create answers; every read of the prediction after it finds no server.
     h.simulator.state.set_behaviour(LLAMA3, never_finishes=True, streams=False)

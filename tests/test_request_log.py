@@ -188,6 +188,7 @@ async def test_a_caller_who_leaves_is_logged_with_the_prediction_left_behind(
     assert line["prediction_id"] == prediction.id
 
 
+@pytest.mark.slow
 async def test_a_deadline_line_names_the_prediction_the_gateway_gave_up_on(
     capsys: Capture,
 ) -> None:

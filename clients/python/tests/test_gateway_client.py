@@ -44,6 +44,7 @@ def poll_faults(h: Harness) -> None:
     h.simulator.state.faults.add(kind="get", drop_connection=True, times=GETS_BEFORE_UNAVAILABLE)
 
 
+@pytest.mark.slow
 async def test_a_retry_after_unavailable_attaches_to_the_first_attempts_prediction() -> None:
     async with running_gateway(max_wait=1) as h, client_of(h) as client:
         poll_faults(h)
@@ -62,6 +63,7 @@ async def test_a_retry_after_unavailable_attaches_to_the_first_attempts_predicti
     assert reply.text == expected
 
 
+@pytest.mark.slow
 async def test_without_retries_the_same_fault_surfaces_as_unavailable() -> None:
     async with running_gateway(max_wait=1) as h, client_of(h, retries=False) as client:
         poll_faults(h)
