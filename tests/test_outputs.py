@@ -64,6 +64,9 @@ async def refused(call: Awaitable[object]) -> grpc.aio.AioRpcError:
 # --- a loopback file host ----------------------------------------------------------------------
 
 
+_CHUNK = 16_384
+
+
 @dataclass
 class FileHost:
     """Serves `/<kind>/<size>/<anything>`: `big` sends size bytes, `hold` waits midway,
@@ -94,9 +97,6 @@ class FileHost:
             await response.write(chunk[: size - sent])
         await response.write_eof()
         return response
-
-
-_CHUNK = 16_384
 
 
 def sent_before_hold(size: int) -> int:

@@ -89,20 +89,11 @@ class RequestRecord:
         # `asdict` deep-copies recursively, a visible share of every call's CPU.
         data = {k: v for k, v in vars(self).items() if v is not None}
         del data["started"]
-        for key in _BOUNDED_FIELDS:
-            value = data.get(key)
-            if value is not None and len(value) > _MAX_FIELD_CHARS:
+        for key, value in data.items():
+            if type(value) is str and len(value) > _MAX_FIELD_CHARS and key != "prompt":
                 data[key] = value[: _MAX_FIELD_CHARS - 1] + "…"
         data["total_seconds"] = round(time.monotonic() - self.started, 6)
         return data
-
-
-# The str fields; the prompt is bounded by the prompt limit instead.
-_BOUNDED_FIELDS = tuple(
-    name
-    for name, kind in RequestRecord.__annotations__.items()
-    if kind in ("str", "str | None") and name != "prompt"
-)
 
 
 def set_prompt_logging(enabled: bool) -> None:
